@@ -1,0 +1,34 @@
+# The README's two commands: `make book` and `make test`. Each sets up .venv first.
+PYTHON ?= python3
+# torch first, pinned to the build this machine installs locally (any other spec pulls CUDA wheels)
+TORCH_SPEC ?= torch==2.13.0
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup book test lab clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[book,grade,test]"
+	# d2l 1.0.3 pins old numpy/matplotlib/pandas: install it alone, for the parity tests only
+	$(BIN)/python -m pip install --quiet --no-deps d2l==1.0.3
+	# the notebooks' kernel is this venv's Python
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (attnkit)"
+	touch $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --builder html -W -n --keep-going
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab exercises
+
+clean:
+	rm -rf _build

@@ -1,0 +1,50 @@
+"""attnkit — attention mechanisms, implemented once and tested.
+
+Shape legend (used in every docstring and shape comment):
+
+====  =====================================================
+B     batch size
+H     number of heads
+L     number of queries (query length)
+S     number of keys and values (key length)
+D     query/key feature size (per head)
+Dv    value feature size (per head)
+M     number of random features, buckets or landmarks
+====  =====================================================
+
+Single-head functions take ``(..., L, D)``; mechanisms take ``(B, H, L, D)``.
+A boolean mask is ``True`` where attention is *allowed* and broadcasts to
+``(B, H, L, S)`` (or ``(B, L, S)`` for single-head code).
+"""
+from .attention import (
+    AdditiveAttention,
+    DotProductAttention,
+    additive_attention,
+    attend,
+    dot_product_attention,
+)
+from .masking import (
+    apply_mask,
+    build_mask,
+    causal_mask,
+    check_mask,
+    combine_masks,
+    lengths_to_mask,
+    masked_softmax,
+    sequence_mask,
+    softmax_one,
+)
+from .plot import show_heatmaps
+from .pooling import (
+    NWKernelRegression,
+    average_pooling,
+    gaussian_kernel_weights,
+    hard_lookup,
+    make_regression_data,
+    nadaraya_watson,
+    regression_target,
+    squared_distances,
+)
+from .scoring import additive_scores, dot_product_scores
+
+__version__ = "0.1.0"

@@ -1,0 +1,154 @@
+"""Attention pooling: scores → masked softmax → weighted sum of values.
+
+Functions return ``(output, weights)`` explicitly; the d2l-compatible modules
+:class:`DotProductAttention` and :class:`AdditiveAttention` keep the last weights
+in ``attention_weights`` for plotting, as d2l's do.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._checks import check_dim, check_floating, check_min_rank, check_same_device
+from .masking import masked_softmax
+from .scoring import additive_scores, check_batch_dims, dot_product_scores
+
+__all__ = [
+    "attend",
+    "dot_product_attention",
+    "additive_attention",
+    "DotProductAttention",
+    "AdditiveAttention",
+]
+
+
+def _check_qkv(queries, keys, values):
+    """Ranks, dtypes, devices, batch dims and S of queries/keys/values (feature sizes may differ)."""
+    check_min_rank("queries", queries, 2, "(..., L, D)")
+    check_min_rank("keys", keys, 2, "(..., S, D)")
+    check_min_rank("values", values, 2, "(..., S, Dv)")
+    for name, t in (("queries", queries), ("keys", keys), ("values", values)):
+        check_floating(name, t)
+    check_same_device(queries=queries, keys=keys, values=values)
+    check_batch_dims(queries=queries, keys=keys, values=values)
+    check_dim("values", values, -2, keys.shape[-2], "the number of keys S")
+
+
+def attend(weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Weighted sum of values: ``(..., L, S) @ (..., S, Dv) -> (..., L, Dv)``."""
+    check_dim("values", values, -2, weights.shape[-1], "the weights' key axis S")
+    return weights @ values  # (..., L, Dv)
+
+
+def dot_product_attention(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    *,
+    mask: torch.Tensor | None = None,
+    valid_lens: torch.Tensor | None = None,
+    causal: bool = False,
+    scale: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scaled dot-product attention, written out step by step.
+
+    ``softmax(Q Kᵀ / √D) V`` with masking. This is the reference every faster
+    mechanism in attnkit is compared with.
+
+    Args:
+        queries: ``(..., L, D)``.
+        keys: ``(..., S, D)``.
+        values: ``(..., S, Dv)``.
+        mask: boolean broadcastable to ``(..., L, S)``, ``True`` = allowed.
+        valid_lens: ``(B,)`` or ``(B, L)`` (d2l style; inputs must then be 3-D).
+        causal: forbid keys after the query's position (top-left aligned).
+        scale: score multiplier, default ``1/√D``.
+
+    Returns:
+        ``(output (..., L, Dv), weights (..., L, S))``.
+    """
+    _check_qkv(queries, keys, values)
+    scores = dot_product_scores(queries, keys, scale=scale)  # (..., L, S)
+    weights = masked_softmax(scores, valid_lens, mask=mask, causal=causal)  # (..., L, S)
+    return attend(weights, values), weights
+
+
+def additive_attention(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    W_q: torch.Tensor,
+    W_k: torch.Tensor,
+    w_v: torch.Tensor,
+    *,
+    mask: torch.Tensor | None = None,
+    valid_lens: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Additive attention: ``softmax(w_vᵀ tanh(W_q q + W_k k)) V`` with masking.
+
+    Shapes as in :func:`dot_product_attention`, except that queries ``(..., L, Dq)``
+    and keys ``(..., S, Dk)`` may differ in size; see :func:`additive_scores` for
+    the weights.
+    """
+    _check_qkv(queries, keys, values)
+    scores = additive_scores(queries, keys, W_q, W_k, w_v)  # (..., L, S)
+    weights = masked_softmax(scores, valid_lens, mask=mask)  # (..., L, S)
+    return attend(weights, values), weights
+
+
+class DotProductAttention(nn.Module):
+    """Scaled dot-product attention with dropout on the weights (d2l's signature).
+
+    ``forward(queries (B, L, D), keys (B, S, D), values (B, S, Dv), valid_lens=None)``
+    returns ``(B, L, Dv)`` and stores the weights ``(B, L, S)`` in ``attention_weights``.
+    """
+
+    def __init__(self, dropout: float = 0.0):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.attention_weights: torch.Tensor | None = None
+
+    def forward(self, queries, keys, values, valid_lens=None, *, mask=None, causal=False):
+        _check_qkv(queries, keys, values)
+        scores = dot_product_scores(queries, keys)  # (B, L, S)
+        self.attention_weights = masked_softmax(scores, valid_lens, mask=mask, causal=causal)
+        return attend(self.dropout(self.attention_weights), values)  # (B, L, Dv)
+
+
+class AdditiveAttention(nn.Module):
+    """Additive attention (d2l's signature).
+
+    ``AdditiveAttention(num_hiddens, dropout)`` as in d2l 1.0.3 (input sizes inferred
+    on the first call), or with ``key_size=`` and ``query_size=`` as in the older d2l,
+    which creates the parameters at once.
+
+    ``forward(queries (B, L, Dq), keys (B, S, Dk), values (B, S, Dv), valid_lens)``
+    returns ``(B, L, Dv)`` and stores the weights ``(B, L, S)`` in ``attention_weights``.
+    """
+
+    def __init__(
+        self,
+        num_hiddens: int,
+        dropout: float = 0.0,
+        *,
+        key_size: int | None = None,
+        query_size: int | None = None,
+    ):
+        super().__init__()
+        if num_hiddens < 1:
+            raise ValueError(f"num_hiddens must be ≥ 1, got {num_hiddens}")
+        self.W_k = nn.Linear(key_size, num_hiddens, bias=False) if key_size else nn.LazyLinear(num_hiddens, bias=False)
+        self.W_q = nn.Linear(query_size, num_hiddens, bias=False) if query_size else nn.LazyLinear(num_hiddens, bias=False)
+        self.w_v = nn.Linear(num_hiddens, 1, bias=False)
+        self.dropout = nn.Dropout(dropout)
+        self.attention_weights: torch.Tensor | None = None
+
+    def forward(self, queries, keys, values, valid_lens=None, *, mask=None):
+        if isinstance(self.W_q, nn.LazyLinear) or isinstance(self.W_k, nn.LazyLinear):
+            # materialise lazily-sized weights on first use
+            self.W_q(queries[..., :1, :])
+            self.W_k(keys[..., :1, :])
+        _check_qkv(queries, keys, values)
+        scores = additive_scores(queries, keys, self.W_q.weight, self.W_k.weight, self.w_v.weight)  # (B, L, S)
+        self.attention_weights = masked_softmax(scores, valid_lens, mask=mask)
+        return attend(self.dropout(self.attention_weights), values)  # (B, L, Dv)

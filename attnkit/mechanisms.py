@@ -1,0 +1,169 @@
+"""The one interface every attention mechanism implements, and the registry of names.
+
+A *mechanism* is an ``nn.Module`` that maps per-head queries, keys and values to
+outputs::
+
+    out = mechanism(q, k, v, *, mask=None, causal=False)
+    # q (B, H, L, D), k (B, H, S, D), v (B, H, S, Dv)  ->  out (B, H, L, Dv)
+
+* ``mask``: boolean, ``True`` = allowed, broadcastable to ``(B, H, L, S)``.
+  Mechanisms that never build the ``L × S`` matrix (local, LSH, linear, …) accept only
+  **key-padding** masks, shape ``(B, 1, 1, S)`` (or ``(B, S)``), and say so clearly
+  otherwise: see :func:`key_padding_from_mask`.
+* ``causal``: query ``i`` may only see keys ``j ≤ i`` (top-left aligned, as in
+  PyTorch's ``is_causal``).
+* Settings are keyword-only constructor arguments (``window=``, ``bucket_size=``,
+  ``n_features=`` …); every mechanism can be built with no arguments at all.
+* Randomness (projections, rotations) is drawn from an explicit ``seed=``.
+
+``MECHANISMS`` is a plain dict from name to class; :func:`make_mechanism` builds one by
+name, and :class:`attnkit.MultiHeadAttention`, the benchmark and the capstone use it.
+Each later module adds its own line to the dict below.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._checks import check_floating, check_rank, check_same_device
+from .attention import attend
+from .masking import build_mask, check_mask, masked_softmax
+from .scoring import dot_product_scores
+
+__all__ = [
+    "check_mechanism_inputs",
+    "key_padding_from_mask",
+    "softmax_attention_naive",
+    "SoftmaxAttention",
+    "MECHANISMS",
+    "make_mechanism",
+]
+
+
+def check_mechanism_inputs(q, k, v, mask=None) -> None:
+    """Validate ``(B, H, L, D)``/``(B, H, S, D)``/``(B, H, S, Dv)`` inputs and the mask.
+
+    Raises ``ValueError``/``TypeError`` naming the argument and the shapes seen.
+    """
+    check_rank("q", q, 4, "(B, H, L, D)")
+    check_rank("k", k, 4, "(B, H, S, D)")
+    check_rank("v", v, 4, "(B, H, S, Dv)")
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        check_floating(name, t)
+    check_same_device(q=q, k=k, v=v)
+    if q.dtype != k.dtype or k.dtype != v.dtype:
+        raise TypeError(f"q, k and v must share a dtype, got {q.dtype}, {k.dtype} and {v.dtype}")
+    if k.shape[:2] != q.shape[:2] or v.shape[:2] != q.shape[:2]:
+        raise ValueError(
+            "q, k and v must agree in (B, H); got shapes "
+            f"{tuple(q.shape)}, {tuple(k.shape)} and {tuple(v.shape)}"
+        )
+    if k.shape[-1] != q.shape[-1]:
+        raise ValueError(
+            f"k has feature size {k.shape[-1]} but q has {q.shape[-1]} "
+            f"(shapes {tuple(k.shape)} and {tuple(q.shape)})"
+        )
+    if v.shape[2] != k.shape[2]:
+        raise ValueError(
+            f"v has {v.shape[2]} positions but k has {k.shape[2]} "
+            f"(shapes {tuple(v.shape)} and {tuple(k.shape)})"
+        )
+    if mask is not None:
+        check_mask(mask, (q.shape[0], q.shape[1], q.shape[2], k.shape[2]))
+        if mask.device != q.device:
+            raise ValueError(f"mask is on {mask.device} but q is on {q.device}")
+
+
+def key_padding_from_mask(mask, batch: int, num_keys: int, mechanism: str) -> torch.Tensor | None:
+    """Reduce a mask to a key-padding vector ``(B, S)`` (``True`` = real key), or fail clearly.
+
+    Accepts ``None``, ``(B, S)``, or anything broadcastable to ``(B, H, L, S)`` whose
+    head and query axes have size 1 (e.g. ``(B, 1, 1, S)``). Mechanisms that never
+    build the ``L × S`` score matrix call this: they cannot honour a per-query mask.
+    """
+    if mask is None:
+        return None
+    if mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a boolean tensor (True = attend), got dtype {mask.dtype}")
+    if mask.dim() == 2:
+        m = mask  # (B, S) or (1, S)
+    elif mask.dim() == 4 and mask.shape[1] == 1 and mask.shape[2] == 1:
+        m = mask[:, 0, 0, :]  # (B, S)
+    else:
+        raise ValueError(
+            f"the {mechanism!r} mechanism supports only key-padding masks of shape (B, 1, 1, S) "
+            f"or (B, S), got mask of shape {tuple(mask.shape)}; use causal=True for causal masking"
+        )
+    if m.shape[0] not in (1, batch) or m.shape[1] != num_keys:
+        raise ValueError(
+            f"key-padding mask of shape {tuple(mask.shape)} does not match batch {batch} "
+            f"and {num_keys} keys"
+        )
+    return m.expand(batch, num_keys)  # (B, S)
+
+
+def softmax_attention_naive(q, k, v, *, mask=None, causal=False, scale=None):
+    """Exact softmax attention, written out: the reference for every mechanism.
+
+    Args:
+        q: ``(B, H, L, D)``; k: ``(B, H, S, D)``; v: ``(B, H, S, Dv)``.
+        mask: boolean broadcastable to ``(B, H, L, S)``; causal: top-left aligned.
+
+    Returns:
+        ``(out (B, H, L, Dv), weights (B, H, L, S))``.
+    """
+    check_mechanism_inputs(q, k, v, mask)
+    scores = dot_product_scores(q, k, scale=scale)  # (B, H, L, S)
+    weights = masked_softmax(scores, mask=mask, causal=causal)  # (B, H, L, S)
+    return attend(weights, v), weights  # (B, H, L, Dv)
+
+
+class SoftmaxAttention(nn.Module):
+    """Exact scaled dot-product (softmax) attention as a mechanism.
+
+    With ``fast=True`` (default) and no weights requested it calls PyTorch's fused
+    ``scaled_dot_product_attention``; with ``fast=False`` or ``need_weights=True`` it runs
+    :func:`softmax_attention_naive` and keeps the weights ``(B, H, L, S)`` in
+    ``attention_weights``. Both paths give zeros for fully masked rows.
+
+    Args (keyword-only):
+        dropout: dropout on the attention weights (training only).
+        fast: use the fused kernel when possible.
+        need_weights: always take the explicit path and store the weights.
+    """
+
+    def __init__(self, *, dropout: float = 0.0, fast: bool = True, need_weights: bool = False):
+        super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.dropout = dropout
+        self.fast = fast
+        self.need_weights = need_weights
+        self.attention_weights: torch.Tensor | None = None
+
+    def forward(self, q, k, v, *, mask=None, causal=False):
+        check_mechanism_inputs(q, k, v, mask)
+        p = self.dropout if self.training else 0.0
+        if self.fast and not self.need_weights:
+            full = build_mask(q.shape[2], k.shape[2], mask=mask, causal=causal, device=q.device)
+            self.attention_weights = None
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=full, dropout_p=p)  # (B, H, L, Dv)
+        scores = dot_product_scores(q, k)  # (B, H, L, S)
+        weights = masked_softmax(scores, mask=mask, causal=causal)  # (B, H, L, S)
+        self.attention_weights = weights
+        return attend(F.dropout(weights, p=p), v)  # (B, H, L, Dv)
+
+
+# name -> mechanism class. Each chapter's module adds its line here.
+MECHANISMS: dict[str, type[nn.Module]] = {
+    "softmax": SoftmaxAttention,
+}
+
+
+def make_mechanism(name: str, **settings) -> nn.Module:
+    """Build the mechanism registered under ``name`` with keyword ``settings``."""
+    if not isinstance(name, str) or name not in MECHANISMS:
+        known = ", ".join(sorted(MECHANISMS))
+        raise ValueError(f"unknown mechanism {name!r}; known mechanisms: {known}")
+    return MECHANISMS[name](**settings)
