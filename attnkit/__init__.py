@@ -34,6 +34,12 @@ from .masking import (
     sequence_mask,
     softmax_one,
 )
+from .mechanisms import (
+    SoftmaxAttention,
+    check_mechanism_inputs,
+    key_padding_from_mask,
+    softmax_attention_naive,
+)
 from .plot import show_heatmaps
 from .pooling import (
     NWKernelRegression,
@@ -45,6 +51,7 @@ from .pooling import (
     regression_target,
     squared_distances,
 )
+from .registry import MECHANISMS, make_mechanism
 from .scoring import additive_scores, dot_product_scores
 
 __version__ = "0.1.0"

@@ -16,9 +16,9 @@ outputs::
   ``n_features=`` …); every mechanism can be built with no arguments at all.
 * Randomness (projections, rotations) is drawn from an explicit ``seed=``.
 
-``MECHANISMS`` is a plain dict from name to class; :func:`make_mechanism` builds one by
-name, and :class:`attnkit.MultiHeadAttention`, the benchmark and the capstone use it.
-Each later module adds its own line to the dict below.
+The registry of names lives in :mod:`attnkit.registry` (``MECHANISMS``, a plain dict,
+and :func:`~attnkit.registry.make_mechanism`); this module holds what every mechanism
+shares: input checks, key-padding masks, and exact softmax attention.
 """
 from __future__ import annotations
 
@@ -36,8 +36,6 @@ __all__ = [
     "key_padding_from_mask",
     "softmax_attention_naive",
     "SoftmaxAttention",
-    "MECHANISMS",
-    "make_mechanism",
 ]
 
 
@@ -153,17 +151,3 @@ class SoftmaxAttention(nn.Module):
         weights = masked_softmax(scores, mask=mask, causal=causal)  # (B, H, L, S)
         self.attention_weights = weights
         return attend(F.dropout(weights, p=p), v)  # (B, H, L, Dv)
-
-
-# name -> mechanism class. Each chapter's module adds its line here.
-MECHANISMS: dict[str, type[nn.Module]] = {
-    "softmax": SoftmaxAttention,
-}
-
-
-def make_mechanism(name: str, **settings) -> nn.Module:
-    """Build the mechanism registered under ``name`` with keyword ``settings``."""
-    if not isinstance(name, str) or name not in MECHANISMS:
-        known = ", ".join(sorted(MECHANISMS))
-        raise ValueError(f"unknown mechanism {name!r}; known mechanisms: {known}")
-    return MECHANISMS[name](**settings)
