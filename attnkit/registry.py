@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from torch import nn
 
+from .linear import LinearAttention
 from .mechanisms import SoftmaxAttention
 
 __all__ = ["MECHANISMS", "make_mechanism"]
 
 MECHANISMS: dict[str, type[nn.Module]] = {
     "softmax": SoftmaxAttention,
+    "linear": LinearAttention,
 }
 
 

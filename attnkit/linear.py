@@ -1,0 +1,342 @@
+"""Linear attention: drop the softmax, keep a kernel, reorder the products.
+
+With a feature map φ, the similarity of query ``i`` and key ``j`` is ``φ(q_i)·φ(k_j)``
+and the output is
+
+    out_i = Σ_j (φ(q_i)·φ(k_j)) v_j / Σ_j φ(q_i)·φ(k_j).
+
+Because there is no softmax, the sums can be regrouped (associativity):
+``φ(Q) (φ(K)ᵀ V)`` costs O(n·M·Dv) instead of O(n²). Causal attention becomes an RNN
+whose state is ``S_i = Σ_{j≤i} φ(k_j) v_jᵀ`` (M × Dv) and ``z_i = Σ_{j≤i} φ(k_j)`` (M),
+computed here three ways that agree: a recurrence (with a step API for decoding), a
+cumulative sum of outer products, and a chunked form.
+
+Every form takes the **already-mapped features** ``φ(Q)``, ``φ(K)`` so that random
+feature maps (chapter 8) reuse them unchanged. Shapes: ``phi_q (..., L, M)``,
+``phi_k (..., S, M)``, ``v (..., S, Dv)`` → ``(..., L, Dv)``; ``key_padding`` (``True`` =
+real key) broadcasts to ``(..., S)``, e.g. ``(B, 1, S)`` for ``(B, H, S, M)`` features.
+
+Numerics: the denominator is ``φ(q_i)·z_i + eps`` (``eps`` keeps it away from 0, so a
+query that sees no key gets exactly 0); states are accumulated in at least float32
+even for half-precision inputs, and the result is cast back.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._checks import check_rank, check_same_device
+from .mechanisms import check_mechanism_inputs, key_padding_from_mask
+
+__all__ = [
+    "elu_feature_map",
+    "relu_feature_map",
+    "FEATURE_MAPS",
+    "mask_key_features",
+    "linear_attention_naive",
+    "linear_attention_noncausal",
+    "LinearState",
+    "linear_attention_init_state",
+    "linear_attention_step",
+    "linear_attention_recurrent",
+    "linear_attention_cumsum",
+    "linear_attention_chunked",
+    "linear_attention",
+    "LinearAttention",
+]
+
+CAUSAL_FORMS = ("chunked", "cumsum", "recurrent")
+
+
+def elu_feature_map(x: torch.Tensor) -> torch.Tensor:
+    """φ(x) = elu(x) + 1, positive everywhere (Katharopoulos et al., 2020). ``(..., D) → (..., D)``."""
+    return F.elu(x) + 1.0
+
+
+def relu_feature_map(x: torch.Tensor) -> torch.Tensor:
+    """φ(x) = max(x, 0): non-negative, may be all zero (then ``eps`` gives a zero output)."""
+    return F.relu(x)
+
+
+FEATURE_MAPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "elu": elu_feature_map,
+    "relu": relu_feature_map,
+}
+
+
+def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
+    """At least float32: half-precision inputs accumulate their states in float32."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+def _check_features(phi_q, phi_k, v) -> None:
+    for name, t in (("phi_q", phi_q), ("phi_k", phi_k), ("v", v)):
+        check_rank(name, t, range(2, 9), "(..., n, features)")
+    check_same_device(phi_q=phi_q, phi_k=phi_k, v=v)
+    if phi_q.shape[-1] != phi_k.shape[-1]:
+        raise ValueError(
+            f"phi_q has {phi_q.shape[-1]} features but phi_k has {phi_k.shape[-1]} "
+            f"(shapes {tuple(phi_q.shape)} and {tuple(phi_k.shape)})"
+        )
+    if phi_k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"v has {v.shape[-2]} positions but phi_k has {phi_k.shape[-2]} "
+            f"(shapes {tuple(v.shape)} and {tuple(phi_k.shape)})"
+        )
+
+
+def mask_key_features(phi_k: torch.Tensor, key_padding: torch.Tensor | None) -> torch.Tensor:
+    """Zero the feature rows of padded keys: ``phi_k (..., S, M)``, ``key_padding`` → ``(..., S)``.
+
+    A masked key must leave the numerator *and* the denominator; zeroing ``v`` alone
+    would keep it in the denominator ``Σ_j φ(q)·φ(k_j)``.
+    """
+    if key_padding is None:
+        return phi_k
+    if key_padding.dtype != torch.bool:
+        raise TypeError(f"key_padding must be boolean (True = real key), got {key_padding.dtype}")
+    if key_padding.shape[-1] != phi_k.shape[-2]:
+        raise ValueError(
+            f"key_padding has {key_padding.shape[-1]} keys (shape {tuple(key_padding.shape)}) "
+            f"but phi_k has {phi_k.shape[-2]} (shape {tuple(phi_k.shape)})"
+        )
+    return torch.where(key_padding[..., None], phi_k, torch.zeros((), dtype=phi_k.dtype, device=phi_k.device))
+
+
+def _prepare(phi_q, phi_k, v, key_padding):
+    """Checks, fp32 accumulation dtype, masked key features."""
+    _check_features(phi_q, phi_k, v)
+    acc = _acc_dtype(phi_q.dtype)
+    phi_k = mask_key_features(phi_k.to(acc), key_padding)
+    return phi_q.to(acc), phi_k, v.to(acc), v.dtype
+
+
+def _align_causal(phi_k, v, num_queries: int):
+    """Top-left causal alignment for the prefix forms: query i sees keys 0..i.
+
+    Keys past the last query are never seen (dropped); when there are fewer keys than
+    queries, zero feature rows are appended (they add nothing to S or z).
+    """
+    s = phi_k.shape[-2]
+    if s >= num_queries:
+        return phi_k[..., :num_queries, :], v[..., :num_queries, :]  # (..., L, M), (..., L, Dv)
+    pad = num_queries - s
+    phi_k = F.pad(phi_k, (0, 0, 0, pad))  # (..., L, M)
+    v = F.pad(v, (0, 0, 0, pad))  # (..., L, Dv)
+    return phi_k, v
+
+
+def linear_attention_naive(phi_q, phi_k, v, *, key_padding=None, causal=False, eps=1e-6):
+    """The dense reference: build the ``L × S`` similarity matrix and normalise its rows.
+
+    Args:
+        phi_q: ``(..., L, M)``; phi_k: ``(..., S, M)``; v: ``(..., S, Dv)``.
+        key_padding: boolean ``(..., S)`` broadcastable, True = real key.
+        causal: query ``i`` sees keys ``j ≤ i`` (top-left aligned).
+
+    Returns:
+        ``out (..., L, Dv)``.
+    """
+    phi_q, phi_k, v, out_dtype = _prepare(phi_q, phi_k, v, key_padding)
+    sim = phi_q @ phi_k.transpose(-2, -1)  # (..., L, S)
+    if causal:
+        L, S = sim.shape[-2], sim.shape[-1]
+        allowed = torch.ones(L, S, dtype=torch.bool, device=sim.device).tril()  # (L, S)
+        sim = sim.masked_fill(~allowed, 0.0)
+    num = sim @ v  # (..., L, Dv)
+    den = sim.sum(dim=-1, keepdim=True) + eps  # (..., L, 1)
+    return (num / den).to(out_dtype)
+
+
+def linear_attention_noncausal(phi_q, phi_k, v, *, key_padding=None, eps=1e-6):
+    """Associativity: ``φ(Q) (φ(K)ᵀ V)``, O(n·M·Dv) time, O(M·Dv) extra memory.
+
+    Shapes as in :func:`linear_attention_naive`. Returns ``(..., L, Dv)``.
+    """
+    phi_q, phi_k, v, out_dtype = _prepare(phi_q, phi_k, v, key_padding)
+    kv = phi_k.transpose(-2, -1) @ v  # (..., M, Dv)
+    z = phi_k.sum(dim=-2)  # (..., M)
+    num = phi_q @ kv  # (..., L, Dv)
+    den = (phi_q @ z.unsqueeze(-1)) + eps  # (..., L, 1)
+    return (num / den).to(out_dtype)
+
+
+class LinearState(NamedTuple):
+    """The RNN state of causal linear attention after some tokens.
+
+    ``kv``: ``S = Σ_j φ(k_j) v_jᵀ``, shape ``(..., M, Dv)``;
+    ``z``: ``Σ_j φ(k_j)``, shape ``(..., M)``. Kept in float32 (or float64).
+    """
+
+    kv: torch.Tensor
+    z: torch.Tensor
+
+
+def linear_attention_init_state(batch_shape, num_features: int, value_dim: int, *,
+                                dtype=torch.float32, device=None) -> LinearState:
+    """An empty state: zeros ``(*batch_shape, M, Dv)`` and ``(*batch_shape, M)``."""
+    acc = _acc_dtype(dtype)
+    kv = torch.zeros(*batch_shape, num_features, value_dim, dtype=acc, device=device)  # (..., M, Dv)
+    z = torch.zeros(*batch_shape, num_features, dtype=acc, device=device)  # (..., M)
+    return LinearState(kv, z)
+
+
+def linear_attention_step(state: LinearState, phi_q_i, phi_k_i, v_i, *, key_allowed=None, eps=1e-6):
+    """One decoding step: add token ``i`` to the state, then read it with query ``i``.
+
+    Args:
+        state: :class:`LinearState` with ``kv (..., M, Dv)``, ``z (..., M)``.
+        phi_q_i, phi_k_i: ``(..., M)``; v_i: ``(..., Dv)``.
+        key_allowed: optional boolean ``(...)``; False = this key is padding (not added).
+
+    Returns:
+        ``(out_i (..., Dv), new_state)``; ``out_i`` has ``v_i``'s dtype.
+    """
+    acc = state.kv.dtype
+    phi_q_i, phi_k_i, v_i_acc = phi_q_i.to(acc), phi_k_i.to(acc), v_i.to(acc)
+    if key_allowed is not None:
+        phi_k_i = torch.where(key_allowed[..., None], phi_k_i, torch.zeros((), dtype=acc, device=phi_k_i.device))
+    kv = state.kv + phi_k_i.unsqueeze(-1) * v_i_acc.unsqueeze(-2)  # (..., M, Dv)
+    z = state.z + phi_k_i  # (..., M)
+    num = (phi_q_i.unsqueeze(-2) @ kv).squeeze(-2)  # (..., Dv)
+    den = (phi_q_i * z).sum(dim=-1, keepdim=True) + eps  # (..., 1)
+    return (num / den).to(v_i.dtype), LinearState(kv, z)
+
+
+def linear_attention_recurrent(phi_q, phi_k, v, *, key_padding=None, eps=1e-6):
+    """Causal form (a): the recurrence, one token at a time. O(n) steps, O(M·Dv) state.
+
+    Shapes as in :func:`linear_attention_naive`. Returns ``(..., L, Dv)``.
+    """
+    phi_q, phi_k, v, out_dtype = _prepare(phi_q, phi_k, v, key_padding)
+    L = phi_q.shape[-2]
+    phi_k, v = _align_causal(phi_k, v, L)  # (..., L, M), (..., L, Dv)
+    batch = torch.broadcast_shapes(phi_q.shape[:-2], phi_k.shape[:-2], v.shape[:-2])
+    state = linear_attention_init_state(batch, phi_q.shape[-1], v.shape[-1], dtype=phi_q.dtype, device=phi_q.device)
+    outs = []
+    for i in range(L):
+        out_i, state = linear_attention_step(state, phi_q[..., i, :], phi_k[..., i, :], v[..., i, :], eps=eps)
+        outs.append(out_i)
+    if not outs:
+        return v.new_zeros(*batch, 0, v.shape[-1]).to(out_dtype)
+    return torch.stack(outs, dim=-2).to(out_dtype)  # (..., L, Dv)
+
+
+def linear_attention_cumsum(phi_q, phi_k, v, *, key_padding=None, eps=1e-6):
+    """Causal form (b): inclusive cumulative sum of the outer products ``φ(k_j) v_jᵀ``.
+
+    Fast (parallel) but stores every prefix state: O(L·M·Dv) memory.
+    Shapes as in :func:`linear_attention_naive`. Returns ``(..., L, Dv)``.
+    """
+    phi_q, phi_k, v, out_dtype = _prepare(phi_q, phi_k, v, key_padding)
+    phi_k, v = _align_causal(phi_k, v, phi_q.shape[-2])  # (..., L, M), (..., L, Dv)
+    kv = torch.cumsum(phi_k.unsqueeze(-1) * v.unsqueeze(-2), dim=-3)  # (..., L, M, Dv)
+    z = torch.cumsum(phi_k, dim=-2)  # (..., L, M)
+    num = (phi_q.unsqueeze(-2) @ kv).squeeze(-2)  # (..., L, Dv)
+    den = (phi_q * z).sum(dim=-1, keepdim=True) + eps  # (..., L, 1)
+    return (num / den).to(out_dtype)
+
+
+def linear_attention_chunked(phi_q, phi_k, v, *, key_padding=None, chunk_size=64, eps=1e-6):
+    """Causal form (c): exact (masked) attention inside each chunk of ``C`` tokens plus
+    the state carried from all *earlier* chunks.
+
+    Across chunks the prefix of chunk states is **exclusive** (chunk ``c`` sees chunks
+    ``< c``); inside a chunk the mask is the **inclusive** lower triangle (``j ≤ i``).
+    O(L·C·M + (L/C)·M·Dv) memory. Shapes as in :func:`linear_attention_naive`.
+    """
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    phi_q, phi_k, v, out_dtype = _prepare(phi_q, phi_k, v, key_padding)
+    L, M, Dv = phi_q.shape[-2], phi_q.shape[-1], v.shape[-1]
+    phi_k, v = _align_causal(phi_k, v, L)  # (..., L, M), (..., L, Dv)
+    batch = torch.broadcast_shapes(phi_q.shape[:-2], phi_k.shape[:-2], v.shape[:-2])
+    phi_q, phi_k, v = phi_q.expand(*batch, L, M), phi_k.expand(*batch, L, M), v.expand(*batch, L, Dv)
+    C = min(chunk_size, max(L, 1))
+    pad = (-L) % C
+    n = (L + pad) // C
+    q_c = F.pad(phi_q, (0, 0, 0, pad)).reshape(*batch, n, C, M)  # (..., N, C, M)
+    k_c = F.pad(phi_k, (0, 0, 0, pad)).reshape(*batch, n, C, M)  # (..., N, C, M)
+    v_c = F.pad(v, (0, 0, 0, pad)).reshape(*batch, n, C, Dv)  # (..., N, C, Dv)
+    # states carried between chunks: exclusive prefix sum of each chunk's own state
+    kv_chunk = k_c.transpose(-2, -1) @ v_c  # (..., N, M, Dv)
+    z_chunk = k_c.sum(dim=-2)  # (..., N, M)
+    kv_prev = F.pad(torch.cumsum(kv_chunk, dim=-3)[..., :-1, :, :], (0, 0, 0, 0, 1, 0))  # (..., N, M, Dv) chunks < c
+    z_prev = F.pad(torch.cumsum(z_chunk, dim=-2)[..., :-1, :], (0, 0, 1, 0))  # (..., N, M)
+    # inside a chunk: dense similarities with the inclusive lower triangle
+    sim = q_c @ k_c.transpose(-2, -1)  # (..., N, C, C)
+    tril = torch.ones(C, C, dtype=torch.bool, device=sim.device).tril()  # (C, C)
+    sim = sim.masked_fill(~tril, 0.0)
+    num = q_c @ kv_prev + sim @ v_c  # (..., N, C, Dv)
+    den = (q_c @ z_prev.unsqueeze(-1)) + sim.sum(dim=-1, keepdim=True) + eps  # (..., N, C, 1)
+    out = (num / den).reshape(*batch, n * C, Dv)[..., :L, :]  # (..., L, Dv)
+    return out.to(out_dtype)
+
+
+def linear_attention(phi_q, phi_k, v, *, key_padding=None, causal=False, causal_form="chunked",
+                     chunk_size=64, eps=1e-6):
+    """Linear attention on mapped features, choosing the fast form.
+
+    Non-causal: :func:`linear_attention_noncausal`. Causal: ``causal_form`` picks
+    ``"chunked"`` (default), ``"cumsum"`` or ``"recurrent"``. Shapes as in
+    :func:`linear_attention_naive`; returns ``(..., L, Dv)``.
+    """
+    if not causal:
+        return linear_attention_noncausal(phi_q, phi_k, v, key_padding=key_padding, eps=eps)
+    if causal_form == "chunked":
+        return linear_attention_chunked(phi_q, phi_k, v, key_padding=key_padding, chunk_size=chunk_size, eps=eps)
+    if causal_form == "cumsum":
+        return linear_attention_cumsum(phi_q, phi_k, v, key_padding=key_padding, eps=eps)
+    if causal_form == "recurrent":
+        return linear_attention_recurrent(phi_q, phi_k, v, key_padding=key_padding, eps=eps)
+    raise ValueError(f"causal_form must be one of {CAUSAL_FORMS}, got {causal_form!r}")
+
+
+class LinearAttention(nn.Module):
+    """Linear attention as a mechanism (Katharopoulos et al., 2020).
+
+    Args (keyword-only):
+        feature_map: ``"elu"`` (elu + 1, default), ``"relu"``, or a callable ``(..., D) → (..., M)``.
+        chunk_size: chunk length ``C`` of the chunked causal form.
+        causal_form: ``"chunked"`` (default), ``"cumsum"`` or ``"recurrent"``.
+        eps: added to the denominator.
+
+    ``forward(q (B, H, L, D), k (B, H, S, D), v (B, H, S, Dv), *, mask=None, causal=False)``
+    → ``(B, H, L, Dv)``; ``mask`` must be a key-padding mask ``(B, 1, 1, S)`` or ``(B, S)``.
+    """
+
+    def __init__(self, *, feature_map="elu", chunk_size: int = 64, causal_form: str = "chunked",
+                 eps: float = 1e-6):
+        super().__init__()
+        if isinstance(feature_map, str):
+            if feature_map not in FEATURE_MAPS:
+                raise ValueError(f"feature_map must be one of {sorted(FEATURE_MAPS)} or a callable, got {feature_map!r}")
+            self.feature_map = FEATURE_MAPS[feature_map]
+        elif callable(feature_map):
+            self.feature_map = feature_map
+        else:
+            raise TypeError(f"feature_map must be a name or a callable, got {type(feature_map).__name__}")
+        if causal_form not in CAUSAL_FORMS:
+            raise ValueError(f"causal_form must be one of {CAUSAL_FORMS}, got {causal_form!r}")
+        if not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+        if not eps > 0:
+            raise ValueError(f"eps must be positive, got {eps}")
+        self.chunk_size = chunk_size
+        self.causal_form = causal_form
+        self.eps = eps
+
+    def forward(self, q, k, v, *, mask=None, causal=False):
+        check_mechanism_inputs(q, k, v, mask)
+        kp = key_padding_from_mask(mask, q.shape[0], k.shape[2], "linear")  # (B, S) or None
+        acc = _acc_dtype(q.dtype)
+        phi_q = self.feature_map(q.to(acc))  # (B, H, L, M)
+        phi_k = self.feature_map(k.to(acc))  # (B, H, S, M)
+        out = linear_attention(
+            phi_q, phi_k, v, key_padding=None if kp is None else kp[:, None, :],  # (B, 1, S)
+            causal=causal, causal_form=self.causal_form, chunk_size=self.chunk_size, eps=self.eps,
+        )
+        return out.to(v.dtype)  # (B, H, L, Dv)
