@@ -1,0 +1,181 @@
+"""Blocked local (sliding-window) attention: O(n·w) scores, never the n × n matrix.
+
+Query ``i`` sees keys ``j`` with ``|i − j| ≤ window`` (one-sided width, as in
+:func:`attnkit.sparse.local_pattern`), plus optional *global* tokens that see and are seen
+by every position (Longformer). The trick that makes it fast:
+
+1. cut the sequence into blocks of ``b = window`` positions (padding the end to a whole block);
+2. every key within ``window`` of a query lies in the query's own block or a neighbour,
+   so each query block scores only ``3b`` keys (``2b`` when causal: no look-forward);
+3. mask, inside those ``b × 3b`` tiles, the keys that are too far, in the padding, padded
+   out by the caller, in the future (causal) or global (they get their own columns).
+
+Scores cost ``n · 3b = O(n·w)`` time and memory instead of ``n²``. Global rows are
+computed densely, ``G × n``. :func:`local_attention_naive` is the same maths on the full
+masked matrix, the reference the tests compare against.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .masking import masked_softmax
+from .mechanisms import check_mechanism_inputs, key_padding_from_mask
+from .scoring import dot_product_scores
+from .sparse import _check_count, _check_global, longformer_pattern, sparse_attention_naive
+
+__all__ = ["local_attention", "local_attention_naive", "LocalAttention"]
+
+
+def _windows(x: torch.Tensor, num_blocks: int, b: int, look_forward: int) -> torch.Tensor:
+    """Stack each block's keys with its neighbours' along the position axis.
+
+    Args:
+        x: ``(..., (num_blocks + 2)·b, E)``: the keys padded by one block on each side.
+
+    Returns:
+        ``(..., num_blocks, (2 + look_forward)·b, E)``: for block ``c`` the keys of
+        blocks ``c − 1, c`` (and ``c + 1`` when ``look_forward`` is 1).
+    """
+    blocks = x.reshape(*x.shape[:-2], num_blocks + 2, b, x.shape[-1])  # (..., nb+2, b, E)
+    parts = [blocks[..., s : s + num_blocks, :, :] for s in range(2 + look_forward)]
+    return torch.cat(parts, dim=-2)  # (..., nb, (2+f)·b, E)
+
+
+def _check_key_padding(key_padding, batch: int, num_keys: int) -> None:
+    """Raise unless ``key_padding`` is ``None`` or a boolean ``(B, S)`` tensor."""
+    if key_padding is None:
+        return
+    if not isinstance(key_padding, torch.Tensor) or key_padding.dtype != torch.bool:
+        raise TypeError(f"key_padding must be a boolean (B, S) tensor, got {getattr(key_padding, 'dtype', type(key_padding))}")
+    if tuple(key_padding.shape) != (batch, num_keys):
+        raise ValueError(f"key_padding must have shape (B, S) = ({batch}, {num_keys}), got {tuple(key_padding.shape)}")
+
+
+def local_attention(q, k, v, *, window, global_tokens=None, key_padding=None, causal=False, scale=None):
+    """Blocked sliding-window attention (optionally with global tokens).
+
+    Args:
+        q: ``(B, H, L, D)``; k: ``(B, H, S, D)``; v: ``(B, H, S, Dv)``.
+        window: one-sided width ``w ≥ 0``: query ``i`` sees keys ``|i − j| ≤ w``.
+        global_tokens: positions that see all keys and are seen by all queries, or ``None``.
+        key_padding: boolean ``(B, S)``, ``True`` = real key, or ``None``.
+        causal: also forbid keys ``j > i``.
+        scale: score multiplier, default ``1/√D``.
+
+    Returns:
+        ``(B, H, L, Dv)``; a query with no allowed key gets zeros.
+    """
+    check_mechanism_inputs(q, k, v)
+    _check_count("window", window, 0)
+    _check_key_padding(key_padding, q.shape[0], k.shape[2])
+    B, H, L, D = q.shape
+    S = k.shape[2]
+    n = max(L, S)
+    b = max(1, min(window, n))  # block size: every key within `window` is in a neighbour block
+    nb = -(-n // b)  # number of blocks
+    P = nb * b  # padded length
+    f = 0 if causal else 1  # look-forward blocks
+    dev = q.device
+
+    qb = F.pad(q, (0, 0, 0, P - L)).reshape(B, H, nb, b, D)  # (B, H, nb, b, D)
+    kw = _windows(F.pad(k, (0, 0, b, P - S + b)), nb, b, f)  # (B, H, nb, W, D), W = (2+f)·b
+    vw = _windows(F.pad(v, (0, 0, b, P - S + b)), nb, b, f)  # (B, H, nb, W, Dv)
+
+    # which (query, key) pairs of each tile are allowed, from positions alone
+    q_pos = torch.arange(P, device=dev).reshape(nb, b)  # (nb, b)
+    k_pos = _windows(torch.arange(-b, P + b, device=dev)[:, None], nb, b, f)[..., 0]  # (nb, W)
+    dist = q_pos[:, :, None] - k_pos[:, None, :]  # (nb, b, W)
+    band = (dist.abs() <= window) & (k_pos >= 0)[:, None, :] & (k_pos < S)[:, None, :]  # (nb, b, W)
+    if causal:
+        band = band & (dist >= 0)
+    g = _check_global(global_tokens, min(L, S), dev)  # (G,)
+    if g.numel():
+        is_global = torch.zeros(P + 2 * b, dtype=torch.bool, device=dev)
+        is_global[g + b] = True
+        band = band & ~_windows(is_global[:, None], nb, b, f)[..., 0][:, None, :]  # global keys: own columns
+    tile_mask = band[None, None]  # (1, 1, nb, b, W)
+    if key_padding is not None:
+        kp = torch.zeros(B, P + 2 * b, dtype=torch.bool, device=dev)
+        kp[:, b : b + S] = key_padding
+        kp_w = _windows(kp[:, :, None], nb, b, f)[..., 0]  # (B, nb, W)
+        tile_mask = tile_mask & kp_w[:, None, :, None, :]  # (B, 1, nb, b, W)
+
+    scores = dot_product_scores(qb, kw, scale=scale)  # (B, H, nb, b, W)
+    if not g.numel():
+        weights = masked_softmax(scores, mask=tile_mask)  # (B, H, nb, b, W)
+        out = weights @ vw  # (B, H, nb, b, Dv)
+        return out.reshape(B, H, P, -1)[:, :, :L]  # (B, H, L, Dv)
+
+    # every query also scores the global keys, in the same softmax
+    kg, vg = k[:, :, g], v[:, :, g]  # (B, H, G, D), (B, H, G, Dv)
+    g_scores = dot_product_scores(qb.reshape(B, H, P, D), kg, scale=scale).reshape(B, H, nb, b, -1)  # (B, H, nb, b, G)
+    g_mask = torch.ones(nb, b, g.numel(), dtype=torch.bool, device=dev)  # (nb, b, G)
+    if causal:
+        g_mask = q_pos[:, :, None] >= g[None, None, :]
+    g_mask = g_mask[None, None]  # (1, 1, nb, b, G)
+    if key_padding is not None:
+        g_mask = g_mask & key_padding[:, g][:, None, None, None, :]  # (B, 1, nb, b, G)
+    both = torch.cat([scores, g_scores], dim=-1)  # (B, H, nb, b, W + G)
+    both_mask = torch.cat([tile_mask, g_mask], dim=-1)  # (B or 1, 1, nb, b, W + G)
+    weights = masked_softmax(both, mask=both_mask)  # (B, H, nb, b, W + G)
+    out = weights[..., : kw.shape[-2]] @ vw + weights[..., kw.shape[-2] :] @ vg[:, :, None]  # (B, H, nb, b, Dv)
+    out = out.reshape(B, H, P, -1)[:, :, :L]  # (B, H, L, Dv)
+
+    # global queries see every key: G dense rows
+    row_mask = torch.ones(g.numel(), S, dtype=torch.bool, device=dev)  # (G, S)
+    if causal:
+        row_mask = torch.arange(S, device=dev)[None, :] <= g[:, None]
+    row_mask = row_mask[None, None]  # (1, 1, G, S)
+    if key_padding is not None:
+        row_mask = row_mask & key_padding[:, None, None, :]  # (B, 1, G, S)
+    g_rows = masked_softmax(dot_product_scores(q[:, :, g], k, scale=scale), mask=row_mask) @ v  # (B, H, G, Dv)
+    return out.index_copy(2, g, g_rows)  # (B, H, L, Dv)
+
+
+def local_attention_naive(q, k, v, *, window, global_tokens=None, key_padding=None, causal=False, scale=None):
+    """The same attention as :func:`local_attention`, on the full masked ``L × S`` matrix.
+
+    Builds :func:`~attnkit.sparse.longformer_pattern` (a plain local window when there are
+    no global tokens) and calls :func:`~attnkit.sparse.sparse_attention_naive`.
+
+    Returns:
+        ``(B, H, L, Dv)``.
+    """
+    check_mechanism_inputs(q, k, v)
+    _check_count("window", window, 0)
+    _check_key_padding(key_padding, q.shape[0], k.shape[2])
+    L, S = q.shape[2], k.shape[2]
+    n = max(L, S)
+    g = _check_global(global_tokens, min(L, S), q.device)
+    pattern = longformer_pattern(n, window, g.tolist(), device=q.device)[:L, :S]  # (L, S)
+    mask = None if key_padding is None else key_padding[:, None, None, :]  # (B, 1, 1, S)
+    out, _ = sparse_attention_naive(q, k, v, pattern, mask=mask, causal=causal, scale=scale)
+    return out  # (B, H, L, Dv)
+
+
+class LocalAttention(nn.Module):
+    """Sliding-window attention as a mechanism (registered as ``"local"``).
+
+    Args (keyword-only):
+        window: one-sided width: query ``i`` sees keys ``|i − j| ≤ window``.
+        global_tokens: positions with global attention (Longformer), or ``None``.
+        blocked: ``True`` runs :func:`local_attention` (O(n·w)); ``False`` runs the dense
+            masked reference :func:`local_attention_naive` (O(n²), for comparison).
+
+    ``mask`` may only be a key-padding mask ``(B, 1, 1, S)`` or ``(B, S)``.
+    """
+
+    def __init__(self, *, window: int = 64, global_tokens=None, blocked: bool = True):
+        super().__init__()
+        self.window = _check_count("window", window, 0)
+        self.global_tokens = None if global_tokens is None else [int(t) for t in global_tokens]
+        self.blocked = bool(blocked)
+
+    def forward(self, q, k, v, *, mask=None, causal=False):
+        check_mechanism_inputs(q, k, v, mask)
+        key_padding = key_padding_from_mask(mask, q.shape[0], k.shape[2], "local")  # (B, S)
+        fn = local_attention if self.blocked else local_attention_naive
+        return fn(q, k, v, window=self.window, global_tokens=self.global_tokens,
+                  key_padding=key_padding, causal=causal)  # (B, H, L, Dv)

@@ -1,0 +1,226 @@
+"""Hand-chosen sparse attention patterns, and dense masked attention over any of them.
+
+A *pattern* says which keys each query may look at. Every builder here returns a
+boolean ``(L, L)`` mask (``True`` = allowed, attnkit's mask convention) for a sequence
+of length ``n = L``; with ``causal=True`` it is also cut to keys ``j ≤ i``.
+
+Conventions (one for all builders, so patterns compose):
+
+* ``window`` is the **one-sided** width: query ``i`` sees keys ``j`` with ``|i − j| ≤ window``,
+  i.e. ``2·window + 1`` keys in the middle of the sequence. Longformer's "window w" is the
+  total width, ``w/2`` on each side, so Longformer's ``w`` is ``2 * window`` here.
+* Every pattern contains the diagonal (a query always sees itself), so no row is empty
+  unless a padding mask empties it.
+
+:func:`sparse_attention_naive` runs exact softmax attention restricted to any pattern by
+building the full ``L × L`` scores and masking them through :mod:`attnkit.masking`. It costs
+as much as full attention: the sparse *implementation* of window patterns, which never
+builds the ``L × L`` matrix, is in :mod:`attnkit.local`.
+"""
+from __future__ import annotations
+
+import torch
+
+from .masking import causal_mask, combine_masks
+from .mechanisms import softmax_attention_naive
+
+__all__ = [
+    "local_pattern",
+    "atrous_pattern",
+    "strided_pattern",
+    "longformer_pattern",
+    "bigbird_pattern",
+    "density",
+    "sparse_attention_naive",
+]
+
+
+def _check_count(name: str, value, minimum: int) -> int:
+    """Raise unless ``value`` is a whole number ``≥ minimum``; return it as ``int``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be ≥ {minimum}, got {value}")
+    return value
+
+
+def _distances(n: int, device) -> torch.Tensor:
+    """``(L, L)`` signed distances ``i − j`` (query minus key)."""
+    pos = torch.arange(n, device=device)
+    return pos[:, None] - pos[None, :]  # (L, L)
+
+
+def _cut(pattern: torch.Tensor, causal: bool) -> torch.Tensor:
+    """AND the pattern with the causal mask when ``causal``."""
+    if not causal:
+        return pattern
+    return combine_masks(pattern, causal_mask(pattern.shape[0], device=pattern.device))
+
+
+def _check_global(global_tokens, n: int, device) -> torch.Tensor:
+    """Validate global token positions; return them as a sorted ``(G,)`` int64 tensor."""
+    if global_tokens is None:
+        return torch.zeros(0, dtype=torch.long, device=device)
+    g = torch.as_tensor(list(global_tokens), dtype=torch.long, device=device).reshape(-1)  # (G,)
+    if g.numel() and (g.min() < 0 or g.max() >= n):
+        raise ValueError(
+            f"global_tokens must be positions in [0, {n - 1}] for length {n}, got {g.tolist()}"
+        )
+    return torch.unique(g)  # (G,) sorted, no repeats
+
+
+def local_pattern(n: int, window: int, *, causal: bool = False, device=None) -> torch.Tensor:
+    """Local window: query ``i`` sees keys ``j`` with ``|i − j| ≤ window`` (and itself).
+
+    Row ``i`` has ``min(i, window) + min(n − 1 − i, window) + 1`` allowed keys
+    (``min(i, window) + 1`` when causal).
+
+    Returns:
+        ``(L, L)`` boolean, ``L = n``.
+    """
+    _check_count("n", n, 0)
+    _check_count("window", window, 0)
+    return _cut(_distances(n, device).abs() <= window, causal)  # (L, L)
+
+
+def atrous_pattern(
+    n: int, step: int, *, limit: int | None = None, causal: bool = False, device=None
+) -> torch.Tensor:
+    """Atrous (dilated) pattern: keys at distance ``0, step, 2·step, …`` up to ``limit``.
+
+    Query ``i`` sees ``j`` when ``|i − j|`` is a multiple of ``step`` and ``|i − j| ≤ limit``
+    (no limit when ``limit`` is ``None``). Row ``i`` has
+    ``⌊min(i, limit)/step⌋ + ⌊min(n − 1 − i, limit)/step⌋ + 1`` keys (the second term
+    drops when causal).
+
+    Returns:
+        ``(L, L)`` boolean.
+    """
+    _check_count("n", n, 0)
+    _check_count("step", step, 1)
+    d = _distances(n, device).abs()  # (L, L)
+    allowed = d % step == 0
+    if limit is not None:
+        _check_count("limit", limit, 0)
+        allowed = allowed & (d <= limit)
+    return _cut(allowed, causal)
+
+
+def strided_pattern(n: int, stride: int, *, causal: bool = True, device=None) -> torch.Tensor:
+    """Strided Sparse Transformer pattern (Child et al., 2019): local window ∪ every ``stride``-th key.
+
+    With ``causal=True`` (the paper's setting) query ``i`` sees
+    ``A¹ = {max(0, i − l), …, i}`` and ``A² = {j ≤ i : (i − j) mod l = 0}`` with ``l = stride``;
+    row ``i`` then has ``min(i, l) + ⌊i/l⌋ + 1 − [i ≥ l]`` keys (``i − l`` lies in both sets).
+    Without causality both sets extend to the right as well. ``l ≈ √n`` makes every
+    row hold about ``2√n`` keys.
+
+    Returns:
+        ``(L, L)`` boolean.
+    """
+    _check_count("stride", stride, 1)
+    return local_pattern(n, stride, causal=causal, device=device) | atrous_pattern(
+        n, stride, causal=causal, device=device
+    )
+
+
+def longformer_pattern(
+    n: int, window: int, global_tokens=(), *, causal: bool = False, device=None
+) -> torch.Tensor:
+    """Longformer-style: local window plus a few *global* tokens.
+
+    A global token sees every key and every query sees it (global attention is
+    symmetric). ``window`` is one-sided here (Longformer's ``w`` is ``2 * window``).
+
+    Args:
+        global_tokens: positions in ``[0, n)`` (a list, tuple or 1-D tensor).
+
+    Returns:
+        ``(L, L)`` boolean.
+    """
+    allowed = local_pattern(n, window, device=device)  # (L, L)
+    g = _check_global(global_tokens, n, allowed.device)  # (G,)
+    allowed[g, :] = True  # global rows see everything
+    allowed[:, g] = True  # and everything sees the global columns
+    return _cut(allowed, causal)
+
+
+def bigbird_pattern(
+    n: int,
+    window: int,
+    global_tokens=(),
+    *,
+    num_random: int = 3,
+    block_size: int = 1,
+    seed: int = 0,
+    causal: bool = False,
+    device=None,
+) -> torch.Tensor:
+    """BigBird-style: Longformer's window + global tokens, plus random key blocks.
+
+    The queries are cut into blocks of ``block_size``; every query block gets
+    ``num_random`` key blocks drawn at random (without replacement) and sees all their
+    keys. With ``block_size=1`` that is ``num_random`` random keys per query. The draw
+    uses a ``torch.Generator`` seeded with ``seed``: the same seed gives the same pattern.
+    With ``causal=True`` random keys in the future are dropped.
+
+    Returns:
+        ``(L, L)`` boolean.
+    """
+    _check_count("num_random", num_random, 0)
+    _check_count("block_size", block_size, 1)
+    allowed = longformer_pattern(n, window, global_tokens, device=device)  # (L, L)
+    num_blocks = -(-n // block_size)
+    r = min(num_random, num_blocks)
+    gen = torch.Generator().manual_seed(seed)
+    for qb in range(num_blocks):
+        picks = torch.randperm(num_blocks, generator=gen)[:r]  # (r,) key blocks
+        q_rows = slice(qb * block_size, (qb + 1) * block_size)
+        for kb in picks.tolist():
+            allowed[q_rows, kb * block_size : (kb + 1) * block_size] = True
+    return _cut(allowed, causal)
+
+
+def density(mask: torch.Tensor) -> float:
+    """Fraction of allowed entries of a pattern: 1.0 is full attention.
+
+    Args:
+        mask: boolean ``(..., L, S)``.
+
+    Returns:
+        ``float`` in ``[0, 1]``: allowed entries / all entries.
+    """
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a boolean tensor, got {getattr(mask, 'dtype', type(mask))}")
+    if mask.numel() == 0:
+        raise ValueError(f"mask is empty (shape {tuple(mask.shape)}): its density is undefined")
+    return mask.float().mean().item()
+
+
+def sparse_attention_naive(q, k, v, pattern, *, mask=None, causal=False, scale=None):
+    """Exact softmax attention restricted to ``pattern``, by masking the full score matrix.
+
+    The literal reference for every sparse mechanism: it builds all ``L × S`` scores and
+    masks the ones the pattern forbids, so it is exactly as slow as full attention.
+
+    Args:
+        q: ``(B, H, L, D)``; k: ``(B, H, S, D)``; v: ``(B, H, S, Dv)``.
+        pattern: boolean ``(L, S)`` (True = allowed).
+        mask: extra boolean mask broadcastable to ``(B, H, L, S)`` (e.g. key padding ``(B, 1, 1, S)``).
+        causal: also forbid keys after the query (top-left aligned).
+
+    Returns:
+        ``(out (B, H, L, Dv), weights (B, H, L, S))``; empty rows give zeros.
+    """
+    if not isinstance(pattern, torch.Tensor) or pattern.dtype != torch.bool or pattern.dim() != 2:
+        raise TypeError(
+            f"pattern must be a 2-D boolean (L, S) tensor, got {getattr(pattern, 'dtype', type(pattern))} "
+            f"of shape {tuple(getattr(pattern, 'shape', ()))}"
+        )
+    if pattern.shape != (q.shape[-2], k.shape[-2]):
+        raise ValueError(
+            f"pattern has shape {tuple(pattern.shape)} but q and k give (L, S) = "
+            f"({q.shape[-2]}, {k.shape[-2]})"
+        )
+    full = combine_masks(pattern.to(q.device), mask)  # broadcasts to (B, H, L, S)
+    return softmax_attention_naive(q, k, v, mask=full, causal=causal, scale=scale)
