@@ -11,13 +11,27 @@ from __future__ import annotations
 from torch import nn
 
 from .linear import LinearAttention
+from .local import LocalAttention
 from .mechanisms import SoftmaxAttention
+from .synthesizer import (
+    DenseSynthesizer,
+    FactorizedDenseSynthesizer,
+    FactorizedRandomSynthesizer,
+    RandomSynthesizer,
+    SynthesizerMixture,
+)
 
 __all__ = ["MECHANISMS", "make_mechanism"]
 
 MECHANISMS: dict[str, type[nn.Module]] = {
     "softmax": SoftmaxAttention,
     "linear": LinearAttention,
+    "synthesizer_dense": DenseSynthesizer,
+    "synthesizer_random": RandomSynthesizer,
+    "synthesizer_factorized_dense": FactorizedDenseSynthesizer,
+    "synthesizer_factorized_random": FactorizedRandomSynthesizer,
+    "synthesizer_mixture": SynthesizerMixture,
+    "local": LocalAttention,
 }
 
 
