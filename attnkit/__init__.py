@@ -53,5 +53,15 @@ from .pooling import (
 )
 from .registry import MECHANISMS, make_mechanism
 from .scoring import additive_scores, dot_product_scores
+from .local import LocalAttention, local_attention, local_attention_naive
+from .sparse import (
+    atrous_pattern,
+    bigbird_pattern,
+    density,
+    local_pattern,
+    longformer_pattern,
+    sparse_attention_naive,
+    strided_pattern,
+)
 
 __version__ = "0.1.0"
