@@ -6,6 +6,7 @@ notebook as is, and one student per wrong answer in tests/wrong_answers/.
 """
 from __future__ import annotations
 
+import csv
 import json
 
 import nbformat
@@ -22,6 +23,7 @@ from grading import (
     generate,
     graded_test_cells,
     make_course,
+    nbgrader,
     notebook_name,
     solution_cells,
     wrong_answers,
@@ -50,8 +52,11 @@ def _run(assignment: str, tmp_path_factory) -> dict:
         for i, (_why, code) in enumerate(cases):
             submissions[f"wrong-{qid}-{i}"] = fill(released, {**answers, qid: code})
     scores = autograde(course, assignment, submissions)
+    # the rest of the instructor's commands (book/instructor-guide.md)
+    nbgrader("generate_feedback", assignment, "--force", cwd=course)
+    nbgrader("export", cwd=course)
     _RUNS[assignment] = {"course": course, "released": released_path, "source": source,
-                         "scores": scores, "wrong": wrong}
+                         "scores": scores, "wrong": wrong, "students": list(submissions)}
     return _RUNS[assignment]
 
 
@@ -117,3 +122,20 @@ def test_wrong_answers_lose_points(assignment, tmp_path_factory):
             mine = [s for gid, s in scores.items() if gid.startswith(qid + "_")]
             got, full = sum(s for s, _ in mine), sum(m for _, m in mine)
             assert got < full, f"{qid}: the wrong answer '{why}' still scores {got}/{full}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_feedback_and_export(assignment, tmp_path_factory):
+    """generate_feedback writes one HTML report per student; export writes every score to grades.csv."""
+    run = _run(assignment, tmp_path_factory)
+    course = run["course"]
+    for student in run["students"]:
+        html = course / "feedback" / student / assignment / f"{assignment}.html"
+        assert html.exists(), f"no feedback for {student}"
+    with open(course / "grades.csv") as f:
+        rows = {r["student_id"]: r for r in csv.DictReader(f) if r["assignment"] == assignment}
+    assert set(rows) == set(run["students"])
+    perfect = run["scores"]["perfect"]
+    assert float(rows["perfect"]["score"]) == pytest.approx(sum(s for s, _ in perfect.values()))
+    assert float(rows["perfect"]["max_score"]) == pytest.approx(sum(m for _, m in perfect.values()))
+    assert float(rows["blank"]["score"]) == 0

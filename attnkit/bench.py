@@ -1,0 +1,315 @@
+"""Time and memory of attention mechanisms on the reader's machine.
+
+``python -m attnkit.bench --mechanisms softmax local:window=256 linear --lengths 1024 4096``
+
+* A mechanism is given as ``name`` or ``name:key=value,key=value`` (settings for its
+  constructor), e.g. ``local:window=256,blocked=false`` or ``softmax:fast=false`` (the
+  textbook matmul–softmax–matmul).
+* Each (mechanism, length) runs in a fresh subprocess: inputs and the mechanism are
+  built, the forward pass is run ``warmup`` times, then timed ``repeats`` times; the
+  median is reported, with the peak memory of the computation alone (growth of the
+  process's peak resident set on CPU, ``max_memory_allocated`` on CUDA).
+* A run that would exceed ``--budget-gb`` is stopped by a memory limit and marked
+  ``over budget``, and longer lengths of that mechanism are skipped.
+* Ratios are against the baselines measured in the same run (by default both the
+  textbook softmax and PyTorch's fused ``scaled_dot_product_attention``).
+* Writes ``bench.csv``, ``time.png`` and ``memory.png`` (log–log, with the fitted growth
+  exponent of each mechanism) to ``--out``, and an approximation-error table
+  (``error.csv``: relative error of each mechanism's output against exact softmax).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["parse_spec", "fit_exponent", "measure", "run_benchmark", "approximation_errors", "main"]
+
+DEFAULT_BASELINES = ("softmax:fast=false", "softmax")
+
+
+def _parse_value(text: str):
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_spec(spec: str) -> tuple[str, dict]:
+    """``"local:window=256,blocked=false"`` → ``("local", {"window": 256, "blocked": False})``."""
+    from .registry import MECHANISMS
+
+    name, _, rest = spec.partition(":")
+    if name not in MECHANISMS:
+        raise ValueError(f"unknown mechanism {name!r} in {spec!r}; known: {', '.join(sorted(MECHANISMS))}")
+    settings = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ValueError(f"mechanism settings must look like key=value, got {item!r} in {spec!r}")
+        settings[key.strip()] = _parse_value(value.strip())
+    return name, settings
+
+
+def fit_exponent(lengths, times) -> float:
+    """Least-squares slope of log(time) against log(length): time ≈ c · length^slope."""
+    pairs = [(math.log(n), math.log(t)) for n, t in zip(lengths, times) if t and t > 0 and n > 0]
+    if len(pairs) < 2:
+        raise ValueError(f"need at least two positive (length, time) pairs, got {len(pairs)}")
+    mx = sum(x for x, _ in pairs) / len(pairs)
+    my = sum(y for _, y in pairs) / len(pairs)
+    sxx = sum((x - mx) ** 2 for x, _ in pairs)
+    if sxx == 0:
+        raise ValueError("need at least two different lengths to fit an exponent")
+    return sum((x - mx) * (y - my) for x, y in pairs) / sxx
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _vm_size_bytes() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("VmSize not found in /proc/self/status")
+
+
+def _worker(job: dict) -> dict:
+    """Runs inside the subprocess: build, warm up, time, measure memory."""
+    import torch
+
+    from .registry import make_mechanism
+
+    torch.set_num_threads(job["threads"]) if job["threads"] else None
+    device = torch.device(job["device"])
+    dtype = getattr(torch, job["dtype"])
+    name, settings = parse_spec(job["spec"])
+    g = torch.Generator(device="cpu").manual_seed(job["seed"])
+    shape = (job["batch"], job["heads"], job["length"], job["head_dim"])
+    q, k, v = (torch.randn(shape, generator=g).to(device=device, dtype=dtype) for _ in range(3))
+    mech = make_mechanism(name, **settings).to(device).eval()
+
+    def step():
+        with torch.no_grad():
+            out = mech(q, k, v, causal=job["causal"])
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return out
+
+    if device.type == "cpu" and job["budget_bytes"]:
+        import resource
+
+        limit = _vm_size_bytes() + job["budget_bytes"]
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    base_rss = _peak_rss_mb()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base_cuda = torch.cuda.memory_allocated()
+    try:
+        for _ in range(job["warmup"]):
+            step()
+        times = []
+        for _ in range(job["repeats"]):
+            t0 = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t0)
+    except (MemoryError, RuntimeError) as err:  # the memory limit (or CUDA OOM) was hit
+        if "memory" not in str(err).lower() and not isinstance(err, MemoryError):
+            raise
+        return {"status": "over budget"}
+    if device.type == "cuda":
+        peak_mb = (torch.cuda.max_memory_allocated() - base_cuda) / 2**20
+    else:
+        peak_mb = _peak_rss_mb() - base_rss
+    return {"status": "ok", "time_s": statistics.median(times), "peak_mb": peak_mb}
+
+
+def measure(spec: str, length: int, *, batch=1, heads=4, head_dim=64, causal=False, dtype="float32",
+            device="cpu", repeats=3, warmup=1, budget_gb=8.0, seed=0, threads=0, timeout=900) -> dict:
+    """Measure one (mechanism, length) in a fresh Python process; returns a result dict."""
+    job = dict(spec=spec, length=length, batch=batch, heads=heads, head_dim=head_dim, causal=causal,
+               dtype=dtype, device=device, repeats=repeats, warmup=warmup, seed=seed, threads=threads,
+               budget_bytes=int(budget_gb * 2**30) if budget_gb else 0)
+    proc = subprocess.run([sys.executable, "-m", "attnkit.bench", "_worker", json.dumps(job)],
+                          capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        if proc.returncode < 0 or any("memory" in line.lower() for line in tail):
+            return {"status": "over budget"}
+        raise RuntimeError(f"benchmark worker failed for {spec} at n={length}:\n" + "\n".join(tail))
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_benchmark(specs, lengths, *, baselines=DEFAULT_BASELINES, progress=True, **settings) -> list[dict]:
+    """Measure every spec (baselines first) at every length; returns rows with ratios.
+
+    Each row: spec, length, status, time_s, peak_mb, and for each baseline b
+    ``speedup_vs_<b>`` (baseline time / time) and ``memory_ratio_vs_<b>`` (baseline memory / memory).
+    """
+    from tqdm.auto import tqdm
+
+    for s in list(specs) + list(baselines):
+        parse_spec(s)
+    if not lengths or any((not isinstance(n, int)) or n <= 0 for n in lengths):
+        raise ValueError(f"lengths must be positive integers, got {lengths}")
+    order = list(dict.fromkeys(list(baselines) + list(specs)))
+    jobs = [(s, n) for s in order for n in sorted(lengths)]
+    results, dead = {}, set()
+    for spec, n in tqdm(jobs, desc="benchmark", disable=not progress):
+        if spec in dead:
+            results[spec, n] = {"status": "skipped (budget)"}
+            continue
+        results[spec, n] = measure(spec, n, **settings)
+        if results[spec, n]["status"] != "ok":
+            dead.add(spec)
+    rows = []
+    for spec, n in jobs:
+        r = {"spec": spec, "length": n, "time_s": "", "peak_mb": "", **results[spec, n]}
+        for b in baselines:
+            base = results[b, n]
+            ok = r["status"] == "ok" and base["status"] == "ok"
+            key = b.replace(":", "_").replace(",", "_").replace("=", "-")
+            r[f"speedup_vs_{key}"] = base["time_s"] / r["time_s"] if ok else ""
+            r[f"memory_ratio_vs_{key}"] = (base["peak_mb"] / r["peak_mb"]) if ok and r["peak_mb"] > 0 else ""
+        rows.append(r)
+    return rows
+
+
+def approximation_errors(specs, *, length=512, batch=1, heads=4, head_dim=64, causal=False, seed=0) -> list[dict]:
+    """Relative error ‖out − exact‖ / ‖exact‖ of each mechanism against exact softmax attention."""
+    import torch
+
+    from .mechanisms import softmax_attention_naive
+    from .registry import make_mechanism
+
+    g = torch.Generator().manual_seed(seed)
+    q, k, v = (torch.randn(batch, heads, length, head_dim, generator=g) for _ in range(3))
+    exact, _ = softmax_attention_naive(q, k, v, causal=causal)
+    rows = []
+    for spec in specs:
+        name, settings = parse_spec(spec)
+        with torch.no_grad():
+            out = make_mechanism(name, **settings).eval()(q, k, v, causal=causal)
+        rows.append({"spec": spec, "length": length,
+                     "relative_error": float((out - exact).norm() / exact.norm())})
+    return rows
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    fields = list(dict.fromkeys(key for row in rows for key in row))
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def plot_rows(rows: list[dict], column: str, ylabel: str, path: Path | None = None):
+    """Log–log plot of ``column`` against length, one line per spec, fitted exponent in the legend."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for spec in dict.fromkeys(r["spec"] for r in rows):
+        pts = [(r["length"], r[column]) for r in rows if r["spec"] == spec and r["status"] == "ok" and r[column] > 0]
+        if not pts:
+            continue
+        ns, ys = zip(*pts)
+        label = spec if len(pts) < 2 else f"{spec} (slope {fit_exponent(ns, ys):.2f})"
+        ax.loglog(ns, ys, "o-", label=label)
+    ax.set_xlabel("sequence length n")
+    ax.set_ylabel(ylabel)
+    if ax.lines:
+        ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    if path is not None:
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+    return fig
+
+
+def _print_table(rows: list[dict]) -> None:
+    ratio_cols = [c for c in rows[0] if c.startswith("speedup_vs_") or c.startswith("memory_ratio_vs_")]
+    head = f"{'mechanism':38s} {'n':>7s} {'time ms':>10s} {'peak MB':>9s} " + " ".join(f"{c[:26]:>26s}" for c in ratio_cols)
+    print(head)
+    for r in rows:
+        if r["status"] != "ok":
+            print(f"{r['spec']:38s} {r['length']:7d} {r['status']:>20s}")
+            continue
+        ratios = " ".join(f"{r[c]:26.2f}" if r[c] != "" else f"{'':26s}" for c in ratio_cols)
+        print(f"{r['spec']:38s} {r['length']:7d} {r['time_s'] * 1e3:10.2f} {r['peak_mb']:9.1f} {ratios}")
+
+
+def main(argv=None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["_worker"]:
+        print(json.dumps(_worker(json.loads(argv[1]))))
+        return 0
+    from .registry import MECHANISMS
+
+    p = argparse.ArgumentParser(prog="python -m attnkit.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--mechanisms", nargs="+", default=sorted(MECHANISMS),
+                   help="names or name:key=value,... specs (default: every registered mechanism)")
+    p.add_argument("--lengths", nargs="+", type=int, default=[256, 1024, 4096])
+    p.add_argument("--baselines", nargs="*", default=list(DEFAULT_BASELINES))
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--head-dim", type=int, default=64)
+    p.add_argument("--causal", action="store_true")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64", "float16", "bfloat16"])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--budget-gb", type=float, default=8.0)
+    p.add_argument("--error-length", type=int, default=512, help="length for the approximation-error table (0: skip)")
+    p.add_argument("--out", type=Path, default=Path("bench-results"))
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    for name, value in (("--batch", a.batch), ("--heads", a.heads), ("--head-dim", a.head_dim), ("--repeats", a.repeats)):
+        if value <= 0:
+            p.error(f"{name} must be positive, got {value}")
+    if any(n <= 0 for n in a.lengths):
+        p.error(f"--lengths must be positive, got {a.lengths}")
+    try:
+        for s in a.mechanisms + a.baselines:
+            parse_spec(s)
+    except ValueError as err:
+        p.error(str(err))
+    a.out.mkdir(parents=True, exist_ok=True)
+    rows = run_benchmark(a.mechanisms, a.lengths, baselines=a.baselines, progress=not a.no_progress,
+                         batch=a.batch, heads=a.heads, head_dim=a.head_dim, causal=a.causal, dtype=a.dtype,
+                         device=a.device, repeats=a.repeats, warmup=a.warmup, budget_gb=a.budget_gb)
+    _print_table(rows)
+    _write_csv(a.out / "bench.csv", rows)
+    plot_rows(rows, "time_s", "median forward time (s)", a.out / "time.png")
+    plot_rows(rows, "peak_mb", "peak memory (MB)", a.out / "memory.png")
+    if a.error_length:
+        errors = approximation_errors(a.mechanisms, length=a.error_length, batch=a.batch, heads=a.heads,
+                                      head_dim=a.head_dim, causal=a.causal)
+        _write_csv(a.out / "error.csv", errors)
+        for e in errors:
+            print(f"relative error vs exact softmax at n={e['length']}: {e['spec']:38s} {e['relative_error']:.3g}")
+    print(f"wrote {a.out / 'bench.csv'}, time.png, memory.png" + (", error.csv" if a.error_length else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
