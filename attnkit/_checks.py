@@ -11,8 +11,10 @@ import torch
 __all__ = [
     "check_tensor",
     "check_rank",
+    "check_min_rank",
     "check_floating",
     "check_same_device",
+    "check_same_dtype",
     "check_dim",
 ]
 
