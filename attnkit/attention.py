@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import check_dim, check_floating, check_min_rank, check_same_device
+from ._checks import check_dim, check_floating, check_min_rank, check_same_device, check_same_dtype
 from .masking import masked_softmax
 from .scoring import additive_scores, check_batch_dims, dot_product_scores
 
@@ -30,6 +30,7 @@ def _check_qkv(queries, keys, values):
     for name, t in (("queries", queries), ("keys", keys), ("values", values)):
         check_floating(name, t)
     check_same_device(queries=queries, keys=keys, values=values)
+    check_same_dtype(queries=queries, keys=keys, values=values)
     check_batch_dims(queries=queries, keys=keys, values=values)
     check_dim("values", values, -2, keys.shape[-2], "the number of keys S")
 
@@ -144,11 +145,11 @@ class AdditiveAttention(nn.Module):
         self.attention_weights: torch.Tensor | None = None
 
     def forward(self, queries, keys, values, valid_lens=None, *, mask=None):
+        _check_qkv(queries, keys, values)  # before materialising, so bad input fails with a clear message
         if isinstance(self.W_q, nn.LazyLinear) or isinstance(self.W_k, nn.LazyLinear):
             # materialise lazily-sized weights on first use
-            self.W_q(queries[..., :1, :])
-            self.W_k(keys[..., :1, :])
-        _check_qkv(queries, keys, values)
+            self.W_q(queries[..., :1, :])  # sets W_q.weight to (h, Dq)
+            self.W_k(keys[..., :1, :])  # sets W_k.weight to (h, Dk)
         scores = additive_scores(queries, keys, self.W_q.weight, self.W_k.weight, self.w_v.weight)  # (B, L, S)
         self.attention_weights = masked_softmax(scores, valid_lens, mask=mask)
         return attend(self.dropout(self.attention_weights), values)  # (B, L, Dv)

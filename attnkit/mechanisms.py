@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_floating, check_rank, check_same_device
+from ._checks import check_floating, check_rank, check_same_device, check_tensor
 from .attention import attend
 from .masking import build_mask, check_mask, masked_softmax
 from .scoring import dot_product_scores
@@ -82,6 +82,7 @@ def key_padding_from_mask(mask, batch: int, num_keys: int, mechanism: str) -> to
     """
     if mask is None:
         return None
+    check_tensor("mask", mask)
     if mask.dtype != torch.bool:
         raise TypeError(f"mask must be a boolean tensor (True = attend), got dtype {mask.dtype}")
     if mask.dim() == 2:

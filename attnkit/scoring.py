@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from ._checks import check_dim, check_floating, check_min_rank, check_rank
+from ._checks import check_dim, check_floating, check_min_rank, check_rank, check_same_device, check_same_dtype
 
 __all__ = ["dot_product_scores", "additive_scores", "check_batch_dims"]
 
@@ -52,6 +52,8 @@ def dot_product_scores(
     check_min_rank("keys", keys, 2, "(..., S, D)")
     check_floating("queries", queries)
     check_floating("keys", keys)
+    check_same_device(queries=queries, keys=keys)
+    check_same_dtype(queries=queries, keys=keys)
     check_dim("keys", keys, -1, queries.shape[-1], "the queries' feature size D")
     check_batch_dims(queries=queries, keys=keys)
     if scale is None:
@@ -83,6 +85,11 @@ def additive_scores(
     check_batch_dims(queries=queries, keys=keys)
     check_rank("W_q", W_q, 2, "(h, Dq)")
     check_rank("W_k", W_k, 2, "(h, Dk)")
+    check_rank("w_v", w_v, (1, 2), "(h,) or (1, h)")
+    for name, t in (("queries", queries), ("keys", keys), ("W_q", W_q), ("W_k", W_k), ("w_v", w_v)):
+        check_floating(name, t)
+    check_same_device(queries=queries, keys=keys, W_q=W_q, W_k=W_k, w_v=w_v)
+    check_same_dtype(queries=queries, keys=keys, W_q=W_q, W_k=W_k, w_v=w_v)
     check_dim("W_q", W_q, 1, queries.shape[-1], "the queries' feature size Dq")
     check_dim("W_k", W_k, 1, keys.shape[-1], "the keys' feature size Dk")
     check_dim("W_k", W_k, 0, W_q.shape[0], "W_q's hidden size h")
