@@ -54,6 +54,7 @@ from .pooling import (
 from .registry import MECHANISMS, make_mechanism
 from .scoring import additive_scores, dot_product_scores
 from .local import LocalAttention, local_attention, local_attention_naive
+from .lsh import LSHAttention, lsh_attention, lsh_attention_naive
 from .sparse import (
     atrous_pattern,
     bigbird_pattern,

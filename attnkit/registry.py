@@ -12,6 +12,7 @@ from torch import nn
 
 from .linear import LinearAttention
 from .local import LocalAttention
+from .lsh import LSHAttention
 from .mechanisms import SoftmaxAttention
 from .synthesizer import (
     DenseSynthesizer,
@@ -26,6 +27,7 @@ __all__ = ["MECHANISMS", "make_mechanism"]
 MECHANISMS: dict[str, type[nn.Module]] = {
     "softmax": SoftmaxAttention,
     "linear": LinearAttention,
+    "lsh": LSHAttention,
     "synthesizer_dense": DenseSynthesizer,
     "synthesizer_random": RandomSynthesizer,
     "synthesizer_factorized_dense": FactorizedDenseSynthesizer,

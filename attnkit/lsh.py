@@ -1,0 +1,275 @@
+"""LSH attention (the Reformer, Kitaev et al. 2020): attend only to keys in the same hash bucket.
+
+For each of ``R`` hash rounds:
+
+1. hash queries and keys into ``M`` buckets with angular LSH (:mod:`attnkit.hashing`);
+2. sort queries and keys by ``(bucket, position)`` — a permutation per round;
+3. cut both sorted sequences into ``C`` chunks and let each query chunk see its own key chunk
+   and the one before it, keeping only pairs in the same bucket (plus causal / padding masks);
+4. undo the sort with the inverse permutation.
+
+The rounds are combined with their log-sum-exp normalisers, and a pair found in ``N_ij``
+rounds has ``log N_ij`` subtracted from its score in each, so the result is *exactly* softmax
+attention over the union of the pairs the rounds allow — which :func:`lsh_attention_naive`
+computes densely from the same buckets, as the reference. Each chunk costs ``O(c²)``, so the
+whole layer costs ``O(R · L · c)`` after an ``O(L log L)`` sort.
+
+Shared-QK mode (the Reformer's): keys are the *normalised* queries (queries are not normalised),
+queries and keys share their buckets, and a position's score with itself is replaced by a
+large *finite* negative number, so it attends to itself only when nothing else is allowed.
+Lengths that are not a multiple of the chunk are padded and the padding masked.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .hashing import angular_hash, random_rotations
+from .masking import apply_mask, masked_softmax
+from .mechanisms import check_mechanism_inputs, key_padding_from_mask
+
+__all__ = [
+    "SELF_PENALTY",
+    "chunk_layout",
+    "default_n_buckets",
+    "sort_by_bucket",
+    "lsh_attention",
+    "lsh_attention_naive",
+    "LSHAttention",
+]
+
+SELF_PENALTY = 1e5
+"""Shared-QK: a position's score with itself becomes ``-SELF_PENALTY`` (finite, not ``-inf``)."""
+
+
+def chunk_layout(num_queries: int, num_keys: int, bucket_size: int) -> tuple[int, int, int]:
+    """Chunks ``C``, queries per chunk and keys per chunk: ``C = ⌈L / bucket_size⌉``.
+
+    Queries are cut into ``C`` chunks of ``⌈L/C⌉`` and keys into ``C`` chunks of ``⌈S/C⌉``
+    (equal when ``L = S``); the last chunk is padded.
+    """
+    if bucket_size < 1:
+        raise ValueError(f"bucket_size must be ≥ 1, got {bucket_size}")
+    if num_queries < 1 or num_keys < 1:
+        raise ValueError(f"need at least one query and one key, got L={num_queries}, S={num_keys}")
+    n_chunks = math.ceil(num_queries / bucket_size)
+    return n_chunks, math.ceil(num_queries / n_chunks), math.ceil(num_keys / n_chunks)
+
+
+def default_n_buckets(num_queries: int, num_keys: int, bucket_size: int) -> int:
+    """About one bucket per ``bucket_size`` positions, rounded up to an even number ≥ 2."""
+    return max(2, 2 * math.ceil(max(num_queries, num_keys) / (2 * bucket_size)))
+
+
+def sort_by_bucket(buckets: torch.Tensor, padded_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sort positions by ``(bucket, position)``; padding positions go last.
+
+    Args:
+        buckets: int64 ``(..., N)``.
+        padded_len: ``Np ≥ N``; positions ``N … Np-1`` are padding (default ``N``).
+
+    Returns:
+        ``(order, rank)``, int64 ``(..., Np)``: ``order[r]`` is the position in sorted slot ``r``,
+        and ``rank`` is the inverse permutation (``rank[order[r]] = r``).
+    """
+    n = buckets.shape[-1]
+    padded_len = n if padded_len is None else padded_len
+    pos = torch.arange(padded_len, device=buckets.device)  # (Np,)
+    key = (2 ** 62 + pos).expand(*buckets.shape[:-1], padded_len).clone()  # (..., Np)
+    key[..., :n] = buckets * padded_len + pos[:n]  # unique keys: bucket first, then position
+    order = key.argsort(dim=-1)  # (..., Np)
+    rank = torch.empty_like(order).scatter_(-1, order, pos.expand_as(order))  # (..., Np)
+    return order, rank
+
+
+def _take(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``x (B, H, N, F)`` gathered per round at ``index (B, H, R, M)`` → ``(B, H, R, M, F)``."""
+    B, H, R, M = index.shape
+    src = x.unsqueeze(2).expand(B, H, R, x.shape[2], x.shape[3])  # (B, H, R, N, F), no copy
+    return src.gather(3, index.unsqueeze(-1).expand(B, H, R, M, x.shape[3]))  # (B, H, R, M, F)
+
+
+def _with_previous(x: torch.Tensor) -> torch.Tensor:
+    """Each chunk preceded by the chunk before it: ``(B, H, R, C, c[, F]) → (B, H, R, C, 2c[, F])``.
+
+    Chunk 0's "predecessor" is chunk C-1 (wrapped around); callers mask it out.
+    """
+    return torch.cat([torch.roll(x, 1, dims=3), x], dim=4)
+
+
+def lsh_attention(q, k, v, q_buckets, k_buckets, *, bucket_size: int = 64, causal: bool = False,
+                  key_padding: torch.Tensor | None = None, not_self: bool = False, scale: float | None = None):
+    """Chunked LSH attention for given buckets: never builds the ``L × S`` matrix.
+
+    Args:
+        q: ``(B, H, L, D)``; k: ``(B, H, S, D)``; v: ``(B, H, S, Dv)``.
+        q_buckets: int64 ``(B, H, R, L)``; k_buckets: int64 ``(B, H, R, S)`` (one row per round).
+        bucket_size: positions per chunk (see :func:`chunk_layout`).
+        causal: key ``j`` allowed for query ``i`` only if ``j ≤ i``.
+        key_padding: bool ``(B, S)``, ``True`` = real key, or ``None``.
+        not_self: shared-QK: score of ``i`` with ``j = i`` becomes ``-SELF_PENALTY``.
+        scale: score multiplier, default ``1/√D``.
+
+    Returns:
+        ``(B, H, L, Dv)``; a query with no allowed key gets zeros.
+    """
+    B, H, L, D = q.shape
+    S, R = k.shape[2], q_buckets.shape[2]
+    scale = D ** -0.5 if scale is None else scale
+    n_chunks, qc, kc = chunk_layout(L, S, bucket_size)
+    Lp, Sp = n_chunks * qc, n_chunks * kc
+    q_order, q_rank = sort_by_bucket(q_buckets, Lp)  # (B, H, R, Lp) each
+    k_order, k_rank = sort_by_bucket(k_buckets, Sp)  # (B, H, R, Sp) each
+    chunked_q = (B, H, R, n_chunks, qc)
+    chunked_k = (B, H, R, n_chunks, kc)
+
+    qs = _take(F.pad(q, (0, 0, 0, Lp - L)), q_order).reshape(*chunked_q, D)  # (B, H, R, C, qc, D)
+    ks = _with_previous(_take(F.pad(k, (0, 0, 0, Sp - S)), k_order).reshape(*chunked_k, D))  # (B, H, R, C, 2kc, D)
+    vs = _with_previous(_take(F.pad(v, (0, 0, 0, Sp - S)), k_order).reshape(*chunked_k, v.shape[-1]))
+    q_pos = q_order.reshape(chunked_q)  # (B, H, R, C, qc)
+    k_pos = _with_previous(k_order.reshape(chunked_k))  # (B, H, R, C, 2kc)
+    qb = F.pad(q_buckets, (0, Lp - L), value=-1).gather(-1, q_order).reshape(chunked_q)
+    kb = _with_previous(F.pad(k_buckets, (0, Sp - S), value=-2).gather(-1, k_order).reshape(chunked_k))
+
+    # the mask inside a chunk: same bucket, a real key, not chunk 0's wrapped predecessor, causal
+    key_ok = k_pos < S  # (B, H, R, C, 2kc)
+    if key_padding is not None:
+        padded = F.pad(key_padding, (0, Sp - S), value=False)[:, None, None, :]  # (B, 1, 1, Sp)
+        key_ok = key_ok & _with_previous(padded.expand(B, H, R, Sp).gather(-1, k_order).reshape(chunked_k))
+    first = torch.arange(n_chunks, device=q.device)[:, None] > 0  # (C, 1)
+    key_ok = key_ok & torch.cat([first.expand(n_chunks, kc), torch.ones_like(first).expand(n_chunks, kc)], 1)
+    allowed = (qb[..., :, None] == kb[..., None, :]) & key_ok[..., None, :]  # (B, H, R, C, qc, 2kc)
+    if causal:
+        allowed = allowed & (k_pos[..., None, :] <= q_pos[..., :, None])
+
+    scores = (qs @ ks.transpose(-1, -2)) * scale  # (B, H, R, C, qc, 2kc)
+    if not_self:
+        is_self = k_pos[..., None, :] == q_pos[..., :, None]  # (B, H, R, C, qc, 2kc)
+        scores = torch.where(is_self, torch.full_like(scores, -SELF_PENALTY), scores)
+    if R > 1:  # a pair allowed in N rounds: subtract log N in each, so it counts once overall
+        counts = torch.zeros_like(scores)
+        for r2 in range(R):
+            qb2 = F.pad(q_buckets[:, :, r2], (0, Lp - L), value=-1)  # (B, H, Lp)
+            kb2 = F.pad(k_buckets[:, :, r2], (0, Sp - S), value=-2)  # (B, H, Sp)
+            qb2 = qb2[:, :, None, :].expand(B, H, R, Lp).gather(-1, q_order).reshape(chunked_q)
+            kb2 = _with_previous(kb2[:, :, None, :].expand(B, H, R, Sp).gather(-1, k_order).reshape(chunked_k))
+            qch = (q_rank[:, :, r2, None, :].expand(B, H, R, Lp).gather(-1, q_order) // qc).reshape(chunked_q)
+            kch = _with_previous((k_rank[:, :, r2, None, :].expand(B, H, R, Sp).gather(-1, k_order)
+                                  // kc).reshape(chunked_k))
+            gap = qch[..., :, None] - kch[..., None, :]  # (B, H, R, C, qc, 2kc)
+            counts += ((qb2[..., :, None] == kb2[..., None, :]) & (gap >= 0) & (gap <= 1)).to(scores.dtype)
+        scores = scores - counts.clamp_min(1).log()
+
+    masked = apply_mask(scores, allowed)  # (B, H, R, C, qc, 2kc), -inf where not allowed
+    top = masked.amax(dim=-1, keepdim=True)  # (B, H, R, C, qc, 1)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top)).detach()
+    e = torch.exp(masked - top)
+    total = e.sum(dim=-1, keepdim=True)  # (B, H, R, C, qc, 1)
+    safe = torch.where(total > 0, total, torch.ones_like(total))
+    out = (e / safe) @ vs  # (B, H, R, C, qc, Dv)
+    lse = torch.where(total > 0, top + safe.log(), torch.full_like(total, -math.inf))  # (B, H, R, C, qc, 1)
+
+    # undo the sort: the output of position i sits in sorted slot rank[i]
+    out = out.reshape(B, H, R, Lp, -1).gather(3, q_rank.unsqueeze(-1).expand(B, H, R, Lp, out.shape[-1]))
+    lse = lse.reshape(B, H, R, Lp).gather(3, q_rank)  # (B, H, R, Lp)
+    out, lse = out[:, :, :, :L], lse[..., :L].transpose(2, 3)  # (B, H, R, L, Dv), (B, H, L, R)
+    round_weights = masked_softmax(lse, mask=torch.isfinite(lse))  # (B, H, L, R)
+    return torch.einsum("bhlr,bhrld->bhld", round_weights, out)  # (B, H, L, Dv)
+
+
+def _sorted_ranks(buckets: torch.Tensor) -> torch.Tensor:
+    """Rank of each position when sorted by (bucket, position): a stable sort, then its inverse."""
+    order = torch.sort(buckets, dim=-1, stable=True).indices  # (..., N)
+    return torch.argsort(order, dim=-1)  # (..., N)
+
+
+def lsh_attention_naive(q, k, v, q_buckets, k_buckets, *, bucket_size: int = 64, causal: bool = False,
+                        key_padding: torch.Tensor | None = None, not_self: bool = False,
+                        scale: float | None = None):
+    """Reference: dense softmax attention restricted to the pairs the same buckets allow.
+
+    Query ``i`` may attend to key ``j`` when, in at least one round, they share a bucket and
+    ``j``'s chunk (of the keys sorted by bucket, then position) is ``i``'s chunk or the one
+    before — plus the causal and key-padding masks. Same arguments as :func:`lsh_attention`.
+
+    Returns:
+        ``(out (B, H, L, Dv), weights (B, H, L, S))``.
+    """
+    check_mechanism_inputs(q, k, v)
+    L, S = q.shape[2], k.shape[2]
+    _, qc, kc = chunk_layout(L, S, bucket_size)
+    q_chunk = _sorted_ranks(q_buckets) // qc  # (B, H, R, L)
+    k_chunk = _sorted_ranks(k_buckets) // kc  # (B, H, R, S)
+    gap = q_chunk[..., :, None] - k_chunk[..., None, :]  # (B, H, R, L, S)
+    same = q_buckets[..., :, None] == k_buckets[..., None, :]  # (B, H, R, L, S)
+    allowed = (same & (gap >= 0) & (gap <= 1)).any(dim=2)  # (B, H, L, S): union over rounds
+    if key_padding is not None:
+        allowed = allowed & key_padding[:, None, None, :]
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    scores = (q @ k.transpose(-1, -2)) * scale  # (B, H, L, S)
+    if not_self:
+        eye = torch.eye(L, S, dtype=torch.bool, device=q.device)  # (L, S)
+        scores = torch.where(eye, torch.full_like(scores, -SELF_PENALTY), scores)
+    weights = masked_softmax(scores, mask=allowed, causal=causal)  # (B, H, L, S)
+    return weights @ v, weights  # (B, H, L, Dv)
+
+
+class LSHAttention(nn.Module):
+    """LSH attention as a mechanism (registered as ``"lsh"``).
+
+    Args (keyword-only):
+        bucket_size: positions per chunk (the Reformer's 64).
+        n_hashes: hash rounds ``R``; more rounds miss fewer neighbours and cost more.
+        n_buckets: buckets ``M`` (even, or 1 for "no hashing"); default about ``L / bucket_size``.
+        shared_qk: the Reformer's shared-QK attention: keys are the normalised *queries*
+            (the ``k`` argument is ignored, so ``S`` must equal ``L``), and a position attends
+            to itself only when nothing else is allowed.
+        redraw: in training mode, draw fresh rotations at every call (from a generator seeded
+            with ``seed + 1``); in eval mode the rotations always come from ``seed``.
+        seed: seed of the random rotations.
+
+    Only key-padding masks (``(B, 1, 1, S)`` or ``(B, S)``) are accepted; ``causal=True`` for causal.
+    The last buckets are kept in ``last_buckets`` (``(q_buckets, k_buckets)``, each ``(B, H, R, ·)``).
+    """
+
+    def __init__(self, *, bucket_size: int = 64, n_hashes: int = 2, n_buckets: int | None = None,
+                 shared_qk: bool = False, redraw: bool = False, seed: int = 0):
+        super().__init__()
+        if bucket_size < 1 or n_hashes < 1:
+            raise ValueError(f"bucket_size and n_hashes must be ≥ 1, got {bucket_size} and {n_hashes}")
+        if n_buckets is not None and (n_buckets < 1 or (n_buckets > 1 and n_buckets % 2 != 0)):
+            raise ValueError(f"n_buckets must be 1 or an even number ≥ 2 (angular LSH), got {n_buckets}")
+        self.bucket_size, self.n_hashes, self.n_buckets = bucket_size, n_hashes, n_buckets
+        self.shared_qk, self.redraw, self.seed = shared_qk, redraw, seed
+        self._train_generator = torch.Generator().manual_seed(seed + 1)
+        self.last_buckets = None
+
+    def rotations(self, dim: int, n_buckets: int) -> torch.Tensor:
+        """The ``(R, D, M/2)`` rotations for this call: fixed by ``seed`` unless redrawing in training."""
+        if self.training and self.redraw:
+            return random_rotations(dim, n_buckets, self.n_hashes, generator=self._train_generator)
+        return random_rotations(dim, n_buckets, self.n_hashes, seed=self.seed)
+
+    def forward(self, q, k, v, *, mask=None, causal=False):
+        check_mechanism_inputs(q, k, v, mask)
+        B, H, L, D = q.shape
+        S = k.shape[2]
+        key_padding = key_padding_from_mask(mask, B, S, "lsh")  # (B, S) or None
+        if self.shared_qk and L != S:
+            raise ValueError(f"shared_qk needs as many queries as keys, got q {tuple(q.shape)} and k {tuple(k.shape)}")
+        n_buckets = self.n_buckets or default_n_buckets(L, S, self.bucket_size)
+        if n_buckets == 1:
+            q_buckets = torch.zeros(B, H, self.n_hashes, L, dtype=torch.long, device=q.device)  # (B, H, R, L)
+            k_buckets = torch.zeros(B, H, self.n_hashes, S, dtype=torch.long, device=q.device)  # (B, H, R, S)
+        else:
+            rot = self.rotations(D, n_buckets).to(q.device)  # (R, D, M/2)
+            q_buckets = angular_hash(q.detach(), rot)  # (B, H, R, L)
+            k_buckets = q_buckets if self.shared_qk else angular_hash(k.detach(), rot)  # (B, H, R, S)
+        if self.shared_qk:
+            k = F.normalize(q, dim=-1)  # keys are the unit-length queries; queries stay as they are
+        self.last_buckets = (q_buckets, k_buckets)
+        return lsh_attention(q, k, v, q_buckets, k_buckets, bucket_size=self.bucket_size, causal=causal,
+                             key_padding=key_padding, not_self=self.shared_qk)  # (B, H, L, Dv)
