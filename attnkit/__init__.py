@@ -64,5 +64,14 @@ from .sparse import (
     sparse_attention_naive,
     strided_pattern,
 )
+from .synthesizer import (
+    DenseSynthesizer,
+    FactorizedDenseSynthesizer,
+    FactorizedRandomSynthesizer,
+    RandomSynthesizer,
+    SynthesizerMixture,
+    synthesizer_attention,
+    synthesizer_attention_naive,
+)
 
 __version__ = "0.1.0"

@@ -106,16 +106,19 @@ def factorized_random_logits(R1, R2):
     """Low-rank random logits ``R = R₁ R₂ᵀ``.
 
     Args:
-        R1: ``(..., N, k)``; R2: ``(..., N, k)``.
+        R1: ``(..., L, k)`` (query positions); R2: ``(..., S, k)`` (key positions),
+            usually both ``(..., N, k)``.
 
     Returns:
-        ``(..., N, N)``, of rank at most ``k``.
+        ``(..., L, S)``, of rank at most ``k``.
     """
     check_floating("R1", R1)
     check_floating("R2", R2)
-    if R1.shape != R2.shape:
-        raise ValueError(f"R1 and R2 must have the same shape, got {tuple(R1.shape)} and {tuple(R2.shape)}")
-    return R1 @ R2.transpose(-2, -1)  # (..., N, N)
+    if R1.shape[:-2] != R2.shape[:-2] or R1.shape[-1] != R2.shape[-1]:
+        raise ValueError(
+            f"R1 and R2 must agree in leading dims and rank k, got {tuple(R1.shape)} and {tuple(R2.shape)}"
+        )
+    return R1 @ R2.transpose(-2, -1)  # (..., L, S)
 
 
 def crop_logits(logits, num_queries: int, num_keys: int):
