@@ -16,6 +16,21 @@ outputs::
   ``n_features=`` …); every mechanism can be built with no arguments at all.
 * Randomness (projections, rotations) is drawn from an explicit ``seed=``.
 
+Every registered mechanism is checked by one contract test (``tests/test_contract.py``):
+output shape (``Dv ≠ D`` included), batch independence, causality, masked keys having no
+effect, fully masked rows giving zeros (not NaN), awkward sizes (odd ``L``, ``D`` not a
+power of two). A mechanism whose maths cannot honour one of these declares it with a
+class (or instance) attribute; leaving an attribute out means the default:
+
+* ``supports_causal = True`` — ``False`` if ``causal=True`` is not implemented at all
+  (the mechanism must then raise ``ValueError`` when asked for it).
+* ``content_dependent_grouping = False`` — ``True`` if the mechanism groups positions
+  by the content of the whole sequence (LSH buckets and chunks), so changing *any*
+  query or key, even a future or masked one, may move group boundaries. The contract
+  test then perturbs only the **values** at future or masked positions.
+* ``max_len = None`` — the longest ``L`` and ``S`` accepted (e.g. a Synthesizer's fixed
+  ``(N, N)`` matrix); the contract test keeps its lengths within it.
+
 The registry of names lives in :mod:`attnkit.registry` (``MECHANISMS``, a plain dict,
 and :func:`~attnkit.registry.make_mechanism`); this module holds what every mechanism
 shares: input checks, key-padding masks, and exact softmax attention.
@@ -131,6 +146,10 @@ class SoftmaxAttention(nn.Module):
         fast: use the fused kernel when possible.
         need_weights: always take the explicit path and store the weights.
     """
+
+    supports_causal = True
+    content_dependent_grouping = False
+    max_len = None
 
     def __init__(self, *, dropout: float = 0.0, fast: bool = True, need_weights: bool = False):
         super().__init__()
