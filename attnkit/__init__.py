@@ -40,6 +40,9 @@ from .mechanisms import (
     key_padding_from_mask,
     softmax_attention_naive,
 )
+from .multihead import MultiHeadAttention, merge_heads, multi_head_attention, split_heads, valid_lens_to_mask
+from .positional import PositionalEncoding, sinusoidal_encoding
+from .fusion import AttentionFusion, attention_fusion
 from .plot import show_heatmaps
 from .pooling import (
     NWKernelRegression,
