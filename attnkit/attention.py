@@ -138,8 +138,18 @@ class AdditiveAttention(nn.Module):
         super().__init__()
         if num_hiddens < 1:
             raise ValueError(f"num_hiddens must be ≥ 1, got {num_hiddens}")
-        self.W_k = nn.Linear(key_size, num_hiddens, bias=False) if key_size else nn.LazyLinear(num_hiddens, bias=False)
-        self.W_q = nn.Linear(query_size, num_hiddens, bias=False) if query_size else nn.LazyLinear(num_hiddens, bias=False)
+        for name, size in (("key_size", key_size), ("query_size", query_size)):
+            if size is not None and size < 1:
+                raise ValueError(f"{name} must be ≥ 1 (or None to infer it), got {size}")
+        # a given size creates the weight now; None leaves it to be inferred on the first call
+        if key_size is None:
+            self.W_k = nn.LazyLinear(num_hiddens, bias=False)
+        else:
+            self.W_k = nn.Linear(key_size, num_hiddens, bias=False)  # weight (h, Dk)
+        if query_size is None:
+            self.W_q = nn.LazyLinear(num_hiddens, bias=False)
+        else:
+            self.W_q = nn.Linear(query_size, num_hiddens, bias=False)  # weight (h, Dq)
         self.w_v = nn.Linear(num_hiddens, 1, bias=False)
         self.dropout = nn.Dropout(dropout)
         self.attention_weights: torch.Tensor | None = None

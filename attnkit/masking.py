@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_floating, check_rank, check_tensor
+from ._checks import check_floating, check_min_rank, check_rank, check_tensor
 
 __all__ = [
     "sequence_mask",
@@ -244,7 +244,7 @@ def masked_softmax(
                 f"{X.shape[0]} (X shape {tuple(X.shape)})"
             )
     else:
-        check_rank("X", X, range(1, 9), "(..., L, S)")
+        check_min_rank("X", X, 1, "(..., L, S)")
     if causal and X.dim() < 2:
         raise ValueError(f"causal=True needs X of shape (..., L, S), got {tuple(X.shape)}")
     if mask is not None:

@@ -58,7 +58,7 @@ def hard_lookup(
     d2 = squared_distances(queries, keys)  # (L, S)
     _check_values(values, d2.shape[1])
     weights = torch.zeros_like(d2).scatter_(1, d2.argmin(dim=1, keepdim=True), 1.0)  # (L, S)
-    return weights @ values, weights
+    return weights @ values, weights  # (L,)|(L, Dv), (L, S)
 
 
 def average_pooling(values: torch.Tensor, num_queries: int) -> torch.Tensor:
@@ -68,7 +68,7 @@ def average_pooling(values: torch.Tensor, num_queries: int) -> torch.Tensor:
     """
     check_rank("values", values, (1, 2), "(S,) or (S, Dv)")
     mean = values.mean(dim=0, keepdim=True)  # (1,) or (1, Dv)
-    return mean.expand(num_queries, *values.shape[1:]).clone()
+    return mean.expand(num_queries, *values.shape[1:]).clone()  # (L,) or (L, Dv)
 
 
 def gaussian_kernel_weights(
@@ -99,7 +99,7 @@ def nadaraya_watson(
     """
     weights = gaussian_kernel_weights(queries, keys, bandwidth)  # (L, S)
     _check_values(values, weights.shape[1])
-    return weights @ values, weights
+    return weights @ values, weights  # (L,)|(L, Dv), (L, S)
 
 
 class NWKernelRegression(nn.Module):

@@ -235,3 +235,10 @@ def test_additive_attention_wrong_feature_size_names_the_weight():
         attention(q, k, v)
     with pytest.raises(ValueError, match="num_hiddens must be"):
         AdditiveAttention(0)
+
+
+def test_additive_attention_rejects_non_positive_sizes():
+    with pytest.raises(ValueError, match="key_size must be ≥ 1"):
+        AdditiveAttention(4, key_size=0, query_size=3)
+    with pytest.raises(ValueError, match="query_size must be ≥ 1"):
+        AdditiveAttention(4, key_size=2, query_size=0)
