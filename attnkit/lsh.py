@@ -232,8 +232,16 @@ class LSHAttention(nn.Module):
         seed: seed of the random rotations.
 
     Only key-padding masks (``(B, 1, 1, S)`` or ``(B, S)``) are accepted; ``causal=True`` for causal.
+    No query ever gets weight on a later (causal) or masked key. The *grouping* depends on the
+    whole sequence, though: buckets are sorted and chunked together, so a later query or key can
+    shift chunk boundaries and change which earlier keys share a chunk (``content_dependent_grouping``).
+    Masked keys are moved to a bucket of their own (non-shared mode), so they never shift them.
     The last buckets are kept in ``last_buckets`` (``(q_buckets, k_buckets)``, each ``(B, H, R, ·)``).
     """
+
+    supports_causal = True
+    content_dependent_grouping = True
+    max_len = None
 
     def __init__(self, *, bucket_size: int = 64, n_hashes: int = 2, n_buckets: int | None = None,
                  shared_qk: bool = False, redraw: bool = False, seed: int = 0):
@@ -268,6 +276,8 @@ class LSHAttention(nn.Module):
             rot = self.rotations(D, n_buckets).to(q.device)  # (R, D, M/2)
             q_buckets = angular_hash(q.detach(), rot)  # (B, H, R, L)
             k_buckets = q_buckets if self.shared_qk else angular_hash(k.detach(), rot)  # (B, H, R, S)
+        if key_padding is not None and not self.shared_qk:  # masked keys: a bucket no query has
+            k_buckets = torch.where(key_padding[:, None, None, :], k_buckets, n_buckets)  # (B, H, R, S)
         if self.shared_qk:
             k = F.normalize(q, dim=-1)  # keys are the unit-length queries; queries stay as they are
         self.last_buckets = (q_buckets, k_buckets)

@@ -1,0 +1,296 @@
+"""LSH attention (attnkit.lsh) and its hash families (attnkit.hashing)."""
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.nn import functional as F
+
+from attnkit import make_mechanism, softmax_attention_naive
+from attnkit.hashing import (
+    angular_hash,
+    hyperplane_bits,
+    hyperplane_collision_probability,
+    hyperplane_hash,
+    random_hyperplanes,
+    random_rotations,
+)
+from attnkit.lsh import (
+    SELF_PENALTY,
+    LSHAttention,
+    chunk_layout,
+    default_n_buckets,
+    lsh_attention,
+    lsh_attention_naive,
+    sort_by_bucket,
+)
+
+f64 = torch.float64
+
+
+def _inputs(B, H, L, S, D, Dv, seed):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(B, H, L, D, generator=g, dtype=f64, requires_grad=True)
+    k = torch.randn(B, H, S, D, generator=g, dtype=f64, requires_grad=True)
+    v = torch.randn(B, H, S, Dv, generator=g, dtype=f64, requires_grad=True)
+    return q, k, v
+
+
+# ---------------------------------------------------------------- hash families
+def test_hyperplane_collision_rate_matches_one_minus_theta_over_pi():
+    planes = random_hyperplanes(8, 20000, seed=3).to(f64)  # (D, n_bits)
+    x = F.normalize(torch.randn(8, dtype=f64, generator=torch.Generator().manual_seed(1)), dim=0)
+    u = torch.randn(8, dtype=f64, generator=torch.Generator().manual_seed(2))
+    u = F.normalize(u - (u @ x) * x, dim=0)  # orthogonal to x
+    for theta in [0.1, 0.5, 1.0, math.pi / 2, 2.5, 3.0]:
+        y = math.cos(theta) * x + math.sin(theta) * u
+        rate = (hyperplane_bits(x, planes) == hyperplane_bits(y, planes)).double().mean().item()
+        p = hyperplane_collision_probability(theta)
+        sigma = math.sqrt(p * (1 - p) / planes.shape[1])
+        assert abs(rate - p) < 4 * sigma + 1e-12, (theta, rate, p)
+
+
+def test_hyperplane_hash_reads_bits_as_a_number():
+    planes = random_hyperplanes(4, 3, seed=0)
+    x = torch.randn(10, 4)
+    bits = hyperplane_bits(x, planes).long()  # (10, 3)
+    assert torch.equal(hyperplane_hash(x, planes), bits[:, 0] + 2 * bits[:, 1] + 4 * bits[:, 2])
+    assert hyperplane_collision_probability(0.0, 3) == 1.0
+    assert hyperplane_collision_probability(math.pi / 2, 2) == pytest.approx(0.25)
+
+
+def test_angular_hash_is_argmax_over_plus_minus_projection_and_scale_invariant():
+    rot = random_rotations(6, 8, 3, seed=0)  # (R, D, M/2)
+    x = torch.randn(2, 5, 6, dtype=f64)  # (B, L, D)
+    b = angular_hash(x, rot)  # (B, R, L)
+    assert b.shape == (2, 3, 5) and b.min() >= 0 and b.max() < 8
+    xr = torch.einsum("bld,rdm->brlm", x, rot.to(f64))
+    expected = torch.cat([xr, -xr], -1).argmax(-1)
+    assert torch.equal(b, expected)
+    assert torch.equal(angular_hash(3.7 * x, rot), b)  # only the direction matters
+    assert torch.equal(angular_hash(-x, rot), (b + 4) % 8)  # −x lands in the opposite bucket
+
+
+def test_angular_collisions_fall_with_angle():
+    rot = random_rotations(16, 8, 4000, seed=5).to(f64)  # many independent rounds
+    g = torch.Generator().manual_seed(0)
+    x = F.normalize(torch.randn(16, dtype=f64, generator=g), dim=0)
+    u = torch.randn(16, dtype=f64, generator=g)
+    u = F.normalize(u - (u @ x) * x, dim=0)
+    rates = []
+    for theta in [0.2, 0.6, 1.2, 2.0, 2.8]:
+        y = math.cos(theta) * x + math.sin(theta) * u
+        bx, by = angular_hash(torch.stack([x, y])[:, None, :], rot).squeeze(-1)  # (R,) each
+        rates.append((bx == by).double().mean().item())
+    assert all(a > b for a, b in zip(rates, rates[1:])), rates
+    assert rates[0] > 0.6 and rates[-1] < 0.05
+
+
+@pytest.mark.parametrize("n_buckets", [0, 1, 3, 7])
+def test_odd_bucket_counts_are_rejected(n_buckets):
+    with pytest.raises(ValueError, match="even"):
+        random_rotations(4, n_buckets)
+    if n_buckets != 1:  # 1 bucket = no hashing, allowed by the mechanism
+        with pytest.raises(ValueError, match="even"):
+            LSHAttention(n_buckets=n_buckets)
+
+
+def test_hashes_are_seeded():
+    assert torch.equal(random_rotations(5, 4, 2, seed=7), random_rotations(5, 4, 2, seed=7))
+    assert not torch.equal(random_rotations(5, 4, 2, seed=7), random_rotations(5, 4, 2, seed=8))
+
+
+# ---------------------------------------------------------------- sorting and chunks
+def test_sort_by_bucket_orders_by_bucket_then_position_and_rank_inverts_it():
+    buckets = torch.tensor([[3, 1, 3, 0, 1, 1, 0]])
+    order, rank = sort_by_bucket(buckets, padded_len=9)
+    assert order.tolist() == [[3, 6, 1, 4, 5, 0, 2, 7, 8]]  # padding last
+    assert torch.equal(order.gather(-1, rank), torch.arange(9)[None])  # inverse permutation
+    assert torch.equal(rank.gather(-1, order), torch.arange(9)[None])
+
+
+def test_chunk_layout_pads_instead_of_requiring_divisibility():
+    assert chunk_layout(37, 37, 8) == (5, 8, 8)
+    assert chunk_layout(10, 10, 64) == (1, 10, 10)
+    assert chunk_layout(20, 13, 3) == (7, 3, 2)
+    assert default_n_buckets(37, 37, 8) % 2 == 0
+    assert default_n_buckets(5, 5, 64) == 2
+
+
+# ---------------------------------------------------------------- chunked == dense reference
+@settings(max_examples=25, deadline=None)
+@given(
+    B=st.integers(1, 2), H=st.integers(1, 2), L=st.integers(1, 40), extra=st.integers(-10, 10),
+    D=st.integers(1, 9), bucket_size=st.integers(1, 9), R=st.integers(1, 4),
+    half_buckets=st.integers(1, 4), causal=st.booleans(), shared=st.booleans(), pad=st.booleans(),
+    seed=st.integers(0, 10_000),
+)
+def test_chunked_matches_dense_reference_outputs_and_gradients(
+        B, H, L, extra, D, bucket_size, R, half_buckets, causal, shared, pad, seed):
+    S = L if shared else max(1, L + extra)
+    q, k, v = _inputs(B, H, L, S, D, 3, seed)
+    rot = random_rotations(D, 2 * half_buckets, R, seed=seed)
+    qb = angular_hash(q.detach(), rot)
+    kb = qb if shared else angular_hash(k.detach(), rot)
+    kp = (torch.rand(B, S, generator=torch.Generator().manual_seed(seed)) > 0.3) if pad else None
+
+    def run(fn):
+        keys = F.normalize(q, dim=-1) if shared else k
+        out = fn(q, keys, v, qb, kb, bucket_size=bucket_size, causal=causal, key_padding=kp, not_self=shared)
+        out = out[0] if isinstance(out, tuple) else out
+        w = torch.linspace(-1, 1, out.numel(), dtype=f64).reshape(out.shape)
+        grads = torch.autograd.grad((out * w).sum(), (q, k, v), allow_unused=True)
+        return out.detach(), [torch.zeros(1, dtype=f64) if g is None else g for g in grads]
+
+    out_fast, g_fast = run(lsh_attention)
+    out_ref, g_ref = run(lsh_attention_naive)
+    torch.testing.assert_close(out_fast, out_ref, rtol=1e-10, atol=1e-10)
+    for a, b in zip(g_fast, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+    assert not torch.isnan(out_fast).any()
+
+
+def test_duplicate_pairs_across_rounds_count_once():
+    # identical rounds: every allowed pair appears R times; the result must equal one round
+    q, k, v = _inputs(1, 2, 23, 23, 5, 4, 0)
+    rot1 = random_rotations(5, 4, 1, seed=3)
+    qb1, kb1 = angular_hash(q.detach(), rot1), angular_hash(k.detach(), rot1)
+    one = lsh_attention(q, k, v, qb1, kb1, bucket_size=4)
+    three = lsh_attention(q, k, v, qb1.repeat(1, 1, 3, 1), kb1.repeat(1, 1, 3, 1), bucket_size=4)
+    torch.testing.assert_close(one, three)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("L", [1, 7, 37])
+def test_one_bucket_and_one_chunk_is_full_attention(causal, L):
+    q, k, v = _inputs(2, 3, L, L, 6, 5, L)
+    mask = torch.rand(2, 1, 1, L, generator=torch.Generator().manual_seed(1)) > 0.4
+    lsh = LSHAttention(bucket_size=64, n_hashes=1, n_buckets=1)
+    expected, _ = softmax_attention_naive(q, k, v, mask=mask, causal=causal)
+    torch.testing.assert_close(lsh(q, k, v, mask=mask, causal=causal), expected)
+
+
+def test_shared_qk_normalises_keys_not_queries_and_avoids_self():
+    q, _, v = _inputs(1, 2, 9, 9, 4, 3, 2)
+    lsh = LSHAttention(bucket_size=16, n_hashes=1, n_buckets=1, shared_qk=True)
+    out = lsh(q, q, v)
+    scores = (q @ F.normalize(q, dim=-1).transpose(-1, -2)) / 2.0  # query raw, key unit, 1/√D
+    scores = scores.masked_fill(torch.eye(9, dtype=torch.bool), float("-inf"))  # never itself
+    torch.testing.assert_close(out, scores.softmax(-1) @ v)
+    # scaling the queries sharpens the weights: they are not normalised
+    assert not torch.allclose(lsh(3 * q, 3 * q, v), out)
+
+
+def test_shared_qk_lone_token_attends_to_itself():
+    q, _, v = _inputs(1, 1, 6, 6, 4, 3, 3)
+    lsh = LSHAttention(bucket_size=8, n_hashes=1, n_buckets=1, shared_qk=True)
+    out = lsh(q, q, v, causal=True)
+    torch.testing.assert_close(out[..., 0, :], v[..., 0, :])  # position 0 sees only itself
+    assert (out[..., 1:, :] - v[..., 1:, :]).abs().amax() > 1e-3
+    single = lsh(q[..., :1, :], q[..., :1, :], v[..., :1, :])  # a sequence of one token
+    torch.testing.assert_close(single, v[..., :1, :])
+    assert math.isfinite(SELF_PENALTY)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_causal_never_attends_to_the_future(shared):
+    q, k, v = _inputs(2, 2, 37, 37, 6, 4, 5)
+    lsh = LSHAttention(bucket_size=4, n_hashes=3, shared_qk=shared).eval()
+    out = lsh(q, k, v, causal=True)
+    for t in [0, 10, 30]:
+        # later values (with the same buckets) cannot change earlier outputs ...
+        v2 = v.detach().clone()
+        v2[..., t + 1:, :] = 100 * torch.randn_like(v2[..., t + 1:, :])
+        torch.testing.assert_close(lsh(q, k, v2, causal=True)[..., : t + 1, :], out[..., : t + 1, :].detach())
+        # ... while without causal=True they do (the check above can fail)
+        assert not torch.allclose(lsh(q, k, v2)[..., : t + 1, :], lsh(q, k, v)[..., : t + 1, :])
+    # the reference's weights for the same buckets are exactly zero above the diagonal
+    qb, kb = lsh.last_buckets
+    keys = F.normalize(q, dim=-1) if shared else k
+    _, w = lsh_attention_naive(q, keys, v, qb, kb, bucket_size=4, causal=True, not_self=shared)
+    assert torch.equal(w.triu(1), torch.zeros_like(w))
+
+
+def test_masked_keys_have_no_effect_and_fully_masked_rows_are_zero():
+    q, k, v = _inputs(2, 2, 30, 30, 5, 4, 6)
+    mask = torch.ones(2, 1, 1, 30, dtype=torch.bool)
+    mask[0, ..., 5:12] = False
+    mask[1] = False
+    lsh = LSHAttention(bucket_size=4, n_hashes=2).eval()
+    out = lsh(q, k, v, mask=mask)
+    k2, v2 = k.detach().clone(), v.detach().clone()
+    k2[0, :, 5:12] += 5.0
+    v2[0, :, 5:12] = 1e3
+    torch.testing.assert_close(lsh(q, k2, v2, mask=mask)[0], out[0].detach())
+    assert torch.equal(out[1], torch.zeros_like(out[1]))
+    out.sum().backward()
+    assert torch.isfinite(q.grad).all() and torch.isfinite(v.grad).all()
+
+
+def test_error_against_full_attention_falls_with_more_rounds():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 4, 256, 16, generator=g, dtype=f64) * 2
+    v = torch.randn(1, 4, 256, 16, generator=g, dtype=f64)
+    full = LSHAttention(bucket_size=256, n_buckets=1, n_hashes=1, shared_qk=True)(x, x, v)
+    errors, coverage = [], []
+    for rounds in [1, 2, 4, 8]:
+        lsh = LSHAttention(bucket_size=16, n_hashes=rounds, shared_qk=True, seed=1).eval()
+        errors.append((lsh(x, x, v) - full).norm().item() / full.norm().item())
+        qb, kb = lsh.last_buckets
+        _, w = lsh_attention_naive(x, F.normalize(x, dim=-1), v, qb, kb, bucket_size=16, not_self=True)
+        coverage.append((w > 0).double().mean().item())
+    assert all(a <= b for a, b in zip(coverage, coverage[1:])), coverage  # rounds only add pairs
+    assert errors[-1] < 0.6 * errors[0], errors
+    assert all(a > b for a, b in zip(errors, errors[1:])), errors
+
+
+def test_rotations_fixed_in_eval_and_redrawn_in_training_only_when_asked():
+    q, k, v = _inputs(1, 2, 40, 40, 8, 3, 8)
+    fixed = LSHAttention(bucket_size=4, n_hashes=2, seed=3)
+    a = fixed(q, k, v)
+    assert torch.equal(fixed(q, k, v), a)  # training mode but redraw=False
+    fresh = LSHAttention(bucket_size=4, n_hashes=2, seed=3, redraw=True)
+    assert torch.equal(fresh.eval()(q, k, v), a)  # eval: rotations from the seed
+    fresh.train()
+    b1 = fresh(q, k, v)
+    b1_buckets = fresh.last_buckets[0]
+    fresh(q, k, v)
+    assert not torch.equal(fresh.last_buckets[0], b1_buckets)  # redrawn at each training call
+    assert torch.equal(fresh.eval()(q, k, v), a)  # back in eval: the seeded rotations again
+    assert b1.shape == a.shape
+
+
+def test_awkward_sizes_and_registry():
+    lsh = make_mechanism("lsh")  # default settings
+    q, k, v = _inputs(2, 3, 37, 37, 24, 7, 9)
+    out = lsh(q.float(), k.float(), v.float(), causal=True)
+    assert out.shape == (2, 3, 37, 7) and torch.isfinite(out).all()
+    cross = LSHAttention(bucket_size=5)(q, k[:, :, :11], v[:, :, :11])  # L ≠ S
+    assert cross.shape == (2, 3, 37, 7)
+
+
+def test_bad_inputs_are_rejected_clearly():
+    q, k, v = _inputs(1, 2, 8, 8, 4, 4, 0)
+    with pytest.raises(ValueError, match="key-padding"):
+        LSHAttention()(q, k, v, mask=torch.ones(1, 1, 8, 8, dtype=torch.bool))
+    with pytest.raises(ValueError, match="shared_qk"):
+        LSHAttention(shared_qk=True)(q, k[:, :, :5], v[:, :, :5])
+    with pytest.raises(ValueError, match="bucket_size"):
+        LSHAttention(bucket_size=0)
+    with pytest.raises(ValueError):
+        LSHAttention()(q, k, v[:, :, :5])
+
+
+def test_memory_grows_linearly_not_quadratically():
+    # the largest tensor saved for backward: doubling L (bucket size fixed) must about double it
+    def largest_saved(L):
+        q, k, v = _inputs(1, 1, L, L, 8, 8, 0)
+        sizes = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: sizes.append(t.numel()) or t, lambda t: t):
+            LSHAttention(bucket_size=16, n_hashes=2)(q, k, v, causal=True)
+        return max(sizes)
+
+    a, b, c = largest_saved(256), largest_saved(512), largest_saved(1024)
+    assert b <= 2.2 * a and c <= 2.2 * b, (a, b, c)
+    assert c < 1024 * 1024 / 8  # far below one L × L matrix
