@@ -15,6 +15,8 @@ Everything here runs on a laptop CPU in minutes and is seeded:
 Tasks:
 
 * :func:`duplication_task`: the Reformer paper's ``0w0w`` copy task (Kitaev et al., 2020, §2.1).
+* :func:`reorder_task` and :func:`recall_task`: chapter 9's fixed-position reordering (where to
+  look depends on the position only) and associative recall (it depends on the content).
 
 Command line (writes a CSV; shows a progress bar)::
 
@@ -42,6 +44,9 @@ __all__ = [
     "train",
     "evaluate",
     "duplication_experiment",
+    "reorder_task",
+    "recall_task",
+    "synthesizer_experiment",
 ]
 
 
@@ -283,6 +288,135 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
+# --- chapter 9 (Synthesizer): position-decided vs content-decided tasks
+
+
+def reorder_task(n_samples: int, seq_len: int, vocab: int, *, seed: int = 0, perm_seed: int = 1234) -> SequenceTask:
+    """A fixed-position reordering: output position ``t`` must copy input position ``π(t)``.
+
+    ``π`` is one random permutation of ``0 … seq_len-1`` (drawn from ``perm_seed``), the same
+    for every sample, and the tokens are uniform in ``0 … vocab-1``. *Where* to look depends
+    only on the position, never on the content: a Random Synthesizer can learn ``π`` outright.
+    Every position is scored (use a non-causal model).
+
+    Returns:
+        A :class:`SequenceTask` with ``T = seq_len``.
+    """
+    if n_samples < 1 or seq_len < 1 or vocab < 2:
+        raise ValueError(f"need n_samples ≥ 1, seq_len ≥ 1, vocab ≥ 2; got {n_samples}, {seq_len}, {vocab}")
+    perm = torch.randperm(seq_len, generator=torch.Generator().manual_seed(perm_seed))  # (T,)
+    gen = torch.Generator().manual_seed(seed)
+    inputs = torch.randint(0, vocab, (n_samples, seq_len), generator=gen)  # (N, T)
+    targets = inputs[:, perm]  # (N, T)
+    return SequenceTask(inputs, targets, torch.ones_like(inputs, dtype=torch.bool), vocab)
+
+
+def recall_task(n_samples: int, n_pairs: int, n_keys: int, n_values: int, *, seed: int = 0) -> SequenceTask:
+    """Associative recall: ``n_pairs`` key–value pairs, then a query key; answer its value.
+
+    Each pair is one token, id ``key·n_values + value`` (distinct keys per sample); the last
+    token is the query, id ``n_keys·n_values + key`` for one of the sample's keys. Only the
+    last position is scored, and its target is the value id of the matching pair. *Where* to
+    look depends on the content (which position holds the queried key): weights that ignore
+    ``q·k`` cannot find it.
+
+    Returns:
+        A :class:`SequenceTask` with ``T = n_pairs + 1`` and vocabulary ``n_keys·(n_values + 1)``.
+    """
+    if n_pairs < 1 or n_pairs > n_keys or n_values < 2:
+        raise ValueError(f"need 1 ≤ n_pairs ≤ n_keys and n_values ≥ 2; got {n_pairs}, {n_keys}, {n_values}")
+    gen = torch.Generator().manual_seed(seed)
+    keys = torch.rand(n_samples, n_keys, generator=gen).argsort(dim=1)[:, :n_pairs]  # (N, P) distinct
+    values = torch.randint(0, n_values, (n_samples, n_pairs), generator=gen)  # (N, P)
+    pick = torch.randint(0, n_pairs, (n_samples,), generator=gen)  # (N,)
+    rows = torch.arange(n_samples)
+    query = n_keys * n_values + keys[rows, pick]  # (N,)
+    inputs = torch.cat([keys * n_values + values, query[:, None]], dim=1)  # (N, P+1)
+    targets = torch.zeros_like(inputs)
+    targets[:, -1] = values[rows, pick]
+    scored = torch.zeros_like(inputs, dtype=torch.bool)
+    scored[:, -1] = True
+    return SequenceTask(inputs, targets, scored, n_keys * (n_values + 1))
+
+
+# Synthesizer variants compared in chapter 9: label → (mechanism, settings given T, H, D)
+SYNTHESIZER_VARIANTS = ("vanilla", "dense", "random", "fixed random", "factorized random",
+                        "factorized dense", "random + vanilla")
+
+
+def _synthesizer_mechanism(label: str, seq_len: int, num_heads: int, head_dim: int, seed: int):
+    if label == "vanilla":
+        return "softmax", {"fast": False, "need_weights": True}
+    if label == "dense":
+        return "synthesizer_dense", {"max_len": seq_len, "hidden": 32, "head_dim": head_dim}
+    if label == "factorized dense":
+        return "synthesizer_factorized_dense", {"max_len": seq_len, "hidden": 32, "head_dim": head_dim}
+    if label == "random":
+        return "synthesizer_random", {"max_len": seq_len, "num_heads": num_heads, "seed": seed}
+    if label == "fixed random":
+        return "synthesizer_random", {"max_len": seq_len, "num_heads": num_heads, "seed": seed,
+                                      "trainable": False}
+    if label == "factorized random":
+        return "synthesizer_factorized_random", {"max_len": seq_len, "num_heads": num_heads, "rank": 8,
+                                                 "seed": seed}
+    if label == "random + vanilla":
+        return "synthesizer_mixture", {"max_len": seq_len, "num_heads": num_heads, "seed": seed}
+    raise ValueError(f"unknown Synthesizer variant {label!r}; known: {', '.join(SYNTHESIZER_VARIANTS)}")
+
+
+def synthesizer_experiment(*, tasks=("reorder", "recall"), variants=SYNTHESIZER_VARIANTS, d_model: int = 32,
+                           num_heads: int = 2, steps: int = 600, lr: float = 1e-2, n_train: int = 10000, n_test: int = 1000,
+                           seed: int = 0, progress: bool = True) -> dict:
+    """Chapter 9's comparison: train one attention block per (task, variant) and score it.
+
+    Tasks: ``"reorder"`` (:func:`reorder_task`, 24 positions, 16 symbols: position decides)
+    and ``"recall"`` (:func:`recall_task`, 6 pairs of 8 keys × 8 values: content decides).
+    Models are non-causal :class:`TinyAttentionModel` blocks whose mechanism is the variant's.
+
+    Returns:
+        ``{"results": [...], "curves": [...], "weights": [...]}``: one results row per run
+        (task, variant, test accuracy in %, parameters of the mechanism alone, of the whole
+        attention layer with its W_q, W_k, W_v, W_o, of the model, training seconds);
+        the training loss every 10 steps; and head 0's attention weights on the first test
+        sample (``row``, ``col``, ``weight``), for heatmaps.
+    """
+    import time
+
+    data = {
+        "reorder": (reorder_task(n_train, 24, 16, seed=seed), reorder_task(n_test, 24, 16, seed=seed + 1)),
+        "recall": (recall_task(n_train, 6, 8, 8, seed=seed), recall_task(n_test, 6, 8, 8, seed=seed + 1)),
+    }
+    results, curves, weights = [], [], []
+    for task in tasks:
+        train_data, test_data = data[task]
+        seq_len = train_data.inputs.shape[1]
+        for label in variants:
+            name, settings = _synthesizer_mechanism(label, seq_len, num_heads, d_model // num_heads, seed)
+            torch.manual_seed(seed)
+            model = TinyAttentionModel(train_data.vocab_size, d_model, num_heads, mechanism=name,
+                                       mechanism_settings=settings, max_len=seq_len, causal=False)
+            start = time.perf_counter()
+            losses = train(model, train_data, steps=steps, lr=lr, seed=seed, progress=progress, desc=f"{task}: {label}")
+            seconds = time.perf_counter() - start
+            acc = evaluate(model, test_data)["accuracy"]
+            results.append({"task": task, "variant": label, "accuracy": round(100 * acc, 2),
+                            "mechanism_params": sum(p.numel() for p in model.attention.attention.parameters()),
+                            "attention_params": sum(p.numel() for p in model.attention.parameters()),
+                            "params": sum(p.numel() for p in model.parameters()),
+                            "train_seconds": round(seconds, 2)})
+            for step in range(10, len(losses) + 1, 10):
+                curves.append({"task": task, "variant": label, "step": step,
+                               "loss": round(sum(losses[step - 10:step]) / 10, 4)})
+            with torch.no_grad():
+                model(test_data.inputs[:1])
+            w = model.attention.attention_weights[0, 0]  # (L, S) of head 0
+            for i in range(w.shape[0]):
+                for j in range(w.shape[1]):
+                    weights.append({"task": task, "variant": label, "row": i, "col": j,
+                                    "weight": round(float(w[i, j]), 4)})
+    return {"results": results, "curves": curves, "weights": weights}
+
+
 # Command line: keep this block last in the file; add new tasks above and a sub-command below.
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m attnkit.tasks", description=__doc__.split("\n")[0])
@@ -294,6 +428,10 @@ def main(argv=None) -> int:
     dup.add_argument("--bucket-size", type=int, default=4)
     dup.add_argument("--steps", type=int, default=1500)
     dup.add_argument("--seed", type=int, default=0)
+    syn = sub.add_parser("synthesizer", help="chapter 9: vanilla vs Synthesizer variants on reorder and recall")
+    syn.add_argument("--out", type=Path, required=True, help="folder for ch09_results/curves/weights.csv")
+    syn.add_argument("--steps", type=int, default=600)
+    syn.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.task == "duplication":
         torch.set_num_threads(1)
@@ -302,6 +440,14 @@ def main(argv=None) -> int:
         _write_csv(args.out, rows)
         for row in rows:
             print(f"trained {row['trained']:>6}  evaluated {row['evaluated']:>6}  accuracy {row['accuracy']:6.2f} %")
+    if args.task == "synthesizer":
+        torch.set_num_threads(1)
+        tables = synthesizer_experiment(steps=args.steps, seed=args.seed)
+        for table, rows in tables.items():
+            _write_csv(args.out / f"ch09_{table}.csv", rows)
+        for row in tables["results"]:
+            print(f"{row['task']:>8}  {row['variant']:>18}  accuracy {row['accuracy']:6.2f} %  "
+                  f"{row['mechanism_params']:6d} mechanism parameters  {row['train_seconds']:5.1f} s")
     return 0
 
 
