@@ -139,8 +139,11 @@ def test_combine_and_build_mask():
 
 def _reference_masked_softmax(X, allowed):
     """float64 loop: softmax over the allowed entries of each row, zeros elsewhere."""
+    S = X.shape[-1]
     X, out = X.double(), torch.zeros(X.shape, dtype=torch.float64)
-    flat_x, flat_m, flat_o = X.reshape(-1, X.shape[-1]), allowed.expand(X.shape).reshape(-1, X.shape[-1]), out.view(-1, X.shape[-1])
+    flat_x = X.reshape(-1, S)  # (rows, S)
+    flat_m = allowed.expand(X.shape).reshape(-1, S)  # (rows, S)
+    flat_o = out.view(-1, S)  # (rows, S), writes into out
     for r in range(flat_x.shape[0]):
         idx = flat_m[r].nonzero().flatten()
         if len(idx):
