@@ -249,7 +249,8 @@ def masked_softmax(
         raise ValueError(f"causal=True needs X of shape (..., L, S), got {tuple(X.shape)}")
     if mask is not None:
         check_mask(mask, X.shape)
-        mask = mask.to(X.device)
+        if mask.device != X.device:
+            raise ValueError(f"mask is on {mask.device} but X is on {X.device}; move them to the same device")
     L = X.shape[-2] if X.dim() >= 2 else 1
     full = build_mask(L, X.shape[-1], mask=mask, valid_lens=valid_lens, causal=causal, device=X.device)
     return _softmax_with_empty_rows(apply_mask(X, full))

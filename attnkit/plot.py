@@ -11,7 +11,7 @@ def show_heatmaps(
     xlabel: str,
     ylabel: str,
     titles=None,
-    figsize=(2.5, 2.5),
+    figsize=None,
     cmap: str = "Reds",
 ):
     """Draw a grid of heatmaps, d2l's ``show_heatmaps`` on plain matplotlib.
@@ -20,7 +20,7 @@ def show_heatmaps(
         matrices: ``(rows, cols, L, S)`` tensor or array (e.g. attention weights).
         xlabel, ylabel: axis labels (bottom row / first column only).
         titles: ``cols`` titles, or ``None``.
-        figsize: size of one panel in inches.
+        figsize: size of the whole figure in inches, as in d2l; ``None`` gives each panel 2.5 × 2.5.
         cmap: matplotlib colormap name.
 
     Returns:
@@ -36,7 +36,7 @@ def show_heatmaps(
     if titles is not None and len(titles) != cols:
         raise ValueError(f"titles has {len(titles)} entries but matrices has {cols} columns")
     fig, axes = plt.subplots(
-        rows, cols, figsize=(figsize[0] * cols, figsize[1] * rows),
+        rows, cols, figsize=figsize if figsize is not None else (2.5 * cols, 2.5 * rows),
         sharex=True, sharey=True, squeeze=False,
     )
     for i in range(rows):

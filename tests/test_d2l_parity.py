@@ -1,6 +1,6 @@
 """Parity with d2l 1.0.3's attention code (``d2l.torch``), where attnkit claims to be d2l-compatible.
 
-Where attnkit differs on purpose (a valid length of 0, the meaning of ``figsize``), the
+Where attnkit differs on purpose (a valid length of 0), the
 test shows the difference instead of hiding it.
 """
 import pytest
@@ -124,13 +124,13 @@ def test_show_heatmaps_draws_what_d2l_draws(close_figures):
     titles = [f"Head {i}" for i in range(1, 5)]
     d2l.show_heatmaps(weights, xlabel="Keys", ylabel="Queries", titles=titles, figsize=(7, 3.5))
     theirs = plt.gcf()  # d2l returns nothing
-    ours = attnkit.show_heatmaps(weights, xlabel="Keys", ylabel="Queries", titles=titles, figsize=(7 / 4, 3.5 / 2))
+    ours = attnkit.show_heatmaps(weights, xlabel="Keys", ylabel="Queries", titles=titles, figsize=(7, 3.5))
     assert isinstance(ours, Figure) and ours is not theirs
     assert len(ours.axes) == len(theirs.axes) == 2 * 4 + 1  # the panels plus the colorbar
     for a, b in zip(ours.axes[:8], theirs.axes[:8]):
         assert (a.get_title(), a.get_xlabel(), a.get_ylabel()) == (b.get_title(), b.get_xlabel(), b.get_ylabel())
         assert (a.images[0].get_array() == b.images[0].get_array()).all()
         assert a.images[0].get_cmap().name == b.images[0].get_cmap().name == "Reds"
-    # deliberate difference: d2l's figsize is the whole figure, attnkit's is one panel
+    # figsize is the whole figure in both
     assert tuple(theirs.get_size_inches()) == (7, 3.5)
     assert tuple(ours.get_size_inches()) == (7, 3.5)
