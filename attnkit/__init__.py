@@ -23,6 +23,20 @@ from .attention import (
     attend,
     dot_product_attention,
 )
+from .linear import (
+    LinearAttention,
+    LinearState,
+    elu_feature_map,
+    linear_attention,
+    linear_attention_chunked,
+    linear_attention_cumsum,
+    linear_attention_init_state,
+    linear_attention_naive,
+    linear_attention_noncausal,
+    linear_attention_recurrent,
+    linear_attention_step,
+    relu_feature_map,
+)
 from .masking import (
     apply_mask,
     build_mask,
@@ -67,6 +81,21 @@ from .sparse import (
     sparse_attention_naive,
     strided_pattern,
 )
+from .random_features import (
+    RFA,
+    PerformerAttention,
+    gaussian_matrix,
+    orthogonal_matrix,
+    performer_attention,
+    performer_attention_naive,
+    performer_features,
+    positive_features,
+    random_projection,
+    rfa_attention,
+    rfa_attention_naive,
+    trig_features,
+)
+from .nystrom import NystromAttention, iterative_pinv, nystrom_attention, nystrom_attention_naive, segment_means
 from .synthesizer import (
     DenseSynthesizer,
     FactorizedDenseSynthesizer,
