@@ -14,6 +14,8 @@ from .linear import LinearAttention
 from .local import LocalAttention
 from .lsh import LSHAttention
 from .mechanisms import SoftmaxAttention
+from .nystrom import NystromAttention
+from .random_features import RFA, PerformerAttention
 from .synthesizer import (
     DenseSynthesizer,
     FactorizedDenseSynthesizer,
@@ -34,6 +36,9 @@ MECHANISMS: dict[str, type[nn.Module]] = {
     "synthesizer_factorized_random": FactorizedRandomSynthesizer,
     "synthesizer_mixture": SynthesizerMixture,
     "local": LocalAttention,
+    "performer": PerformerAttention,
+    "rfa": RFA,
+    "nystrom": NystromAttention,
 }
 
 
