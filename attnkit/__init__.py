@@ -96,21 +96,6 @@ from .random_features import (
     trig_features,
 )
 from .nystrom import NystromAttention, iterative_pinv, nystrom_attention, nystrom_attention_naive, segment_means
-from .random_features import (
-    RFA,
-    PerformerAttention,
-    gaussian_matrix,
-    orthogonal_matrix,
-    performer_attention,
-    performer_attention_naive,
-    performer_features,
-    positive_features,
-    random_projection,
-    rfa_attention,
-    rfa_attention_naive,
-    trig_features,
-)
-from .nystrom import NystromAttention, iterative_pinv, nystrom_attention, nystrom_attention_naive, segment_means
 from .synthesizer import (
     DenseSynthesizer,
     FactorizedDenseSynthesizer,
