@@ -174,8 +174,10 @@ class LocalAttention(nn.Module):
         self.blocked = bool(blocked)
 
     def forward(self, q, k, v, *, mask=None, causal=False):
-        check_mechanism_inputs(q, k, v, mask)
-        key_padding = key_padding_from_mask(mask, q.shape[0], k.shape[2], "local")  # (B, S)
+        check_mechanism_inputs(q, k, v)
+        key_padding = key_padding_from_mask(mask, q.shape[0], k.shape[2], "local")  # (B, S) or None
+        if key_padding is not None and key_padding.device != q.device:
+            raise ValueError(f"mask is on {key_padding.device} but q is on {q.device}")
         fn = local_attention if self.blocked else local_attention_naive
         return fn(q, k, v, window=self.window, global_tokens=self.global_tokens,
                   key_padding=key_padding, causal=causal)  # (B, H, L, Dv)
