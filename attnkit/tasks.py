@@ -248,8 +248,8 @@ def _duplication_attention(label: str, seq_len: int, bucket_size: int, seed: int
     return {"bucket_size": bucket_size, "n_hashes": rounds, "shared_qk": True, "seed": seed, "redraw": True}
 
 
-def duplication_experiment(*, word_len: int = 16, vocab: int = 32, d_model: int = 64, num_heads: int = 4,
-                           bucket_size: int = 4, steps: int = 1500, n_train: int = 20000, n_test: int = 1000,
+def duplication_experiment(*, word_len: int = 24, vocab: int = 32, d_model: int = 64, num_heads: int = 4,
+                           bucket_size: int = 4, steps: int = 800, n_train: int = 20000, n_test: int = 1000,
                            train_with=("full", "lsh-1", "lsh-2"),
                            eval_with=("full", "lsh-8", "lsh-4", "lsh-2", "lsh-1"),
                            seed: int = 0, progress: bool = True) -> list[dict]:
@@ -423,10 +423,10 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="task", required=True)
     dup = sub.add_parser("duplication", help="Reformer's 0w0w task: full vs LSH attention (Table 2)")
     dup.add_argument("--out", type=Path, required=True, help="CSV file to write")
-    dup.add_argument("--word-len", type=int, default=16)
+    dup.add_argument("--word-len", type=int, default=24)
     dup.add_argument("--vocab", type=int, default=32)
     dup.add_argument("--bucket-size", type=int, default=4)
-    dup.add_argument("--steps", type=int, default=1500)
+    dup.add_argument("--steps", type=int, default=800)
     dup.add_argument("--seed", type=int, default=0)
     syn = sub.add_parser("synthesizer", help="chapter 9: vanilla vs Synthesizer variants on reorder and recall")
     syn.add_argument("--out", type=Path, required=True, help="folder for ch09_results/curves/weights.csv")
