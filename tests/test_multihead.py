@@ -285,3 +285,16 @@ def test_bad_input_errors():
         mha(X, X, X, torch.tensor([1, 2, 3]))
     with pytest.raises(ValueError, match=r"valid_lens must lie in \[0, 5\]"):
         mha(X, X, X, torch.tensor([1, 6]))
+
+
+def test_bench_mha_runs_and_reports_all_three_models(tmp_path):
+    from attnkit import bench_mha
+
+    out = tmp_path / "bench.csv"
+    bench_mha.main(["--batch", "1", "--length", "8", "--width", "16", "--heads", "2",
+                    "--repeats", "1", "--warmup", "0", "--out", str(out)])
+    lines = out.read_text().splitlines()
+    assert lines[0] == "batch,length,width,heads,threads,model,median_ms,ratio_to_torch"
+    models = [line.split(",")[5] for line in lines[1:]]
+    assert models == ["torch.nn.MultiheadAttention", "attnkit fast path (SDPA)", "attnkit explicit path"]
+    assert lines[1].endswith(",1.0")  # torch's ratio to itself
