@@ -25,7 +25,10 @@ from .mechanisms import check_mechanism_inputs, key_padding_from_mask
 from .scoring import dot_product_scores
 from .sparse import _check_count, _check_global, longformer_pattern, sparse_attention_naive
 
-__all__ = ["local_attention", "local_attention_naive", "LocalAttention"]
+__all__ = ["block_attention", "local_attention", "local_attention_naive", "LocalAttention"]
+
+# scores computed at once, at most (a few MB): blocks are processed in groups of this size
+CHUNK_ELEMENTS = 2**20
 
 
 def _windows(x: torch.Tensor, num_blocks: int, b: int, look_forward: int) -> torch.Tensor:
@@ -53,6 +56,29 @@ def _check_key_padding(key_padding, batch: int, num_keys: int) -> None:
         raise ValueError(f"key_padding must have shape (B, S) = ({batch}, {num_keys}), got {tuple(key_padding.shape)}")
 
 
+def block_attention(q_blk, k_win, v_win, tile_mask, k_glob=None, v_glob=None, glob_mask=None):
+    """Attention inside query blocks, each against its own window of keys (one softmax per row).
+
+    Args:
+        q_blk: ``(B, H, C, b, D)``, already multiplied by the scale: ``C`` blocks of ``b`` queries.
+        k_win: ``(B, H, C, W, D)``; v_win: ``(B, H, C, W, Dv)``: each block's ``W`` keys and values.
+        tile_mask: boolean, broadcastable to ``(B, H, C, b, W)`` (``True`` = allowed).
+        k_glob, v_glob: ``(B, H, G, D)``, ``(B, H, G, Dv)``: keys every query sees, or ``None``.
+        glob_mask: boolean, broadcastable to ``(B, H, C, b, G)``.
+
+    Returns:
+        ``(B, H, C, b, Dv)``.
+    """
+    scores = q_blk @ k_win.transpose(-2, -1)  # (B, H, C, b, W)
+    if k_glob is None:
+        return masked_softmax(scores, mask=tile_mask) @ v_win  # (B, H, C, b, Dv)
+    g_scores = q_blk @ k_glob.transpose(-2, -1)[:, :, None]  # (B, H, C, b, G)
+    both = torch.cat([scores, g_scores], dim=-1)  # (B, H, C, b, W + G)
+    weights = masked_softmax(both, mask=torch.cat([tile_mask, glob_mask], dim=-1))  # (B, H, C, b, W + G)
+    W = k_win.shape[-2]
+    return weights[..., :W] @ v_win + weights[..., W:] @ v_glob[:, :, None]  # (B, H, C, b, Dv)
+
+
 def local_attention(q, k, v, *, window, global_tokens=None, key_padding=None, causal=False, scale=None):
     """Blocked sliding-window attention (optionally with global tokens).
 
@@ -72,6 +98,7 @@ def local_attention(q, k, v, *, window, global_tokens=None, key_padding=None, ca
     _check_key_padding(key_padding, q.shape[0], k.shape[2])
     B, H, L, D = q.shape
     S = k.shape[2]
+    scale = D**-0.5 if scale is None else scale
     n = max(L, S)
     b = max(1, min(window, n))  # block size: every key within `window` is in a neighbour block
     nb = -(-n // b)  # number of blocks
@@ -79,7 +106,7 @@ def local_attention(q, k, v, *, window, global_tokens=None, key_padding=None, ca
     f = 0 if causal else 1  # look-forward blocks
     dev = q.device
 
-    qb = F.pad(q, (0, 0, 0, P - L)).reshape(B, H, nb, b, D)  # (B, H, nb, b, D)
+    qb = (F.pad(q, (0, 0, 0, P - L)) * scale).reshape(B, H, nb, b, D)  # (B, H, nb, b, D)
     kw = _windows(F.pad(k, (0, 0, b, P - S + b)), nb, b, f)  # (B, H, nb, W, D), W = (2+f)·b
     vw = _windows(F.pad(v, (0, 0, b, P - S + b)), nb, b, f)  # (B, H, nb, W, Dv)
 
@@ -102,26 +129,29 @@ def local_attention(q, k, v, *, window, global_tokens=None, key_padding=None, ca
         kp_w = _windows(kp[:, :, None], nb, b, f)[..., 0]  # (B, nb, W)
         tile_mask = tile_mask & kp_w[:, None, :, None, :]  # (B, 1, nb, b, W)
 
-    scores = dot_product_scores(qb, kw, scale=scale)  # (B, H, nb, b, W)
-    if not g.numel():
-        weights = masked_softmax(scores, mask=tile_mask)  # (B, H, nb, b, W)
-        out = weights @ vw  # (B, H, nb, b, Dv)
-        return out.reshape(B, H, P, -1)[:, :, :L]  # (B, H, L, Dv)
+    kg = vg = g_mask = None
+    if g.numel():  # every query also scores the global keys, in the same softmax
+        kg, vg = k[:, :, g], v[:, :, g]  # (B, H, G, D), (B, H, G, Dv)
+        g_mask = torch.ones(nb, b, g.numel(), dtype=torch.bool, device=dev)  # (nb, b, G)
+        if causal:
+            g_mask = q_pos[:, :, None] >= g[None, None, :]
+        g_mask = g_mask[None, None]  # (1, 1, nb, b, G)
+        if key_padding is not None:
+            g_mask = g_mask & key_padding[:, g][:, None, None, None, :]  # (B, 1, nb, b, G)
 
-    # every query also scores the global keys, in the same softmax
-    kg, vg = k[:, :, g], v[:, :, g]  # (B, H, G, D), (B, H, G, Dv)
-    g_scores = dot_product_scores(qb.reshape(B, H, P, D), kg, scale=scale).reshape(B, H, nb, b, -1)  # (B, H, nb, b, G)
-    g_mask = torch.ones(nb, b, g.numel(), dtype=torch.bool, device=dev)  # (nb, b, G)
-    if causal:
-        g_mask = q_pos[:, :, None] >= g[None, None, :]
-    g_mask = g_mask[None, None]  # (1, 1, nb, b, G)
-    if key_padding is not None:
-        g_mask = g_mask & key_padding[:, g][:, None, None, None, :]  # (B, 1, nb, b, G)
-    both = torch.cat([scores, g_scores], dim=-1)  # (B, H, nb, b, W + G)
-    both_mask = torch.cat([tile_mask, g_mask], dim=-1)  # (B or 1, 1, nb, b, W + G)
-    weights = masked_softmax(both, mask=both_mask)  # (B, H, nb, b, W + G)
-    out = weights[..., : kw.shape[-2]] @ vw + weights[..., kw.shape[-2] :] @ vg[:, :, None]  # (B, H, nb, b, Dv)
-    out = out.reshape(B, H, P, -1)[:, :, :L]  # (B, H, L, Dv)
+    # a few blocks at a time, so the scores in flight stay small (and in cache)
+    per_block = B * H * b * (kw.shape[-2] + g.numel())
+    step = max(1, CHUNK_ELEMENTS // per_block)
+    outs = []
+    for c in range(0, nb, step):
+        blocks = slice(c, c + step)
+        outs.append(block_attention(
+            qb[:, :, blocks], kw[:, :, blocks], vw[:, :, blocks], tile_mask[:, :, blocks],
+            kg, vg, None if g_mask is None else g_mask[:, :, blocks],
+        ))  # (B, H, C, b, Dv)
+    out = torch.cat(outs, dim=2).reshape(B, H, P, -1)[:, :, :L]  # (B, H, L, Dv)
+    if not g.numel():
+        return out
 
     # global queries see every key: G dense rows
     row_mask = torch.ones(g.numel(), S, dtype=torch.bool, device=dev)  # (G, S)

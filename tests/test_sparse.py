@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils._python_dispatch import TorchDispatchMode
 
+import attnkit.local as local_module
 from attnkit import make_mechanism, softmax_attention_naive
 from attnkit.local import LocalAttention, local_attention, local_attention_naive
 from attnkit.sparse import (
@@ -153,9 +154,18 @@ def _qkv(B, H, L, S, D, Dv, seed):
     causal=st.booleans(),
     padding=st.booleans(),
     n_global=st.integers(0, 2),
+    chunk=st.sampled_from([1, 40, 2**20]),
     seed=st.integers(0, 2**16),
 )
-def test_blocked_equals_dense_outputs_and_gradients(n, w, causal, padding, n_global, seed):
+def test_blocked_equals_dense_outputs_and_gradients(n, w, causal, padding, n_global, chunk, seed):
+    saved, local_module.CHUNK_ELEMENTS = local_module.CHUNK_ELEMENTS, chunk  # 1: one block at a time
+    try:
+        _check_blocked_against_dense(n, w, causal, padding, n_global, seed)
+    finally:
+        local_module.CHUNK_ELEMENTS = saved
+
+
+def _check_blocked_against_dense(n, w, causal, padding, n_global, seed):
     q, k, v = _qkv(2, 2, n, n, 3, 4, seed)
     g = torch.Generator().manual_seed(seed + 1)
     kp = (torch.rand(2, n, generator=g) < 0.7) if padding else None
