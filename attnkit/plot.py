@@ -39,10 +39,12 @@ def show_heatmaps(
         rows, cols, figsize=figsize if figsize is not None else (2.5 * cols, 2.5 * rows),
         sharex=True, sharey=True, squeeze=False,
     )
+    # one colour scale for every panel, so the shared colorbar is true for all of them
+    vmin, vmax = float(m.min()), float(m.max())
     for i in range(rows):
         for j in range(cols):
             ax = axes[i, j]
-            pcm = ax.imshow(m[i, j].numpy(), cmap=cmap)
+            pcm = ax.imshow(m[i, j].numpy(), cmap=cmap, vmin=vmin, vmax=vmax)
             if i == rows - 1:
                 ax.set_xlabel(xlabel)
             if j == 0:
