@@ -75,13 +75,10 @@ def orthogonal_matrix(m: int, d: int, *, generator=None, device=None) -> torch.T
     """
     if m < 1 or d < 1:
         raise ValueError(f"m and d must be positive, got m={m}, d={d}")
-    blocks = []
-    for _ in range(math.ceil(m / d)):
-        g = torch.randn(d, d, generator=generator, dtype=torch.float64)  # (D, D)
-        q, r = torch.linalg.qr(g)
-        q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)  # sign-corrected columns
-        blocks.append(q.T)  # rows orthonormal
-    omega = torch.cat(blocks, dim=0)[:m]  # (M, D)
+    g = torch.randn(math.ceil(m / d), d, d, generator=generator, dtype=torch.float64)  # (blocks, D, D)
+    q, r = torch.linalg.qr(g)  # batched QR, one per block
+    q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)  # sign-corrected columns
+    omega = q.transpose(-2, -1).reshape(-1, d)[:m]  # (M, D) rows orthonormal within each block
     norms = torch.randn(m, d, generator=generator, dtype=torch.float64).norm(dim=1)  # (M,) ~ chi_D
     return (omega * norms.unsqueeze(1)).to(device=device, dtype=torch.float32)  # (M, D)
 
@@ -182,7 +179,7 @@ def performer_features(q, k, omega, *, kind="positive", key_padding=None, causal
 
 
 # ----------------------------------------------------------------------------- Performer
-def performer_attention_naive(q, k, v, omega, *, kind="positive", key_padding=None, causal=False, eps=1e-6):
+def performer_attention_naive(q, k, v, omega, *, kind="positive", key_padding=None, causal=False, eps=1e-30):
     """Dense reference: ``A = φ(Q)φ(K)ᵀ`` (``(..., L, S)``) built, masked and row-normalised.
 
     Shapes: ``q (..., L, D)``, ``k (..., S, D)``, ``v (..., S, Dv)``, ``Ω (M, D)`` → ``(..., L, Dv)``.
@@ -199,7 +196,7 @@ def performer_attention_naive(q, k, v, omega, *, kind="positive", key_padding=No
 
 
 def performer_attention(q, k, v, omega, *, kind="positive", key_padding=None, causal=False,
-                        chunk_size=64, eps=1e-6):
+                        chunk_size=64, eps=1e-30):
     """FAVOR+: features, then linear attention in O(n·M·Dv). Shapes as in the naive form.
 
     Positive features use :mod:`attnkit.linear`'s forms (non-causal, chunked causal);

@@ -1,0 +1,326 @@
+"""Random features (chapter 8): projections, feature maps, Performer, RFA."""
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from attnkit.linear import linear_attention_init_state, linear_attention_step
+from attnkit.mechanisms import softmax_attention_naive
+from attnkit.random_features import (
+    RFA,
+    PerformerAttention,
+    gaussian_matrix,
+    key_stabilizer,
+    orthogonal_matrix,
+    performer_attention,
+    performer_attention_naive,
+    performer_features,
+    positive_features,
+    random_projection,
+    rfa_attention,
+    rfa_attention_naive,
+    trig_features,
+)
+
+
+def qkv(b=2, h=2, L=23, S=23, d=8, dv=5, scale=1.0, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return (scale * torch.randn(b, h, L, d, generator=g, dtype=dtype),
+            scale * torch.randn(b, h, S, d, generator=g, dtype=dtype),
+            torch.randn(b, h, S, dv, generator=g, dtype=dtype))
+
+
+# ---------------------------------------------------------------- projections
+@pytest.mark.parametrize("m,d", [(16, 8), (20, 8), (5, 8), (64, 24)])
+def test_orthogonal_blocks_are_orthogonal(m, d):
+    omega = orthogonal_matrix(m, d, generator=torch.Generator().manual_seed(0)).double()
+    assert omega.shape == (m, d)
+    for start in range(0, m, d):
+        block = omega[start:start + d]
+        unit = block / block.norm(dim=1, keepdim=True)
+        torch.testing.assert_close(unit @ unit.T, torch.eye(len(block), dtype=torch.float64), atol=1e-5, rtol=0)
+    # the rows are not unit length: they carry chi-distributed norms
+    assert omega.norm(dim=1).std() > 0.1
+
+
+def test_orthogonal_row_norms_follow_the_gaussian_length_distribution():
+    d = 16
+    norms = torch.cat([orthogonal_matrix(64, d, generator=torch.Generator().manual_seed(s)).norm(dim=1)
+                       for s in range(40)]).double()  # 2560 rows
+    # chi_d: E[r^2] = d, Var[r^2] = 2d
+    n = len(norms)
+    assert abs((norms ** 2).mean() - d) < 4 * math.sqrt(2 * d / n)
+    assert abs((norms ** 2).var() - 2 * d) < 0.25 * 2 * d
+
+
+def test_qr_sign_correction_makes_columns_unbiased():
+    # without the sign correction, LAPACK's positive diag(R) biases the first entry of each row
+    rows = torch.cat([orthogonal_matrix(8, 8, generator=torch.Generator().manual_seed(s)) for s in range(300)])
+    unit = rows / rows.norm(dim=1, keepdim=True)
+    assert unit.mean(dim=0).abs().max() < 4 / math.sqrt(len(unit) * 8) * 2
+
+
+def test_projections_are_seeded_and_redrawable():
+    a = random_projection(32, 8, seed=3)
+    torch.testing.assert_close(a, random_projection(32, 8, seed=3), atol=0, rtol=0)
+    assert not torch.allclose(a, random_projection(32, 8, seed=4))
+    assert not torch.allclose(a, random_projection(32, 8, seed=3, orthogonal=False))
+    assert gaussian_matrix(7, 3).shape == (7, 3)
+
+
+# ---------------------------------------------------------------- estimates of exp(q·k)
+@pytest.mark.parametrize("kind", ["positive", "trig"])
+@pytest.mark.parametrize("orthogonal", [False, True])
+def test_feature_estimate_is_unbiased(kind, orthogonal):
+    d, m, seeds = 6, 4, 2000
+    g = torch.Generator().manual_seed(1)
+    x = 0.4 * torch.randn(5, d, generator=g, dtype=torch.float64)
+    y = 0.4 * torch.randn(5, d, generator=g, dtype=torch.float64)
+    exact = torch.exp(x @ y.T)  # (5, 5)
+    feats = positive_features if kind == "positive" else trig_features
+    # one call draws `seeds` independent blocks of d rows; the first m rows of a block are one Ω
+    gen = torch.Generator().manual_seed(7)
+    draw = orthogonal_matrix if orthogonal else gaussian_matrix
+    blocks = draw(seeds * d, d, generator=gen).double().reshape(seeds, d, d)[:, :m]  # (seeds, m, d)
+    ests = [feats(x, omega) @ feats(y, omega).T for omega in blocks]
+    ests = torch.stack(ests)  # (seeds, 5, 5)
+    se = ests.std(dim=0) / math.sqrt(seeds)
+    z = (ests.mean(dim=0) - exact) / se
+    assert z.abs().max() < 4.5, z
+    # and the check can fail: a wrong estimator (no −‖x‖²/2 term) is far off
+    if kind == "positive":
+        wrong = torch.stack([torch.exp(x @ w.T) @ torch.exp(y @ w.T).T / m for w in blocks]).mean(dim=0)
+        assert ((wrong - exact) / se).abs().max() > 10
+
+
+def test_orthogonal_positive_features_have_lower_error():
+    d, m = 16, 16
+    g = torch.Generator().manual_seed(2)
+    x = 0.5 * torch.randn(20, d, generator=g, dtype=torch.float64)
+    y = 0.5 * torch.randn(20, d, generator=g, dtype=torch.float64)
+    exact = torch.exp(x @ y.T)
+    mse = {}
+    for orth in (False, True):
+        errs = [((positive_features(x, w) @ positive_features(y, w).T - exact) ** 2).mean()
+                for w in (random_projection(m, d, orthogonal=orth, seed=s).double() for s in range(200))]
+        mse[orth] = torch.stack(errs).mean()
+    assert mse[True] < 0.8 * mse[False]
+
+
+def test_stabilizer_cancels_in_the_output():
+    q, k, v = qkv()
+    omega = random_projection(64, 8, seed=0).double()
+    out = performer_attention_naive(q, k, v, omega)
+    # unstabilised features of the scaled inputs, normalised by hand
+    s = 8 ** -0.25
+    a = positive_features(q * s, omega) @ positive_features(k * s, omega).transpose(-2, -1)  # (B, H, L, S)
+    torch.testing.assert_close(out, (a @ v) / a.sum(-1, keepdim=True), atol=1e-10, rtol=1e-8)
+
+
+def test_key_stabilizer_never_looks_at_the_future():
+    log_k = torch.randn(2, 9, 4)
+    later = log_k.clone()
+    later[:, 1:] += 50.0
+    c = key_stabilizer(log_k, causal=True)
+    torch.testing.assert_close(c, key_stabilizer(later, causal=True))
+    assert not torch.allclose(key_stabilizer(log_k), key_stabilizer(later))  # non-causal does
+    # first *real* key
+    pad = torch.tensor([False, True] + [True] * 7)
+    torch.testing.assert_close(key_stabilizer(log_k, pad, causal=True)[:, 0, 0], log_k[:, 1].amax(-1))
+
+
+# ---------------------------------------------------------------- Performer: fast vs dense reference
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("kind", ["positive", "trig"])
+@pytest.mark.parametrize("L,S", [(23, 23), (17, 29), (29, 17)])
+def test_performer_matches_dense_reference(causal, kind, L, S):
+    q, k, v = qkv(L=L, S=S)
+    omega = random_projection(32, 8, seed=1).double()
+    kp = (torch.arange(S) < S - 4)[None, None, :].expand(2, 1, S).clone()  # (B, 1, S)
+    kp[1, 0, 0] = False
+    args = dict(kind=kind, key_padding=kp, causal=causal)
+    fast = performer_attention(q, k, v, omega, chunk_size=8, **args)
+    ref = performer_attention_naive(q, k, v, omega, **args)
+    torch.testing.assert_close(fast, ref, atol=1e-9, rtol=1e-7)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_performer_gradients_match_reference(causal):
+    q, k, v = qkv(b=1, h=1, L=11, S=11, d=4, dv=3)
+    omega = random_projection(8, 4, seed=0).double()
+    for t in (q, k, v):
+        t.requires_grad_(True)
+    fast = performer_attention(q, k, v, omega, causal=causal, chunk_size=4)
+    ref = performer_attention_naive(q, k, v, omega, causal=causal)
+    w = torch.randn_like(fast)
+    g_fast = torch.autograd.grad((fast * w).sum(), (q, k, v))
+    g_ref = torch.autograd.grad((ref * w).sum(), (q, k, v))
+    for a, b in zip(g_fast, g_ref):
+        torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-7)
+    assert torch.autograd.gradcheck(lambda q, k, v: performer_attention(q, k, v, omega, causal=causal, chunk_size=4),
+                                    (q, k, v))
+
+
+def test_padded_keys_leave_the_normaliser():
+    q, k, v = qkv(b=1, h=1, L=6, S=10)
+    omega = random_projection(16, 8, seed=0).double()
+    kp = (torch.arange(10) < 7)[None, None, :]
+    out = performer_attention(q, k, v, omega, key_padding=kp)
+    trimmed = performer_attention(q, k[..., :7, :], v[..., :7, :], omega)
+    torch.testing.assert_close(out, trimmed)
+    # zeroing only the values would keep the padded keys in the denominator
+    v0 = v.clone()
+    v0[..., 7:, :] = 0
+    assert not torch.allclose(performer_attention(q, k, v0, omega), trimmed)
+
+
+def test_step_decoding_equals_parallel_causal():
+    q, k, v = qkv(b=2, h=2, L=15, S=15, scale=2.0)
+    omega = random_projection(32, 8, seed=0).double()
+    parallel = performer_attention(q, k, v, omega, causal=True, chunk_size=4)
+    phi_q, phi_k = performer_features(q, k, omega, causal=True)
+    state = linear_attention_init_state((2, 2), 32, 5, dtype=torch.float64)
+    outs = []
+    for i in range(15):
+        # at step i only tokens 0..i exist: features recomputed from the prefix alone
+        pq, pk = performer_features(q[..., : i + 1, :], k[..., : i + 1, :], omega, causal=True)
+        out_i, state = linear_attention_step(state, pq[..., i, :], pk[..., i, :], v[..., i, :], eps=1e-30)
+        outs.append(out_i)
+    torch.testing.assert_close(torch.stack(outs, dim=-2), parallel, atol=1e-10, rtol=1e-8)
+
+
+def test_causal_performer_ignores_the_future():
+    q, k, v = qkv(L=12, S=12, dtype=torch.float32)
+    mech = PerformerAttention(n_features=32).eval()
+    out = mech(q, k, v, causal=True)
+    k2, v2 = k.clone(), v.clone()
+    k2[..., 6:, :] *= 20  # huge future keys would move a stabiliser that looks ahead
+    v2[..., 6:, :] += 3
+    torch.testing.assert_close(mech(q, k2, v2, causal=True)[..., :6, :], out[..., :6, :], atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("causal", [False, True])
+def test_large_norms_stay_finite(dtype, causal):
+    q, k, v = qkv(b=1, h=2, L=64, S=64, d=64, dv=16, scale=10.0, dtype=dtype)
+    out = PerformerAttention(n_features=64).eval()(q, k, v, causal=causal)
+    assert out.dtype == dtype and torch.isfinite(out).all()
+    assert out.float().abs().sum() > 0
+    # without stabilisers the same features overflow/underflow
+    s = 64 ** -0.25
+    omega = random_projection(64, 64, seed=0)
+    raw = positive_features(q.float() * s, omega) @ positive_features(k.float() * s, omega).transpose(-2, -1)
+    assert not torch.isfinite(raw / raw.sum(-1, keepdim=True)).all()
+
+
+def test_half_inputs_get_float32_features():
+    q, k, v = qkv(dtype=torch.bfloat16)
+    phi_q, phi_k = performer_features(q, k, random_projection(16, 8))
+    assert phi_q.dtype == torch.float32 and phi_k.dtype == torch.float32
+
+
+def test_performer_approaches_softmax_attention():
+    q, k, v = qkv(b=1, h=2, L=40, S=40, d=16, scale=0.5, dtype=torch.float32)
+    exact = softmax_attention_naive(q, k, v)[0]
+    err = [((PerformerAttention(n_features=m, seed=s).eval()(q, k, v) - exact) ** 2).mean()
+           for m in (8, 512) for s in range(3)]
+    assert sum(err[3:]) < 0.2 * sum(err[:3])
+
+
+def test_redraw_only_in_training():
+    q, k, v = qkv(dtype=torch.float32)
+    mech = PerformerAttention(n_features=16).eval()
+    a, b = mech(q, k, v), mech(q, k, v)
+    torch.testing.assert_close(a, b, atol=0, rtol=0)
+    mech.train()
+    c, d = mech(q, k, v), mech(q, k, v)
+    assert not torch.allclose(c, d)
+    mech.eval()
+    torch.testing.assert_close(mech(q, k, v), mech(q, k, v), atol=0, rtol=0)
+    assert not PerformerAttention(redraw=False).train()(q, k, v).isnan().any()
+
+
+def test_bad_settings_and_masks():
+    with pytest.raises(ValueError, match="n_features"):
+        PerformerAttention(n_features=0)
+    with pytest.raises(ValueError, match="kind"):
+        PerformerAttention(kind="cosine")
+    q, k, v = qkv(dtype=torch.float32)
+    with pytest.raises(ValueError, match="key-padding"):
+        PerformerAttention()(q, k, v, mask=torch.ones(2, 2, 23, 23, dtype=torch.bool))
+
+
+# ---------------------------------------------------------------- RFA
+def rfa_inputs(L=13, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    phi_q = torch.rand(2, 2, L, 10, generator=g, dtype=torch.float64) + 0.1
+    phi_k = torch.rand(2, 2, L, 10, generator=g, dtype=torch.float64) + 0.1
+    v = torch.randn(2, 2, L, 3, generator=g, dtype=torch.float64)
+    gate = torch.sigmoid(torch.randn(2, 2, L, generator=g, dtype=torch.float64))
+    return phi_q, phi_k, v, gate
+
+
+@pytest.mark.parametrize("causal,gated", [(False, False), (True, False), (True, True)])
+def test_rfa_matches_reference_outputs_and_gradients(causal, gated):
+    phi_q, phi_k, v, gate = rfa_inputs()
+    gate = gate if gated else None
+    for t in (phi_q, phi_k, v):
+        t.requires_grad_(True)
+    fast = rfa_attention(phi_q, phi_k, v, gate=gate, causal=causal)
+    ref = rfa_attention_naive(phi_q, phi_k, v, gate=gate, causal=causal)
+    torch.testing.assert_close(fast, ref, atol=1e-10, rtol=1e-8)
+    w = torch.randn_like(fast)
+    for a, b in zip(torch.autograd.grad((fast * w).sum(), (phi_q, phi_k, v)),
+                    torch.autograd.grad((ref * w).sum(), (phi_q, phi_k, v))):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-8)
+
+
+def test_rfa_gate_recurrence_by_hand():
+    phi_q, phi_k, v, gate = rfa_inputs(L=4)
+    s = torch.zeros(2, 2, 10, 3, dtype=torch.float64)
+    z = torch.zeros(2, 2, 10, dtype=torch.float64)
+    outs = []
+    for t in range(4):
+        g = gate[..., t, None]
+        s = g[..., None] * s + (1 - g)[..., None] * torch.einsum("bhm,bhd->bhmd", phi_k[..., t, :], v[..., t, :])
+        z = g * z + (1 - g) * phi_k[..., t, :]
+        outs.append(torch.einsum("bhm,bhmd->bhd", phi_q[..., t, :], s) / (phi_q[..., t, :] * z).sum(-1, keepdim=True))
+    torch.testing.assert_close(rfa_attention(phi_q, phi_k, v, gate=gate, causal=True), torch.stack(outs, -2))
+    # a gate near 1 forgets nothing new; a gate near 0 keeps only the latest token
+    last = rfa_attention(phi_q, phi_k, v, gate=torch.full_like(gate, 1e-9), causal=True)
+    torch.testing.assert_close(last, v, atol=1e-6, rtol=0)
+
+
+def test_rfa_negative_normaliser_is_clamped():
+    phi_q = torch.tensor([[1.0, -1.0]])
+    phi_k = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
+    v = torch.tensor([[1.0], [3.0]])
+    out = rfa_attention(phi_q, phi_k, v, eps=0.5)  # den = −2 → clamped to 0.5
+    torch.testing.assert_close(out, torch.tensor([[-8.0]]))
+    assert torch.isfinite(rfa_attention(phi_q, phi_k * 0, v)).all()
+
+
+def test_rfa_mechanism_gate_and_errors():
+    q, k, v = qkv(dtype=torch.float32)
+    mech = RFA(gate=True).eval()
+    out = mech(q, k, v, causal=True)
+    assert out.shape == v.shape and torch.isfinite(out).all()
+    assert sum(p.numel() for p in mech.parameters()) == 8 + 1
+    out.sum().backward()
+    assert mech.gate_weight.grad is not None and mech.gate_bias.grad is not None
+    with pytest.raises(ValueError, match="causal"):
+        mech(q, k, v)
+    with pytest.raises(ValueError, match="sigma"):
+        RFA(sigma=0.0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(L=st.integers(1, 12), S=st.integers(1, 12), causal=st.booleans(), seed=st.integers(0, 100))
+def test_performer_any_sizes_property(L, S, causal, seed):
+    q, k, v = qkv(b=1, h=1, L=L, S=S, d=3, dv=2, seed=seed)
+    omega = random_projection(6, 3, seed=seed).double()
+    fast = performer_attention(q, k, v, omega, causal=causal, chunk_size=5)
+    ref = performer_attention_naive(q, k, v, omega, causal=causal)
+    torch.testing.assert_close(fast, ref, atol=1e-9, rtol=1e-7)
