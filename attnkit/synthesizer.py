@@ -236,9 +236,12 @@ def _check_heads(num_heads, q) -> None:
 class _SynthesizerBase(nn.Module):
     """Shared forward: ``logits(q, S)`` (subclasses) → masked softmax → ``@ v``.
 
-    After each call ``attention_weights`` holds the weights ``(B, H, L, S)``.
+    After each call ``attention_weights`` holds the weights ``(B, H, L, S)``. ``max_len``
+    (an instance attribute, see :mod:`attnkit.mechanisms`) is the longest ``L`` and ``S`` accepted.
     """
 
+    supports_causal = True
+    content_dependent_grouping = False
     max_len: int
 
     def logits(self, q, num_keys: int):  # pragma: no cover - overridden
@@ -428,12 +431,15 @@ class SynthesizerMixture(nn.Module):
     ``alphas()`` returns the current ``α``.
 
     Args (keyword-only):
-        synthesizer: the synthesising mechanism (default: a :class:`RandomSynthesizer`
-            with ``max_len``, ``num_heads`` and ``seed``).
+        synthesizer: the synthesising mechanism, one of this module's classes (default: a
+            :class:`RandomSynthesizer` with ``max_len``, ``num_heads`` and ``seed``).
         init_weights: starting ``(α_synth, α_dot)``.
         mixing: ``"softmax"`` or ``"raw"``.
         max_len, num_heads, seed: for the default synthesizer.
     """
+
+    supports_causal = True
+    content_dependent_grouping = False
 
     def __init__(self, *, synthesizer: nn.Module | None = None, init_weights: tuple[float, float] = (0.5, 0.5),
                  mixing: str = "softmax", max_len: int = 512, num_heads: int | None = None, seed: int = 0):
@@ -452,6 +458,7 @@ class SynthesizerMixture(nn.Module):
         if synthesizer is None:
             synthesizer = RandomSynthesizer(max_len=max_len, num_heads=num_heads, seed=seed)
         self.synthesizer = synthesizer
+        self.max_len = synthesizer.max_len  # the longest L and S accepted
         self.attention_weights = None
 
     def alphas(self):

@@ -377,8 +377,8 @@ def synthesizer_experiment(*, tasks=("reorder", "recall"), variants=SYNTHESIZER_
         ``{"results": [...], "curves": [...], "weights": [...]}``: one results row per run
         (task, variant, test accuracy in %, parameters of the mechanism alone, of the whole
         attention layer with its W_q, W_k, W_v, W_o, of the model, training seconds);
-        the training loss every 10 steps; and head 0's attention weights on the first test
-        sample (``row``, ``col``, ``weight``), for heatmaps.
+        the training loss every 10 steps; and every head's attention weights on the first test
+        sample (``head``, ``row``, ``col``, ``weight``), for heatmaps.
     """
     import time
 
@@ -406,14 +406,15 @@ def synthesizer_experiment(*, tasks=("reorder", "recall"), variants=SYNTHESIZER_
                             "train_seconds": round(seconds, 2)})
             for step in range(10, len(losses) + 1, 10):
                 curves.append({"task": task, "variant": label, "step": step,
-                               "loss": round(sum(losses[step - 10:step]) / 10, 4)})
+                               "loss": float(f"{sum(losses[step - 10:step]) / 10:.4g}")})
             with torch.no_grad():
                 model(test_data.inputs[:1])
-            w = model.attention.attention_weights[0, 0]  # (L, S) of head 0
-            for i in range(w.shape[0]):
-                for j in range(w.shape[1]):
-                    weights.append({"task": task, "variant": label, "row": i, "col": j,
-                                    "weight": round(float(w[i, j]), 4)})
+            w = model.attention.attention_weights[0]  # (H, L, S) for the first test sample
+            for h in range(w.shape[0]):
+                for i in range(w.shape[1]):
+                    for j in range(w.shape[2]):
+                        weights.append({"task": task, "variant": label, "head": h, "row": i, "col": j,
+                                        "weight": round(float(w[h, i, j]), 4)})
     return {"results": results, "curves": curves, "weights": weights}
 
 

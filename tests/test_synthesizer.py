@@ -62,6 +62,7 @@ def build(name, max_len=16, H=3, D=6):
 def test_registered_and_default_constructible(name):
     assert name in MECHANISMS
     mech = make_mechanism(name)  # no arguments at all
+    assert mech.max_len == 512  # declared for the contract test (see attnkit.mechanisms)
     q, k, v = qkv(L=37, D=24, dtype=torch.float32)
     out = mech(q, k, v)
     assert out.shape == (2, 3, 37, 25)
