@@ -2,7 +2,8 @@
 
 Run ``python -m attnkit.bench_mha`` (defaults: batch 8, length 512, width 512, 8 heads,
 self-attention, eval mode, no autograd). All three models get the same weights and
-inputs in the same process; each is warmed up, then timed ``--repeats`` times, and
+inputs in the same process; each is warmed up, then the models are timed in turn,
+round after round (``--repeats`` rounds), so that background load hits all of them alike;
 the table gives medians and ratios to PyTorch. ``--out FILE.csv`` also writes the table.
 """
 from __future__ import annotations
@@ -17,19 +18,24 @@ from torch import nn
 
 from .multihead import MultiHeadAttention
 
-__all__ = ["time_forward", "bench_mha"]
+__all__ = ["time_interleaved", "bench_mha"]
 
 
-def time_forward(fn, *, warmup: int = 2, repeats: int = 7) -> float:
-    """Median wall time of ``fn()`` in seconds, after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
+def time_interleaved(fns: dict, *, warmup: int = 2, repeats: int = 7) -> dict:
+    """Median wall time in seconds of each ``fns[name]()``, timed in turn, round after round.
+
+    Every function first gets ``warmup`` untimed calls.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def bench_mha(batch=8, length=512, width=512, heads=8, *, warmup=2, repeats=7, seed=0):
@@ -62,7 +68,7 @@ def bench_mha(batch=8, length=512, width=512, heads=8, *, warmup=2, repeats=7, s
         for name, out in outs.items():
             if not torch.allclose(out, base, atol=1e-4, rtol=1e-4):
                 raise RuntimeError(f"{name} disagrees with torch.nn.MultiheadAttention")
-        medians = {name: time_forward(fn, warmup=warmup, repeats=repeats) for name, fn in models.items()}
+        medians = time_interleaved(models, warmup=warmup, repeats=repeats)
     t_ref = medians["torch.nn.MultiheadAttention"]
     return [
         {"model": name, "median_ms": round(1000 * t, 3), "ratio_to_torch": round(t / t_ref, 3)}
