@@ -1,0 +1,198 @@
+"""Self-check for students, batch autograding for instructors (nbgrader does the grading).
+
+Students, in a terminal or in the notebook's last cell::
+
+    python -m attnkit.grading check exercises/ch01-soft-lookup/ch01-soft-lookup.ipynb
+    from attnkit.grading import self_check; self_check()
+
+Instructors, from the course root (the directory holding ``nbgrader_config.py``)::
+
+    python -m attnkit.grading grade ch01-soft-lookup path/to/submissions --jobs 2
+
+``check`` runs the notebook top to bottom in a fresh kernel and reports every *visible* test
+cell (hidden ones only exist in the instructor's copy). ``grade`` is in ``attnkit._batch``.
+nbformat, nbclient and nbgrader are imported inside the functions: they come with the
+``grade`` extra (``pip install "attnkit[grade]"``), not with attnkit itself.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import re
+import sys
+from pathlib import Path
+
+HIDDEN = "### BEGIN HIDDEN TESTS"
+
+
+def _meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def _is_test(cell) -> bool:
+    m = _meta(cell)
+    return bool(m.get("grade")) and not m.get("solution") and cell.get("cell_type") == "code"
+
+
+def _only_comments(source: str) -> bool:
+    return all(not line.strip() or line.strip().startswith("#") for line in source.splitlines())
+
+
+def question_of(grade_id: str) -> str:
+    """``"q2_hidden"`` -> ``"q2"``."""
+    return grade_id.split("_", 1)[0]
+
+
+def forbidden_names(nb) -> dict[str, list[str]]:
+    """``{question: [attnkit names its solution must not call]}``, read from the notebook itself.
+
+    A name is forbidden for question ``qN`` when the solution cell ``qN`` defines a function or
+    class of the same name as one of attnkit's, or when a markdown cell of the question's section
+    says "Do not call `attnkit.NAME`" (the convention of the course's notebooks).
+    """
+    import attnkit
+
+    result: dict[str, list[str]] = {}
+    pending: list[str] = []  # markdown seen since the previous solution cell
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            pending.append(cell.source)
+        elif _meta(cell).get("solution") and cell.cell_type == "code":
+            names = set()
+            try:
+                tree = ast.parse(cell.source)
+                names |= {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+            except SyntaxError:
+                pass
+            for text in pending:
+                for sentence in re.findall(r"[Dd]o (?:\*\*)?not(?:\*\*)? call(.*?)(?:\.\s|\.$|$)", text, re.S):
+                    names |= set(re.findall(r"attnkit\.(\w+)", sentence))
+            result[_meta(cell)["grade_id"]] = sorted(n for n in names if hasattr(attnkit, n))
+            pending = []
+    return result
+
+
+def check(path, *, timeout: int = 60, stream=None) -> list[dict]:
+    """Run a notebook in a fresh kernel; report each visible test cell: passed or failed, and its points.
+
+    Returns one dict per graded test cell: grade_id, question, points, status
+    ("passed", "failed" or "hidden"), message (the error, for failed cells).
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    stream = stream or sys.stdout
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:  # the instructor's copy: the student's view has no hidden tests
+        if _is_test(cell) and HIDDEN in cell.source:
+            cell.source = "# hidden tests: run when your notebook is graded"
+    env = {**os.environ, "ATTNKIT_SELF_CHECK": "1", "MPLBACKEND": "Agg"}
+    client = NotebookClient(nb, timeout=timeout, allow_errors=True, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent.resolve())}})
+    try:
+        client.execute(env=env)
+    except Exception as exc:  # a dead kernel: report what ran
+        print(f"the kernel stopped: {type(exc).__name__}: {exc}", file=stream)
+    results, problems = [], []
+    for cell in nb.cells:
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        message = f"{errors[0].ename}: {errors[0].evalue}".strip() if errors else ""
+        if _is_test(cell):
+            gid = _meta(cell)["grade_id"]
+            hidden = _only_comments(cell.source)
+            ran = cell.get("execution_count") is not None
+            status = "hidden" if hidden else "failed" if errors or not ran else "passed"
+            results.append({"grade_id": gid, "question": question_of(gid), "points": _meta(cell).get("points", 0),
+                            "status": status, "message": message or ("" if ran else "did not run")})
+        elif errors and _meta(cell).get("grade_id"):
+            problems.append(f"cell {_meta(cell)['grade_id']} raised {message}")
+    _print_report(path.name, results, problems, stream)
+    return results
+
+
+def _print_report(name, results, problems, stream) -> None:
+    visible = [r for r in results if r["status"] != "hidden"]
+    got = sum(r["points"] for r in visible if r["status"] == "passed")
+    hidden = sum(r["points"] for r in results if r["status"] == "hidden")
+    print(f"{name}: visible tests {got:g}/{sum(r['points'] for r in visible):g} points passed"
+          f" ({hidden:g} more points in hidden tests, run when your notebook is graded)", file=stream)
+    for r in visible:
+        line = f"  {r['question']:<4} {r['status'].upper() if r['status'] == 'failed' else r['status']:<7}" \
+               f" {r['grade_id']:<12} {r['points']:g} pt"
+        print(line + (f"  {r['message'][:300]}" if r["status"] == "failed" else ""), file=stream)
+    for p in problems:
+        print(f"  note: {p[:300]}", file=stream)
+
+
+def _this_notebook() -> Path | None:
+    """The running notebook's file, where the front end tells (Jupyter, VS Code, Colab)."""
+    try:
+        ns = get_ipython().user_ns  # noqa: F821
+    except NameError:
+        ns = {}
+    if ns.get("__vsc_ipynb_file__"):
+        return Path(ns["__vsc_ipynb_file__"])
+    session = os.environ.get("JPY_SESSION_NAME")
+    if session:
+        for candidate in (Path(session), Path.cwd() / Path(session).name):
+            if candidate.suffix == ".ipynb" and candidate.exists():
+                return candidate
+    if "google.colab" in sys.modules:  # Colab keeps the notebook in the browser: ask for it
+        import json
+        import tempfile
+
+        from google.colab import _message  # type: ignore[import-not-found]
+        content = _message.blocking_request("get_ipynb", timeout_sec=30)["ipynb"]
+        path = Path(tempfile.mkdtemp()) / "colab.ipynb"
+        path.write_text(json.dumps(content))
+        return path
+    return None
+
+
+def self_check(path=None, *, timeout: int = 60):
+    """Check the notebook this is called from (save it first), or ``path``; prints the report.
+
+    Does nothing inside a check or a grading run (the notebook's own self-check cell runs there too).
+    """
+    if os.environ.get("ATTNKIT_SELF_CHECK") or os.environ.get("ATTNKIT_GRADING"):
+        print("self-check skipped (already checking or grading this notebook)")
+        return None
+    path = Path(path) if path else _this_notebook()
+    if path is None:
+        print("self_check: cannot tell which notebook this is; save it and call "
+              "self_check('path/to/chNN-slug.ipynb')")
+        return None
+    print(f"checking {path} (the version saved on disk) in a fresh kernel ...")
+    return check(path, timeout=timeout)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m attnkit.grading", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("check", help="run a notebook's visible tests (students)")
+    c.add_argument("notebook")
+    c.add_argument("--timeout", type=int, default=60, help="seconds per cell")
+    g = sub.add_parser("grade", help="autograde a folder of submissions (instructors)")
+    g.add_argument("assignment")
+    g.add_argument("submissions", help="submitted/<student>/<assignment>/ layout or a folder of <student>.ipynb")
+    g.add_argument("--course", default=".", help="the course root (holds nbgrader_config.py and solutions/)")
+    g.add_argument("--out", default=None, help="where the gradebook, autograded/, feedback/ and grades.csv go "
+                                               "(default: the course root)")
+    g.add_argument("--jobs", type=int, default=2, help="students graded at once")
+    g.add_argument("--timeout", type=int, default=60, help="seconds per cell")
+    g.add_argument("--memory", type=float, default=4.0, help="GiB of address space per submission")
+    g.add_argument("--max-output", type=int, default=100_000, help="characters of output per cell")
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        results = check(args.notebook, timeout=args.timeout)
+        return 0 if all(r["status"] != "failed" for r in results) else 1
+    from attnkit._batch import grade
+
+    return grade(args.assignment, args.submissions, course=args.course, out=args.out, jobs=args.jobs,
+                 timeout=args.timeout, memory_gib=args.memory, max_output=args.max_output)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

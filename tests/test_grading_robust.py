@@ -1,0 +1,133 @@
+"""attnkit.grading: the students' self-check and the instructors' batch grading of hostile submissions.
+
+One batch run (``python -m attnkit.grading grade``, 2 jobs) grades every case of
+tests/fixtures/hostile/cases.py together with legitimate students; then a second run must
+re-grade nothing and change nothing (resumption without double counting).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grading import ROOT, cells_by_grade_id, fill, make_course, generate, solution_cells, SOLUTIONS
+
+A = "ch01-soft-lookup"
+CASES = runpy.run_path(str(Path(__file__).parent / "fixtures" / "hostile" / "cases.py"))
+pytestmark = pytest.mark.xdist_group("grading_robust")
+
+
+def _grade(*args, cwd):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run([sys.executable, "-m", "attnkit.grading", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+def _build(folder: Path, released, answers):
+    for name, (where, edits) in CASES["NOTEBOOKS"].items():
+        nb = fill(released, answers)
+        cells = cells_by_grade_id(nb)
+        for gid, source in edits.items():
+            if source is None:
+                nb.cells.remove(cells[gid])
+            else:
+                cells[gid].source = source
+        path = folder / where.format(a=A)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, path)
+    old = folder / "duplicate.ipynb"  # the older of two copies: the blank release
+    nbformat.write(released, old)
+    os.utime(old, (1_600_000_000, 1_600_000_000))
+    (folder / "malformed.ipynb").write_text('{"cells": [ {"cell_type": "code", "source": "x = 1"')
+    (folder / "empty").mkdir()
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hostile")
+    course = make_course(tmp, A)
+    released = nbformat.read(generate(course, A), as_version=4)
+    (course / "gradebook.db").unlink()
+    answers = solution_cells(nbformat.read(SOLUTIONS / A / f"{A}.ipynb", as_version=4))
+    folder = tmp / "handed-in"
+    _build(folder, released, answers)
+    out = tmp / "grading"
+    first = _grade("grade", A, str(folder), "--course", str(course), "--out", str(out), "--jobs", "2",
+                   "--timeout", "20", cwd=tmp)
+    manifest = json.loads((out / ".attnkit-grading" / "manifest.json").read_text())
+    with open(out / "grades.csv") as f:
+        grades = {r["student_id"]: r for r in csv.DictReader(f)}
+    second = _grade("grade", A, str(folder), "--course", str(course), "--out", str(out), cwd=tmp)
+    with open(out / "grades.csv") as f:
+        regraded = {r["student_id"]: r for r in csv.DictReader(f)}
+    return {"out": out, "first": first, "second": second, "manifest": manifest, "grades": grades,
+            "regraded": regraded, "folder": folder}
+
+
+@pytest.mark.parametrize("case", sorted(CASES["EXPECTED"]))
+def test_hostile_case_outcome(batch, case):
+    """Each case: the intended score in the gradebook's export, and its problems recorded."""
+    assert batch["first"].returncode == 0, batch["first"].stdout + batch["first"].stderr
+    score, messages = CASES["EXPECTED"][case]
+    assert float(batch["grades"][case]["score"]) == score, batch["manifest"].get(case)
+    assert float(batch["grades"][case]["max_score"]) == 12
+    problems = " | ".join(batch["manifest"][case]["problems"])
+    for m in messages:
+        assert m in problems, f"{case}: '{m}' not in {problems!r}"
+    if case in ("perfect", "partial"):
+        assert not problems, problems
+    assert case in batch["first"].stdout  # in the summary table
+    feedback = batch["out"] / "feedback" / case / A / f"{A}.html"
+    assert feedback.exists()
+    if messages:
+        assert messages[0].split()[0] in feedback.read_text()
+
+
+def test_bounds_kept_the_autograded_notebook_small(batch):
+    graded = batch["out"] / "autograded" / "bounds" / A / f"{A}.ipynb"
+    assert graded.stat().st_size < 500_000
+    assert "output cut" in graded.read_text()
+
+
+def test_nothing_written_outside(batch):
+    assert not (Path.home() / "attnkit-hostile-was-here.txt").exists()
+    assert (batch["out"] / "gradebook.db").exists()
+    nb = nbformat.read(batch["out"] / "autograded" / "outside" / A / f"{A}.ipynb", as_version=4)
+    q1 = cells_by_grade_id(nb)["q1"]
+    text = "".join(o.get("text", "") for o in q1.outputs)
+    assert "NOT REFUSED" not in text and text.count("refused:") == 6, text
+
+
+def test_rerun_grades_nothing_and_changes_nothing(batch):
+    assert batch["second"].returncode == 0, batch["second"].stderr
+    assert f"{len(batch['manifest'])} already graded, grading 0" in batch["second"].stdout
+    assert batch["regraded"] == batch["grades"]
+
+
+def test_empty_submissions_folder(tmp_path):
+    course = make_course(tmp_path, A)
+    (tmp_path / "none").mkdir()
+    proc = _grade("grade", A, str(tmp_path / "none"), "--course", str(course), cwd=tmp_path)
+    assert proc.returncode == 2 and "no submissions found" in proc.stderr
+    assert not (course / "gradebook.db").exists()
+
+
+def test_check_reports_visible_tests(tmp_path):
+    """The student's command: per question passed/failed, the message, the points; hidden tests only counted."""
+    released = nbformat.read(ROOT / "exercises" / A / f"{A}.ipynb", as_version=4)
+    answers = solution_cells(nbformat.read(SOLUTIONS / A / f"{A}.ipynb", as_version=4))
+    answers["q2"] = "def hard_lookup(queries, keys, values):\n    return values[:1], None"
+    nbformat.write(fill(released, answers), tmp_path / f"{A}.ipynb")
+    proc = _grade("check", str(tmp_path / f"{A}.ipynb"), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "visible tests 3/4 points passed (8 more points in hidden tests" in proc.stdout
+    q2 = [line for line in proc.stdout.splitlines() if "q2_visible" in line][0]
+    assert "FAILED" in q2 and "AttributeError" in q2 and "1 pt" in q2
+    assert sum("passed  q" in line for line in proc.stdout.splitlines()) == 3
