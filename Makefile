@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup book test lab clean
+.PHONY: setup book test lab set-repo clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,18 @@ test: $(STAMP)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab exercises
+
+# A fork points the book, notebooks and Colab links at itself (see README, "Forks"):
+#   make set-repo URL=https://github.com/you/attention-course [BRANCH=main]
+# rewrites _config.yml, README, book/ and solutions/, then regenerates exercises/ with nbgrader.
+set-repo: $(STAMP)
+	@test -n "$(URL)" || { echo "usage: make set-repo URL=https://github.com/OWNER/NAME [BRANCH=main]"; exit 1; }
+	$(BIN)/python tests/set_repo.py "$(URL)" $(if $(BRANCH),--branch "$(BRANCH)")
+	had_db=$$(test -e gradebook.db && echo yes); \
+	for dir in solutions/ch*/; do \
+		PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/nbgrader generate_assignment "$$(basename $$dir)" --force || exit 1; \
+	done; \
+	test -n "$$had_db" || rm -f gradebook.db
 
 clean:
 	rm -rf _build
