@@ -164,9 +164,11 @@ def lsh_attention(q, k, v, q_buckets, k_buckets, *, bucket_size: int = 64, causa
         scores = scores - counts.clamp_min(1).to(scores.dtype).log()
 
     masked = apply_mask(scores, allowed)  # (B, H, R, C, qc, 2kc), -inf where not allowed
+    del scores, allowed  # free the big blocks early (they live on in autograd's graph only if needed)
     top = masked.amax(dim=-1, keepdim=True)  # (B, H, R, C, qc, 1)
     top = torch.where(torch.isfinite(top), top, torch.zeros_like(top)).detach()
     e = torch.exp(masked - top)
+    del masked
     total = e.sum(dim=-1, keepdim=True)  # (B, H, R, C, qc, 1)
     safe = torch.where(total > 0, total, torch.ones_like(total))
     out = (e / safe) @ vs  # (B, H, R, C, qc, Dv)
