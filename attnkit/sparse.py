@@ -194,7 +194,7 @@ def density(mask: torch.Tensor) -> float:
         raise TypeError(f"mask must be a boolean tensor, got {getattr(mask, 'dtype', type(mask))}")
     if mask.numel() == 0:
         raise ValueError(f"mask is empty (shape {tuple(mask.shape)}): its density is undefined")
-    return mask.float().mean().item()
+    return mask.sum().item() / mask.numel()  # exact: an integer count over the size
 
 
 def sparse_attention_naive(q, k, v, pattern, *, mask=None, causal=False, scale=None):
