@@ -56,6 +56,7 @@ __all__ = [
 ]
 
 MAX_KEY_LOG = 40.0
+TRIG_MIN_NORMALISER = 1e-6  # sin/cos normalisers are clamped at max(eps, this)
 
 
 # ----------------------------------------------------------------------------- projections
@@ -191,7 +192,7 @@ def performer_attention_naive(q, k, v, omega, *, kind="positive", key_padding=No
         allowed = torch.ones(a.shape[-2], a.shape[-1], dtype=torch.bool, device=a.device).tril()  # (L, S)
         a = a.masked_fill(~allowed, 0.0)
     den = a.sum(dim=-1, keepdim=True)  # (..., L, 1)
-    den = den + eps if kind == "positive" else den.clamp(min=eps)
+    den = den + eps if kind == "positive" else den.clamp(min=max(eps, TRIG_MIN_NORMALISER))
     return ((a @ v_acc) / den).to(v.dtype)  # (..., L, Dv)
 
 
@@ -200,11 +201,13 @@ def performer_attention(q, k, v, omega, *, kind="positive", key_padding=None, ca
     """FAVOR+: features, then linear attention in O(n·M·Dv). Shapes as in the naive form.
 
     Positive features use :mod:`attnkit.linear`'s forms (non-causal, chunked causal);
-    sin/cos features go through :func:`rfa_attention` (clamped normaliser).
+    sin/cos features go through :func:`rfa_attention` (normaliser clamped at
+    ``max(eps, TRIG_MIN_NORMALISER)``: the tiny ``eps`` that suits stabilised positive
+    features would turn a negative sin/cos normaliser into an astronomically large output).
     """
     phi_q, phi_k = performer_features(q, k, omega, kind=kind, key_padding=key_padding, causal=causal)
     if kind == "trig":
-        return rfa_attention(phi_q, phi_k, v, causal=causal, eps=eps)
+        return rfa_attention(phi_q, phi_k, v, causal=causal, eps=max(eps, TRIG_MIN_NORMALISER))
     if causal:
         return linear_attention_chunked(phi_q, phi_k, v, chunk_size=chunk_size, eps=eps)
     return linear_attention_noncausal(phi_q, phi_k, v, eps=eps)
