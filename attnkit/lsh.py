@@ -150,18 +150,17 @@ def lsh_attention(q, k, v, q_buckets, k_buckets, *, bucket_size: int = 64, causa
         is_self = k_pos[..., None, :] == q_pos[..., :, None]  # (B, H, R, C, qc, 2kc)
         scores = torch.where(is_self, torch.full_like(scores, -SELF_PENALTY), scores)
     if R > 1:  # a pair allowed in N rounds: subtract log N in each, so it counts once overall
-        counts = torch.zeros(scores.shape, dtype=torch.uint8, device=q.device)
-        for r2 in range(R):
-            # in round r2, query and key meet iff same bucket and key chunk ∈ {query chunk − 1, query chunk}:
-            # with tag = bucket·(C+1) + chunk that is exactly "tag_q − tag_k ∈ {0, 1}"
-            q_tag = F.pad(q_buckets[:, :, r2], (0, Lp - L), value=-1) * (n_chunks + 1) + q_rank[:, :, r2] // qc
-            k_tag = F.pad(k_buckets[:, :, r2], (0, Sp - S), value=-2) * (n_chunks + 1) + k_rank[:, :, r2] // kc
-            q_tag = q_tag.int()[:, :, None, :].expand(B, H, R, Lp).gather(-1, q_order).reshape(chunked_q)
-            k_tag = _with_previous(k_tag.int()[:, :, None, :].expand(B, H, R, Sp).gather(-1, k_order)
-                                   .reshape(chunked_k))
-            gap = q_tag[..., :, None] - k_tag[..., None, :]  # (B, H, R, C, qc, 2kc)
+        # in a round, query and key meet iff same bucket and key chunk ∈ {query chunk − 1, query chunk}:
+        # with tag = bucket·(C+1) + chunk that is exactly "tag_q − tag_k ∈ {0, 1}"
+        q_tag = (F.pad(q_buckets, (0, Lp - L), value=-1) * (n_chunks + 1) + q_rank // qc).int()  # (B, H, R, Lp)
+        k_tag = (F.pad(k_buckets, (0, Sp - S), value=-2) * (n_chunks + 1) + k_rank // kc).int()  # (B, H, R, Sp)
+        counts = torch.ones(scores.shape, dtype=torch.uint8, device=q.device)  # round r itself
+        for shift in range(1, R):  # row r looks at round (r + shift) mod R
+            q_other = q_tag.roll(-shift, dims=2).gather(-1, q_order).reshape(chunked_q)
+            k_other = _with_previous(k_tag.roll(-shift, dims=2).gather(-1, k_order).reshape(chunked_k))
+            gap = q_other[..., :, None] - k_other[..., None, :]  # (B, H, R, C, qc, 2kc)
             counts += (gap == 0) | (gap == 1)
-        scores = scores - counts.clamp_min(1).to(scores.dtype).log()
+        scores = scores - counts.to(scores.dtype).log()
 
     masked = apply_mask(scores, allowed)  # (B, H, R, C, qc, 2kc), -inf where not allowed
     del scores, allowed  # free the big blocks early (they live on in autograd's graph only if needed)
