@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup book test lab set-repo clean
+.PHONY: setup book test lab grade set-repo clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,10 @@ test: $(STAMP)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab exercises
+
+# make grade ASSIGNMENT=ch01-soft-lookup SUBMISSIONS=path/to/folder [JOBS=2]: see book/instructor-guide.md
+grade: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m attnkit.grading grade "$(ASSIGNMENT)" "$(SUBMISSIONS)" --jobs $(or $(JOBS),2)
 
 # A fork points the book, notebooks and Colab links at itself (see README, "Forks"):
 #   make set-repo URL=https://github.com/you/attention-course [BRANCH=main]
