@@ -131,3 +131,41 @@ def test_check_reports_visible_tests(tmp_path):
     q2 = [line for line in proc.stdout.splitlines() if "q2_visible" in line][0]
     assert "FAILED" in q2 and "AttributeError" in q2 and "1 pt" in q2
     assert sum("passed  q" in line for line in proc.stdout.splitlines()) == 3
+
+
+def test_forbidden_names_read_from_the_notebooks():
+    from attnkit.grading import forbidden_names
+
+    found = {a: forbidden_names(nbformat.read(SOLUTIONS / a / f"{a}.ipynb", as_version=4))
+             for a in ("ch01-soft-lookup", "ch02-scoring", "ch03-masked-softmax")}
+    assert found["ch01-soft-lookup"] == {"q1": ["gaussian_kernel_weights"], "q2": ["hard_lookup"],
+                                         "q3": ["gaussian_kernel_weights", "nadaraya_watson"], "q4": []}
+    assert found["ch03-masked-softmax"]["q2"] == ["apply_mask", "masked_softmax"]
+    assert all(q in found["ch02-scoring"] for q in ("q1", "q2", "q3"))
+
+
+def test_collect_both_layouts(tmp_path):
+    from attnkit._batch import collect, student_id
+
+    assert student_id("Ana María (2)") == "Ana_Mar_a"
+    (tmp_path / "x" / A).mkdir(parents=True)
+    (tmp_path / "x" / A / f"{A}.ipynb").write_text("{}")
+    (tmp_path / "x" / A / "copy.ipynb").write_text("{}")
+    (tmp_path / "y.ipynb").write_text("{}")
+    (tmp_path / "z").mkdir()
+    chosen, problems = collect(tmp_path, A)
+    assert chosen["x"].name == f"{A}.ipynb" and "duplicate" in problems["x"][0]
+    assert chosen["y"].name == "y.ipynb" and not problems["y"]
+    assert chosen["z"] is None and "no notebook" in problems["z"][0]
+
+
+def test_self_check_finds_the_notebook_and_stays_quiet_while_grading(tmp_path, monkeypatch, capsys):
+    from attnkit import grading
+
+    nb = tmp_path / f"{A}.ipynb"
+    nb.write_text("{}")
+    monkeypatch.setenv("JPY_SESSION_NAME", str(nb))
+    assert grading._this_notebook() == nb
+    monkeypatch.setenv("ATTNKIT_GRADING", "1")
+    assert grading.self_check() is None
+    assert "skipped" in capsys.readouterr().out
