@@ -110,24 +110,27 @@ def local_attention(q, k, v, *, window, global_tokens=None, key_padding=None, ca
     kw = _windows(F.pad(k, (0, 0, b, P - S + b)), nb, b, f)  # (B, H, nb, W, D), W = (2+f)·b
     vw = _windows(F.pad(v, (0, 0, b, P - S + b)), nb, b, f)  # (B, H, nb, W, Dv)
 
-    # which (query, key) pairs of each tile are allowed, from positions alone
+    # which (query, key) pairs of each tile are allowed. Inside tile c, query c·b + r and key
+    # (c − 1)·b + s are b + r − s apart whatever c is: one (b, W) band serves every tile, and
+    # only which keys exist (not padding, not global, not padded out) depends on the tile.
     q_pos = torch.arange(P, device=dev).reshape(nb, b)  # (nb, b)
     k_pos = _windows(torch.arange(-b, P + b, device=dev)[:, None], nb, b, f)[..., 0]  # (nb, W)
-    dist = q_pos[:, :, None] - k_pos[:, None, :]  # (nb, b, W)
-    band = (dist.abs() <= window) & (k_pos >= 0)[:, None, :] & (k_pos < S)[:, None, :]  # (nb, b, W)
+    dist = b + torch.arange(b, device=dev)[:, None] - torch.arange(k_pos.shape[1], device=dev)[None, :]  # (b, W)
+    band = dist.abs() <= window  # (b, W)
     if causal:
         band = band & (dist >= 0)
+    key_ok = (k_pos >= 0) & (k_pos < S)  # (nb, W)
     g = _check_global(global_tokens, min(L, S), dev)  # (G,)
     if g.numel():
         is_global = torch.zeros(P + 2 * b, dtype=torch.bool, device=dev)
         is_global[g + b] = True
-        band = band & ~_windows(is_global[:, None], nb, b, f)[..., 0][:, None, :]  # global keys: own columns
-    tile_mask = band[None, None]  # (1, 1, nb, b, W)
+        key_ok = key_ok & ~_windows(is_global[:, None], nb, b, f)[..., 0]  # global keys get their own columns
+    key_ok = key_ok[None, None, :, None, :]  # (1, 1, nb, 1, W)
     if key_padding is not None:
         kp = torch.zeros(B, P + 2 * b, dtype=torch.bool, device=dev)
         kp[:, b : b + S] = key_padding
         kp_w = _windows(kp[:, :, None], nb, b, f)[..., 0]  # (B, nb, W)
-        tile_mask = tile_mask & kp_w[:, None, :, None, :]  # (B, 1, nb, b, W)
+        key_ok = key_ok & kp_w[:, None, :, None, :]  # (B, 1, nb, 1, W)
 
     kg = vg = g_mask = None
     if g.numel():  # every query also scores the global keys, in the same softmax
@@ -146,7 +149,7 @@ def local_attention(q, k, v, *, window, global_tokens=None, key_padding=None, ca
     for c in range(0, nb, step):
         blocks = slice(c, c + step)
         outs.append(block_attention(
-            qb[:, :, blocks], kw[:, :, blocks], vw[:, :, blocks], tile_mask[:, :, blocks],
+            qb[:, :, blocks], kw[:, :, blocks], vw[:, :, blocks], key_ok[:, :, blocks] & band,  # (., 1, C, b, W)
             kg, vg, None if g_mask is None else g_mask[:, :, blocks],
         ))  # (B, H, C, b, Dv)
     out = torch.cat(outs, dim=2).reshape(B, H, P, -1)[:, :, :L]  # (B, H, L, Dv)
