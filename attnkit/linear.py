@@ -240,6 +240,14 @@ def linear_attention_cumsum(phi_q, phi_k, v, *, key_padding=None, eps=1e-6):
     return (num / den).to(out_dtype)
 
 
+def _split_chunks(x, chunk_size: int):
+    """``(..., L, F) → (..., N, C, F)``, zero-padding ``L`` up to a multiple of ``C`` only when needed."""
+    pad = (-x.shape[-2]) % chunk_size
+    if pad:
+        x = F.pad(x, (0, 0, 0, pad))  # (..., N·C, F)
+    return x.reshape(*x.shape[:-2], -1, chunk_size, x.shape[-1])  # (..., N, C, F)
+
+
 def linear_attention_chunked(phi_q, phi_k, v, *, key_padding=None, chunk_size=64, eps=1e-6):
     """Causal form (c): exact (masked) attention inside each chunk of ``C`` tokens plus
     the state carried from all *earlier* chunks.
@@ -256,23 +264,20 @@ def linear_attention_chunked(phi_q, phi_k, v, *, key_padding=None, chunk_size=64
     batch = torch.broadcast_shapes(phi_q.shape[:-2], phi_k.shape[:-2], v.shape[:-2])
     phi_q, phi_k, v = phi_q.expand(*batch, L, M), phi_k.expand(*batch, L, M), v.expand(*batch, L, Dv)
     C = min(chunk_size, max(L, 1))
-    pad = (-L) % C
-    n = (L + pad) // C
-    q_c = F.pad(phi_q, (0, 0, 0, pad)).reshape(*batch, n, C, M)  # (..., N, C, M)
-    k_c = F.pad(phi_k, (0, 0, 0, pad)).reshape(*batch, n, C, M)  # (..., N, C, M)
-    v_c = F.pad(v, (0, 0, 0, pad)).reshape(*batch, n, C, Dv)  # (..., N, C, Dv)
-    # states carried between chunks: exclusive prefix sum of each chunk's own state
-    kv_chunk = k_c.transpose(-2, -1) @ v_c  # (..., N, M, Dv)
-    z_chunk = k_c.sum(dim=-2)  # (..., N, M)
-    kv_prev = F.pad(torch.cumsum(kv_chunk, dim=-3)[..., :-1, :, :], (0, 0, 0, 0, 1, 0))  # (..., N, M, Dv) chunks < c
-    z_prev = F.pad(torch.cumsum(z_chunk, dim=-2)[..., :-1, :], (0, 0, 1, 0))  # (..., N, M)
-    # inside a chunk: dense similarities with the inclusive lower triangle
+    q_c = _split_chunks(phi_q, C)  # (..., N, C, M)
+    k_c = _split_chunks(phi_k, C)  # (..., N, C, M)
+    v_c = _split_chunks(v, C)  # (..., N, C, Dv)
+    # between chunks: chunk c reads the states of chunks 0..c-1 (an exclusive prefix sum)
+    kv_prev = F.pad((k_c.transpose(-2, -1) @ v_c)[..., :-1, :, :], (0, 0, 0, 0, 1, 0))  # (..., N, M, Dv) shifted
+    kv_prev = torch.cumsum(kv_prev, dim=-3)  # (..., N, M, Dv) sum over chunks < c
+    z_prev = torch.cumsum(F.pad(k_c.sum(dim=-2)[..., :-1, :], (0, 0, 1, 0)), dim=-2)  # (..., N, M)
+    # inside a chunk: dense similarities with the inclusive lower triangle (j <= i)
     sim = q_c @ k_c.transpose(-2, -1)  # (..., N, C, C)
     tril = torch.ones(C, C, dtype=torch.bool, device=sim.device).tril()  # (C, C)
-    sim = sim.masked_fill(~tril, 0.0)
-    num = q_c @ kv_prev + sim @ v_c  # (..., N, C, Dv)
-    den = (q_c @ z_prev.unsqueeze(-1)) + sim.sum(dim=-1, keepdim=True) + eps  # (..., N, C, 1)
-    out = (num / den).reshape(*batch, n * C, Dv)[..., :L, :]  # (..., L, Dv)
+    sim = sim.masked_fill_(~tril, 0.0)  # in place: sim is a fresh tensor
+    den = q_c @ z_prev.unsqueeze(-1) + sim.sum(dim=-1, keepdim=True) + eps  # (..., N, C, 1)
+    num = (q_c @ kv_prev).add_(sim @ v_c)  # (..., N, C, Dv)
+    out = num.div_(den).reshape(*batch, -1, Dv)[..., :L, :]  # (..., L, Dv)
     return out.to(out_dtype)
 
 
