@@ -1,5 +1,8 @@
-"""Shared pytest setup: a headless matplotlib backend and a figure-closing fixture."""
+"""Shared pytest setup: a headless matplotlib backend, a figure-closing fixture, the built book."""
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,3 +17,24 @@ def close_figures():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory) -> Path:
+    """The HTML book, built once per run (tests/test_book.py and tests/test_browser.py share it;
+    both are in pytest-xdist group "book", so one worker builds it). Every chapter is executed and
+    Sphinx warnings are errors. ATTNKIT_BUILT_BOOK=<dir>/_build/html reuses a build instead."""
+    if os.environ.get("ATTNKIT_BUILT_BOOK"):
+        html = Path(os.environ["ATTNKIT_BUILT_BOOK"])
+        assert (html / "index.html").exists(), f"ATTNKIT_BUILT_BOOK={html} holds no built book"
+        return html
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path_factory.mktemp("book")
+    jb = Path(sys.executable).parent / "jupyter-book"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(
+        [str(jb), "build", str(root), "--builder", "html", "--path-output", str(out), "-W", "-n", "--keep-going"],
+        capture_output=True, text=True, env=env, cwd=root,
+    )
+    assert proc.returncode == 0, f"book build failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}"
+    return out / "_build" / "html"

@@ -1,30 +1,14 @@
 """The whole book builds with every chapter executed and Sphinx warnings as errors."""
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# one build, on one pytest-xdist worker
+# one build (the session fixture built_book in conftest.py), on one pytest-xdist worker
 pytestmark = pytest.mark.xdist_group("book")
-
-
-@pytest.fixture(scope="module")
-def built_book(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("book")
-    jb = Path(sys.executable).parent / "jupyter-book"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    proc = subprocess.run(
-        [str(jb), "build", str(ROOT), "--builder", "html", "--path-output", str(out), "-W", "-n", "--keep-going"],
-        capture_output=True, text=True, env=env,
-    )
-    assert proc.returncode == 0, f"book build failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}"
-    return out / "_build" / "html"
 
 
 def test_every_chapter_is_built_with_executed_outputs(built_book):
