@@ -157,7 +157,7 @@ def _grade_one(student, nb_path, notes, *, assignment, out, work, template, test
         f"import attnkit._sandbox as _g\n_g.install({str(scratch / 'guard.json')!r})\ndel _g\n")
     (startup.parent / "ipython_kernel_config.py").write_text("c.HistoryManager.enabled = False\n")
     env = _env({"IPYTHONDIR": str(scratch / "ipython"), "ATTNKIT_GRADING": "1", "TMPDIR": str(tmp),
-                "MPLCONFIGDIR": str(tmp), "MPLBACKEND": "Agg", "OMP_NUM_THREADS": str(threads)})
+                "MPLCONFIGDIR": str(tmp), "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": str(threads)})
     rc, log = _nbgrader("autograde", assignment, "--student", student, "--force", f"--Execute.timeout={timeout}",
                         cwd=scratch, env=env, timeout=timeout * (len(tests) + 10), memory=memory)
     result["problems"] += _guard_notes(scratch / "guard.log")
@@ -272,7 +272,10 @@ def grade(assignment, submissions, *, course=".", out=None, jobs=2, timeout=60, 
     manifest_path = work / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     todo = [s for s in chosen if manifest.get(s, {}).get("sha") != shas.get(s, "none")]
-    deny = sorted({str(out), str(course), str(submissions)})
+    # the instructor's state, not the whole course root: that may hold .venv and attnkit itself
+    private = ("solutions", "source", "submitted", "autograded", "feedback", "gradebook.db", "grades.csv",
+               "nbgrader_config.py", WORK)
+    deny = sorted({str(root / p) for root in (course, out) for p in private} | {str(submissions)})
     common = dict(assignment=assignment, out=out, work=work, template=template, tests=tests, deny=deny,
                   timeout=timeout, memory=int(memory_gib * 2**30), max_output=max_output,
                   threads=1 if jobs > 1 else 2)
