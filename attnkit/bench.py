@@ -13,9 +13,15 @@
   ``over budget``, and longer lengths of that mechanism are skipped.
 * Ratios are against the baselines measured in the same run (by default both the
   textbook softmax and PyTorch's fused ``scaled_dot_product_attention``).
+* ``--mode train`` times a forward *and* backward pass (a training step's attention, as in
+  the Long Range Arena's steps per second); ``--mode forward`` (default) the forward alone.
+* A mechanism with a ``max_len`` setting (the Synthesizers' fixed ``N × N`` matrices) gets
+  ``max_len`` = the length being measured unless the spec sets it; one that cannot run
+  causally is marked ``no causal`` when ``--causal`` is asked for.
 * Writes ``bench.csv``, ``time.png`` and ``memory.png`` (log–log, with the fitted growth
   exponent of each mechanism) to ``--out``, and an approximation-error table
-  (``error.csv``: relative error of each mechanism's output against exact softmax).
+  (``error.csv``: relative error of each mechanism's output against exact softmax, without
+  and with the causal mask). The plots are drawn by :mod:`attnkit.bench_plots`.
 """
 from __future__ import annotations
 
@@ -30,7 +36,8 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["parse_spec", "fit_exponent", "measure", "run_benchmark", "approximation_errors", "main"]
+__all__ = ["parse_spec", "fit_exponent", "measure", "run_benchmark", "budget_summary",
+           "approximation_errors", "main"]
 
 DEFAULT_BASELINES = ("softmax:fast=false", "softmax")
 
@@ -92,27 +99,43 @@ def _vm_size_bytes() -> int:
     raise RuntimeError("VmSize not found in /proc/self/status")
 
 
+def _build(name: str, settings: dict, length: int):
+    """The mechanism ``name`` with ``settings``; ``max_len`` follows the length unless given."""
+    import inspect
+
+    from .registry import MECHANISMS, make_mechanism
+
+    if "max_len" in inspect.signature(MECHANISMS[name].__init__).parameters and "max_len" not in settings:
+        settings = {**settings, "max_len": length}
+    return make_mechanism(name, **settings)
+
+
 def _worker(job: dict) -> dict:
     """Runs inside the subprocess: build, warm up, time, measure memory."""
     import torch
 
-    from .registry import make_mechanism
-
-    torch.set_num_threads(job["threads"]) if job["threads"] else None
+    if job["threads"]:
+        torch.set_num_threads(job["threads"])
     device = torch.device(job["device"])
     dtype = getattr(torch, job["dtype"])
     name, settings = parse_spec(job["spec"])
+    mech = _build(name, settings, job["length"]).to(device=device, dtype=dtype)
+    if job["causal"] and not getattr(mech, "supports_causal", True):
+        return {"status": "no causal"}
+    train = job["mode"] == "train"
+    mech.train(train)
     g = torch.Generator(device="cpu").manual_seed(job["seed"])
     shape = (job["batch"], job["heads"], job["length"], job["head_dim"])
-    q, k, v = (torch.randn(shape, generator=g).to(device=device, dtype=dtype) for _ in range(3))
-    mech = make_mechanism(name, **settings).to(device).eval()
+    q, k, v = (torch.randn(shape, generator=g).to(device=device, dtype=dtype).requires_grad_(train)
+               for _ in range(3))
 
     def step():
-        with torch.no_grad():
-            out = mech(q, k, v, causal=job["causal"])
+        with torch.set_grad_enabled(train):
+            out = mech(q, k, v, causal=job["causal"])  # (B, H, L, D)
+            if train:
+                out.sum().backward()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        return out
 
     if device.type == "cpu" and job["budget_bytes"]:
         import resource
@@ -124,6 +147,9 @@ def _worker(job: dict) -> dict:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base_cuda = torch.cuda.memory_allocated()
+        if job["budget_bytes"]:  # the budget counts on top of what is already allocated
+            total = torch.cuda.get_device_properties(device).total_memory
+            torch.cuda.set_per_process_memory_fraction(min(1.0, (base_cuda + job["budget_bytes"]) / total), device)
     try:
         for _ in range(job["warmup"]):
             step()
@@ -144,10 +170,17 @@ def _worker(job: dict) -> dict:
 
 
 def measure(spec: str, length: int, *, batch=1, heads=4, head_dim=64, causal=False, dtype="float32",
-            device="cpu", repeats=3, warmup=1, budget_gb=8.0, seed=0, threads=0, timeout=900) -> dict:
-    """Measure one (mechanism, length) in a fresh Python process; returns a result dict."""
+            device="cpu", mode="forward", repeats=3, warmup=1, budget_gb=8.0, seed=0, threads=0,
+            timeout=900) -> dict:
+    """Measure one (mechanism, length) in a fresh Python process; returns a result dict.
+
+    ``status`` is ``"ok"`` (with ``time_s``, the median, and ``peak_mb``), ``"over budget"``
+    or ``"no causal"``.
+    """
+    if mode not in ("forward", "train"):
+        raise ValueError(f"mode must be 'forward' or 'train', got {mode!r}")
     job = dict(spec=spec, length=length, batch=batch, heads=heads, head_dim=head_dim, causal=causal,
-               dtype=dtype, device=device, repeats=repeats, warmup=warmup, seed=seed, threads=threads,
+               dtype=dtype, device=device, mode=mode, repeats=repeats, warmup=warmup, seed=seed, threads=threads,
                budget_bytes=int(budget_gb * 2**30) if budget_gb else 0)
     proc = subprocess.run([sys.executable, "-m", "attnkit.bench", "_worker", json.dumps(job)],
                           capture_output=True, text=True, timeout=timeout)
@@ -159,11 +192,17 @@ def measure(spec: str, length: int, *, batch=1, heads=4, head_dim=64, causal=Fal
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def ratio_key(baseline: str) -> str:
+    """Column suffix for a baseline spec: ``"softmax:fast=false"`` → ``"softmax_fast-false"``."""
+    return baseline.replace(":", "_").replace(",", "_").replace("=", "-")
+
+
 def run_benchmark(specs, lengths, *, baselines=DEFAULT_BASELINES, progress=True, **settings) -> list[dict]:
     """Measure every spec (baselines first) at every length; returns rows with ratios.
 
     Each row: spec, length, status, time_s, peak_mb, and for each baseline b
-    ``speedup_vs_<b>`` (baseline time / time) and ``memory_ratio_vs_<b>`` (baseline memory / memory).
+    ``speedup_vs_<b>`` (baseline time / time) and ``memory_ratio_vs_<b>`` (baseline memory / memory),
+    ``<b>`` being :func:`ratio_key` of b. ``settings`` go to :func:`measure`.
     """
     from tqdm.auto import tqdm
 
@@ -173,44 +212,81 @@ def run_benchmark(specs, lengths, *, baselines=DEFAULT_BASELINES, progress=True,
         raise ValueError(f"lengths must be positive integers, got {lengths}")
     order = list(dict.fromkeys(list(baselines) + list(specs)))
     jobs = [(s, n) for s in order for n in sorted(lengths)]
-    results, dead = {}, set()
-    for spec, n in tqdm(jobs, desc="benchmark", disable=not progress):
-        if spec in dead:
-            results[spec, n] = {"status": "skipped (budget)"}
+    results, stopped = {}, {}  # stopped: spec → status given to its longer lengths
+    bar = tqdm(jobs, desc="benchmark", disable=not progress)
+    for spec, n in bar:
+        bar.set_postfix_str(f"{spec} n={n}")
+        if spec in stopped:
+            results[spec, n] = {"status": stopped[spec]}
             continue
         results[spec, n] = measure(spec, n, **settings)
-        if results[spec, n]["status"] != "ok":
-            dead.add(spec)
+        status = results[spec, n]["status"]
+        if status != "ok":
+            stopped[spec] = "skipped (budget)" if status == "over budget" else status
     rows = []
     for spec, n in jobs:
         r = {"spec": spec, "length": n, "time_s": "", "peak_mb": "", **results[spec, n]}
         for b in baselines:
             base = results[b, n]
             ok = r["status"] == "ok" and base["status"] == "ok"
-            key = b.replace(":", "_").replace(",", "_").replace("=", "-")
-            r[f"speedup_vs_{key}"] = base["time_s"] / r["time_s"] if ok else ""
-            r[f"memory_ratio_vs_{key}"] = (base["peak_mb"] / r["peak_mb"]) if ok and r["peak_mb"] > 0 else ""
+            r[f"speedup_vs_{ratio_key(b)}"] = base["time_s"] / r["time_s"] if ok else ""
+            r[f"memory_ratio_vs_{ratio_key(b)}"] = base["peak_mb"] / r["peak_mb"] if ok and r["peak_mb"] > 0 else ""
         rows.append(r)
     return rows
 
 
-def approximation_errors(specs, *, length=512, batch=1, heads=4, head_dim=64, causal=False, seed=0) -> list[dict]:
-    """Relative error ‖out − exact‖ / ‖exact‖ of each mechanism against exact softmax attention."""
+def budget_summary(rows: list[dict], baseline: str = "softmax:fast=false") -> dict:
+    """Where ``baseline`` stops fitting the budget, how every other spec compares to it.
+
+    Args:
+        rows: :func:`run_benchmark` rows (or a CSV read back: numbers may be strings).
+
+    Returns:
+        ``{"length": n*, "rows": [...]}`` with n* the longest length ``baseline`` ran at, and
+        one row per spec: ``spec``, ``speedup`` and ``memory_ratio`` (baseline / spec at n*,
+        ``None`` where the spec did not run there) and ``longest`` (its longest length that ran).
+    """
+    ok = [r for r in rows if r["status"] == "ok"]
+    base = {int(r["length"]): r for r in ok if r["spec"] == baseline}
+    if not base:
+        raise ValueError(f"baseline {baseline!r} has no successful run in these rows")
+    n_star = max(base)
+    out = []
+    for spec in dict.fromkeys(r["spec"] for r in rows):
+        mine = {int(r["length"]): r for r in ok if r["spec"] == spec}
+        at = mine.get(n_star)
+        speed = float(base[n_star]["time_s"]) / float(at["time_s"]) if at else None
+        mem = float(base[n_star]["peak_mb"]) / float(at["peak_mb"]) if at and float(at["peak_mb"]) > 0 else None
+        out.append({"spec": spec, "speedup": speed, "memory_ratio": mem, "longest": max(mine, default=None)})
+    return {"length": n_star, "rows": out}
+
+
+def approximation_errors(specs, *, length=512, batch=1, heads=4, head_dim=64, causal=(False, True),
+                         seed=0) -> list[dict]:
+    """Relative error ‖out − exact‖ / ‖exact‖ of each mechanism against exact softmax attention.
+
+    Every spec sees the same ``q, k, v`` (B, H, L, D) at ``L = length``, once per value in
+    ``causal`` (a bool or a tuple of bools). Returns rows ``spec, length, causal, relative_error``
+    (``relative_error`` is ``""`` for a mechanism that has no causal form).
+    """
     import torch
 
     from .mechanisms import softmax_attention_naive
-    from .registry import make_mechanism
 
     g = torch.Generator().manual_seed(seed)
-    q, k, v = (torch.randn(batch, heads, length, head_dim, generator=g) for _ in range(3))
-    exact, _ = softmax_attention_naive(q, k, v, causal=causal)
+    q, k, v = (torch.randn(batch, heads, length, head_dim, generator=g) for _ in range(3))  # (B, H, L, D)
     rows = []
-    for spec in specs:
-        name, settings = parse_spec(spec)
-        with torch.no_grad():
-            out = make_mechanism(name, **settings).eval()(q, k, v, causal=causal)
-        rows.append({"spec": spec, "length": length,
-                     "relative_error": float((out - exact).norm() / exact.norm())})
+    for is_causal in (causal,) if isinstance(causal, bool) else causal:
+        exact, _ = softmax_attention_naive(q, k, v, causal=is_causal)  # (B, H, L, D)
+        for spec in specs:
+            name, settings = parse_spec(spec)
+            mech = _build(name, settings, length).eval()
+            err = ""
+            if getattr(mech, "supports_causal", True) or not is_causal:
+                with torch.no_grad():
+                    out = mech(q, k, v, causal=is_causal)  # (B, H, L, D)
+                err = float((out - exact).norm() / exact.norm())
+            rows.append({"spec": spec, "length": length, "causal": is_causal, "relative_error": err})
     return rows
 
 
@@ -220,29 +296,6 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
-
-
-def plot_rows(rows: list[dict], column: str, ylabel: str, path: Path | None = None):
-    """Log–log plot of ``column`` against length, one line per spec, fitted exponent in the legend."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for spec in dict.fromkeys(r["spec"] for r in rows):
-        pts = [(r["length"], r[column]) for r in rows if r["spec"] == spec and r["status"] == "ok" and r[column] > 0]
-        if not pts:
-            continue
-        ns, ys = zip(*pts)
-        label = spec if len(pts) < 2 else f"{spec} (slope {fit_exponent(ns, ys):.2f})"
-        ax.loglog(ns, ys, "o-", label=label)
-    ax.set_xlabel("sequence length n")
-    ax.set_ylabel(ylabel)
-    if ax.lines:
-        ax.legend(fontsize=7)
-    ax.grid(True, which="both", alpha=0.3)
-    if path is not None:
-        fig.savefig(path, dpi=120, bbox_inches="tight")
-        plt.close(fig)
-    return fig
 
 
 def _print_table(rows: list[dict]) -> None:
@@ -263,6 +316,7 @@ def main(argv=None) -> int:
     if argv[:1] == ["_worker"]:
         print(json.dumps(_worker(json.loads(argv[1]))))
         return 0
+    from .bench_plots import plot_rows
     from .registry import MECHANISMS
 
     p = argparse.ArgumentParser(prog="python -m attnkit.bench", description=__doc__.split("\n\n")[0])
@@ -275,11 +329,15 @@ def main(argv=None) -> int:
     p.add_argument("--head-dim", type=int, default=64)
     p.add_argument("--causal", action="store_true")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64", "float16", "bfloat16"])
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--mode", default="forward", choices=["forward", "train"],
+                   help="time the forward pass, or forward + backward (a training step)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads per run (0: torch's default)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--budget-gb", type=float, default=8.0)
-    p.add_argument("--error-length", type=int, default=512, help="length for the approximation-error table (0: skip)")
+    p.add_argument("--error-length", type=int, default=512,
+                   help="length for the approximation-error table, causal and not (0: skip)")
     p.add_argument("--out", type=Path, default=Path("bench-results"))
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
@@ -296,17 +354,31 @@ def main(argv=None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     rows = run_benchmark(a.mechanisms, a.lengths, baselines=a.baselines, progress=not a.no_progress,
                          batch=a.batch, heads=a.heads, head_dim=a.head_dim, causal=a.causal, dtype=a.dtype,
-                         device=a.device, repeats=a.repeats, warmup=a.warmup, budget_gb=a.budget_gb)
+                         device=a.device, mode=a.mode, repeats=a.repeats, warmup=a.warmup,
+                         budget_gb=a.budget_gb, threads=a.threads)
     _print_table(rows)
     _write_csv(a.out / "bench.csv", rows)
-    plot_rows(rows, "time_s", "median forward time (s)", a.out / "time.png")
+    step = "forward" if a.mode == "forward" else "forward + backward"
+    plot_rows(rows, "time_s", f"median {step} time (s)", a.out / "time.png")
     plot_rows(rows, "peak_mb", "peak memory (MB)", a.out / "memory.png")
+    for baseline in a.baselines:
+        try:
+            summary = budget_summary(rows, baseline)
+        except ValueError:
+            continue
+        print(f"at n = {summary['length']}, the longest {baseline} ran at within {a.budget_gb} GB:")
+        for r in summary["rows"]:
+            ratios = "did not run" if r["speedup"] is None else f"{r['speedup']:.2f}x faster"
+            ratios += "" if r["memory_ratio"] is None else f", {r['memory_ratio']:.2f}x less memory"
+            print(f"  {r['spec']:38s} {ratios:40s} longest n run: {r['longest']}")
     if a.error_length:
         errors = approximation_errors(a.mechanisms, length=a.error_length, batch=a.batch, heads=a.heads,
-                                      head_dim=a.head_dim, causal=a.causal)
+                                      head_dim=a.head_dim)
         _write_csv(a.out / "error.csv", errors)
         for e in errors:
-            print(f"relative error vs exact softmax at n={e['length']}: {e['spec']:38s} {e['relative_error']:.3g}")
+            err = "no causal form" if e["relative_error"] == "" else f"{e['relative_error']:.3g}"
+            print(f"relative error vs exact softmax at n={e['length']}, causal={e['causal']!s:5s}: "
+                  f"{e['spec']:38s} {err}")
     print(f"wrote {a.out / 'bench.csv'}, time.png, memory.png" + (", error.csv" if a.error_length else ""))
     return 0
 
