@@ -41,11 +41,11 @@ grade: $(STAMP)
 set-repo: $(STAMP)
 	@test -n "$(URL)" || { echo "usage: make set-repo URL=https://github.com/OWNER/NAME [BRANCH=main]"; exit 1; }
 	$(BIN)/python tests/set_repo.py "$(URL)" $(if $(BRANCH),--branch "$(BRANCH)")
-	had_db=$$(test -e gradebook.db && echo yes); \
+	had_db=$$(test -e gradebook.db && echo yes); status=0; \
 	for dir in solutions/ch*/; do \
-		PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/nbgrader generate_assignment "$$(basename $$dir)" --force || exit 1; \
+		PATH="$(abspath $(BIN)):$$PATH" $(BIN)/nbgrader generate_assignment "$$(basename $$dir)" --force || { status=1; break; }; \
 	done; \
-	test -n "$$had_db" || rm -f gradebook.db
+	test -n "$$had_db" || rm -f gradebook.db; exit $$status
 
 clean:
 	rm -rf _build
