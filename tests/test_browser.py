@@ -92,6 +92,10 @@ async () => {
     result.images.push({src: img.currentSrc || img.src, ok: img.complete && img.naturalWidth > 0,
                         width: img.naturalWidth, shown: img.getBoundingClientRect().width});
   }
+  // a term to search for: the first glossary term the page links, else its title's longest word
+  const term = document.querySelector('main a[href*="glossary.html#term-"]');
+  const words = ((document.querySelector('main h1') || {}).textContent || '').match(/[A-Za-z]{4,}/g) || [];
+  result.term = term ? term.textContent.trim() : (words.sort((a, b) => b.length - a.length)[0] || '');
   for (const a of document.querySelectorAll('a[href]')) result.links.push(a.href);
   for (const e of document.querySelectorAll('[id]')) result.ids.push(e.id);
   for (const e of document.querySelectorAll('a[name]')) result.ids.push(e.getAttribute('name'));
@@ -180,7 +184,7 @@ def crawl(browser, site, built_book):
         if refresh:  # a redirect page (index.html): its target must resolve, nothing else to see
             target = urllib.parse.urljoin(site + rel, refresh.group(1).strip())
             report[rel] = dict(math=0, mathjax=None, untypeset=[], merrors=[], text="", images=[], ids=[],
-                               links=[target], errors=[], failed=[], blocked=[])
+                               links=[target], errors=[], failed=[], blocked=[], term="")
             continue
         page = context.new_page()
         errors: list[str] = []
@@ -296,13 +300,7 @@ def test_search_finds_a_term_from_each_chapter(browser, site, built_book, crawl)
     not_found = {}
     try:
         for rel in chapters:
-            page.goto(site + rel)
-            term = page.evaluate("""() => {
-              const t = document.querySelector('main a[href*="glossary.html#term-"]');
-              if (t) return t.textContent.trim();
-              const words = (document.querySelector('main h1') || {textContent: ''}).textContent.match(/[A-Za-z]{4,}/g) || [];
-              return words.sort((a, b) => b.length - a.length)[0] || '';
-            }""")
+            term = crawl[rel]["term"]
             assert term, f"{rel}: no term to search for"
             page.goto(site + "search.html?q=" + urllib.parse.quote(term))
             page.wait_for_function(
