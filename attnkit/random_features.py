@@ -96,7 +96,7 @@ def positive_log_features(x: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
     """``ωᵢᵀx − ‖x‖²/2`` for every row ``ωᵢ``: ``x (..., L, D)``, ``Ω (M, D)`` → ``(..., L, M)``."""
     x = x.to(_acc_dtype(x.dtype))
     proj = x @ omega.to(x.dtype).T  # (..., L, M)
-    return proj - 0.5 * (x * x).sum(dim=-1, keepdim=True)  # (..., L, M)
+    return proj.sub_(0.5 * (x * x).sum(dim=-1, keepdim=True))  # in place: saves one (..., L, M) buffer
 
 
 def positive_features(x: torch.Tensor, omega: torch.Tensor, *, stabilizer=None) -> torch.Tensor:
@@ -168,12 +168,12 @@ def performer_features(q, k, omega, *, kind="positive", key_padding=None, causal
         raise ValueError(f"kind must be 'positive' or 'trig', got {kind!r}")
     c_q = log_q.detach().amax(dim=-1, keepdim=True)  # (..., L, 1)
     c_k = key_stabilizer(log_k, key_padding, causal=causal)  # (..., 1, 1)
-    log_k = (log_k - c_k).clamp(max=MAX_KEY_LOG)
     if kind == "positive":
-        m = omega.shape[0]
-        phi_q = torch.exp(log_q - c_q) / math.sqrt(m)  # (..., L, M)
-        phi_k = torch.exp(log_k) / math.sqrt(m)  # (..., S, M)
+        half_log_m = 0.5 * math.log(omega.shape[0])  # the 1/√M factor, folded into the exponent
+        phi_q = (log_q - (c_q + half_log_m)).exp_()  # (..., L, M)
+        phi_k = (log_k - (c_k + half_log_m)).clamp_(max=MAX_KEY_LOG - half_log_m).exp_()  # (..., S, M)
     else:
+        log_k = (log_k - c_k).clamp(max=MAX_KEY_LOG)
         phi_q = trig_features(q, omega, log_scale=log_q - c_q)  # (..., L, 2M)
         phi_k = trig_features(k, omega, log_scale=log_k)  # (..., S, 2M)
     return phi_q, mask_key_features(phi_k, key_padding)
