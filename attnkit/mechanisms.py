@@ -164,8 +164,11 @@ class SoftmaxAttention(nn.Module):
         check_mechanism_inputs(q, k, v, mask)
         p = self.dropout if self.training else 0.0
         if self.fast and not self.need_weights:
-            full = build_mask(q.shape[2], k.shape[2], mask=mask, causal=causal, device=q.device)
             self.attention_weights = None
+            if mask is None:
+                # no L×S mask at all: the fused kernel skips the masked blocks (is_causal is top-left aligned)
+                return F.scaled_dot_product_attention(q, k, v, is_causal=causal, dropout_p=p)  # (B, H, L, Dv)
+            full = build_mask(q.shape[2], k.shape[2], mask=mask, causal=causal, device=q.device)
             return F.scaled_dot_product_attention(q, k, v, attn_mask=full, dropout_p=p)  # (B, H, L, Dv)
         scores = dot_product_scores(q, k)  # (B, H, L, S)
         weights = masked_softmax(scores, mask=mask, causal=causal)  # (B, H, L, S)
