@@ -7,8 +7,9 @@
   textbook matmul–softmax–matmul).
 * Each (mechanism, length) runs in a fresh subprocess: inputs and the mechanism are
   built, the forward pass is run ``warmup`` times, then timed ``repeats`` times; the
-  median is reported, with the peak memory of the computation alone (growth of the
-  process's peak resident set on CPU, ``max_memory_allocated`` on CUDA).
+  median is reported, with the peak memory of the computation alone (on CPU the peak
+  resident set, reset just before the runs, minus the resident set then; on CUDA
+  ``max_memory_allocated`` minus what was allocated before).
 * A run that would exceed ``--budget-gb`` is stopped by a memory limit and marked
   ``over budget``, and longer lengths of that mechanism are skipped.
 * Ratios are against the baselines measured in the same run (by default both the
@@ -85,18 +86,28 @@ def fit_exponent(lengths, times) -> float:
     return sum((x - mx) * (y - my) for x, y in pairs) / sxx
 
 
-def _peak_rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
-def _vm_size_bytes() -> int:
+def _status_kib(field: str) -> int:
+    """A field of ``/proc/self/status`` (Linux), in KiB: ``VmSize``, ``VmRSS``, ``VmHWM`` (peak RSS)."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("VmSize not found in /proc/self/status")
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not found in /proc/self/status")
+
+
+def _reset_peak_rss() -> float:
+    """Restart the peak-RSS counter at the current RSS; returns that baseline in MB.
+
+    Writing ``5`` to ``/proc/self/clear_refs`` resets ``VmHWM`` (Linux ≥ 4.0), so the peak of
+    the computation is not hidden below an earlier peak (importing torch, building inputs).
+    Where that is not allowed, the baseline is the peak so far (a smaller run then reads 0).
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return _status_kib("VmRSS") / 1024
+    except OSError:
+        return _status_kib("VmHWM") / 1024
 
 
 def _build(name: str, settings: dict, length: int):
@@ -140,9 +151,9 @@ def _worker(job: dict) -> dict:
     if device.type == "cpu" and job["budget_bytes"]:
         import resource
 
-        limit = _vm_size_bytes() + job["budget_bytes"]
+        limit = _status_kib("VmSize") * 1024 + job["budget_bytes"]
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    base_rss = _peak_rss_mb()
+    base_rss = _reset_peak_rss()
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -165,7 +176,7 @@ def _worker(job: dict) -> dict:
     if device.type == "cuda":
         peak_mb = (torch.cuda.max_memory_allocated() - base_cuda) / 2**20
     else:
-        peak_mb = _peak_rss_mb() - base_rss
+        peak_mb = _status_kib("VmHWM") / 1024 - base_rss
     return {"status": "ok", "time_s": statistics.median(times), "peak_mb": peak_mb}
 
 

@@ -33,14 +33,16 @@ def plot_rows(rows: list[dict], column: str, ylabel: str, path: Path | None = No
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4)) if ax is None else (ax.figure, ax)
-    for spec in dict.fromkeys(r["spec"] for r in rows):
+    colours = plt.get_cmap("tab20").colors
+    for i, spec in enumerate(dict.fromkeys(r["spec"] for r in rows)):
         pts = [(int(r["length"]), _num(r[column])) for r in rows
                if r["spec"] == spec and r["status"] == "ok" and (_num(r[column]) or 0) > 0]
         if not pts:
             continue
         ns, ys = zip(*pts)
         label = spec if len(pts) < 2 else f"{spec} (slope {fit_exponent(ns, ys):.2f})"
-        ax.loglog(ns, ys, "o-", label=label)
+        ax.loglog(ns, ys, marker="osD^v<>"[i % 7], ls=("-", "--")[i // 7 % 2], color=colours[2 * i % 20 + i // 10 % 2],
+                  label=label)
     ax.set_xlabel("sequence length n")
     ax.set_ylabel(ylabel)
     if ax.lines:

@@ -17,6 +17,7 @@ Tasks:
 * :func:`duplication_task`: the Reformer paper's ``0w0w`` copy task (Kitaev et al., 2020, §2.1).
 * :func:`reorder_task` and :func:`recall_task`: chapter 9's fixed-position reordering (where to
   look depends on the position only) and associative recall (it depends on the content).
+* :func:`capstone_experiment`: chapter 10's comparison, every mechanism trained on a longer recall.
 
 Command line (writes a CSV; shows a progress bar)::
 
@@ -47,6 +48,7 @@ __all__ = [
     "reorder_task",
     "recall_task",
     "synthesizer_experiment",
+    "capstone_experiment",
 ]
 
 
@@ -418,6 +420,68 @@ def synthesizer_experiment(*, tasks=("reorder", "recall"), variants=SYNTHESIZER_
     return {"results": results, "curves": curves, "weights": weights}
 
 
+# --- chapter 10 (comparison): one content-decided task every mechanism trains on
+
+# mechanism → settings for the capstone's recall sequences of T = 9 positions (window, bucket
+# and landmark counts a fraction of T, so that locality and hashing matter, as at long lengths)
+CAPSTONE_MECHANISMS = {
+    "softmax": {},
+    "local": {"window": 2},
+    "lsh": {"bucket_size": 4, "n_hashes": 2, "seed": 0},
+    "linear": {},
+    "performer": {"n_features": 32, "seed": 0},
+    "rfa": {"n_features": 32, "seed": 0},
+    "nystrom": {"num_landmarks": 3},
+    "synthesizer_dense": {"hidden": 32},
+    "synthesizer_random": {"seed": 0},
+    "synthesizer_factorized_random": {"rank": 8, "seed": 0},
+    "synthesizer_mixture": {"seed": 0},
+}
+
+
+def capstone_experiment(*, mechanisms=None, n_pairs: int = 8, n_keys: int = 16, n_values: int = 8,
+                        d_model: int = 32, num_heads: int = 2, steps: int = 1500, lr: float = 1e-2,
+                        n_train: int = 20000, n_test: int = 1000, seed: int = 0, progress: bool = True) -> list[dict]:
+    """Chapter 10's capstone: the same non-causal attention block, trained with each mechanism.
+
+    The task is :func:`recall_task` with ``n_pairs`` pairs (``T = n_pairs + 1``): the last
+    token must fetch the value stored beside a matching key anywhere in the sequence, so
+    the attention must be *content*-based and reach the whole sequence. (Longer sequences
+    need more steps than a few CPU minutes allow for a one-layer model to learn recall.)
+
+    Args:
+        mechanisms: names of :data:`CAPSTONE_MECHANISMS` (default: all of them that are registered).
+
+    Returns:
+        One row per mechanism: ``mechanism``, test ``accuracy`` (%), ``train_seconds``,
+        ``steps_per_second`` and ``params`` (of the whole model).
+    """
+    import time
+
+    from .registry import MECHANISMS
+
+    names = [m for m in CAPSTONE_MECHANISMS if m in MECHANISMS] if mechanisms is None else list(mechanisms)
+    train_data = recall_task(n_train, n_pairs, n_keys, n_values, seed=seed)
+    test_data = recall_task(n_test, n_pairs, n_keys, n_values, seed=seed + 1)
+    seq_len = train_data.inputs.shape[1]
+    rows = []
+    for name in names:
+        settings = dict(CAPSTONE_MECHANISMS.get(name, {}))
+        if name.startswith("synthesizer"):
+            settings["max_len"] = seq_len
+        torch.manual_seed(seed)
+        model = TinyAttentionModel(train_data.vocab_size, d_model, num_heads, mechanism=name,
+                                   mechanism_settings=settings, max_len=seq_len, causal=False)
+        start = time.perf_counter()
+        train(model, train_data, steps=steps, lr=lr, seed=seed, progress=progress, desc=f"recall: {name}")
+        seconds = time.perf_counter() - start
+        acc = evaluate(model, test_data)["accuracy"]
+        rows.append({"mechanism": name, "accuracy": round(100 * acc, 2), "train_seconds": round(seconds, 2),
+                     "steps_per_second": round(steps / seconds, 2),
+                     "params": sum(p.numel() for p in model.parameters())})
+    return rows
+
+
 # Command line: keep this block last in the file; add new tasks above and a sub-command below.
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m attnkit.tasks", description=__doc__.split("\n")[0])
@@ -433,7 +497,18 @@ def main(argv=None) -> int:
     syn.add_argument("--out", type=Path, required=True, help="folder for ch09_results/curves/weights.csv")
     syn.add_argument("--steps", type=int, default=600)
     syn.add_argument("--seed", type=int, default=0)
+    cap = sub.add_parser("capstone", help="chapter 10: every mechanism trained on associative recall")
+    cap.add_argument("--out", type=Path, required=True, help="CSV file to write")
+    cap.add_argument("--mechanisms", nargs="+", default=None, help="default: every one in CAPSTONE_MECHANISMS")
+    cap.add_argument("--steps", type=int, default=1500)
+    cap.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.task == "capstone":
+        torch.set_num_threads(1)
+        rows = capstone_experiment(mechanisms=args.mechanisms, steps=args.steps, seed=args.seed)
+        _write_csv(args.out, rows)
+        for row in rows:
+            print(f"{row['mechanism']:>30}  accuracy {row['accuracy']:6.2f} %  {row['train_seconds']:6.1f} s")
     if args.task == "duplication":
         torch.set_num_threads(1)
         rows = duplication_experiment(word_len=args.word_len, vocab=args.vocab, bucket_size=args.bucket_size,
