@@ -20,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -188,6 +189,7 @@ def _record(out: Path, assignment: str, r: dict, work: Path) -> None:
 
     student = r["student"]
     db = f"sqlite:///{out / 'gradebook.db'}"
+    warnings.filterwarnings("ignore", message=".*not in session.*")  # nbgrader's add_submission, harmless
     with Gradebook(db) as gb:
         gb.update_or_create_student(student)
         try:
