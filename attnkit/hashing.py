@@ -98,4 +98,8 @@ def angular_hash(x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
             f"rotations must be (R, D, M/2) with D = {x.shape[-1]}, got shape {tuple(rotations.shape)}"
         )
     rotated = torch.einsum("...ld,rdm->...rlm", x, rotations.to(x))  # (..., R, L, M/2)
-    return torch.cat([rotated, -rotated], dim=-1).argmax(dim=-1)  # (..., R, L)
+    # argmax([xR; −xR]) without building the 2× block: the largest of xR, or the most negative
+    # (bucket M/2 + j); on a tie the first half wins, as argmax over the concatenation would
+    top, top_at = rotated.max(dim=-1)  # (..., R, L) each
+    low, low_at = rotated.min(dim=-1)  # (..., R, L) each
+    return torch.where(top >= -low, top_at, low_at + rotated.shape[-1])  # (..., R, L)

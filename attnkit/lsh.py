@@ -86,16 +86,21 @@ def sort_by_bucket(buckets: torch.Tensor, padded_len: int | None = None) -> tupl
 
 
 def _take(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``x (B, H, N, F)`` gathered per round at ``index (B, H, R, M)`` → ``(B, H, R, M, F)``."""
-    B, H, R, M = index.shape
-    src = x.unsqueeze(2).expand(B, H, R, x.shape[2], x.shape[3])  # (B, H, R, N, F), no copy
-    return src.gather(3, index.unsqueeze(-1).expand(B, H, R, M, x.shape[3]))  # (B, H, R, M, F)
+    """Rows of ``x (B, H, N, F)`` picked per round at ``index (B, H, R, ...)`` → ``(B, H, R, ..., F)``.
+
+    One flat row lookup (``index_select``) instead of a gather over a broadcast copy.
+    """
+    B, H, N, Fx = x.shape
+    row = torch.arange(B * H, device=x.device).reshape(B, H, *([1] * (index.dim() - 2))) * N  # (B, H, 1, ...)
+    return x.reshape(B * H * N, Fx)[index + row]  # (B, H, R, ..., F)
 
 
 def _with_previous(x: torch.Tensor) -> torch.Tensor:
-    """Each chunk preceded by the chunk before it: ``(B, H, R, C, c[, F]) → (B, H, R, C, 2c[, F])``.
+    """Each chunk preceded by the chunk before it: ``(B, H, R, C, c) → (B, H, R, C, 2c)``.
 
-    Chunk 0's "predecessor" is chunk C-1 (wrapped around); callers mask it out.
+    Used on *indices* (and other small per-position tensors) only, so the big key and value
+    blocks are gathered once, directly in this layout. Chunk 0's "predecessor" is chunk C-1
+    (wrapped around); callers mask it out.
     """
     return torch.cat([torch.roll(x, 1, dims=3), x], dim=4)
 
@@ -125,58 +130,58 @@ def lsh_attention(q, k, v, q_buckets, k_buckets, *, bucket_size: int = 64, causa
     k_order, k_rank = sort_by_bucket(k_buckets, Sp)  # (B, H, R, Sp) each
     chunked_q = (B, H, R, n_chunks, qc)
     chunked_k = (B, H, R, n_chunks, kc)
+    q_pos = q_order.reshape(chunked_q)  # (B, H, R, C, qc): original position in each sorted slot
+    k_pos = _with_previous(k_order.reshape(chunked_k))  # (B, H, R, C, 2kc): own chunk + the one before
 
-    qs = _take(F.pad(q, (0, 0, 0, Lp - L)), q_order).reshape(*chunked_q, D)  # (B, H, R, C, qc, D)
-    ks = _with_previous(_take(F.pad(k, (0, 0, 0, Sp - S)), k_order).reshape(*chunked_k, D))  # (B, H, R, C, 2kc, D)
-    vs = _with_previous(_take(F.pad(v, (0, 0, 0, Sp - S)), k_order).reshape(*chunked_k, v.shape[-1]))
-    q_pos = q_order.reshape(chunked_q)  # (B, H, R, C, qc)
-    k_pos = _with_previous(k_order.reshape(chunked_k))  # (B, H, R, C, 2kc)
-    qb = F.pad(q_buckets, (0, Lp - L), value=-1).gather(-1, q_order).reshape(chunked_q)
+    qs = _take(F.pad(q * scale, (0, 0, 0, Lp - L)), q_pos)  # (B, H, R, C, qc, D), scaled once here
+    ks = _take(F.pad(k, (0, 0, 0, Sp - S)), k_pos)  # (B, H, R, C, 2kc, D)
+    vs = _take(F.pad(v, (0, 0, 0, Sp - S)), k_pos)  # (B, H, R, C, 2kc, Dv)
+    qb = F.pad(q_buckets, (0, Lp - L), value=-1).gather(-1, q_order).reshape(chunked_q)  # (B, H, R, C, qc)
     kb = _with_previous(F.pad(k_buckets, (0, Sp - S), value=-2).gather(-1, k_order).reshape(chunked_k))
 
-    # the mask inside a chunk: same bucket, a real key, not chunk 0's wrapped predecessor, causal
+    # the mask inside a chunk: same bucket, a real key, not chunk 0's wrapped predecessor, causal.
+    # A key that is not allowed for anyone gets bucket -3 (no query has it), so one comparison does it all.
     key_ok = k_pos < S  # (B, H, R, C, 2kc)
     if key_padding is not None:
         padded = F.pad(key_padding, (0, Sp - S), value=False)[:, None, None, :]  # (B, 1, 1, Sp)
         key_ok = key_ok & _with_previous(padded.expand(B, H, R, Sp).gather(-1, k_order).reshape(chunked_k))
-    first = torch.arange(n_chunks, device=q.device)[:, None] > 0  # (C, 1)
-    key_ok = key_ok & torch.cat([first.expand(n_chunks, kc), torch.ones_like(first).expand(n_chunks, kc)], 1)
-    allowed = (qb[..., :, None] == kb[..., None, :]) & key_ok[..., None, :]  # (B, H, R, C, qc, 2kc)
+    key_ok[..., 0, :kc] = False  # chunk 0 has no predecessor
+    kb = torch.where(key_ok, kb, -3)  # (B, H, R, C, 2kc)
+    allowed = qb[..., :, None] == kb[..., None, :]  # (B, H, R, C, qc, 2kc)
     if causal:
-        allowed = allowed & (k_pos[..., None, :] <= q_pos[..., :, None])
+        allowed &= k_pos[..., None, :] <= q_pos[..., :, None]
 
-    scores = (qs @ ks.transpose(-1, -2)) * scale  # (B, H, R, C, qc, 2kc)
+    scores = qs @ ks.transpose(-1, -2)  # (B, H, R, C, qc, 2kc); the in-place edits below are autograd-safe
     if not_self:
-        is_self = k_pos[..., None, :] == q_pos[..., :, None]  # (B, H, R, C, qc, 2kc)
-        scores = torch.where(is_self, torch.full_like(scores, -SELF_PENALTY), scores)
+        scores.masked_fill_(k_pos[..., None, :] == q_pos[..., :, None], -SELF_PENALTY)
     if R > 1:  # a pair allowed in N rounds: subtract log N in each, so it counts once overall
         # in a round, query and key meet iff same bucket and key chunk ∈ {query chunk − 1, query chunk}:
         # with tag = bucket·(C+1) + chunk that is exactly "tag_q − tag_k ∈ {0, 1}"
         q_tag = (F.pad(q_buckets, (0, Lp - L), value=-1) * (n_chunks + 1) + q_rank // qc).int()  # (B, H, R, Lp)
         k_tag = (F.pad(k_buckets, (0, Sp - S), value=-2) * (n_chunks + 1) + k_rank // kc).int()  # (B, H, R, Sp)
-        counts = torch.ones(scores.shape, dtype=torch.uint8, device=q.device)  # round r itself
+        counts = torch.ones_like(scores)  # (B, H, R, C, qc, 2kc): round r itself
         for shift in range(1, R):  # row r looks at round (r + shift) mod R
-            q_other = q_tag.roll(-shift, dims=2).gather(-1, q_order).reshape(chunked_q)
+            q_other = q_tag.roll(-shift, dims=2).gather(-1, q_order).reshape(chunked_q)[..., :, None]
             k_other = _with_previous(k_tag.roll(-shift, dims=2).gather(-1, k_order).reshape(chunked_k))
-            gap = q_other[..., :, None] - k_other[..., None, :]  # (B, H, R, C, qc, 2kc)
-            counts += (gap == 0) | (gap == 1)
-        scores = scores - counts.to(scores.dtype).log()
+            counts += (q_other == k_other[..., None, :]) | (q_other == k_other[..., None, :] + 1)
+        scores.sub_(counts.log_())
+        del counts
 
     masked = apply_mask(scores, allowed)  # (B, H, R, C, qc, 2kc), -inf where not allowed
-    del scores, allowed  # free the big blocks early (they live on in autograd's graph only if needed)
-    top = masked.amax(dim=-1, keepdim=True)  # (B, H, R, C, qc, 1)
-    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top)).detach()
-    e = torch.exp(masked - top)
-    del masked
+    del scores, allowed  # free the big blocks early
+    top = masked.detach().amax(dim=-1, keepdim=True)  # (B, H, R, C, qc, 1)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    e = masked.sub_(top).exp_()  # (B, H, R, C, qc, 2kc), in place: one big block, not three
     total = e.sum(dim=-1, keepdim=True)  # (B, H, R, C, qc, 1)
     safe = torch.where(total > 0, total, torch.ones_like(total))
-    out = (e / safe) @ vs  # (B, H, R, C, qc, Dv)
+    out = (e @ vs) / safe  # (B, H, R, C, qc, Dv): normalise after the product (Dv numbers per row, not 2kc)
     lse = torch.where(total > 0, top + safe.log(), torch.full_like(total, -math.inf))  # (B, H, R, C, qc, 1)
 
     # undo the sort: the output of position i sits in sorted slot rank[i]
-    out = out.reshape(B, H, R, Lp, -1).gather(3, q_rank.unsqueeze(-1).expand(B, H, R, Lp, out.shape[-1]))
-    lse = lse.reshape(B, H, R, Lp).gather(3, q_rank)  # (B, H, R, Lp)
-    out, lse = out[:, :, :, :L], lse[..., :L].transpose(2, 3)  # (B, H, R, L, Dv), (B, H, L, R)
+    Dv = out.shape[-1]
+    slot = q_rank[..., :L] + Lp * torch.arange(R, device=q.device)[:, None]  # (B, H, R, L) in the R·Lp outputs
+    out = _take(out.reshape(B, H, R * Lp, Dv), slot)  # (B, H, R, L, Dv)
+    lse = lse.reshape(B, H, R, Lp).gather(3, q_rank[..., :L]).transpose(2, 3)  # (B, H, L, R)
     round_weights = masked_softmax(lse, mask=torch.isfinite(lse))  # (B, H, L, R)
     return torch.einsum("bhlr,bhrld->bhld", round_weights, out)  # (B, H, L, Dv)
 
