@@ -133,9 +133,6 @@ def lsh_attention(q, k, v, q_buckets, k_buckets, *, bucket_size: int = 64, causa
     q_pos = q_order.reshape(chunked_q)  # (B, H, R, C, qc): original position in each sorted slot
     k_pos = _with_previous(k_order.reshape(chunked_k))  # (B, H, R, C, 2kc): own chunk + the one before
 
-    qs = _take(F.pad(q * scale, (0, 0, 0, Lp - L)), q_pos)  # (B, H, R, C, qc, D), scaled once here
-    ks = _take(F.pad(k, (0, 0, 0, Sp - S)), k_pos)  # (B, H, R, C, 2kc, D)
-    vs = _take(F.pad(v, (0, 0, 0, Sp - S)), k_pos)  # (B, H, R, C, 2kc, Dv)
     qb = F.pad(q_buckets, (0, Lp - L), value=-1).gather(-1, q_order).reshape(chunked_q)  # (B, H, R, C, qc)
     kb = _with_previous(F.pad(k_buckets, (0, Sp - S), value=-2).gather(-1, k_order).reshape(chunked_k))
 
@@ -147,35 +144,49 @@ def lsh_attention(q, k, v, q_buckets, k_buckets, *, bucket_size: int = 64, causa
         key_ok = key_ok & _with_previous(padded.expand(B, H, R, Sp).gather(-1, k_order).reshape(chunked_k))
     key_ok[..., 0, :kc] = False  # chunk 0 has no predecessor
     kb = torch.where(key_ok, kb, -3)  # (B, H, R, C, 2kc)
-    allowed = qb[..., :, None] == kb[..., None, :]  # (B, H, R, C, qc, 2kc)
-    if causal:
-        allowed &= k_pos[..., None, :] <= q_pos[..., :, None]
 
-    scores = qs @ ks.transpose(-1, -2)  # (B, H, R, C, qc, 2kc); the in-place edits below are autograd-safe
-    if not_self:
-        scores.masked_fill_(k_pos[..., None, :] == q_pos[..., :, None], -SELF_PENALTY)
-    if R > 1:  # a pair allowed in N rounds: subtract log N in each, so it counts once overall
-        # in a round, query and key meet iff same bucket and key chunk ∈ {query chunk − 1, query chunk}:
-        # with tag = bucket·(C+1) + chunk that is exactly "tag_q − tag_k ∈ {0, 1}"
-        q_tag = (F.pad(q_buckets, (0, Lp - L), value=-1) * (n_chunks + 1) + q_rank // qc).int()  # (B, H, R, Lp)
-        k_tag = (F.pad(k_buckets, (0, Sp - S), value=-2) * (n_chunks + 1) + k_rank // kc).int()  # (B, H, R, Sp)
-        counts = torch.ones_like(scores)  # (B, H, R, C, qc, 2kc): round r itself
-        for shift in range(1, R):  # row r looks at round (r + shift) mod R
-            q_other = q_tag.roll(-shift, dims=2).gather(-1, q_order).reshape(chunked_q)[..., :, None]
-            k_other = _with_previous(k_tag.roll(-shift, dims=2).gather(-1, k_order).reshape(chunked_k))
-            counts += (q_other == k_other[..., None, :]) | (q_other == k_other[..., None, :] + 1)
-        scores.sub_(counts.log_())
-        del counts
+    # duplicates: in a round, query and key meet iff same bucket and key chunk ∈ {query chunk − 1, query chunk};
+    # with tag = bucket·(C+1) + chunk that is exactly "tag_q − tag_k ∈ {0, 1}". other_tags[s] holds, in
+    # round r's sorted layout, the tags the same positions got in round (r + s) mod R.
+    q_tag = (F.pad(q_buckets, (0, Lp - L), value=-1) * (n_chunks + 1) + q_rank // qc).int()  # (B, H, R, Lp)
+    k_tag = (F.pad(k_buckets, (0, Sp - S), value=-2) * (n_chunks + 1) + k_rank // kc).int()  # (B, H, R, Sp)
+    other_tags = [(q_tag.roll(-s, dims=2).gather(-1, q_order).reshape(chunked_q)[..., :, None],  # (B, H, R, C, qc, 1)
+                   _with_previous(k_tag.roll(-s, dims=2).gather(-1, k_order).reshape(chunked_k))[..., None, :])
+                  for s in range(1, R)]  # (B, H, R, C, 1, 2kc)
 
-    masked = apply_mask(scores, allowed)  # (B, H, R, C, qc, 2kc), -inf where not allowed
-    del scores, allowed  # free the big blocks early
-    top = masked.detach().amax(dim=-1, keepdim=True)  # (B, H, R, C, qc, 1)
-    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-    e = masked.sub_(top).exp_()  # (B, H, R, C, qc, 2kc), in place: one big block, not three
-    total = e.sum(dim=-1, keepdim=True)  # (B, H, R, C, qc, 1)
-    safe = torch.where(total > 0, total, torch.ones_like(total))
-    out = (e @ vs) / safe  # (B, H, R, C, qc, Dv): normalise after the product (Dv numbers per row, not 2kc)
-    lse = torch.where(total > 0, top + safe.log(), torch.full_like(total, -math.inf))  # (B, H, R, C, qc, 1)
+    q_rows = q * scale if Lp == L else F.pad(q * scale, (0, 0, 0, Lp - L))  # (B, H, Lp, D), scaled once here
+    k_rows = k if Sp == S else F.pad(k, (0, 0, 0, Sp - S))  # (B, H, Sp, D)
+    v_rows = v if Sp == S else F.pad(v, (0, 0, 0, Sp - S))  # (B, H, Sp, Dv)
+    outs, lses = [], []
+    for r in range(R):  # one round at a time: the big (qc × 2kc) blocks exist for one round only
+        rd = slice(r, r + 1)  # keeps the round axis, with size 1
+        qp, kp = q_pos[:, :, rd], k_pos[:, :, rd]  # (B, H, 1, C, qc), (B, H, 1, C, 2kc)
+        allowed = qb[:, :, rd, :, :, None] == kb[:, :, rd, :, None, :]  # (B, H, 1, C, qc, 2kc)
+        if causal:
+            allowed &= kp[..., None, :] <= qp[..., :, None]
+        scores = _take(q_rows, qp) @ _take(k_rows, kp).transpose(-1, -2)  # (B, H, 1, C, qc, 2kc)
+        # (the in-place edits below are autograd-safe: the product does not need its result)
+        if not_self:
+            scores.masked_fill_(kp[..., None, :] == qp[..., :, None], -SELF_PENALTY)
+        if R > 1:  # a pair allowed in N rounds: subtract log N in each, so it counts once overall
+            counts = torch.ones_like(scores)  # (B, H, 1, C, qc, 2kc): round r itself
+            for q_other, k_other in other_tags:
+                q_other, k_other = q_other[:, :, rd], k_other[:, :, rd]
+                counts += (q_other == k_other) | (q_other == k_other + 1)
+            scores.sub_(counts.log_())
+            del counts
+
+        masked = apply_mask(scores, allowed)  # (B, H, 1, C, qc, 2kc), -inf where not allowed
+        del scores, allowed  # free the big blocks early
+        top = masked.detach().amax(dim=-1, keepdim=True)  # (B, H, 1, C, qc, 1)
+        top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+        e = masked.sub_(top).exp_()  # (B, H, 1, C, qc, 2kc), in place: one big block, not three
+        total = e.sum(dim=-1, keepdim=True)  # (B, H, 1, C, qc, 1)
+        safe = torch.where(total > 0, total, torch.ones_like(total))
+        outs.append((e @ _take(v_rows, kp)) / safe)  # (B, H, 1, C, qc, Dv): normalised after the product
+        lses.append(torch.where(total > 0, top + safe.log(), torch.full_like(total, -math.inf)))
+        del masked, e
+    out, lse = torch.cat(outs, dim=2), torch.cat(lses, dim=2)  # (B, H, R, C, qc, Dv), (B, H, R, C, qc, 1)
 
     # undo the sort: the output of position i sits in sorted slot rank[i]
     Dv = out.shape[-1]
