@@ -97,12 +97,11 @@ def angular_hash(x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
         raise ValueError(
             f"rotations must be (R, D, M/2) with D = {x.shape[-1]}, got shape {tuple(rotations.shape)}"
         )
-    buckets = []
-    for rotation in rotations.to(x):  # one round at a time: a (..., L, M/2) block, not R of them
-        rotated = x @ rotation  # (..., L, M/2)
-        # argmax([xR; −xR]) without building the 2× block: the largest of xR, or the most negative
-        # (bucket M/2 + j); on a tie the first half wins, as argmax over the concatenation would
-        top, top_at = rotated.max(dim=-1)  # (..., L) each
-        low, low_at = rotated.min(dim=-1)  # (..., L) each
-        buckets.append(torch.where(top >= -low, top_at, low_at + rotated.shape[-1]))  # (..., L)
-    return torch.stack(buckets, dim=-2)  # (..., R, L)
+    R, D, half = rotations.shape
+    # all rounds in one product, laid out (..., L, R, M/2) so no permuted copy is needed
+    rotated = (x @ rotations.to(x).permute(1, 0, 2).reshape(D, R * half)).unflatten(-1, (R, half))
+    # argmax([xR; −xR]) without building the 2× block: the largest of xR, or the most negative
+    # (bucket M/2 + j); on a tie the first half wins, as argmax over the concatenation would
+    top, top_at = rotated.max(dim=-1)  # (..., L, R) each
+    low, low_at = rotated.min(dim=-1)  # (..., L, R) each
+    return torch.where(top >= -low, top_at, low_at + half).transpose(-1, -2)  # (..., R, L)
