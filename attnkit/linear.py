@@ -240,6 +240,10 @@ def linear_attention_cumsum(phi_q, phi_k, v, *, key_padding=None, eps=1e-6):
     return (num / den).to(out_dtype)
 
 
+# chunk states computed at once by the chunked form (a few MB, so they stay in cache)
+GROUP_STATE_BYTES = 2**22
+
+
 def _split_chunks(x, chunk_size: int):
     """``(..., L, F) → (..., N, C, F)``, zero-padding ``L`` up to a multiple of ``C`` only when needed."""
     pad = (-x.shape[-2]) % chunk_size
@@ -254,7 +258,9 @@ def linear_attention_chunked(phi_q, phi_k, v, *, key_padding=None, chunk_size=64
 
     Across chunks the prefix of chunk states is **exclusive** (chunk ``c`` sees chunks
     ``< c``); inside a chunk the mask is the **inclusive** lower triangle (``j ≤ i``).
-    O(L·C·M + (L/C)·M·Dv) memory. Shapes as in :func:`linear_attention_naive`.
+    Chunks are processed in groups of ``G`` (about ``GROUP_STATE_BYTES`` of chunk states,
+    so they stay in cache), the running state carried from group to group.
+    O(L·C + G·M·Dv) extra memory. Shapes as in :func:`linear_attention_naive`.
     """
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
@@ -267,17 +273,26 @@ def linear_attention_chunked(phi_q, phi_k, v, *, key_padding=None, chunk_size=64
     q_c = _split_chunks(phi_q, C)  # (..., N, C, M)
     k_c = _split_chunks(phi_k, C)  # (..., N, C, M)
     v_c = _split_chunks(v, C)  # (..., N, C, Dv)
-    # between chunks: chunk c reads the states of chunks 0..c-1 (an exclusive prefix sum)
-    kv_prev = F.pad((k_c.transpose(-2, -1) @ v_c)[..., :-1, :, :], (0, 0, 0, 0, 1, 0))  # (..., N, M, Dv) shifted
-    kv_prev = torch.cumsum(kv_prev, dim=-3)  # (..., N, M, Dv) sum over chunks < c
-    z_prev = torch.cumsum(F.pad(k_c.sum(dim=-2)[..., :-1, :], (0, 0, 1, 0)), dim=-2)  # (..., N, M)
-    # inside a chunk: dense similarities with the inclusive lower triangle (j <= i)
-    sim = q_c @ k_c.transpose(-2, -1)  # (..., N, C, C)
-    tril = torch.ones(C, C, dtype=torch.bool, device=sim.device).tril()  # (C, C)
-    sim = sim.masked_fill_(~tril, 0.0)  # in place: sim is a fresh tensor
-    den = q_c @ z_prev.unsqueeze(-1) + sim.sum(dim=-1, keepdim=True) + eps  # (..., N, C, 1)
-    num = (q_c @ kv_prev).add_(sim @ v_c)  # (..., N, C, Dv)
-    out = num.div_(den).reshape(*batch, -1, Dv)[..., :L, :]  # (..., L, Dv)
+    N = q_c.shape[-3]
+    G = max(1, GROUP_STATE_BYTES // (batch.numel() * M * Dv * phi_q.element_size()))  # chunks per group
+    tril = torch.ones(C, C, dtype=torch.bool, device=phi_q.device).tril()  # (C, C)
+    kv_carry = phi_q.new_zeros(*batch, 1, M, Dv)  # (..., 1, M, Dv) state of all earlier groups
+    z_carry = phi_q.new_zeros(*batch, 1, M)  # (..., 1, M)
+    outs = []
+    for start in range(0, max(N, 1), G):
+        q_g, k_g, v_g = (x[..., start : start + G, :, :] for x in (q_c, k_c, v_c))  # (..., G, C, .)
+        # between chunks: chunk c reads the states of chunks 0..c-1 (an exclusive prefix sum)
+        kv = k_g.transpose(-2, -1) @ v_g  # (..., G, M, Dv)
+        kv_prev = torch.cumsum(F.pad(kv[..., :-1, :, :], (0, 0, 0, 0, 1, 0)), dim=-3).add_(kv_carry)  # (..., G, M, Dv)
+        z = k_g.sum(dim=-2)  # (..., G, M)
+        z_prev = torch.cumsum(F.pad(z[..., :-1, :], (0, 0, 1, 0)), dim=-2).add_(z_carry)  # (..., G, M)
+        kv_carry = kv_prev[..., -1:, :, :] + kv[..., -1:, :, :]  # (..., 1, M, Dv)
+        z_carry = z_prev[..., -1:, :] + z[..., -1:, :]  # (..., 1, M)
+        # inside a chunk: dense similarities with the inclusive lower triangle (j <= i)
+        sim = (q_g @ k_g.transpose(-2, -1)).masked_fill_(~tril, 0.0)  # (..., G, C, C), in place: fresh tensor
+        den = q_g @ z_prev.unsqueeze(-1) + sim.sum(dim=-1, keepdim=True) + eps  # (..., G, C, 1)
+        outs.append((q_g @ kv_prev).add_(sim @ v_g).div_(den))  # (..., G, C, Dv)
+    out = torch.cat(outs, dim=-3).reshape(*batch, -1, Dv)[..., :L, :]  # (..., L, Dv)
     return out.to(out_dtype)
 
 
