@@ -319,7 +319,35 @@ class FactorizedRandomSynthesizer(_SynthesizerBase):
         return factorized_random_logits(self.R1[:, :L], self.R2[:, :num_keys]).unsqueeze(0)  # (1, H|1, L, S)
 
 
-class DenseSynthesizer(LazyModuleMixin, _SynthesizerBase):
+class _LazyDenseBase(LazyModuleMixin, _SynthesizerBase):
+    """What both Dense Synthesizers share: a first layer ``W1 (hidden, D)`` that may be sized
+    lazily from the first query tensor, and ``nn.Linear``'s default initialisation of every
+    ``(weight, bias)`` pair that :meth:`layers` lists."""
+
+    cls_to_become = None
+    W1: nn.Parameter
+    hidden: int
+
+    def layers(self):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def reset_parameters(self) -> None:
+        """``nn.Linear``'s default initialisation for every layer."""
+        for W, b in self.layers():
+            bound = 1.0 / math.sqrt(W.shape[1])
+            nn.init.uniform_(W, -bound, bound)
+            nn.init.uniform_(b, -bound, bound)
+
+    def initialize_parameters(self, q, k, v, *, mask=None, causal=False) -> None:
+        """Materialise ``W1`` as ``(hidden, D)`` from the first query tensor ``(B, H, L, D)``."""
+        if self.has_uninitialized_params():
+            check_rank("q", q, 4, "(B, H, L, D)")
+            with torch.no_grad():
+                self.W1.materialize((self.hidden, q.shape[-1]))
+                self.reset_parameters()
+
+
+class DenseSynthesizer(_LazyDenseBase):
     """Dense Synthesizer: each query vector predicts its own row of ``N`` logits.
 
     ``B_i = W₂ ReLU(W₁ q_i + b₁) + b₂``; the MLP is shared by all heads (heads differ
@@ -330,8 +358,6 @@ class DenseSynthesizer(LazyModuleMixin, _SynthesizerBase):
     Args (keyword-only):
         max_len: N; hidden: Dh, the MLP's hidden size; head_dim: D or ``None``.
     """
-
-    cls_to_become = None
 
     def __init__(self, *, max_len: int = 512, hidden: int = 64, head_dim: int | None = None):
         super().__init__()
@@ -345,20 +371,8 @@ class DenseSynthesizer(LazyModuleMixin, _SynthesizerBase):
         if head_dim is not None:
             self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        """``nn.Linear``'s default initialisation for both layers."""
-        for W, b in ((self.W1, self.b1), (self.W2, self.b2)):
-            bound = 1.0 / math.sqrt(W.shape[1])
-            nn.init.uniform_(W, -bound, bound)
-            nn.init.uniform_(b, -bound, bound)
-
-    def initialize_parameters(self, q, k, v, *, mask=None, causal=False) -> None:
-        """Materialise ``W1`` as ``(hidden, D)`` from the first query tensor ``(B, H, L, D)``."""
-        if self.has_uninitialized_params():
-            check_rank("q", q, 4, "(B, H, L, D)")
-            with torch.no_grad():
-                self.W1.materialize((self.hidden, q.shape[-1]))
-                self.reset_parameters()
+    def layers(self):
+        return ((self.W1, self.b1), (self.W2, self.b2))
 
     def logits(self, q, num_keys: int):
         """``(B, H, L, S)`` from the queries alone."""
@@ -367,7 +381,7 @@ class DenseSynthesizer(LazyModuleMixin, _SynthesizerBase):
         return rows[..., :num_keys]  # (B, H, L, S)
 
 
-class FactorizedDenseSynthesizer(LazyModuleMixin, _SynthesizerBase):
+class FactorizedDenseSynthesizer(_LazyDenseBase):
     """Factorised Dense Synthesizer: row ``i`` is the outer product of ``a_i`` (``n_a``) and ``b_i`` (``n_b``).
 
     The second layer shrinks from ``Dh × N`` to ``Dh × (n_a + n_b)`` numbers.
@@ -376,8 +390,6 @@ class FactorizedDenseSynthesizer(LazyModuleMixin, _SynthesizerBase):
         max_len: N; hidden: Dh; factors: ``(n_a, n_b)`` with ``n_a·n_b ≥ N``, default
         ``(⌈√N⌉, ⌈N/⌈√N⌉⌉)``; head_dim: D or ``None`` (lazy, as :class:`DenseSynthesizer`).
     """
-
-    cls_to_become = None
 
     def __init__(self, *, max_len: int = 512, hidden: int = 64, factors: tuple[int, int] | None = None,
                  head_dim: int | None = None):
@@ -399,18 +411,8 @@ class FactorizedDenseSynthesizer(LazyModuleMixin, _SynthesizerBase):
         if head_dim is not None:
             self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        for W, b in ((self.W1, self.b1), (self.Wa, self.ba), (self.Wb, self.bb)):
-            bound = 1.0 / math.sqrt(W.shape[1])
-            nn.init.uniform_(W, -bound, bound)
-            nn.init.uniform_(b, -bound, bound)
-
-    def initialize_parameters(self, q, k, v, *, mask=None, causal=False) -> None:
-        if self.has_uninitialized_params():
-            check_rank("q", q, 4, "(B, H, L, D)")
-            with torch.no_grad():
-                self.W1.materialize((self.hidden, q.shape[-1]))
-                self.reset_parameters()
+    def layers(self):
+        return ((self.W1, self.b1), (self.Wa, self.ba), (self.Wb, self.bb))
 
     def logits(self, q, num_keys: int):
         """``(B, H, L, S)`` from the queries alone."""
