@@ -140,7 +140,7 @@ def test_budget_summary_on_synthetic_rows():
 
 def test_plots_fit_the_slope_and_skip_missing_runs(tmp_path):
     """The log-log plot labels each line with its fitted exponent; runs that did not happen are left out."""
-    from attnkit.bench_plots import bubble_chart, plot_ratios, plot_rows
+    from attnkit.bench import bubble_chart, plot_ratios, plot_rows
 
     rows = []
     for n in (256, 512, 1024):

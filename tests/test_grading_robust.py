@@ -145,7 +145,7 @@ def test_forbidden_names_read_from_the_notebooks():
 
 
 def test_collect_both_layouts(tmp_path):
-    from attnkit._batch import collect, student_id
+    from attnkit.grading.batch import collect, student_id
 
     assert student_id("Ana María (2)") == "Ana_Mar_a"
     (tmp_path / "x" / A).mkdir(parents=True)
@@ -160,7 +160,7 @@ def test_collect_both_layouts(tmp_path):
 
 
 def test_self_check_finds_the_notebook_and_stays_quiet_while_grading(tmp_path, monkeypatch, capsys):
-    from attnkit import grading
+    from attnkit.grading import selfcheck as grading
 
     nb = tmp_path / f"{A}.ipynb"
     nb.write_text("{}")

@@ -288,7 +288,7 @@ def test_bad_input_errors():
 
 
 def test_bench_mha_runs_and_reports_all_three_models(tmp_path):
-    from attnkit import bench_mha
+    from attnkit.bench import mha as bench_mha
 
     out = tmp_path / "bench.csv"
     bench_mha.main(["--batch", "1", "--length", "8", "--width", "16", "--heads", "2",

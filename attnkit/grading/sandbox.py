@@ -1,4 +1,4 @@
-"""The grader's guard inside a student's kernel (used by ``attnkit.grading``; students never import it).
+"""The grader's guard inside a student's kernel (installed by :mod:`attnkit.grading.batch`; students never import it).
 
 ``install(config_path)`` runs from an IPython startup file before the first cell. It adds one
 audit hook (PEP 578: it cannot be removed by later code) that

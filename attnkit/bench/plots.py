@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .bench import fit_exponent, ratio_key
+from .stats import fit_exponent, ratio_key
 
 __all__ = ["plot_rows", "plot_ratios", "bubble_chart"]
 

@@ -22,23 +22,30 @@
 * Writes ``bench.csv``, ``time.png`` and ``memory.png`` (log–log, with the fitted growth
   exponent of each mechanism) to ``--out``, and an approximation-error table
   (``error.csv``: relative error of each mechanism's output against exact softmax, without
-  and with the causal mask). The plots are drawn by :mod:`attnkit.bench_plots`.
+  and with the causal mask). The plots are drawn by :mod:`attnkit.bench.plots`.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import inspect
 import json
-import math
-import os
+import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-__all__ = ["parse_spec", "fit_exponent", "measure", "run_benchmark", "budget_summary",
-           "approximation_errors", "main"]
+import torch
+from tqdm.auto import tqdm
+
+from ..mechanisms import softmax_attention_naive
+from ..registry import MECHANISMS, make_mechanism
+from .plots import plot_rows
+from .stats import budget_summary, ratio_key
+
+__all__ = ["parse_spec", "measure", "run_benchmark", "approximation_errors", "main"]
 
 DEFAULT_BASELINES = ("softmax:fast=false", "softmax")
 
@@ -59,8 +66,6 @@ def _parse_value(text: str):
 
 def parse_spec(spec: str) -> tuple[str, dict]:
     """``"local:window=256,blocked=false"`` → ``("local", {"window": 256, "blocked": False})``."""
-    from .registry import MECHANISMS
-
     name, _, rest = spec.partition(":")
     if name not in MECHANISMS:
         raise ValueError(f"unknown mechanism {name!r} in {spec!r}; known: {', '.join(sorted(MECHANISMS))}")
@@ -71,19 +76,6 @@ def parse_spec(spec: str) -> tuple[str, dict]:
             raise ValueError(f"mechanism settings must look like key=value, got {item!r} in {spec!r}")
         settings[key.strip()] = _parse_value(value.strip())
     return name, settings
-
-
-def fit_exponent(lengths, times) -> float:
-    """Least-squares slope of log(time) against log(length): time ≈ c · length^slope."""
-    pairs = [(math.log(n), math.log(t)) for n, t in zip(lengths, times) if t and t > 0 and n > 0]
-    if len(pairs) < 2:
-        raise ValueError(f"need at least two positive (length, time) pairs, got {len(pairs)}")
-    mx = sum(x for x, _ in pairs) / len(pairs)
-    my = sum(y for _, y in pairs) / len(pairs)
-    sxx = sum((x - mx) ** 2 for x, _ in pairs)
-    if sxx == 0:
-        raise ValueError("need at least two different lengths to fit an exponent")
-    return sum((x - mx) * (y - my) for x, y in pairs) / sxx
 
 
 def _status_kib(field: str) -> int:
@@ -112,10 +104,6 @@ def _reset_peak_rss() -> float:
 
 def _build(name: str, settings: dict, length: int):
     """The mechanism ``name`` with ``settings``; ``max_len`` follows the length unless given."""
-    import inspect
-
-    from .registry import MECHANISMS, make_mechanism
-
     if "max_len" in inspect.signature(MECHANISMS[name].__init__).parameters and "max_len" not in settings:
         settings = {**settings, "max_len": length}
     return make_mechanism(name, **settings)
@@ -123,8 +111,6 @@ def _build(name: str, settings: dict, length: int):
 
 def _worker(job: dict) -> dict:
     """Runs inside the subprocess: build, warm up, time, measure memory."""
-    import torch
-
     if job["threads"]:
         torch.set_num_threads(job["threads"])
     device = torch.device(job["device"])
@@ -149,8 +135,6 @@ def _worker(job: dict) -> dict:
             torch.cuda.synchronize()
 
     if device.type == "cpu" and job["budget_bytes"]:
-        import resource
-
         limit = _status_kib("VmSize") * 1024 + job["budget_bytes"]
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     base_rss = _reset_peak_rss()
@@ -203,11 +187,6 @@ def measure(spec: str, length: int, *, batch=1, heads=4, head_dim=64, causal=Fal
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def ratio_key(baseline: str) -> str:
-    """Column suffix for a baseline spec: ``"softmax:fast=false"`` → ``"softmax_fast-false"``."""
-    return baseline.replace(":", "_").replace(",", "_").replace("=", "-")
-
-
 def run_benchmark(specs, lengths, *, baselines=DEFAULT_BASELINES, progress=True, **settings) -> list[dict]:
     """Measure every spec (baselines first) at every length; returns rows with ratios.
 
@@ -215,8 +194,6 @@ def run_benchmark(specs, lengths, *, baselines=DEFAULT_BASELINES, progress=True,
     ``speedup_vs_<b>`` (baseline time / time) and ``memory_ratio_vs_<b>`` (baseline memory / memory),
     ``<b>`` being :func:`ratio_key` of b. ``settings`` go to :func:`measure`.
     """
-    from tqdm.auto import tqdm
-
     for s in list(specs) + list(baselines):
         parse_spec(s)
     if not lengths or any((not isinstance(n, int)) or n <= 0 for n in lengths):
@@ -246,32 +223,6 @@ def run_benchmark(specs, lengths, *, baselines=DEFAULT_BASELINES, progress=True,
     return rows
 
 
-def budget_summary(rows: list[dict], baseline: str = "softmax:fast=false") -> dict:
-    """Where ``baseline`` stops fitting the budget, how every other spec compares to it.
-
-    Args:
-        rows: :func:`run_benchmark` rows (or a CSV read back: numbers may be strings).
-
-    Returns:
-        ``{"length": n*, "rows": [...]}`` with n* the longest length ``baseline`` ran at, and
-        one row per spec: ``spec``, ``speedup`` and ``memory_ratio`` (baseline / spec at n*,
-        ``None`` where the spec did not run there) and ``longest`` (its longest length that ran).
-    """
-    ok = [r for r in rows if r["status"] == "ok"]
-    base = {int(r["length"]): r for r in ok if r["spec"] == baseline}
-    if not base:
-        raise ValueError(f"baseline {baseline!r} has no successful run in these rows")
-    n_star = max(base)
-    out = []
-    for spec in dict.fromkeys(r["spec"] for r in rows):
-        mine = {int(r["length"]): r for r in ok if r["spec"] == spec}
-        at = mine.get(n_star)
-        speed = float(base[n_star]["time_s"]) / float(at["time_s"]) if at else None
-        mem = float(base[n_star]["peak_mb"]) / float(at["peak_mb"]) if at and float(at["peak_mb"]) > 0 else None
-        out.append({"spec": spec, "speedup": speed, "memory_ratio": mem, "longest": max(mine, default=None)})
-    return {"length": n_star, "rows": out}
-
-
 def approximation_errors(specs, *, length=512, batch=1, heads=4, head_dim=64, causal=(False, True),
                          seed=0) -> list[dict]:
     """Relative error ‖out − exact‖ / ‖exact‖ of each mechanism against exact softmax attention.
@@ -280,10 +231,6 @@ def approximation_errors(specs, *, length=512, batch=1, heads=4, head_dim=64, ca
     ``causal`` (a bool or a tuple of bools). Returns rows ``spec, length, causal, relative_error``
     (``relative_error`` is ``""`` for a mechanism that has no causal form).
     """
-    import torch
-
-    from .mechanisms import softmax_attention_naive
-
     g = torch.Generator().manual_seed(seed)
     q, k, v = (torch.randn(batch, heads, length, head_dim, generator=g) for _ in range(3))  # (B, H, L, D)
     rows = []
@@ -327,9 +274,6 @@ def main(argv=None) -> int:
     if argv[:1] == ["_worker"]:
         print(json.dumps(_worker(json.loads(argv[1]))))
         return 0
-    from .bench_plots import plot_rows
-    from .registry import MECHANISMS
-
     p = argparse.ArgumentParser(prog="python -m attnkit.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--mechanisms", nargs="+", default=sorted(MECHANISMS),
                    help="names or name:key=value,... specs (default: every registered mechanism)")
@@ -392,7 +336,3 @@ def main(argv=None) -> int:
                   f"{e['spec']:38s} {err}")
     print(f"wrote {a.out / 'bench.csv'}, time.png, memory.png" + (", error.csv" if a.error_length else ""))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Forward time of attnkit's ``MultiHeadAttention`` against ``torch.nn.MultiheadAttention``.
 
-Run ``python -m attnkit.bench_mha`` (defaults: batch 8, length 512, width 512, 8 heads,
+Run ``python -m attnkit.bench.mha`` (defaults: batch 8, length 512, width 512, 8 heads,
 self-attention, eval mode, no autograd). All three models get the same weights and
 inputs in the same process; each is warmed up, then the models are timed in turn,
 round after round (``--repeats`` rounds), so that background load hits all of them alike;
@@ -10,32 +10,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import statistics
-import time
 
 import torch
 from torch import nn
 
-from .multihead import MultiHeadAttention
+from ..multihead import MultiHeadAttention
+from .timing import time_interleaved
 
-__all__ = ["time_interleaved", "bench_mha"]
-
-
-def time_interleaved(fns: dict, *, warmup: int = 2, repeats: int = 7) -> dict:
-    """Median wall time in seconds of each ``fns[name]()``, timed in turn, round after round.
-
-    Every function first gets ``warmup`` untimed calls.
-    """
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+__all__ = ["bench_mha", "main"]
 
 
 def bench_mha(batch=8, length=512, width=512, heads=8, *, warmup=2, repeats=7, seed=0):

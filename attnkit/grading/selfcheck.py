@@ -1,4 +1,4 @@
-"""Self-check for students, batch autograding for instructors (nbgrader does the grading).
+"""Self-check for students: run a notebook's visible tests in a fresh kernel.
 
 Students, in a terminal or in the notebook's last cell::
 
@@ -10,68 +10,17 @@ Instructors, from the course root (the directory holding ``nbgrader_config.py``)
     python -m attnkit.grading grade ch01-soft-lookup path/to/submissions --jobs 2
 
 ``check`` runs the notebook top to bottom in a fresh kernel and reports every *visible* test
-cell (hidden ones only exist in the instructor's copy). ``grade`` is in ``attnkit._batch``.
+cell (hidden ones only exist in the instructor's copy). ``grade`` is in :mod:`attnkit.grading.batch`.
 nbformat, nbclient and nbgrader are imported inside the functions: they come with the
 ``grade`` extra (``pip install "attnkit[grade]"``), not with attnkit itself.
 """
 from __future__ import annotations
 
-import argparse
-import ast
 import os
-import re
 import sys
 from pathlib import Path
 
-HIDDEN = "### BEGIN HIDDEN TESTS"
-
-
-def _meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
-def _is_test(cell) -> bool:
-    m = _meta(cell)
-    return bool(m.get("grade")) and not m.get("solution") and cell.get("cell_type") == "code"
-
-
-def _only_comments(source: str) -> bool:
-    return all(not line.strip() or line.strip().startswith("#") for line in source.splitlines())
-
-
-def question_of(grade_id: str) -> str:
-    """``"q2_hidden"`` -> ``"q2"``."""
-    return grade_id.split("_", 1)[0]
-
-
-def forbidden_names(nb) -> dict[str, list[str]]:
-    """``{question: [attnkit names its solution must not call]}``, read from the notebook itself.
-
-    A name is forbidden for question ``qN`` when the solution cell ``qN`` defines a function or
-    class of the same name as one of attnkit's, or when a markdown cell of the question's section
-    says "Do not call `attnkit.NAME`" (the convention of the course's notebooks).
-    """
-    import attnkit
-
-    result: dict[str, list[str]] = {}
-    pending: list[str] = []  # markdown seen since the previous solution cell
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            pending.append(cell.source)
-        elif _meta(cell).get("solution") and cell.cell_type == "code":
-            names = set()
-            try:
-                tree = ast.parse(cell.source)
-                names |= {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
-            except SyntaxError:
-                pass
-            for text in pending:
-                for sentence in re.findall(r"[Dd]o (?:\*\*)?not(?:\*\*)? call(.*?)(?:\.\s|\.$|$)", text, re.S):
-                    names |= set(re.findall(r"attnkit\.(\w+)", sentence))
-            result[_meta(cell)["grade_id"]] = sorted(n for n in names if hasattr(attnkit, n))
-            pending = []
-    return result
-
+from .cells import HIDDEN, is_test_cell, nbgrader_meta, only_comments, question_of
 
 def check(path, *, timeout: int = 60, stream=None) -> list[dict]:
     """Run a notebook in a fresh kernel; report each visible test cell: passed or failed, and its points.
@@ -86,7 +35,7 @@ def check(path, *, timeout: int = 60, stream=None) -> list[dict]:
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:  # the instructor's copy: the student's view has no hidden tests
-        if _is_test(cell) and HIDDEN in cell.source:
+        if is_test_cell(cell) and HIDDEN in cell.source:
             cell.source = "# hidden tests: run when your notebook is graded"
     env = {**os.environ, "ATTNKIT_SELF_CHECK": "1", "MPLBACKEND": "Agg"}
     client = NotebookClient(nb, timeout=timeout, allow_errors=True, kernel_name="python3",
@@ -99,15 +48,15 @@ def check(path, *, timeout: int = 60, stream=None) -> list[dict]:
     for cell in nb.cells:
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
         message = f"{errors[0].ename}: {errors[0].evalue}".strip() if errors else ""
-        if _is_test(cell):
-            gid = _meta(cell)["grade_id"]
-            hidden = _only_comments(cell.source)
+        if is_test_cell(cell):
+            gid = nbgrader_meta(cell)["grade_id"]
+            hidden = only_comments(cell.source)
             ran = cell.get("execution_count") is not None
             status = "hidden" if hidden else "failed" if errors or not ran else "passed"
-            results.append({"grade_id": gid, "question": question_of(gid), "points": _meta(cell).get("points", 0),
+            results.append({"grade_id": gid, "question": question_of(gid), "points": nbgrader_meta(cell).get("points", 0),
                             "status": status, "message": message or ("" if ran else "did not run")})
-        elif errors and _meta(cell).get("grade_id"):
-            problems.append(f"cell {_meta(cell)['grade_id']} raised {message}")
+        elif errors and nbgrader_meta(cell).get("grade_id"):
+            problems.append(f"cell {nbgrader_meta(cell)['grade_id']} raised {message}")
     _print_report(path.name, results, problems, stream)
     return results
 
@@ -166,33 +115,3 @@ def self_check(path=None, *, timeout: int = 60):
         return None
     print(f"checking {path} (the version saved on disk) in a fresh kernel ...")
     return check(path, timeout=timeout)
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m attnkit.grading", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("check", help="run a notebook's visible tests (students)")
-    c.add_argument("notebook")
-    c.add_argument("--timeout", type=int, default=60, help="seconds per cell")
-    g = sub.add_parser("grade", help="autograde a folder of submissions (instructors)")
-    g.add_argument("assignment")
-    g.add_argument("submissions", help="submitted/<student>/<assignment>/ layout or a folder of <student>.ipynb")
-    g.add_argument("--course", default=".", help="the course root (holds nbgrader_config.py and solutions/)")
-    g.add_argument("--out", default=None, help="where the gradebook, autograded/, feedback/ and grades.csv go "
-                                               "(default: the course root)")
-    g.add_argument("--jobs", type=int, default=2, help="students graded at once")
-    g.add_argument("--timeout", type=int, default=60, help="seconds per cell")
-    g.add_argument("--memory", type=float, default=4.0, help="GiB of address space per submission")
-    g.add_argument("--max-output", type=int, default=100_000, help="characters of output per cell")
-    args = parser.parse_args(argv)
-    if args.command == "check":
-        results = check(args.notebook, timeout=args.timeout)
-        return 0 if all(r["status"] != "failed" for r in results) else 1
-    from attnkit._batch import grade
-
-    return grade(args.assignment, args.submissions, course=args.course, out=args.out, jobs=args.jobs,
-                 timeout=args.timeout, memory_gib=args.memory, max_output=args.max_output)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

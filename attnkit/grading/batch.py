@@ -3,7 +3,7 @@
 Each student is autograded by plain ``nbgrader autograde`` + ``generate_feedback`` in a scratch
 course of its own (``<out>/.attnkit-grading/students/<student>/``: a copy of the config and of a
 template gradebook), in a process group with a memory limit, a wall-clock limit and the kernel
-guard of ``attnkit._sandbox``. Only this process writes the course's gradebook: it copies each
+guard of :mod:`attnkit.grading.sandbox`. Only this process writes the course's gradebook: it copies each
 finished student's scores into it (replacing that student's earlier submission, never adding to
 it) and records the notebook's hash in a manifest, so a re-run grades only what is new or
 unfinished.
@@ -24,7 +24,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from attnkit.grading import HIDDEN, _is_test, _meta, forbidden_names, question_of
+from .cells import HIDDEN, forbidden_names, is_test_cell, nbgrader_meta, question_of
 
 WORK = ".attnkit-grading"
 SUSPICIOUS = [  # (pattern in a solution cell, what it is): flagged for a human, never scored
@@ -101,17 +101,17 @@ def collect(folder: Path, assignment: str):
 def _intake_notes(nb, release) -> list[str]:
     """Edited or deleted test cells and suspicious solution code (nbgrader restores edited tests)."""
     notes = []
-    mine = {_meta(c).get("grade_id"): c for c in nb.cells if _meta(c).get("grade_id")}
+    mine = {nbgrader_meta(c).get("grade_id"): c for c in nb.cells if nbgrader_meta(c).get("grade_id")}
     for c in release.cells:
-        gid = _meta(c).get("grade_id")
-        if not _is_test(c):
+        gid = nbgrader_meta(c).get("grade_id")
+        if not is_test_cell(c):
             continue
         if gid not in mine:
             notes.append(f"test cell {gid} was deleted: 0 points for it")
         elif mine[gid].source.strip() != c.source.strip() and HIDDEN not in c.source:
             notes.append(f"test cell {gid} was edited: graded with the original")
     for gid, c in mine.items():
-        if _meta(c).get("solution"):
+        if nbgrader_meta(c).get("solution"):
             for pattern, what in SUSPICIOUS:
                 if re.search(pattern, c.source):
                     notes.append(f"cell {gid}: suspicious code ({what}), check it by hand")
@@ -155,7 +155,7 @@ def _grade_one(student, nb_path, notes, *, assignment, out, work, template, test
            "tests": tests, "max_output": max_output}
     (scratch / "guard.json").write_text(json.dumps(cfg))
     (startup / "00-attnkit-guard.py").write_text(
-        f"import attnkit._sandbox as _g\n_g.install({str(scratch / 'guard.json')!r})\ndel _g\n")
+        f"import attnkit.grading.sandbox as _g\n_g.install({str(scratch / 'guard.json')!r})\ndel _g\n")
     (startup.parent / "ipython_kernel_config.py").write_text("c.HistoryManager.enabled = False\n")
     env = _env({"IPYTHONDIR": str(scratch / "ipython"), "ATTNKIT_GRADING": "1", "TMPDIR": str(tmp),
                 "MPLCONFIGDIR": str(tmp), "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": str(threads)})
@@ -251,8 +251,8 @@ def grade(assignment, submissions, *, course=".", out=None, jobs=2, timeout=60, 
     release = nbformat.read(template / "exercises" / assignment / f"{assignment}.ipynb", as_version=4)
     src_nb = nbformat.read(source / f"{assignment}.ipynb", as_version=4)
     forbid = forbidden_names(src_nb)
-    tests = [{"grade_id": _meta(c)["grade_id"], "source": c.source,
-              "forbidden": forbid.get(question_of(_meta(c)["grade_id"]), [])} for c in src_nb.cells if _is_test(c)]
+    tests = [{"grade_id": nbgrader_meta(c)["grade_id"], "source": c.source,
+              "forbidden": forbid.get(question_of(nbgrader_meta(c)["grade_id"]), [])} for c in src_nb.cells if is_test_cell(c)]
     shas = {}
     for student, path in list(chosen.items()):
         if path is None:
