@@ -47,11 +47,34 @@ from .masking import build_mask, check_mask, masked_softmax
 from .scoring import dot_product_scores
 
 __all__ = [
+    "Mechanism",
     "check_mechanism_inputs",
     "key_padding_from_mask",
     "softmax_attention_naive",
     "SoftmaxAttention",
 ]
+
+
+class Mechanism(nn.Module):
+    """What every attention mechanism shares: the call and the capability flags.
+
+    Subclasses implement ``forward(q, k, v, *, mask=None, causal=False)`` on
+    ``q (B, H, L, D)``, ``k (B, H, S, D)``, ``v (B, H, S, Dv)`` → ``(B, H, L, Dv)`` and
+    override a flag (as a class or instance attribute) only where their maths differs:
+
+    * ``supports_causal`` — ``False`` when ``causal=True`` is not implemented (then
+      ``forward`` raises ``ValueError`` when asked for it);
+    * ``content_dependent_grouping`` — ``True`` when positions are grouped by the content
+      of the whole sequence (LSH buckets), so a future query or key may move group borders;
+    * ``max_len`` — the longest ``L`` and ``S`` accepted, or ``None`` for no limit.
+    """
+
+    supports_causal: bool = True
+    content_dependent_grouping: bool = False
+    max_len: int | None = None
+
+    def forward(self, q, k, v, *, mask=None, causal=False):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(q, k, v, *, mask, causal)")
 
 
 def check_mechanism_inputs(q, k, v, mask=None) -> None:
@@ -133,7 +156,7 @@ def softmax_attention_naive(q, k, v, *, mask=None, causal=False, scale=None):
     return attend(weights, v), weights  # (B, H, L, Dv)
 
 
-class SoftmaxAttention(nn.Module):
+class SoftmaxAttention(Mechanism):
     """Exact scaled dot-product (softmax) attention as a mechanism.
 
     With ``fast=True`` (default) and no weights requested it calls PyTorch's fused
@@ -146,10 +169,6 @@ class SoftmaxAttention(nn.Module):
         fast: use the fused kernel when possible.
         need_weights: always take the explicit path and store the weights.
     """
-
-    supports_causal = True
-    content_dependent_grouping = False
-    max_len = None
 
     def __init__(self, *, dropout: float = 0.0, fast: bool = True, need_weights: bool = False):
         super().__init__()
