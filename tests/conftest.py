@@ -1,13 +1,21 @@
-"""Shared pytest setup: a headless matplotlib backend, a figure-closing fixture, the built book."""
+"""Shared pytest setup: a headless matplotlib backend, the hypothesis profile, a figure-closing
+fixture, the built book. Shared helpers (seeded q, k, v; the largest-tensor recorder) are in
+``helpers.py``."""
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 # Tests never open windows; choose the file-only backend before anything imports pyplot.
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+# One hypothesis profile for every property test: enough examples to find shape bugs, and no
+# per-example deadline (a 2-core CI machine shared with a book build is slow and uneven).
+settings.register_profile("attnkit", max_examples=25, deadline=None)
+settings.load_profile("attnkit")
 
 
 @pytest.fixture
