@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup book test lab grade set-repo clean
+.PHONY: setup book test lint lab grade set-repo clean
 
 setup: $(STAMP)
 
@@ -24,8 +24,12 @@ $(STAMP): pyproject.toml Makefile
 book: $(STAMP)
 	$(BIN)/jupyter-book build . --builder html -W -n --keep-going
 
-# both cores: the book build and the grading round trips run side by side
-test: $(STAMP)
+# ruff: pyflakes, pycodestyle (lines <= 100), import order, bugbear (settings in pyproject.toml)
+lint: $(STAMP)
+	$(BIN)/ruff check attnkit tests scripts
+
+# lint first (seconds), then both cores: the book build and the grading round trips side by side
+test: $(STAMP) lint
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lab: $(STAMP)
