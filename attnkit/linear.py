@@ -13,12 +13,18 @@ cumulative sum of outer products, and a chunked form.
 
 Every form takes the **already-mapped features** ``φ(Q)``, ``φ(K)`` so that random
 feature maps (chapter 8) reuse them unchanged. Shapes: ``phi_q (..., L, M)``,
-``phi_k (..., S, M)``, ``v (..., S, Dv)`` → ``(..., L, Dv)``; ``key_padding`` (``True`` =
-real key) broadcasts to ``(..., S)``, e.g. ``(B, 1, S)`` for ``(B, H, S, M)`` features.
+``phi_k (..., S, M)``, ``v (..., S, Dv)`` → ``(..., L, Dv)``; ``key_padding`` is a boolean
+``(B, S)`` tensor (``True`` = real key) with ``B = phi_k.shape[0]``, broadcast over the other
+leading axes (e.g. the heads of ``(B, H, S, M)`` features) — no other shape is accepted.
 
 Numerics: the denominator is ``φ(q_i)·z_i + eps`` (``eps`` keeps it away from 0, so a
 query that sees no key gets exactly 0); states are accumulated in at least float32
 even for half-precision inputs, and the result is cast back.
+
+Bad input: each public function validates its arguments in one call to
+:mod:`attnkit._checks` (real floating tensors on one device, matching sizes; integer,
+boolean and complex tensors raise ``TypeError``). Empty sizes are fine: ``L = 0`` or an
+empty batch gives an empty ``(..., L, Dv)`` output, ``S = 0`` (no key) gives zeros.
 """
 from __future__ import annotations
 
@@ -26,15 +32,27 @@ from typing import Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ._checks import check_rank, check_same_device
-from .mechanisms import check_mechanism_inputs, key_padding_from_mask
+from ._checks import (
+    LINEAR_CAUSAL_FORMS,
+    check_feature_inputs,
+    check_floating,
+    check_key_padding,
+    check_linear_inputs,
+    check_positive_int,
+    check_positive_real,
+    check_state_settings,
+    check_step_inputs,
+)
+from .mechanisms import Mechanism, key_padding_from_mask
 
 __all__ = [
     "elu_feature_map",
     "relu_feature_map",
     "FEATURE_MAPS",
+    "accumulation_dtype",
+    "key_padding_view",
+    "align_causal",
     "mask_key_features",
     "linear_attention_naive",
     "linear_attention_noncausal",
@@ -48,17 +66,21 @@ __all__ = [
     "LinearAttention",
 ]
 
-CAUSAL_FORMS = ("chunked", "cumsum", "recurrent")
+CAUSAL_FORMS = LINEAR_CAUSAL_FORMS  # ("chunked", "cumsum", "recurrent")
 
 
 def elu_feature_map(x: torch.Tensor) -> torch.Tensor:
-    """φ(x) = elu(x) + 1, positive everywhere (Katharopoulos et al., 2020). ``(..., D) → (..., D)``."""
-    return F.elu(x) + 1.0
+    """φ(x) = elu(x) + 1, positive everywhere (Katharopoulos et al., 2020). ``(..., D) → (..., D)``,
+    computed in at least float32 (see :func:`accumulation_dtype`)."""
+    check_floating("x", x)
+    return F.elu(x.to(accumulation_dtype(x.dtype))) + 1.0
 
 
 def relu_feature_map(x: torch.Tensor) -> torch.Tensor:
-    """φ(x) = max(x, 0): non-negative, may be all zero (then ``eps`` gives a zero output)."""
-    return F.relu(x)
+    """φ(x) = max(x, 0): non-negative, may be all zero (then ``eps`` gives a zero output).
+    ``(..., D) → (..., D)`` in at least float32."""
+    check_floating("x", x)
+    return F.relu(x.to(accumulation_dtype(x.dtype)))
 
 
 FEATURE_MAPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -67,58 +89,49 @@ FEATURE_MAPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
-    """At least float32: half-precision inputs accumulate their states in float32."""
+def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype sums are accumulated in: at least float32 (half-precision inputs accumulate
+    their states and normalisers in float32; float64 stays float64)."""
     return torch.promote_types(dtype, torch.float32)
 
 
-def _check_features(phi_q, phi_k, v) -> None:
-    for name, t in (("phi_q", phi_q), ("phi_k", phi_k), ("v", v)):
-        check_rank(name, t, range(2, 9), "(..., n, features)")
-    check_same_device(phi_q=phi_q, phi_k=phi_k, v=v)
-    if phi_q.shape[-1] != phi_k.shape[-1]:
-        raise ValueError(
-            f"phi_q has {phi_q.shape[-1]} features but phi_k has {phi_k.shape[-1]} "
-            f"(shapes {tuple(phi_q.shape)} and {tuple(phi_k.shape)})"
-        )
-    if phi_k.shape[-2] != v.shape[-2]:
-        raise ValueError(
-            f"v has {v.shape[-2]} positions but phi_k has {phi_k.shape[-2]} "
-            f"(shapes {tuple(v.shape)} and {tuple(phi_k.shape)})"
-        )
+def key_padding_view(key_padding: torch.Tensor | None, ndim: int) -> torch.Tensor | None:
+    """A ``(B, S)`` key-padding mask viewed as ``(B, 1, …, 1, S)`` with ``ndim − 1`` axes, so it
+    broadcasts against the ``(B, …, S)`` leading-and-key axes of an ``ndim``-axis key tensor
+    (e.g. ``(B, 1, S)`` for ``(B, H, S, M)`` features). ``None`` stays ``None``."""
+    if key_padding is None:
+        return None
+    B, S = key_padding.shape
+    return key_padding.reshape(B, *([1] * (ndim - 3)), S)  # (B, 1, ..., 1, S)
 
 
 def mask_key_features(phi_k: torch.Tensor, key_padding: torch.Tensor | None) -> torch.Tensor:
-    """Zero the feature rows of padded keys: ``phi_k (..., S, M)``, ``key_padding`` → ``(..., S)``.
+    """Zero the feature rows of padded keys: ``phi_k (B, ..., S, M)``, ``key_padding (B, S)``
+    (True = real key) → ``(B, ..., S, M)``.
 
     A masked key must leave the numerator *and* the denominator; zeroing ``v`` alone
     would keep it in the denominator ``Σ_j φ(q)·φ(k_j)``.
     """
+    check_key_padding(key_padding, phi_k, "phi_k")
     if key_padding is None:
         return phi_k
-    if key_padding.dtype != torch.bool:
-        raise TypeError(f"key_padding must be boolean (True = real key), got {key_padding.dtype}")
-    if key_padding.shape[-1] != phi_k.shape[-2]:
-        raise ValueError(
-            f"key_padding has {key_padding.shape[-1]} keys (shape {tuple(key_padding.shape)}) "
-            f"but phi_k has {phi_k.shape[-2]} (shape {tuple(phi_k.shape)})"
-        )
-    return torch.where(key_padding[..., None], phi_k, torch.zeros((), dtype=phi_k.dtype, device=phi_k.device))
+    keep = key_padding_view(key_padding, phi_k.dim())  # (B, 1, ..., 1, S)
+    return torch.where(keep[..., None], phi_k, torch.zeros((), dtype=phi_k.dtype, device=phi_k.device))
 
 
 def _prepare(phi_q, phi_k, v, key_padding):
-    """Checks, fp32 accumulation dtype, masked key features."""
-    _check_features(phi_q, phi_k, v)
-    acc = _acc_dtype(phi_q.dtype)
-    phi_k = mask_key_features(phi_k.to(acc), key_padding)
+    """Accumulation dtype, masked key features (arguments already checked)."""
+    acc = accumulation_dtype(phi_q.dtype)
+    phi_k = mask_key_features(phi_k.to(acc), key_padding)  # (B, ..., S, M)
     return phi_q.to(acc), phi_k, v.to(acc), v.dtype
 
 
-def _align_causal(phi_k, v, num_queries: int):
-    """Top-left causal alignment for the prefix forms: query i sees keys 0..i.
+def align_causal(phi_k: torch.Tensor, v: torch.Tensor, num_queries: int):
+    """Top-left causal alignment for the prefix forms: query ``i`` sees keys ``0..i``.
 
-    Keys past the last query are never seen (dropped); when there are fewer keys than
-    queries, zero feature rows are appended (they add nothing to S or z).
+    ``phi_k (..., S, M)``, ``v (..., S, Dv)`` → ``(..., L, M)``, ``(..., L, Dv)``: keys past
+    the last query are never seen (dropped); when there are fewer keys than queries, zero
+    feature rows are appended (they add nothing to the states ``S`` or ``z``).
     """
     s = phi_k.shape[-2]
     if s >= num_queries:
@@ -134,21 +147,22 @@ def linear_attention_naive(phi_q, phi_k, v, *, key_padding=None, causal=False, e
 
     Args:
         phi_q: ``(..., L, M)``; phi_k: ``(..., S, M)``; v: ``(..., S, Dv)``.
-        key_padding: boolean ``(..., S)`` broadcastable, True = real key.
+        key_padding: boolean ``(B, S)``, ``B = phi_k.shape[0]``, True = real key.
         causal: query ``i`` sees keys ``j ≤ i`` (top-left aligned).
 
     Returns:
-        ``out (..., L, Dv)``.
+        ``(out (..., L, Dv), weights (..., L, S))``, ``weights = sim / (Σ_j sim + eps)``
+        (rows sum to 1 up to ``eps``; a row that sees no key is zero), in ``v``'s dtype.
     """
+    check_feature_inputs(phi_q, phi_k, v, key_padding=key_padding, eps=eps)
     phi_q, phi_k, v, out_dtype = _prepare(phi_q, phi_k, v, key_padding)
     sim = phi_q @ phi_k.transpose(-2, -1)  # (..., L, S)
     if causal:
         L, S = sim.shape[-2], sim.shape[-1]
         allowed = torch.ones(L, S, dtype=torch.bool, device=sim.device).tril()  # (L, S)
         sim = sim.masked_fill(~allowed, 0.0)
-    num = sim @ v  # (..., L, Dv)
-    den = sim.sum(dim=-1, keepdim=True) + eps  # (..., L, 1)
-    return (num / den).to(out_dtype)
+    weights = sim / (sim.sum(dim=-1, keepdim=True) + eps)  # (..., L, S)
+    return (weights @ v).to(out_dtype), weights.to(out_dtype)  # (..., L, Dv), (..., L, S)
 
 
 def linear_attention_noncausal(phi_q, phi_k, v, *, key_padding=None, eps=1e-6):
@@ -156,6 +170,7 @@ def linear_attention_noncausal(phi_q, phi_k, v, *, key_padding=None, eps=1e-6):
 
     Shapes as in :func:`linear_attention_naive`. Returns ``(..., L, Dv)``.
     """
+    check_feature_inputs(phi_q, phi_k, v, key_padding=key_padding, eps=eps)
     phi_q, phi_k, v, out_dtype = _prepare(phi_q, phi_k, v, key_padding)
     kv = phi_k.transpose(-2, -1) @ v  # (..., M, Dv)
     z = phi_k.sum(dim=-2)  # (..., M)
@@ -177,8 +192,10 @@ class LinearState(NamedTuple):
 
 def linear_attention_init_state(batch_shape, num_features: int, value_dim: int, *,
                                 dtype=torch.float32, device=None) -> LinearState:
-    """An empty state: zeros ``(*batch_shape, M, Dv)`` and ``(*batch_shape, M)``."""
-    acc = _acc_dtype(dtype)
+    """An empty state: zeros ``(*batch_shape, M, Dv)`` and ``(*batch_shape, M)``, in
+    ``accumulation_dtype(dtype)``."""
+    check_state_settings(batch_shape, num_features, value_dim, dtype)
+    acc = accumulation_dtype(dtype)
     kv = torch.zeros(*batch_shape, num_features, value_dim, dtype=acc, device=device)  # (..., M, Dv)
     z = torch.zeros(*batch_shape, num_features, dtype=acc, device=device)  # (..., M)
     return LinearState(kv, z)
@@ -195,6 +212,7 @@ def linear_attention_step(state: LinearState, phi_q_i, phi_k_i, v_i, *, key_allo
     Returns:
         ``(out_i (..., Dv), new_state)``; ``out_i`` has ``v_i``'s dtype.
     """
+    check_step_inputs(state, phi_q_i, phi_k_i, v_i, key_allowed, eps)
     acc = state.kv.dtype
     phi_q_i, phi_k_i, v_i_acc = phi_q_i.to(acc), phi_k_i.to(acc), v_i.to(acc)
     if key_allowed is not None:
@@ -211,9 +229,10 @@ def linear_attention_recurrent(phi_q, phi_k, v, *, key_padding=None, eps=1e-6):
 
     Shapes as in :func:`linear_attention_naive`. Returns ``(..., L, Dv)``.
     """
+    check_feature_inputs(phi_q, phi_k, v, key_padding=key_padding, eps=eps)
     phi_q, phi_k, v, out_dtype = _prepare(phi_q, phi_k, v, key_padding)
     L = phi_q.shape[-2]
-    phi_k, v = _align_causal(phi_k, v, L)  # (..., L, M), (..., L, Dv)
+    phi_k, v = align_causal(phi_k, v, L)  # (..., L, M), (..., L, Dv)
     batch = torch.broadcast_shapes(phi_q.shape[:-2], phi_k.shape[:-2], v.shape[:-2])
     state = linear_attention_init_state(batch, phi_q.shape[-1], v.shape[-1], dtype=phi_q.dtype, device=phi_q.device)
     outs = []
@@ -231,8 +250,9 @@ def linear_attention_cumsum(phi_q, phi_k, v, *, key_padding=None, eps=1e-6):
     Fast (parallel) but stores every prefix state: O(L·M·Dv) memory.
     Shapes as in :func:`linear_attention_naive`. Returns ``(..., L, Dv)``.
     """
+    check_feature_inputs(phi_q, phi_k, v, key_padding=key_padding, eps=eps)
     phi_q, phi_k, v, out_dtype = _prepare(phi_q, phi_k, v, key_padding)
-    phi_k, v = _align_causal(phi_k, v, phi_q.shape[-2])  # (..., L, M), (..., L, Dv)
+    phi_k, v = align_causal(phi_k, v, phi_q.shape[-2])  # (..., L, M), (..., L, Dv)
     kv = torch.cumsum(phi_k.unsqueeze(-1) * v.unsqueeze(-2), dim=-3)  # (..., L, M, Dv)
     z = torch.cumsum(phi_k, dim=-2)  # (..., L, M)
     num = (phi_q.unsqueeze(-2) @ kv).squeeze(-2)  # (..., L, Dv)
@@ -262,14 +282,15 @@ def linear_attention_chunked(phi_q, phi_k, v, *, key_padding=None, chunk_size=64
     so they stay in cache), the running state carried from group to group.
     O(L·C + G·M·Dv) extra memory. Shapes as in :func:`linear_attention_naive`.
     """
-    if not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    check_feature_inputs(phi_q, phi_k, v, key_padding=key_padding, eps=eps, chunk_size=chunk_size)
     phi_q, phi_k, v, out_dtype = _prepare(phi_q, phi_k, v, key_padding)
     L, M, Dv = phi_q.shape[-2], phi_q.shape[-1], v.shape[-1]
-    phi_k, v = _align_causal(phi_k, v, L)  # (..., L, M), (..., L, Dv)
+    phi_k, v = align_causal(phi_k, v, L)  # (..., L, M), (..., L, Dv)
     batch = torch.broadcast_shapes(phi_q.shape[:-2], phi_k.shape[:-2], v.shape[:-2])
+    if L == 0 or batch.numel() == 0:  # nothing to compute: an empty (..., L, Dv) output
+        return v.new_zeros(*batch, L, Dv).to(out_dtype)
     phi_q, phi_k, v = phi_q.expand(*batch, L, M), phi_k.expand(*batch, L, M), v.expand(*batch, L, Dv)
-    C = min(chunk_size, max(L, 1))
+    C = min(chunk_size, L)
     q_c = _split_chunks(phi_q, C)  # (..., N, C, M)
     k_c = _split_chunks(phi_k, C)  # (..., N, C, M)
     v_c = _split_chunks(v, C)  # (..., N, C, Dv)
@@ -279,7 +300,7 @@ def linear_attention_chunked(phi_q, phi_k, v, *, key_padding=None, chunk_size=64
     kv_carry = phi_q.new_zeros(*batch, 1, M, Dv)  # (..., 1, M, Dv) state of all earlier groups
     z_carry = phi_q.new_zeros(*batch, 1, M)  # (..., 1, M)
     outs = []
-    for start in range(0, max(N, 1), G):
+    for start in range(0, N, G):
         q_g, k_g, v_g = (x[..., start : start + G, :, :] for x in (q_c, k_c, v_c))  # (..., G, C, .)
         # between chunks: chunk c reads the states of chunks 0..c-1 (an exclusive prefix sum)
         kv = k_g.transpose(-2, -1) @ v_g  # (..., G, M, Dv)
@@ -304,18 +325,19 @@ def linear_attention(phi_q, phi_k, v, *, key_padding=None, causal=False, causal_
     ``"chunked"`` (default), ``"cumsum"`` or ``"recurrent"``. Shapes as in
     :func:`linear_attention_naive`; returns ``(..., L, Dv)``.
     """
+    check_linear_inputs(phi_q, phi_k, v, key_padding=key_padding, causal_form=causal_form,
+                        chunk_size=chunk_size, eps=eps)
     if not causal:
         return linear_attention_noncausal(phi_q, phi_k, v, key_padding=key_padding, eps=eps)
     if causal_form == "chunked":
-        return linear_attention_chunked(phi_q, phi_k, v, key_padding=key_padding, chunk_size=chunk_size, eps=eps)
+        return linear_attention_chunked(phi_q, phi_k, v, key_padding=key_padding, chunk_size=chunk_size,
+                                        eps=eps)
     if causal_form == "cumsum":
         return linear_attention_cumsum(phi_q, phi_k, v, key_padding=key_padding, eps=eps)
-    if causal_form == "recurrent":
-        return linear_attention_recurrent(phi_q, phi_k, v, key_padding=key_padding, eps=eps)
-    raise ValueError(f"causal_form must be one of {CAUSAL_FORMS}, got {causal_form!r}")
+    return linear_attention_recurrent(phi_q, phi_k, v, key_padding=key_padding, eps=eps)
 
 
-class LinearAttention(nn.Module):
+class LinearAttention(Mechanism):
     """Linear attention as a mechanism (Katharopoulos et al., 2020).
 
     Args (keyword-only):
@@ -326,6 +348,7 @@ class LinearAttention(nn.Module):
 
     ``forward(q (B, H, L, D), k (B, H, S, D), v (B, H, S, Dv), *, mask=None, causal=False)``
     → ``(B, H, L, Dv)``; ``mask`` must be a key-padding mask ``(B, 1, 1, S)`` or ``(B, S)``.
+    The constructor checks its settings; ``forward`` leaves the inputs to the functions it calls.
     """
 
     def __init__(self, *, feature_map="elu", chunk_size: int = 64, causal_form: str = "chunked",
@@ -341,22 +364,15 @@ class LinearAttention(nn.Module):
             raise TypeError(f"feature_map must be a name or a callable, got {type(feature_map).__name__}")
         if causal_form not in CAUSAL_FORMS:
             raise ValueError(f"causal_form must be one of {CAUSAL_FORMS}, got {causal_form!r}")
-        if not isinstance(chunk_size, int) or chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-        if not eps > 0:
-            raise ValueError(f"eps must be positive, got {eps}")
+        check_positive_int("chunk_size", chunk_size)
+        check_positive_real("eps", eps)
         self.chunk_size = chunk_size
         self.causal_form = causal_form
         self.eps = eps
 
     def forward(self, q, k, v, *, mask=None, causal=False):
-        check_mechanism_inputs(q, k, v, mask)
-        kp = key_padding_from_mask(mask, q.shape[0], k.shape[2], "linear")  # (B, S) or None
-        acc = _acc_dtype(q.dtype)
-        phi_q = self.feature_map(q.to(acc))  # (B, H, L, M)
-        phi_k = self.feature_map(k.to(acc))  # (B, H, S, M)
-        out = linear_attention(
-            phi_q, phi_k, v, key_padding=None if kp is None else kp[:, None, :],  # (B, 1, S)
-            causal=causal, causal_form=self.causal_form, chunk_size=self.chunk_size, eps=self.eps,
-        )
-        return out.to(v.dtype)  # (B, H, L, Dv)
+        kp = None if mask is None else key_padding_from_mask(mask, k.shape[0], k.shape[-2], "linear")
+        phi_q = self.feature_map(q)  # (B, H, L, M)
+        phi_k = self.feature_map(k)  # (B, H, S, M)
+        return linear_attention(phi_q, phi_k, v, key_padding=kp, causal=causal, causal_form=self.causal_form,
+                                chunk_size=self.chunk_size, eps=self.eps)  # (B, H, L, Dv)

@@ -15,16 +15,30 @@ by an iteration that uses only matrix products (6 steps by default), started fro
   taken over its real positions only (padded keys count as absent too).
 * With ``M ≥ n`` there is nothing to compress: the exact softmax attention is returned.
 * Not causal: a landmark averages a whole segment, future included. ``causal=True`` raises.
+* ``key_padding`` is a boolean ``(B, S)`` tensor (``True`` = real key), ``B = k.shape[0]``,
+  broadcast over the other leading axes. A batch item with no real key (or ``S = 0``) gets
+  zeros; ``L = 0`` or an empty batch gives an empty output.
+* Each public function checks its arguments in one call to :mod:`attnkit._checks`:
+  integer, boolean and complex tensors, tensors on different devices, ``num_landmarks < 1``
+  and ``pinv_iterations`` outside ``[1, MAX_PINV_ITERATIONS]`` (100) raise.
 """
 from __future__ import annotations
 
 import math
 
 import torch
-from torch import nn
 
+from ._checks import (
+    MAX_PINV_ITERATIONS,
+    check_int_in_range,
+    check_nystrom_inputs,
+    check_pinv_input,
+    check_positive_int,
+    check_segment_inputs,
+)
+from .linear import accumulation_dtype, key_padding_view
 from .masking import masked_softmax
-from .mechanisms import check_mechanism_inputs, key_padding_from_mask
+from .mechanisms import Mechanism, key_padding_from_mask
 
 __all__ = ["segment_means", "iterative_pinv", "nystrom_attention_naive", "nystrom_attention", "NystromAttention"]
 
@@ -36,8 +50,9 @@ def segment_means(x: torch.Tensor, num_landmarks: int, valid=None) -> torch.Tens
     ``(..., n)``, True = real position) excludes positions from the means; a segment with
     no real position gets the zero vector.
     """
+    check_segment_inputs(x, num_landmarks, valid)
     n = x.shape[-2]
-    size = math.ceil(n / num_landmarks)
+    size = max(math.ceil(n / num_landmarks), 1)  # n = 0: M empty segments of size 1
     pad = size * num_landmarks - n
     w = torch.ones(x.shape[:-1], dtype=x.dtype, device=x.device)  # (..., n)
     if valid is not None:
@@ -53,12 +68,13 @@ def iterative_pinv(a: torch.Tensor, iterations: int = 6) -> torch.Tensor:
     """Approximate Moore–Penrose inverse of ``a (..., M, M)`` by matrix products only.
 
     ``Z ← ¼ Z (13I − AZ (15I − AZ (7I − AZ)))`` from ``Z₀ = Aᵀ/(‖A‖₁‖A‖∞)`` (norms per matrix,
-    so batch items stay independent).
+    so batch items stay independent). ``iterations`` is an int in ``[1, MAX_PINV_ITERATIONS]``.
     """
+    check_pinv_input(a, iterations)
     eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)  # (M, M)
     norm1 = a.abs().sum(dim=-2).amax(dim=-1)  # (...) largest column sum
     norm_inf = a.abs().sum(dim=-1).amax(dim=-1)  # (...) largest row sum
-    z = a.transpose(-2, -1) / (norm1 * norm_inf)[..., None, None]  # (..., M, M)
+    z = a.transpose(-2, -1) / (norm1 * norm_inf).clamp(min=torch.finfo(a.dtype).tiny)[..., None, None]  # (..., M, M)
     for _ in range(iterations):
         az = a @ z  # (..., M, M)
         z = 0.25 * z @ (13 * eye - az @ (15 * eye - az @ (7 * eye - az)))  # (..., M, M)
@@ -66,11 +82,12 @@ def iterative_pinv(a: torch.Tensor, iterations: int = 6) -> torch.Tensor:
 
 
 def _parts(q, k, num_landmarks, key_padding):
-    """The three softmax kernels ``F (..., L, M)``, ``A (..., M, M)``, ``Bm (..., M, S)``."""
+    """The three softmax kernels ``F (..., L, M)``, ``A (..., M, M)``, ``Bm (..., M, S)``;
+    ``key_padding`` already viewed as ``(B, 1, ..., 1, S)``."""
     scale = q.shape[-1] ** -0.5
     q_l = segment_means(q, num_landmarks)  # (..., M, D)
     k_l = segment_means(k, num_landmarks, key_padding)  # (..., M, D)
-    kp = None if key_padding is None else key_padding.unsqueeze(-2)  # (..., 1, S)
+    kp = None if key_padding is None else key_padding.unsqueeze(-2)  # (B, 1, ..., 1, S)
     f = torch.softmax(q @ k_l.transpose(-2, -1) * scale, dim=-1)  # (..., L, M)
     a = torch.softmax(q_l @ k_l.transpose(-2, -1) * scale, dim=-1)  # (..., M, M)
     b = masked_softmax(q_l @ k.transpose(-2, -1) * scale, mask=kp)  # (..., M, S)
@@ -80,16 +97,20 @@ def _parts(q, k, num_landmarks, key_padding):
 def nystrom_attention_naive(q, k, v, *, num_landmarks=64, pinv_iterations=6, key_padding=None):
     """Reference: build the ``L × S`` Nyström matrix ``F A⁺ Bm`` explicitly, then multiply V.
 
-    ``q (..., L, D)``, ``k (..., S, D)``, ``v (..., S, Dv)``, ``key_padding (..., S)`` →
-    ``(out (..., L, Dv), weights (..., L, S))``. ``pinv_iterations=None`` uses the exact
-    ``torch.linalg.pinv``.
+    ``q (..., L, D)``, ``k (..., S, D)``, ``v (..., S, Dv)``, ``key_padding (B, S)`` →
+    ``(out (..., L, Dv), weights (..., L, S))`` in ``v``'s dtype; ``weights`` is the Nyström
+    approximation of the softmax weights (rows sum to about 1). ``pinv_iterations=None``
+    uses the exact ``torch.linalg.pinv``.
     """
-    acc = torch.promote_types(q.dtype, torch.float32)
+    check_nystrom_inputs(q, k, v, num_landmarks=num_landmarks, pinv_iterations=pinv_iterations,
+                         key_padding=key_padding)
+    acc = accumulation_dtype(q.dtype)
     q, k, vv = q.to(acc), k.to(acc), v.to(acc)
-    f, a, b = _parts(q, k, num_landmarks, key_padding)
+    kp = key_padding_view(key_padding, k.dim())  # (B, 1, ..., 1, S) or None
+    f, a, b = _parts(q, k, num_landmarks, kp)
     a_pinv = torch.linalg.pinv(a) if pinv_iterations is None else iterative_pinv(a, pinv_iterations)
     weights = f @ a_pinv @ b  # (..., L, S)
-    return (weights @ vv).to(v.dtype), weights  # (..., L, Dv)
+    return (weights @ vv).to(v.dtype), weights.to(v.dtype)  # (..., L, Dv), (..., L, S)
 
 
 def nystrom_attention(q, k, v, *, num_landmarks=64, pinv_iterations=6, key_padding=None):
@@ -97,22 +118,25 @@ def nystrom_attention(q, k, v, *, num_landmarks=64, pinv_iterations=6, key_paddi
 
     Shapes as in :func:`nystrom_attention_naive`; returns ``(..., L, Dv)``.
     """
-    if num_landmarks >= max(q.shape[-2], k.shape[-2]):
-        acc = torch.promote_types(q.dtype, torch.float32)
-        scores = q.to(acc) @ k.to(acc).transpose(-2, -1) * q.shape[-1] ** -0.5  # (..., L, S)
-        kp = None if key_padding is None else key_padding.unsqueeze(-2)  # (..., 1, S)
-        return (masked_softmax(scores, mask=kp) @ v.to(acc)).to(v.dtype)  # (..., L, Dv)
-    acc = torch.promote_types(q.dtype, torch.float32)
-    f, a, b = _parts(q.to(acc), k.to(acc), num_landmarks, key_padding)
+    check_nystrom_inputs(q, k, v, num_landmarks=num_landmarks, pinv_iterations=pinv_iterations,
+                         key_padding=key_padding)
+    acc = accumulation_dtype(q.dtype)
+    q, k, v_acc = q.to(acc), k.to(acc), v.to(acc)
+    kp = key_padding_view(key_padding, k.dim())  # (B, 1, ..., 1, S) or None
+    if num_landmarks >= max(q.shape[-2], k.shape[-2]):  # nothing to compress: exact softmax attention
+        scores = q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5  # (..., L, S)
+        mask = None if kp is None else kp.unsqueeze(-2)  # (B, 1, ..., 1, S)
+        return (masked_softmax(scores, mask=mask) @ v_acc).to(v.dtype)  # (..., L, Dv)
+    f, a, b = _parts(q, k, num_landmarks, kp)
     a_pinv = torch.linalg.pinv(a) if pinv_iterations is None else iterative_pinv(a, pinv_iterations)
-    out = f @ (a_pinv @ (b @ v.to(acc)))  # (..., L, Dv)
-    if key_padding is not None:  # a batch item without any real key gets zeros
-        any_key = key_padding.any(dim=-1)[..., None, None]  # (..., 1, 1)
+    out = f @ (a_pinv @ (b @ v_acc))  # (..., L, Dv)
+    if kp is not None:  # a batch item without any real key gets zeros
+        any_key = kp.any(dim=-1)[..., None, None]  # (B, 1, ..., 1, 1, 1)
         out = torch.where(any_key, out, torch.zeros((), dtype=out.dtype, device=out.device))
     return out.to(v.dtype)
 
 
-class NystromAttention(nn.Module):
+class NystromAttention(Mechanism):
     """Nyströmformer attention as a mechanism (non-causal only).
 
     Args (keyword-only):
@@ -121,27 +145,24 @@ class NystromAttention(nn.Module):
 
     ``forward(q (B, H, L, D), k (B, H, S, D), v (B, H, S, Dv), *, mask=None, causal=False)``
     → ``(B, H, L, Dv)``; ``mask``: key padding ``(B, 1, 1, S)`` or ``(B, S)``; ``causal=True``
-    raises ``ValueError``.
+    raises ``ValueError``. The constructor checks its settings; :func:`nystrom_attention` checks
+    the inputs.
     """
 
     supports_causal = False
-    content_dependent_grouping = False
-    max_len = None
 
     def __init__(self, *, num_landmarks: int = 64, pinv_iterations: int | None = 6):
         super().__init__()
-        if not isinstance(num_landmarks, int) or num_landmarks < 1:
-            raise ValueError(f"num_landmarks must be a positive int, got {num_landmarks!r}")
-        if pinv_iterations is not None and (not isinstance(pinv_iterations, int) or pinv_iterations < 0):
-            raise ValueError(f"pinv_iterations must be a non-negative int or None, got {pinv_iterations!r}")
+        check_positive_int("num_landmarks", num_landmarks)
+        if pinv_iterations is not None:
+            check_int_in_range("pinv_iterations", pinv_iterations, 1, MAX_PINV_ITERATIONS)
         self.num_landmarks = num_landmarks
         self.pinv_iterations = pinv_iterations
 
     def forward(self, q, k, v, *, mask=None, causal=False):
-        check_mechanism_inputs(q, k, v, mask)
         if causal:
             raise ValueError("the 'nystrom' mechanism is not causal: its landmarks average whole "
                              "segments, future positions included; use causal=False")
-        kp = key_padding_from_mask(mask, q.shape[0], k.shape[2], "nystrom")  # (B, S) or None
+        kp = None if mask is None else key_padding_from_mask(mask, k.shape[0], k.shape[-2], "nystrom")
         return nystrom_attention(q, k, v, num_landmarks=self.num_landmarks, pinv_iterations=self.pinv_iterations,
-                                 key_padding=None if kp is None else kp[:, None, :])  # (B, H, L, Dv)
+                                 key_padding=kp)  # (B, H, L, Dv)

@@ -21,6 +21,13 @@ log-features exceed that constant by more than ``MAX_KEY_LOG`` (≈ e^40) is cli
 
 Sin/cos features are not positive: their normaliser ``Σ_j φ(q)·φ(k_j)`` can be ≤ 0, so RFA
 divides by ``max(den, eps)`` (documented failure mode; positive features never need it).
+
+Conventions: ``key_padding`` is a boolean ``(B, S)`` tensor (``True`` = real key), ``B`` the
+first axis of the keys, broadcast over their other leading axes. Every public function
+checks its arguments in one call to :mod:`attnkit._checks` (integer, boolean and complex
+tensors, tensors on different devices, a projection whose ``D`` does not match raise);
+every ``*_naive`` reference returns ``(out, weights)`` with the dense row-normalised
+``(..., L, S)`` weights.
 """
 from __future__ import annotations
 
@@ -29,14 +36,27 @@ import math
 import torch
 from torch import nn
 
+from ._checks import (
+    check_gate_inputs,
+    check_int_in_range,
+    check_performer_inputs,
+    check_positive_int,
+    check_positive_real,
+    check_projection,
+    check_projection_size,
+    check_rfa_feature_inputs,
+    check_rfa_inputs,
+    check_stabilizer_inputs,
+)
 from .linear import (
-    _acc_dtype,
-    _align_causal,
+    accumulation_dtype,
+    align_causal,
+    key_padding_view,
     linear_attention_chunked,
     linear_attention_noncausal,
     mask_key_features,
 )
-from .mechanisms import check_mechanism_inputs, key_padding_from_mask
+from .mechanisms import Mechanism, key_padding_from_mask
 
 __all__ = [
     "gaussian_matrix",
@@ -50,6 +70,8 @@ __all__ = [
     "performer_attention_naive",
     "performer_attention",
     "PerformerAttention",
+    "rfa_features",
+    "rfa_gate",
     "rfa_attention_naive",
     "rfa_attention",
     "RFA",
@@ -62,6 +84,7 @@ TRIG_MIN_NORMALISER = 1e-6  # sin/cos normalisers are clamped at max(eps, this)
 # ----------------------------------------------------------------------------- projections
 def gaussian_matrix(m: int, d: int, *, generator=None, device=None) -> torch.Tensor:
     """iid ``N(0, 1)`` entries: ``Ω (M, D)`` in float32."""
+    check_projection_size(m, d)
     return torch.randn(m, d, generator=generator).to(device)  # (M, D)
 
 
@@ -74,8 +97,7 @@ def orthogonal_matrix(m: int, d: int, *, generator=None, device=None) -> torch.T
     norms of fresh Gaussian vectors (chi distribution with ``D`` degrees of freedom), so
     each row has the length distribution of an iid Gaussian row.
     """
-    if m < 1 or d < 1:
-        raise ValueError(f"m and d must be positive, got m={m}, d={d}")
+    check_projection_size(m, d)
     g = torch.randn(math.ceil(m / d), d, d, generator=generator, dtype=torch.float64)  # (blocks, D, D)
     q, r = torch.linalg.qr(g)  # batched QR, one per block
     q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)  # sign-corrected columns
@@ -86,7 +108,8 @@ def orthogonal_matrix(m: int, d: int, *, generator=None, device=None) -> torch.T
 
 def random_projection(m: int, d: int, *, orthogonal: bool = True, seed: int = 0, device=None) -> torch.Tensor:
     """``Ω (M, D)`` drawn from ``torch.Generator().manual_seed(seed)`` (CPU, then moved)."""
-    g = torch.Generator().manual_seed(int(seed))
+    check_projection_size(m, d, seed)
+    g = torch.Generator().manual_seed(seed)
     draw = orthogonal_matrix if orthogonal else gaussian_matrix
     return draw(m, d, generator=g, device=device)
 
@@ -94,7 +117,8 @@ def random_projection(m: int, d: int, *, orthogonal: bool = True, seed: int = 0,
 # ----------------------------------------------------------------------------- feature maps
 def positive_log_features(x: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
     """``ωᵢᵀx − ‖x‖²/2`` for every row ``ωᵢ``: ``x (..., L, D)``, ``Ω (M, D)`` → ``(..., L, M)``."""
-    x = x.to(_acc_dtype(x.dtype))
+    check_projection(x, omega)
+    x = x.to(accumulation_dtype(x.dtype))
     proj = x @ omega.to(x.dtype).T  # (..., L, M)
     return proj.sub_(0.5 * (x * x).sum(dim=-1, keepdim=True))  # in place: saves one (..., L, M) buffer
 
@@ -105,6 +129,7 @@ def positive_features(x: torch.Tensor, omega: torch.Tensor, *, stabilizer=None) 
     ``stabilizer`` ``c``: ``None`` (no shift), or a tensor broadcastable to ``(..., L, 1)``.
     Without a shift, ``φ(q)·φ(k)`` is an unbiased estimate of ``exp(q·k)``.
     """
+    check_projection(x, omega, shift=stabilizer, shift_name="stabilizer")
     logits = positive_log_features(x, omega)  # (..., L, M)
     if stabilizer is not None:
         logits = logits - stabilizer
@@ -118,7 +143,8 @@ def trig_features(x: torch.Tensor, omega: torch.Tensor, *, log_scale=None) -> to
     ``φ(q)·φ(k)`` an unbiased estimate of ``exp(q·k)``; ``0`` estimates the Gaussian
     kernel ``exp(−‖q − k‖²/2)`` (RFA on ℓ2-normalised inputs).
     """
-    x = x.to(_acc_dtype(x.dtype))
+    check_projection(x, omega, shift=log_scale, shift_name="log_scale")
+    x = x.to(accumulation_dtype(x.dtype))
     proj = x @ omega.to(x.dtype).T  # (..., L, M)
     if log_scale is None:
         log_scale = 0.5 * (x * x).sum(dim=-1, keepdim=True)  # (..., L, 1)
@@ -131,11 +157,14 @@ def key_stabilizer(log_k: torch.Tensor, key_padding=None, *, causal: bool = Fals
 
     Non-causal: max over real keys and features. Causal: max over the features of the first
     real key (every query sees it, so nothing from the future leaks in). No real key → 0.
-    ``key_padding`` (True = real key) broadcasts to ``(..., S)``.
+    ``key_padding``: boolean ``(B, S)`` (True = real key), ``B = log_k.shape[0]``.
     """
+    check_stabilizer_inputs(log_k, key_padding)
     log_k = log_k.detach()
     if key_padding is None:
         key_padding = torch.ones(log_k.shape[-2], dtype=torch.bool, device=log_k.device)  # (S,)
+    else:
+        key_padding = key_padding_view(key_padding, log_k.dim())  # (B, 1, ..., 1, S)
     key_padding = key_padding.expand(log_k.shape[:-1])  # (..., S)
     per_key = log_k.amax(dim=-1)  # (..., S)
     if causal:
@@ -153,19 +182,19 @@ def performer_features(q, k, omega, *, kind="positive", key_padding=None, causal
 
     ``q (..., L, D)``, ``k (..., S, D)`` are scaled by ``D^{-1/4}``; ``M' = M`` for
     ``kind="positive"``, ``2M`` for ``"trig"``. Per-row query stabiliser, shared detached key
-    stabiliser (see :func:`key_stabilizer`); padded keys get zero features.
+    stabiliser (see :func:`key_stabilizer`); padded keys (``key_padding (B, S)`` False) get
+    zero features.
     """
-    acc = _acc_dtype(q.dtype)
+    check_performer_inputs(q, k, None, omega, kind=kind, key_padding=key_padding)
+    acc = accumulation_dtype(q.dtype)
     scale = q.shape[-1] ** -0.25
     q, k = q.to(acc) * scale, k.to(acc) * scale
     if kind == "positive":
         log_q = positive_log_features(q, omega)  # (..., L, M)
         log_k = positive_log_features(k, omega)  # (..., S, M)
-    elif kind == "trig":
+    else:  # "trig"
         log_q = 0.5 * (q * q).sum(dim=-1, keepdim=True)  # (..., L, 1) the exp(‖q‖²/2) factor
         log_k = 0.5 * (k * k).sum(dim=-1, keepdim=True)  # (..., S, 1)
-    else:
-        raise ValueError(f"kind must be 'positive' or 'trig', got {kind!r}")
     c_q = log_q.detach().amax(dim=-1, keepdim=True)  # (..., L, 1)
     c_k = key_stabilizer(log_k, key_padding, causal=causal)  # (..., 1, 1)
     if kind == "positive":
@@ -180,11 +209,14 @@ def performer_features(q, k, omega, *, kind="positive", key_padding=None, causal
 
 
 # ----------------------------------------------------------------------------- Performer
-def performer_attention_naive(q, k, v, omega, *, kind="positive", key_padding=None, causal=False, eps=1e-30):
+def performer_attention_naive(q, k, v, omega, *, kind="positive", key_padding=None, causal=False,
+                              eps=1e-30):
     """Dense reference: ``A = φ(Q)φ(K)ᵀ`` (``(..., L, S)``) built, masked and row-normalised.
 
-    Shapes: ``q (..., L, D)``, ``k (..., S, D)``, ``v (..., S, Dv)``, ``Ω (M, D)`` → ``(..., L, Dv)``.
+    Shapes: ``q (..., L, D)``, ``k (..., S, D)``, ``v (..., S, Dv)``, ``Ω (M, D)``,
+    ``key_padding (B, S)`` → ``(out (..., L, Dv), weights (..., L, S))``, both in ``v``'s dtype.
     """
+    check_performer_inputs(q, k, v, omega, kind=kind, key_padding=key_padding, eps=eps)
     phi_q, phi_k = performer_features(q, k, omega, kind=kind, key_padding=key_padding, causal=causal)
     v_acc = v.to(phi_q.dtype)
     a = phi_q @ phi_k.transpose(-2, -1)  # (..., L, S)
@@ -193,7 +225,8 @@ def performer_attention_naive(q, k, v, omega, *, kind="positive", key_padding=No
         a = a.masked_fill(~allowed, 0.0)
     den = a.sum(dim=-1, keepdim=True)  # (..., L, 1)
     den = den + eps if kind == "positive" else den.clamp(min=max(eps, TRIG_MIN_NORMALISER))
-    return ((a @ v_acc) / den).to(v.dtype)  # (..., L, Dv)
+    weights = a / den  # (..., L, S)
+    return (weights @ v_acc).to(v.dtype), weights.to(v.dtype)  # (..., L, Dv), (..., L, S)
 
 
 def performer_attention(q, k, v, omega, *, kind="positive", key_padding=None, causal=False,
@@ -205,6 +238,7 @@ def performer_attention(q, k, v, omega, *, kind="positive", key_padding=None, ca
     ``max(eps, TRIG_MIN_NORMALISER)``: the tiny ``eps`` that suits stabilised positive
     features would turn a negative sin/cos normaliser into an astronomically large output).
     """
+    check_performer_inputs(q, k, v, omega, kind=kind, key_padding=key_padding, eps=eps, chunk_size=chunk_size)
     phi_q, phi_k = performer_features(q, k, omega, kind=kind, key_padding=key_padding, causal=causal)
     if kind == "trig":
         return rfa_attention(phi_q, phi_k, v, causal=causal, eps=max(eps, TRIG_MIN_NORMALISER))
@@ -213,16 +247,13 @@ def performer_attention(q, k, v, omega, *, kind="positive", key_padding=None, ca
     return linear_attention_noncausal(phi_q, phi_k, v, eps=eps)
 
 
-class _RandomFeatureModule(nn.Module):
+class _RandomFeatureModule(Mechanism):
     """Owns the seed and the current projection ``Ω``; draws a new one only in training."""
 
     def _check_settings(self, n_features, seed, eps):
-        if not isinstance(n_features, int) or n_features < 1:
-            raise ValueError(f"n_features must be a positive int, got {n_features!r}")
-        if not isinstance(seed, int):
-            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-        if not eps > 0:
-            raise ValueError(f"eps must be positive, got {eps}")
+        check_positive_int("n_features", n_features)
+        check_int_in_range("seed", seed, -(2**63))
+        check_positive_real("eps", eps)
 
     def projection(self, d: int, device) -> torch.Tensor:
         """``Ω (M, D)``: fixed by ``seed`` in eval; in training with ``redraw=True`` a new
@@ -251,11 +282,8 @@ class PerformerAttention(_RandomFeatureModule):
 
     ``forward(q (B, H, L, D), k (B, H, S, D), v (B, H, S, Dv), *, mask=None, causal=False)``
     → ``(B, H, L, Dv)``; ``mask`` must be a key-padding mask ``(B, 1, 1, S)`` or ``(B, S)``.
+    The constructor checks its settings; :func:`performer_attention` checks the inputs.
     """
-
-    supports_causal = True
-    content_dependent_grouping = False
-    max_len = None
 
     def __init__(self, *, n_features: int = 256, orthogonal: bool = True, kind: str = "positive",
                  seed: int = 0, redraw: bool = True, chunk_size: int = 64, eps: float = 1e-30):
@@ -263,6 +291,7 @@ class PerformerAttention(_RandomFeatureModule):
         self._check_settings(n_features, seed, eps)
         if kind not in ("positive", "trig"):
             raise ValueError(f"kind must be 'positive' or 'trig', got {kind!r}")
+        check_positive_int("chunk_size", chunk_size)
         self.n_features, self.orthogonal, self.kind, self.seed = n_features, orthogonal, kind, seed
         self.redraw, self.chunk_size, self.eps = redraw, chunk_size, eps
         self.draws = 0
@@ -270,16 +299,33 @@ class PerformerAttention(_RandomFeatureModule):
         self._omega_key = None
 
     def forward(self, q, k, v, *, mask=None, causal=False):
-        check_mechanism_inputs(q, k, v, mask)
-        kp = key_padding_from_mask(mask, q.shape[0], k.shape[2], "performer")  # (B, S) or None
+        kp = None if mask is None else key_padding_from_mask(mask, k.shape[0], k.shape[-2], "performer")
         omega = self.projection(q.shape[-1], q.device)  # (M, D)
-        return performer_attention(
-            q, k, v, omega, kind=self.kind, key_padding=None if kp is None else kp[:, None, :],  # (B, 1, S)
-            causal=causal, chunk_size=self.chunk_size, eps=self.eps,
-        )  # (B, H, L, Dv)
+        return performer_attention(q, k, v, omega, kind=self.kind, key_padding=kp, causal=causal,
+                                   chunk_size=self.chunk_size, eps=self.eps)  # (B, H, L, Dv)
 
 
 # ----------------------------------------------------------------------------- RFA
+def rfa_features(x: torch.Tensor, omega: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
+    """RFA's features of ℓ2-normalised inputs: ``φ(x) = [sin(Ωx̂/σ), cos(Ωx̂/σ)]/√M`` with
+    ``x̂ = x/‖x‖``; ``x (..., L, D)``, ``Ω (M, D)`` → ``(..., L, 2M)`` in at least float32.
+
+    ``φ(q)·φ(k)`` estimates the Gaussian kernel ``exp(−‖q̂ − k̂‖²/(2σ²)) ∝ exp(q̂·k̂/σ²)``.
+    """
+    check_rfa_feature_inputs(x, omega, sigma)
+    x = x.to(accumulation_dtype(x.dtype))
+    x = x / x.norm(dim=-1, keepdim=True).clamp(min=1e-12) / sigma  # (..., L, D) on the sphere of radius 1/σ
+    return trig_features(x, omega, log_scale=torch.zeros((), device=x.device))  # (..., L, 2M)
+
+
+def rfa_gate(k: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """The recency gate ``g_t = σ(w·k_t + b)`` in (0, 1): ``k (..., S, D)``, ``weight (D,)``,
+    ``bias ()`` → ``(..., S)``, in at least float32."""
+    check_gate_inputs(k, weight, bias)
+    acc = accumulation_dtype(k.dtype)
+    return torch.sigmoid(k.to(acc) @ weight.to(acc) + bias.to(acc))  # (..., S)
+
+
 def _gate_weights(gate: torch.Tensor) -> torch.Tensor:
     """Dense decay weights of the gated recurrence: ``g (..., L)`` → ``W (..., L, L)``,
     ``W[t, j] = (1 − g_j) Π_{j<s≤t} g_s`` for ``j ≤ t`` and 0 above the diagonal."""
@@ -291,80 +337,94 @@ def _gate_weights(gate: torch.Tensor) -> torch.Tensor:
     return torch.exp(diff) * (1 - gate).unsqueeze(-2)  # (..., L, L)
 
 
-def rfa_attention_naive(phi_q, phi_k, v, *, gate=None, causal=False, eps=1e-6):
+def _rfa_prepare(phi_q, phi_k, v, gate, key_padding):
+    """Accumulation dtype; padded keys get zero features and a gate of 1 (they neither write
+    to nor decay the state). Arguments already checked."""
+    acc = accumulation_dtype(phi_q.dtype)
+    phi_k = mask_key_features(phi_k.to(acc), key_padding)  # (..., S, M)
+    if gate is not None:
+        gate = gate.to(acc)
+        if key_padding is not None:
+            keep = key_padding_view(key_padding, phi_k.dim())  # (B, 1, ..., 1, S)
+            gate = torch.where(keep, gate, torch.ones((), dtype=acc, device=gate.device))  # (..., S)
+    return phi_q.to(acc), phi_k, v.to(acc), gate
+
+
+def rfa_attention_naive(phi_q, phi_k, v, *, gate=None, key_padding=None, causal=False, eps=1e-6):
     """Dense reference of (gated) RFA: ``φ(Q)φ(K)ᵀ`` times the decay weights, normalised by
-    ``max(row sum, eps)``. ``phi_q (..., L, M)``, ``phi_k (..., S, M)``, ``v (..., S, Dv)``,
-    ``gate (..., S)`` in (0, 1) (causal only, ``S = L``) → ``(..., L, Dv)``."""
-    acc = _acc_dtype(phi_q.dtype)
-    phi_q, phi_k, v_acc = phi_q.to(acc), phi_k.to(acc), v.to(acc)
+    ``max(row sum, eps)``.
+
+    Shapes: ``phi_q (..., L, M)``, ``phi_k (..., S, M)``, ``v (..., S, Dv)``, ``gate (..., S)``
+    in (0, 1) (causal only, ``S = L``), ``key_padding (B, S)`` → ``(out (..., L, Dv),
+    weights (..., L, S))``, both in ``v``'s dtype.
+    """
+    check_rfa_inputs(phi_q, phi_k, v, gate=gate, key_padding=key_padding, causal=causal, eps=eps)
+    phi_q, phi_k, v_acc, gate = _rfa_prepare(phi_q, phi_k, v, gate, key_padding)
     a = phi_q @ phi_k.transpose(-2, -1)  # (..., L, S)
     if gate is not None:
-        a = a * _gate_weights(gate.to(acc))  # (..., L, L)
+        a = a * _gate_weights(gate)  # (..., L, L)
     elif causal:
         allowed = torch.ones(a.shape[-2], a.shape[-1], dtype=torch.bool, device=a.device).tril()  # (L, S)
         a = a.masked_fill(~allowed, 0.0)
-    den = a.sum(dim=-1, keepdim=True).clamp(min=eps)  # (..., L, 1)
-    return ((a @ v_acc) / den).to(v.dtype)  # (..., L, Dv)
+    weights = a / a.sum(dim=-1, keepdim=True).clamp(min=eps)  # (..., L, S)
+    return (weights @ v_acc).to(v.dtype), weights.to(v.dtype)  # (..., L, Dv), (..., L, S)
 
 
-def rfa_attention(phi_q, phi_k, v, *, gate=None, causal=False, eps=1e-6):
+def rfa_attention(phi_q, phi_k, v, *, gate=None, key_padding=None, causal=False, eps=1e-6):
     """RFA on mapped features, normaliser clamped at ``eps`` (sin/cos can make it ≤ 0).
 
     Non-causal: ``φ(Q)(φ(K)ᵀV)``. Causal without gate: cumulative sums. Causal with gate:
     the recurrence ``S_t = g_t S_{t−1} + (1 − g_t) φ(k_t) v_tᵀ``, ``z_t = g_t z_{t−1} + (1 − g_t) φ(k_t)``.
-    Shapes as in :func:`rfa_attention_naive`.
+    Shapes as in :func:`rfa_attention_naive`; returns ``(..., L, Dv)``.
     """
-    if gate is not None and not causal:
-        raise ValueError("gate is a recency decay of the causal recurrence; pass causal=True")
-    acc = _acc_dtype(phi_q.dtype)
-    phi_q, phi_k, v_acc = phi_q.to(acc), phi_k.to(acc), v.to(acc)
+    check_rfa_inputs(phi_q, phi_k, v, gate=gate, key_padding=key_padding, causal=causal, eps=eps)
+    phi_q, phi_k, v_acc, gate = _rfa_prepare(phi_q, phi_k, v, gate, key_padding)
     if not causal:
         kv = phi_k.transpose(-2, -1) @ v_acc  # (..., M, Dv)
         num = phi_q @ kv  # (..., L, Dv)
         den = phi_q @ phi_k.sum(dim=-2).unsqueeze(-1)  # (..., L, 1)
     elif gate is None:
-        phi_k, v_acc = _align_causal(phi_k, v_acc, phi_q.shape[-2])  # (..., L, M), (..., L, Dv)
+        phi_k, v_acc = align_causal(phi_k, v_acc, phi_q.shape[-2])  # (..., L, M), (..., L, Dv)
         kv = torch.cumsum(phi_k.unsqueeze(-1) * v_acc.unsqueeze(-2), dim=-3)  # (..., L, M, Dv)
         num = (phi_q.unsqueeze(-2) @ kv).squeeze(-2)  # (..., L, Dv)
         den = (phi_q * torch.cumsum(phi_k, dim=-2)).sum(dim=-1, keepdim=True)  # (..., L, 1)
     else:
-        gate = gate.to(acc)
-        batch = torch.broadcast_shapes(phi_q.shape[:-2], phi_k.shape[:-2], v_acc.shape[:-2])
+        batch = torch.broadcast_shapes(phi_q.shape[:-2], phi_k.shape[:-2], v_acc.shape[:-2], gate.shape[:-1])
         s = phi_q.new_zeros(*batch, phi_q.shape[-1], v_acc.shape[-1])  # (..., M, Dv)
         z = phi_q.new_zeros(*batch, phi_q.shape[-1])  # (..., M)
-        nums, dens = [], []
+        nums, dens = [s.new_zeros(*batch, 0, v_acc.shape[-1])], [s.new_zeros(*batch, 0, 1)]  # L = 0: empty
         for t in range(phi_q.shape[-2]):
             g = gate[..., t, None]  # (..., 1)
             s = g[..., None] * s + (1 - g)[..., None] * phi_k[..., t, :, None] * v_acc[..., t, None, :]
             z = g * z + (1 - g) * phi_k[..., t, :]
-            nums.append((phi_q[..., t, None, :] @ s).squeeze(-2))  # (..., Dv)
-            dens.append((phi_q[..., t, :] * z).sum(-1, keepdim=True))  # (..., 1)
-        num, den = torch.stack(nums, dim=-2), torch.stack(dens, dim=-2)  # (..., L, Dv), (..., L, 1)
+            nums.append((phi_q[..., t, None, :] @ s))  # (..., 1, Dv)
+            dens.append((phi_q[..., t, :] * z).sum(-1, keepdim=True)[..., None])  # (..., 1, 1)
+        num, den = torch.cat(nums, dim=-2), torch.cat(dens, dim=-2)  # (..., L, Dv), (..., L, 1)
     return (num / den.clamp(min=eps)).to(v.dtype)  # (..., L, Dv)
 
 
 class RFA(_RandomFeatureModule):
     """Random Feature Attention (Peng et al., 2021): sin/cos features of ℓ2-normalised
-    queries and keys, optionally with a learned recency gate in the causal recurrence.
+    queries and keys (:func:`rfa_features`), optionally with a learned recency gate in the
+    causal recurrence.
 
-    ``φ(x) = [sin(Ωx/σ), cos(Ωx/σ)]/√M`` on ``x/‖x‖`` estimates the Gaussian kernel
-    ``exp(−‖q̂ − k̂‖²/(2σ²)) ∝ exp(q̂·k̂/σ²)``. The gate ``g_t = sigmoid(w_g·k_t + b_g)`` is
-    computed from the key at step ``t`` (per head, ``w_g (D,)``), as the paper's token input.
+    ``φ(x) = [sin(Ωx̂/σ), cos(Ωx̂/σ)]/√M`` on ``x̂ = x/‖x‖`` estimates the Gaussian kernel
+    ``exp(−‖q̂ − k̂‖²/(2σ²)) ∝ exp(q̂·k̂/σ²)``. The gate ``g_t = σ(w_g·k_t + b_g)``
+    (:func:`rfa_gate`) is computed from this head's **key** ``k_t`` (``w_g (D,)``, one scalar
+    bias), i.e. from the token after the head's key projection. The paper instead gates on
+    the token representation ``x_t`` itself, ``g_t = σ(w_g·x_t + b_g)``; inside
+    :class:`MultiHeadAttention` that differs by the key projection in front of ``w_g``.
 
     Args (keyword-only): n_features (M, default 128), sigma (default 1.0), gate (default
     False; needs ``causal=True``), orthogonal, seed, redraw, eps (normaliser clamp).
+    The constructor checks its settings; the functions it calls check the inputs.
     """
-
-    supports_causal = True
-    content_dependent_grouping = False
-    max_len = None
 
     def __init__(self, *, n_features: int = 128, sigma: float = 1.0, gate: bool = False,
                  orthogonal: bool = True, seed: int = 0, redraw: bool = True, eps: float = 1e-6):
         super().__init__()
         self._check_settings(n_features, seed, eps)
-        if not sigma > 0:
-            raise ValueError(f"sigma must be positive, got {sigma}")
+        check_positive_real("sigma", sigma)
         self.n_features, self.sigma, self.orthogonal, self.seed = n_features, sigma, orthogonal, seed
         self.redraw, self.eps = redraw, eps
         self.draws = 0
@@ -374,29 +434,22 @@ class RFA(_RandomFeatureModule):
         self.gate_bias = nn.Parameter(torch.tensor(2.0)) if gate else None
 
     def features(self, x, omega):
-        """``x (..., L, D)`` → ``(..., L, 2M)`` on the unit sphere, scaled by ``1/σ``."""
-        x = x.to(_acc_dtype(x.dtype))
-        x = x / x.norm(dim=-1, keepdim=True).clamp(min=1e-12) / self.sigma
-        return trig_features(x, omega, log_scale=torch.zeros((), device=x.device))
+        """``x (..., L, D)`` → ``(..., L, 2M)``: :func:`rfa_features` with this module's ``σ``."""
+        return rfa_features(x, omega, sigma=self.sigma)
 
     def gate(self, k):
-        """``g (B, H, S)`` in (0, 1) from the keys ``(B, H, S, D)``."""
+        """``g (B, H, S)`` in (0, 1) from the keys ``(B, H, S, D)`` (:func:`rfa_gate`); the gate
+        weight ``w_g (D,)`` is created (zeros) on the first call."""
         if self.gate_weight.numel() != k.shape[-1]:
             with torch.no_grad():
                 self.gate_weight.data = torch.zeros(k.shape[-1], device=k.device)
-        return torch.sigmoid(k.to(_acc_dtype(k.dtype)) @ self.gate_weight + self.gate_bias)  # (B, H, S)
+        return rfa_gate(k, self.gate_weight, self.gate_bias)  # (B, H, S)
 
     def forward(self, q, k, v, *, mask=None, causal=False):
-        check_mechanism_inputs(q, k, v, mask)
-        kp = key_padding_from_mask(mask, q.shape[0], k.shape[2], "rfa")  # (B, S) or None
         if self.gate_weight is not None and not causal:
             raise ValueError("RFA(gate=True) is a causal recurrence; call it with causal=True")
-        if self.gate_weight is not None and q.shape[2] != k.shape[2]:
-            raise ValueError(f"gated RFA needs L == S, got q {tuple(q.shape)} and k {tuple(k.shape)}")
+        kp = None if mask is None else key_padding_from_mask(mask, k.shape[0], k.shape[-2], "rfa")
         omega = self.projection(q.shape[-1], q.device)  # (M, D)
-        phi_q = self.features(q, omega)  # (B, H, L, 2M)
-        phi_k = mask_key_features(self.features(k, omega), None if kp is None else kp[:, None, :])  # (B, H, S, 2M)
         g = self.gate(k) if self.gate_weight is not None else None  # (B, H, S)
-        if g is not None and kp is not None:  # a padded key neither writes nor decays the state
-            g = torch.where(kp[:, None, :], g, torch.ones_like(g))
-        return rfa_attention(phi_q, phi_k, v, gate=g, causal=causal, eps=self.eps)  # (B, H, L, Dv)
+        return rfa_attention(self.features(q, omega), self.features(k, omega), v, gate=g, key_padding=kp,
+                             causal=causal, eps=self.eps)  # (B, H, L, Dv)

@@ -23,6 +23,11 @@ they ignore ``q·k``: Random looks only at positions, and Dense reads each query
 vector ``q_i`` — inside :class:`MultiHeadAttention` that is the head's projection
 ``x_i W_q``, not the raw token ``x_i`` of the paper (an extra linear map in front of
 ``W₁``, so the family of functions is the same). Keys are used only for their count.
+
+Each public function checks its arguments in one call to :mod:`attnkit._checks`; the
+modules check their constructor settings (and that a sequence fits ``max_len`` and
+``num_heads``) and leave the inputs to the functions they call.
+:func:`synthesizer_attention_naive` returns ``(out, weights)`` like every ``*_naive`` reference.
 """
 from __future__ import annotations
 
@@ -33,10 +38,21 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.lazy import LazyModuleMixin
 
-from ._checks import check_floating, check_rank
+from ._checks import (
+    check_crop,
+    check_int_in_range,
+    check_length,
+    check_low_rank_factors,
+    check_mix_inputs,
+    check_positive_int,
+    check_positive_real,
+    check_rank,
+    check_synthesizer_inputs,
+    check_synthesizer_mlp,
+)
 from .attention import attend
 from .masking import masked_softmax
-from .mechanisms import check_mechanism_inputs
+from .mechanisms import Mechanism
 from .scoring import dot_product_scores
 
 __all__ = [
@@ -70,7 +86,7 @@ def dense_synthesizer_logits(x, W1, b1, W2, b2):
     Returns:
         ``(..., L, N)``: row ``i`` scores the ``N`` possible key positions for query ``i``.
     """
-    check_floating("x", x)
+    check_synthesizer_mlp(x, W1, b1, {"W2": (W2, b2)})
     hidden = F.relu(F.linear(x, W1, b1))  # (..., L, Dh)
     return F.linear(hidden, W2, b2)  # (..., L, N)
 
@@ -89,12 +105,7 @@ def factorized_dense_logits(x, W1, b1, Wa, ba, Wb, bb, max_len: int):
     Returns:
         ``(..., L, N)``.
     """
-    check_floating("x", x)
-    if Wa.shape[0] * Wb.shape[0] < max_len:
-        raise ValueError(
-            f"factors n_a={Wa.shape[0]} and n_b={Wb.shape[0]} give only "
-            f"{Wa.shape[0] * Wb.shape[0]} logits per row, fewer than max_len={max_len}"
-        )
+    check_synthesizer_mlp(x, W1, b1, {"Wa": (Wa, ba), "Wb": (Wb, bb)}, max_len=max_len)
     hidden = F.relu(F.linear(x, W1, b1))  # (..., L, Dh)
     a = F.linear(hidden, Wa, ba)  # (..., L, n_a)
     b = F.linear(hidden, Wb, bb)  # (..., L, n_b)
@@ -112,12 +123,7 @@ def factorized_random_logits(R1, R2):
     Returns:
         ``(..., L, S)``, of rank at most ``k``.
     """
-    check_floating("R1", R1)
-    check_floating("R2", R2)
-    if R1.shape[:-2] != R2.shape[:-2] or R1.shape[-1] != R2.shape[-1]:
-        raise ValueError(
-            f"R1 and R2 must agree in leading dims and rank k, got {tuple(R1.shape)} and {tuple(R2.shape)}"
-        )
+    check_low_rank_factors(R1, R2)
     return R1 @ R2.transpose(-2, -1)  # (..., L, S)
 
 
@@ -136,20 +142,8 @@ def crop_logits(logits, num_queries: int, num_keys: int):
     Raises:
         ValueError: when ``L`` or ``S`` exceeds the maximum length ``N`` the logits cover.
     """
-    check_rank("logits", logits, range(2, 9), "(..., N, N) or (..., L, N)")
-    check_length(num_queries, num_keys, logits.shape[-1])
-    if num_queries > logits.shape[-2]:
-        raise ValueError(f"logits have {logits.shape[-2]} rows but there are {num_queries} queries")
+    check_crop(logits, num_queries, num_keys)
     return logits[..., :num_queries, :num_keys]  # (..., L, S)
-
-
-def check_length(num_queries: int, num_keys: int, max_len: int) -> None:
-    """Raise ``ValueError`` when ``L`` or ``S`` exceeds the Synthesizer's ``max_len``."""
-    if num_queries > max_len or num_keys > max_len:
-        raise ValueError(
-            f"sequence too long for this Synthesizer: {num_queries} queries and {num_keys} keys, "
-            f"but max_len is {max_len}; build it with a larger max_len"
-        )
 
 
 def mix_logits(logits, alphas):
@@ -162,8 +156,7 @@ def mix_logits(logits, alphas):
     Returns:
         ``(..., L, S)``.
     """
-    if len(logits) != alphas.shape[0]:
-        raise ValueError(f"got {len(logits)} logit tensors but {alphas.shape[0]} mixing weights")
+    check_mix_inputs(logits, alphas)
     out = alphas[0] * logits[0]
     for a, b in zip(alphas[1:], logits[1:]):
         out = out + a * b  # (..., L, S)
@@ -182,6 +175,7 @@ def synthesizer_attention(logits, v, *, mask=None, causal=False):
     Returns:
         ``(out (B, H, L, Dv), weights (B, H, L, S))``; fully masked rows give zeros.
     """
+    check_synthesizer_inputs(logits, v, mask)
     B, H, S = v.shape[0], v.shape[1], v.shape[2]
     logits = logits.expand(B, H, logits.shape[-2], S)  # (B, H, L, S)
     weights = masked_softmax(logits, mask=mask, causal=causal)  # (B, H, L, S)
@@ -193,8 +187,9 @@ def synthesizer_attention_naive(logits, v, *, mask=None, causal=False):
 
     For each query ``i`` it keeps the allowed keys (mask and ``j ≤ i`` when causal),
     takes an ordinary softmax of their logits and averages their values; a row with no
-    allowed key is zero. Same arguments and returns.
+    allowed key is zero. Same arguments and returns: ``(out (B, H, L, Dv), weights (B, H, L, S))``.
     """
+    check_synthesizer_inputs(logits, v, mask)
     B, H, S, Dv = v.shape
     L = logits.shape[-2]
     logits = logits.expand(B, H, L, S)  # (B, H, L, S)
@@ -220,9 +215,9 @@ def synthesizer_attention_naive(logits, v, *, mask=None, causal=False):
 # ----------------------------------------------------------------------------- modules
 
 
-def _check_max_len(max_len: int) -> None:
-    if not isinstance(max_len, int) or max_len < 1:
-        raise ValueError(f"max_len must be a positive int, got {max_len!r}")
+def _check_optional_positive_int(name: str, value) -> None:
+    if value is not None:
+        check_positive_int(name, value)
 
 
 def _check_heads(num_heads, q) -> None:
@@ -233,15 +228,13 @@ def _check_heads(num_heads, q) -> None:
         )
 
 
-class _SynthesizerBase(nn.Module):
+class _SynthesizerBase(Mechanism):
     """Shared forward: ``logits(q, S)`` (subclasses) → masked softmax → ``@ v``.
 
     After each call ``attention_weights`` holds the weights ``(B, H, L, S)``. ``max_len``
     (an instance attribute, see :mod:`attnkit.mechanisms`) is the longest ``L`` and ``S`` accepted.
     """
 
-    supports_causal = True
-    content_dependent_grouping = False
     max_len: int
 
     def logits(self, q, num_keys: int):  # pragma: no cover - overridden
@@ -249,8 +242,7 @@ class _SynthesizerBase(nn.Module):
 
     def forward(self, q, k, v, *, mask=None, causal=False):
         """q ``(B, H, L, D)``, k ``(B, H, S, D)``, v ``(B, H, S, Dv)`` → ``(B, H, L, Dv)``."""
-        check_mechanism_inputs(q, k, v, mask)
-        logits = self.logits(q, k.shape[2]).to(v.dtype)  # (B|1, H|1, L, S)
+        logits = self.logits(q, k.shape[-2]).to(v.dtype)  # (B|1, H|1, L, S)
         out, weights = synthesizer_attention(logits, v, mask=mask, causal=causal)
         self.attention_weights = weights
         return out  # (B, H, L, Dv)
@@ -270,7 +262,10 @@ class RandomSynthesizer(_SynthesizerBase):
     def __init__(self, *, max_len: int = 512, num_heads: int | None = None, trainable: bool = True,
                  init_std: float = 1.0, seed: int = 0):
         super().__init__()
-        _check_max_len(max_len)
+        check_positive_int("max_len", max_len)
+        _check_optional_positive_int("num_heads", num_heads)
+        check_positive_real("init_std", init_std)
+        check_int_in_range("seed", seed, -(2**63))
         self.max_len, self.num_heads = max_len, num_heads
         g = torch.Generator().manual_seed(seed)
         R = init_std * torch.randn(num_heads or 1, max_len, max_len, generator=g)  # (H|1, N, N)
@@ -296,9 +291,11 @@ class FactorizedRandomSynthesizer(_SynthesizerBase):
     def __init__(self, *, max_len: int = 512, rank: int = 8, num_heads: int | None = None,
                  trainable: bool = True, init_std: float = 1.0, seed: int = 0):
         super().__init__()
-        _check_max_len(max_len)
-        if rank < 1:
-            raise ValueError(f"rank must be ≥ 1, got {rank}")
+        check_positive_int("max_len", max_len)
+        check_positive_int("rank", rank)
+        _check_optional_positive_int("num_heads", num_heads)
+        check_positive_real("init_std", init_std)
+        check_int_in_range("seed", seed, -(2**63))
         self.max_len, self.rank, self.num_heads = max_len, rank, num_heads
         g = torch.Generator().manual_seed(seed)
         std = math.sqrt(init_std / math.sqrt(rank))  # entries of R₁R₂ᵀ then have std init_std
@@ -361,7 +358,9 @@ class DenseSynthesizer(_LazyDenseBase):
 
     def __init__(self, *, max_len: int = 512, hidden: int = 64, head_dim: int | None = None):
         super().__init__()
-        _check_max_len(max_len)
+        check_positive_int("max_len", max_len)
+        check_positive_int("hidden", hidden)
+        _check_optional_positive_int("head_dim", head_dim)
         self.max_len, self.hidden = max_len, hidden
         self.W1 = nn.UninitializedParameter() if head_dim is None else nn.Parameter(torch.empty(hidden, head_dim))
         self.b1 = nn.Parameter(torch.empty(hidden))
@@ -394,10 +393,16 @@ class FactorizedDenseSynthesizer(_LazyDenseBase):
     def __init__(self, *, max_len: int = 512, hidden: int = 64, factors: tuple[int, int] | None = None,
                  head_dim: int | None = None):
         super().__init__()
-        _check_max_len(max_len)
+        check_positive_int("max_len", max_len)
+        check_positive_int("hidden", hidden)
+        _check_optional_positive_int("head_dim", head_dim)
         if factors is None:
             na = math.ceil(math.sqrt(max_len))
             factors = (na, math.ceil(max_len / na))
+        if len(factors) != 2:
+            raise ValueError(f"factors must be a pair (n_a, n_b), got {factors!r}")
+        check_positive_int("factors[0]", factors[0])
+        check_positive_int("factors[1]", factors[1])
         if factors[0] * factors[1] < max_len:
             raise ValueError(f"factors {tuple(factors)} give fewer than max_len={max_len} logits per row")
         self.max_len, self.hidden, self.factors = max_len, hidden, tuple(factors)
@@ -423,7 +428,7 @@ class FactorizedDenseSynthesizer(_LazyDenseBase):
         return rows[..., :num_keys]  # (B, H, L, S)
 
 
-class SynthesizerMixture(nn.Module):
+class SynthesizerMixture(Mechanism):
     """Mixture of a synthesised logit matrix and ordinary dot-product logits.
 
     ``weights = softmax(α₁ B_synth + α₂ q·k/√D)``. With ``mixing="softmax"`` (default,
@@ -439,9 +444,6 @@ class SynthesizerMixture(nn.Module):
         mixing: ``"softmax"`` or ``"raw"``.
         max_len, num_heads, seed: for the default synthesizer.
     """
-
-    supports_causal = True
-    content_dependent_grouping = False
 
     def __init__(self, *, synthesizer: nn.Module | None = None, init_weights: tuple[float, float] = (0.5, 0.5),
                  mixing: str = "softmax", max_len: int = 512, num_heads: int | None = None, seed: int = 0):
@@ -469,8 +471,7 @@ class SynthesizerMixture(nn.Module):
 
     def forward(self, q, k, v, *, mask=None, causal=False):
         """q ``(B, H, L, D)``, k ``(B, H, S, D)``, v ``(B, H, S, Dv)`` → ``(B, H, L, Dv)``."""
-        check_mechanism_inputs(q, k, v, mask)
-        synth = self.synthesizer.logits(q, k.shape[2]).to(v.dtype)  # (B|1, H|1, L, S)
+        synth = self.synthesizer.logits(q, k.shape[-2]).to(v.dtype)  # (B|1, H|1, L, S)
         dot = dot_product_scores(q, k)  # (B, H, L, S)
         logits = mix_logits([synth, dot], self.alphas().to(v.dtype))  # (B, H, L, S)
         out, weights = synthesizer_attention(logits, v, mask=mask, causal=causal)

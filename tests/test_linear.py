@@ -5,7 +5,8 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from helpers import largest_tensor, qkv
+from hypothesis import given
 from hypothesis import strategies as st
 
 from attnkit import MECHANISMS, make_mechanism
@@ -33,15 +34,6 @@ CAUSAL_FORMS = {
 }
 
 
-def _inputs(B=2, H=3, L=11, S=None, D=5, Dv=7, dtype=torch.float64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    S = L if S is None else S
-    q = torch.randn(B, H, L, D, generator=g, dtype=dtype)
-    k = torch.randn(B, H, S, D, generator=g, dtype=dtype)
-    v = torch.randn(B, H, S, Dv, generator=g, dtype=dtype)
-    return q, k, v
-
-
 def _explicit_loop(phi_q, phi_k, v, causal, keep=None, eps=1e-6):
     """out_i = Σ_j φ(q_i)·φ(k_j) v_j / (Σ_j φ(q_i)·φ(k_j) + eps), one (i, j) at a time."""
     B, H, L, _ = phi_q.shape
@@ -65,11 +57,18 @@ def _explicit_loop(phi_q, phi_k, v, causal, keep=None, eps=1e-6):
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_naive_matches_explicit_loop(causal):
-    q, k, v = _inputs(B=2, H=1, L=6, D=3, Dv=2)
+    q, k, v = qkv(B=2, H=1, L=6, D=3, Dv=2)
     keep = torch.tensor([[True] * 6, [True, False, True, True, False, True]])
     pq, pk = elu_feature_map(q), elu_feature_map(k)
-    got = linear_attention_naive(pq, pk, v, key_padding=keep[:, None, :], causal=causal)
+    got, weights = linear_attention_naive(pq, pk, v, key_padding=keep, causal=causal)
     torch.testing.assert_close(got, _explicit_loop(pq, pk, v, causal, keep))
+    # the weights are the dense row-normalised matrix: zero on padded (and future) keys, rows sum to 1
+    assert weights.shape == (2, 1, 6, 6)
+    assert weights[1, ..., ~keep[1]].abs().max() == 0
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 1, 6, dtype=weights.dtype), atol=1e-5, rtol=0)
+    torch.testing.assert_close(weights @ v, got)
+    if causal:
+        assert weights.triu(1).abs().max() == 0
 
 
 def test_feature_maps():
@@ -80,17 +79,16 @@ def test_feature_maps():
     assert set(FEATURE_MAPS) == {"elu", "relu"}
 
 
-@settings(max_examples=25, deadline=None)
 @given(L=st.integers(1, 19), D=st.integers(1, 6), chunk=st.integers(1, 9), fmap=st.sampled_from(["elu", "relu"]),
        seed=st.integers(0, 10_000))
 def test_all_forms_equal_dense_reference(L, D, chunk, fmap, seed):
-    q, k, v = _inputs(B=2, H=2, L=L, D=D, Dv=3, seed=seed)
+    q, k, v = qkv(B=2, H=2, L=L, D=D, Dv=3, seed=seed)
     phi = FEATURE_MAPS[fmap]
     pq, pk = phi(q), phi(k)
-    keep = torch.rand(2, 1, L, generator=torch.Generator().manual_seed(seed)) > 0.3
+    keep = torch.rand(2, L, generator=torch.Generator().manual_seed(seed)) > 0.3  # (B, S)
     torch.testing.assert_close(linear_attention_noncausal(pq, pk, v, key_padding=keep),
-                               linear_attention_naive(pq, pk, v, key_padding=keep))
-    ref = linear_attention_naive(pq, pk, v, key_padding=keep, causal=True)
+                               linear_attention_naive(pq, pk, v, key_padding=keep)[0])
+    ref = linear_attention_naive(pq, pk, v, key_padding=keep, causal=True)[0]
     torch.testing.assert_close(linear_attention_recurrent(pq, pk, v, key_padding=keep), ref)
     torch.testing.assert_close(linear_attention_cumsum(pq, pk, v, key_padding=keep), ref)
     torch.testing.assert_close(linear_attention_chunked(pq, pk, v, key_padding=keep, chunk_size=chunk), ref)
@@ -98,17 +96,17 @@ def test_all_forms_equal_dense_reference(L, D, chunk, fmap, seed):
 
 @pytest.mark.parametrize("S", [5, 11, 16])
 def test_causal_forms_with_unequal_lengths_are_top_left_aligned(S):
-    q, k, v = _inputs(L=11, S=S)
+    q, k, v = qkv(L=11, S=S, Dv=7)
     pq, pk = elu_feature_map(q), elu_feature_map(k)
-    ref = linear_attention_naive(pq, pk, v, causal=True)
+    ref, _ = linear_attention_naive(pq, pk, v, causal=True)
     for name, form in CAUSAL_FORMS.items():
         torch.testing.assert_close(form(pq, pk, v), ref, msg=name)
 
 
 @pytest.mark.parametrize("name", list(CAUSAL_FORMS))
 def test_causal_gradients_match_dense(name):
-    q, k, v = _inputs(B=1, H=2, L=9, D=4, Dv=3)
-    keep = torch.tensor([[True, True, False, True, True, True, False, True, True]])[:, None, :]
+    q, k, v = qkv(B=1, H=2, L=9, D=4, Dv=3)
+    keep = torch.tensor([[True, True, False, True, True, True, False, True, True]])  # (B, S)
 
     def grads(fn):
         qq, kk, vv = (t.clone().requires_grad_() for t in (q, k, v))
@@ -116,16 +114,16 @@ def test_causal_gradients_match_dense(name):
         (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)).sum().backward()
         return qq.grad, kk.grad, vv.grad
 
-    ref = grads(lambda pq, pk, v, **kw: linear_attention_naive(pq, pk, v, causal=True, **kw))
+    ref = grads(lambda pq, pk, v, **kw: linear_attention_naive(pq, pk, v, causal=True, **kw)[0])
     for g, r in zip(grads(CAUSAL_FORMS[name]), ref):
         torch.testing.assert_close(g, r)
 
 
 def test_noncausal_gradients_match_dense_and_gradcheck():
-    q, k, v = _inputs(B=1, H=1, L=6, D=3, Dv=2)
+    q, k, v = qkv(B=1, H=1, L=6, D=3, Dv=2)
     inputs = tuple(t.clone().requires_grad_() for t in (q, k, v))
     fast = lambda a, b, c: linear_attention_noncausal(elu_feature_map(a), elu_feature_map(b), c)  # noqa: E731
-    dense = lambda a, b, c: linear_attention_naive(elu_feature_map(a), elu_feature_map(b), c)  # noqa: E731
+    dense = lambda a, b, c: linear_attention_naive(elu_feature_map(a), elu_feature_map(b), c)[0]  # noqa: E731
     assert torch.autograd.gradcheck(fast, inputs)
     gf = torch.autograd.grad(fast(*inputs).sum(), inputs)
     gd = torch.autograd.grad(dense(*inputs).sum(), inputs)
@@ -136,18 +134,18 @@ def test_noncausal_gradients_match_dense_and_gradcheck():
 
 
 def test_step_by_step_decoding_equals_parallel_causal_output():
-    q, k, v = _inputs(B=2, H=3, L=13)
+    q, k, v = qkv(B=2, H=3, L=13, Dv=7)
     pq, pk = elu_feature_map(q), elu_feature_map(k)
     keep = torch.ones(2, 13, dtype=torch.bool)
     keep[1, [0, 4, 5]] = False
-    parallel = linear_attention_chunked(pq, pk, v, key_padding=keep[:, None, :], chunk_size=5)
+    parallel = linear_attention_chunked(pq, pk, v, key_padding=keep, chunk_size=5)
     state = linear_attention_init_state((2, 3), pq.shape[-1], v.shape[-1], dtype=q.dtype)
     for i in range(13):
         out_i, state = linear_attention_step(state, pq[:, :, i], pk[:, :, i], v[:, :, i],
                                              key_allowed=keep[:, i, None])
         torch.testing.assert_close(out_i, parallel[:, :, i])
     # the carried state is the sum over every real key
-    pk_kept = mask_key_features(pk, keep[:, None, :])
+    pk_kept = mask_key_features(pk, keep)
     torch.testing.assert_close(state.kv, pk_kept.transpose(-2, -1) @ v)
     torch.testing.assert_close(state.z, pk_kept.sum(-2))
     assert parallel[1, :, 0].abs().max() == 0  # query 0 of batch 1 sees only a padded key
@@ -155,7 +153,7 @@ def test_step_by_step_decoding_equals_parallel_causal_output():
 
 @pytest.mark.parametrize("form", ["chunked", "cumsum", "recurrent"])
 def test_causal_forms_never_see_the_future(form):
-    q, k, v = _inputs(L=12)
+    q, k, v = qkv(L=12, Dv=7)
     mech = LinearAttention(causal_form=form, chunk_size=5)
     before = mech(q, k, v, causal=True)
     k2, v2 = k.clone(), v.clone()
@@ -168,7 +166,7 @@ def test_causal_forms_never_see_the_future(form):
 
 def test_masked_keys_leave_numerator_and_denominator():
     """Zeroing V alone (the performer-pytorch bug) keeps masked keys in the normaliser."""
-    q, k, v = _inputs(B=1, H=1, L=8)
+    q, k, v = qkv(B=1, H=1, L=8, Dv=7)
     keep = torch.tensor([[True, True, True, False, False, True, True, False]])
     mech = LinearAttention()
     for causal in (False, True):
@@ -187,7 +185,7 @@ def test_masked_keys_leave_numerator_and_denominator():
 
 
 def test_fully_masked_rows_give_zeros_not_nan():
-    q, k, v = _inputs(B=2, H=2, L=6)
+    q, k, v = qkv(B=2, H=2, L=6, Dv=7)
     keep = torch.ones(2, 6, dtype=torch.bool)
     keep[0] = False  # batch 0: no key at all
     keep[1, :2] = False  # batch 1: causal queries 0 and 1 see nothing
@@ -209,7 +207,7 @@ def test_fully_masked_rows_give_zeros_not_nan():
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("form", ["chunked", "cumsum", "recurrent"])
 def test_half_precision_is_finite_and_close_to_float32(dtype, form):
-    q, k, v = _inputs(B=1, H=2, L=300, D=16, Dv=16, dtype=torch.float32)
+    q, k, v = qkv(B=1, H=2, L=300, D=16, Dv=16, dtype=torch.float32)
     mech = LinearAttention(causal_form=form, chunk_size=32)
     for causal in (False, True):
         ref = mech(q, k, v, causal=causal)
@@ -219,7 +217,7 @@ def test_half_precision_is_finite_and_close_to_float32(dtype, form):
         torch.testing.assert_close(out.float(), ref, atol=3e-2, rtol=3e-2)
 
 
-def test_states_accumulate_in_float32_for_half_inputs():
+def test_states_accumulate_in_float32_for_halfqkv(Dv=7):
     state = linear_attention_init_state((1,), 4, 3, dtype=torch.float16)
     assert state.kv.dtype == torch.float32 and state.z.dtype == torch.float32
     # 3000 tokens of size 1: a float16 running sum would stall at 2048
@@ -235,17 +233,17 @@ def test_mechanism_registered_with_defaults_and_chunked_by_default():
     assert MECHANISMS["linear"] is LinearAttention
     mech = make_mechanism("linear")
     assert mech.causal_form == "chunked" and mech.feature_map is elu_feature_map
-    q, k, v = _inputs(B=2, H=3, L=10, S=10, D=5, Dv=6)
+    q, k, v = qkv(B=2, H=3, L=10, S=10, D=5, Dv=6)
     out = mech(q, k, v)
     assert out.shape == (2, 3, 10, 6)
-    ref = linear_attention_naive(elu_feature_map(q), elu_feature_map(k), v)
+    ref, _ = linear_attention_naive(elu_feature_map(q), elu_feature_map(k), v)
     torch.testing.assert_close(out, ref)
     custom = LinearAttention(feature_map=lambda x: torch.cat([x.exp(), (-x).exp()], dim=-1))
     assert custom(q, k, v, causal=True).shape == (2, 3, 10, 6)
 
 
 def test_bad_input_raises_clear_errors():
-    q, k, v = _inputs(L=5)
+    q, k, v = qkv(L=5, Dv=7)
     with pytest.raises(ValueError, match="causal_form"):
         LinearAttention(causal_form="scan")
     with pytest.raises(ValueError, match="feature_map"):
@@ -262,23 +260,27 @@ def test_bad_input_raises_clear_errors():
         linear_attention_cumsum(q, k, v, key_padding=torch.ones(2, 1, 5))
 
 
-def _peak_intermediate(fn, *args):
-    """Largest single tensor the form creates (numel), recorded with a dispatch mode."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class Biggest(TorchDispatchMode):
-        largest = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            for t in out if isinstance(out, (tuple, list)) else (out,):
-                if isinstance(t, torch.Tensor):
-                    Biggest.largest = max(Biggest.largest, t.numel())
-            return out
-
-    with Biggest():
-        fn(*args)
-    return Biggest.largest
+def test_key_padding_is_b_by_s_and_masks_per_batch_element():
+    """A (B, S) mask with B = 2 against (B, H) = (2, 3) leading axes masks batch element b's keys
+    in every head of b, and nothing else (a trailing-axis broadcast would mis-align it)."""
+    B, H, L = 2, 3, 7
+    q, k, v = qkv(B=B, H=H, L=L, Dv=4)
+    pq, pk = elu_feature_map(q), elu_feature_map(k)
+    keep = torch.ones(B, L, dtype=torch.bool)
+    keep[0, 4:] = False  # batch 0: last three keys are padding
+    keep[1, :2] = False  # batch 1: first two keys are padding
+    forms = {"noncausal": linear_attention_noncausal, **CAUSAL_FORMS}
+    for name, form in forms.items():
+        out = form(pq, pk, v, key_padding=keep)
+        for b in range(B):
+            # the same as deleting batch b's padded keys (non-causal) / zeroing their features (causal)
+            pk_b = pk[b:b + 1] * keep[b, None, None, :, None]
+            torch.testing.assert_close(out[b:b + 1], form(pq[b:b + 1], pk_b, v[b:b + 1]), msg=name)
+        assert not torch.allclose(out, form(pq, pk, v)), name
+    # (B, 1, S) or (S,) are not (B, S): refused, not broadcast
+    for bad in (keep[:, None, :], keep[0], keep.T):
+        with pytest.raises(ValueError, match=r"key_padding must have shape \(B, S\)"):
+            linear_attention_noncausal(pq, pk, v, key_padding=bad)
 
 
 def test_memory_shape_chunked_is_linear_and_cumsum_stores_every_state():
@@ -286,12 +288,12 @@ def test_memory_shape_chunked_is_linear_and_cumsum_stores_every_state():
     M = Dv = 32
     sizes = {}
     for L in (256, 1024):
-        q, k, v = _inputs(B=1, H=1, L=L, D=M, Dv=Dv, dtype=torch.float32)
+        q, k, v = qkv(B=1, H=1, L=L, D=M, Dv=Dv, dtype=torch.float32)
         pq, pk = elu_feature_map(q), elu_feature_map(k)
         sizes[L] = (
-            _peak_intermediate(lambda: linear_attention_chunked(pq, pk, v, chunk_size=16)),
-            _peak_intermediate(lambda: linear_attention_cumsum(pq, pk, v)),
-            _peak_intermediate(lambda: linear_attention_noncausal(pq, pk, v)),
+            largest_tensor(linear_attention_chunked, pq, pk, v, chunk_size=16),
+            largest_tensor(linear_attention_cumsum, pq, pk, v),
+            largest_tensor(linear_attention_noncausal, pq, pk, v),
         )
     assert sizes[1024][1] >= 1024 * M * Dv  # every prefix state
     assert sizes[1024][0] <= max(1024 * max(M, Dv), 1024 // 16 * M * Dv)

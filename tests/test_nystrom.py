@@ -1,17 +1,18 @@
 """Nyströmformer (chapter 8): landmarks, iterative pseudo-inverse, exactness and errors."""
 import pytest
 import torch
-from hypothesis import given, settings
+from helpers import qkv
+from hypothesis import given
 from hypothesis import strategies as st
 
 from attnkit.mechanisms import softmax_attention_naive
-from attnkit.nystrom import NystromAttention, iterative_pinv, nystrom_attention, nystrom_attention_naive, segment_means
-
-
-def qkv(b=2, h=2, L=40, S=40, d=8, dv=5, seed=0, dtype=torch.float64):
-    g = torch.Generator().manual_seed(seed)
-    return (torch.randn(b, h, L, d, generator=g, dtype=dtype), torch.randn(b, h, S, d, generator=g, dtype=dtype),
-            torch.randn(b, h, S, dv, generator=g, dtype=dtype))
+from attnkit.nystrom import (
+    NystromAttention,
+    iterative_pinv,
+    nystrom_attention,
+    nystrom_attention_naive,
+    segment_means,
+)
 
 
 def test_segment_means_by_hand_with_padding():
@@ -34,7 +35,7 @@ def test_iterative_pinv_converges_to_the_pseudo_inverse():
 
 
 def test_landmarks_equal_tokens_is_exact_softmax():
-    q, k, v = qkv(L=16, S=16)
+    q, k, v = qkv(B=2, H=2, L=16, S=16, D=8, Dv=5)
     exact = softmax_attention_naive(q, k, v)[0]
     # the fallback path
     torch.testing.assert_close(NystromAttention(num_landmarks=16)(q, k, v), exact)
@@ -47,9 +48,9 @@ def test_landmarks_equal_tokens_is_exact_softmax():
 
 @pytest.mark.parametrize("L,S,M", [(40, 40, 8), (37, 29, 6), (20, 45, 7)])
 def test_fast_matches_naive_outputs_and_gradients(L, S, M):
-    q, k, v = qkv(L=L, S=S)
-    kp = (torch.arange(S) < S - 5)[None, None, :].expand(2, 1, S).clone()  # (B, 1, S)
-    kp[1, 0, :3] = False
+    q, k, v = qkv(B=2, H=2, L=L, S=S, D=8, Dv=5)
+    kp = (torch.arange(S) < S - 5)[None, :].expand(2, S).clone()  # (B, S)
+    kp[1, :3] = False
     for t in (q, k, v):
         t.requires_grad_(True)
     fast = nystrom_attention(q, k, v, num_landmarks=M, key_padding=kp)
@@ -61,7 +62,7 @@ def test_fast_matches_naive_outputs_and_gradients(L, S, M):
 
 
 def test_masked_keys_have_no_effect_on_the_nystrom_path():
-    q, k, v = qkv(L=50, S=50)
+    q, k, v = qkv(B=2, H=2, L=50, S=50, D=8, Dv=5)
     mask = (torch.arange(50) < 41)[None, None, None, :].expand(2, 1, 1, 50)  # (B, 1, 1, S)
     mech = NystromAttention(num_landmarks=8)
     out = mech(q, k, v, mask=mask)
@@ -87,25 +88,45 @@ def test_error_shrinks_with_more_landmarks():
 
 def test_not_causal_and_declares_it():
     assert NystromAttention.supports_causal is False
-    q, k, v = qkv()
+    q, k, v = qkv(B=2, H=2, L=40, S=40, D=8, Dv=5)
     with pytest.raises(ValueError, match="not causal"):
         NystromAttention()(q, k, v, causal=True)
     with pytest.raises(ValueError, match="num_landmarks"):
         NystromAttention(num_landmarks=0)
 
 
+def test_naive_weights_are_the_nystrom_matrix():
+    q, k, v = qkv(B=2, H=2, L=30, S=30, D=8, Dv=5)
+    kp = torch.ones(2, 30, dtype=torch.bool)
+    kp[0, 25:] = False
+    out, w = nystrom_attention_naive(q, k, v, num_landmarks=6, key_padding=kp)
+    assert w.shape == (2, 2, 30, 30) and w.dtype == v.dtype
+    torch.testing.assert_close(w @ v, out)
+    assert w[0, ..., 25:].abs().max() == 0  # padded keys get no weight (Bm is masked)
+    torch.testing.assert_close(w.sum(-1), torch.ones(2, 2, 30, dtype=w.dtype), atol=0.05, rtol=0)
+
+
+def test_iterations_are_bounded_and_counted():
+    a = torch.softmax(torch.randn(4, 4, dtype=torch.float64), dim=-1)
+    for bad, err in ((0, ValueError), (10**9, ValueError), (101, ValueError), (True, TypeError), (6.0, TypeError)):
+        with pytest.raises(err, match="iterations"):
+            iterative_pinv(a, bad)
+    iterative_pinv(a, 100)  # the documented maximum is accepted
+    with pytest.raises(ValueError, match="pinv_iterations"):
+        NystromAttention(pinv_iterations=0)
+
+
 def test_half_precision_runs_in_float32():
-    q, k, v = qkv(L=70, S=70, dtype=torch.bfloat16)
+    q, k, v = qkv(B=2, H=2, L=70, S=70, D=8, Dv=5, dtype=torch.bfloat16)
     out = NystromAttention(num_landmarks=8)(q, k, v)
     assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
     ref = NystromAttention(num_landmarks=8)(q.double(), k.double(), v.double())
     torch.testing.assert_close(out.double(), ref, atol=0.1, rtol=0.05)
 
 
-@settings(max_examples=25, deadline=None)
 @given(L=st.integers(2, 30), S=st.integers(2, 30), M=st.integers(1, 8), seed=st.integers(0, 50))
 def test_any_sizes_fast_equals_naive(L, S, M, seed):
-    q, k, v = qkv(b=1, h=1, L=L, S=S, d=3, dv=2, seed=seed)
+    q, k, v = qkv(B=1, H=1, L=L, S=S, D=3, Dv=2, seed=seed)
     fast = nystrom_attention(q, k, v, num_landmarks=M)
     if M >= max(L, S):
         torch.testing.assert_close(fast, softmax_attention_naive(q, k, v)[0])
