@@ -44,7 +44,7 @@ grade: $(STAMP)
 # rewrites _config.yml, README, book/ and solutions/, then regenerates exercises/ with nbgrader.
 set-repo: $(STAMP)
 	@test -n "$(URL)" || { echo "usage: make set-repo URL=https://github.com/OWNER/NAME [BRANCH=main]"; exit 1; }
-	$(BIN)/python tests/set_repo.py "$(URL)" $(if $(BRANCH),--branch "$(BRANCH)")
+	$(BIN)/python scripts/set_repo.py "$(URL)" $(if $(BRANCH),--branch "$(BRANCH)")
 	had_db=$$(test -e gradebook.db && echo yes); status=0; \
 	for dir in solutions/ch*/; do \
 		PATH="$(abspath $(BIN)):$$PATH" $(BIN)/nbgrader generate_assignment "$$(basename $$dir)" --force || { status=1; break; }; \

@@ -1,4 +1,4 @@
-"""`make set-repo URL=…` (tests/set_repo.py): a fork changes the repository URL in one command."""
+"""`make set-repo URL=…` (scripts/set_repo.py): a fork changes the repository URL in one command."""
 from __future__ import annotations
 
 import re
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from set_repo import files_to_rewrite, set_repo  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +28,7 @@ def copy(tmp_path) -> Path:
 
 def test_a_fork_url_reaches_config_install_lines_and_colab_links(copy):
     changed = set_repo(copy, "https://github.com/someone/attn-fork.git", branch="dev")
-    assert copy / "_config.yml" in changed and copy / "tests" / "nbauthor.py" in changed
+    assert copy / "_config.yml" in changed and copy / "scripts" / "nbauthor.py" in changed
     config = yaml.safe_load((copy / "_config.yml").read_text())["repository"]
     assert config == {**OLD, "url": "https://github.com/someone/attn-fork", "branch": "dev"}
     installs, colabs = 0, 0

@@ -1,10 +1,10 @@
 """Point the course at another GitHub repository (a fork): `make set-repo URL=https://github.com/you/repo`.
 
-Rewrites the repository URL (and branch) in `_config.yml`, the README, `tests/nbauthor.py`, and the
+Rewrites the repository URL (and branch) in `_config.yml`, the README, `scripts/nbauthor.py`, and the
 install lines and Colab links of the notebooks and pages in `book/` and `solutions/`. The Makefile
 target then regenerates `exercises/` from `solutions/` with nbgrader. Run from the repository root:
 
-    python tests/set_repo.py https://github.com/you/attention-course [--branch main]
+    python scripts/set_repo.py https://github.com/you/attention-course [--branch main]
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ SLUG = re.compile(r"^https://github\.com/([\w.-]+/[\w.-]+?)(?:\.git)?/?$")
 
 
 def files_to_rewrite(root: Path) -> list[Path]:
-    files = [root / "_config.yml", root / "README.md", root / "tests" / "nbauthor.py"]
+    files = [root / "_config.yml", root / "README.md", root / "scripts" / "nbauthor.py"]
     for folder in ("book", "solutions"):
         files += sorted(p for p in (root / folder).rglob("*") if p.suffix in (".ipynb", ".md")
                         and ".ipynb_checkpoints" not in p.parts)
