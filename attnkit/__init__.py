@@ -2,19 +2,29 @@
 
 Shape legend (used in every docstring and shape comment):
 
-====  =====================================================
-B     batch size
-H     number of heads
-L     number of queries (query length)
-S     number of keys and values (key length)
-D     query/key feature size (per head)
-Dv    value feature size (per head)
-M     number of random features, buckets or landmarks
-====  =====================================================
+=====  =====================================================
+B      batch size
+H      number of heads
+L      number of queries (query length)
+S      number of keys and values (key length)
+D      query/key feature size (per head)
+Dv     value feature size (per head)
+M      number of random features, buckets or landmarks
+R      number of hash rounds (LSH)
+C      number of chunks or blocks; ``b``/``c`` positions per block/chunk
+W      keys in a block's window (blocked local attention)
+G      number of global tokens
+N      number of positions or points (a table's rows, ``max_len``)
+E      output feature size (``W_o``'s rows)
+Dq     query input size; ``Dk`` key input size; ``Dvin`` value input size
+h      hidden size of additive scoring; ``Dh`` a hidden or fused feature size
+P      number of feature vectors fused; ``A`` attention size (fusion)
+=====  =====================================================
 
 Single-head functions take ``(..., L, D)``; mechanisms take ``(B, H, L, D)``.
 A boolean mask is ``True`` where attention is *allowed* and broadcasts to
-``(B, H, L, S)`` (or ``(B, L, S)`` for single-head code).
+``(B, H, L, S)`` (or ``(B, L, S)`` for single-head code). A key-padding tensor is
+boolean ``(B, S)``, ``True`` = a real key.
 """
 from .attention import (
     AdditiveAttention,
@@ -22,6 +32,15 @@ from .attention import (
     additive_attention,
     attend,
     dot_product_attention,
+)
+from .fusion import AttentionFusion, attention_fusion
+from .hashing import (
+    angular_hash,
+    hyperplane_bits,
+    hyperplane_collision_probability,
+    hyperplane_hash,
+    random_hyperplanes,
+    random_rotations,
 )
 from .linear import (
     LinearAttention,
@@ -35,8 +54,11 @@ from .linear import (
     linear_attention_noncausal,
     linear_attention_recurrent,
     linear_attention_step,
+    mask_key_features,
     relu_feature_map,
 )
+from .local import LocalAttention, block_attention, local_attention, local_attention_naive
+from .lsh import LSHAttention, chunk_layout, lsh_attention, lsh_attention_naive, sort_by_bucket
 from .masking import (
     apply_mask,
     build_mask,
@@ -49,14 +71,25 @@ from .masking import (
     softmax_one,
 )
 from .mechanisms import (
+    Mechanism,
     SoftmaxAttention,
-    check_mechanism_inputs,
     key_padding_from_mask,
     softmax_attention_naive,
 )
-from .multihead import MultiHeadAttention, merge_heads, multi_head_attention, split_heads, valid_lens_to_mask
-from .positional import PositionalEncoding, sinusoidal_encoding
-from .fusion import AttentionFusion, attention_fusion
+from .multihead import (
+    MultiHeadAttention,
+    merge_heads,
+    multi_head_attention,
+    split_heads,
+    valid_lens_to_mask,
+)
+from .nystrom import (
+    NystromAttention,
+    iterative_pinv,
+    nystrom_attention,
+    nystrom_attention_naive,
+    segment_means,
+)
 from .plot import show_heatmaps
 from .pooling import (
     NWKernelRegression,
@@ -68,19 +101,7 @@ from .pooling import (
     regression_target,
     squared_distances,
 )
-from .registry import MECHANISMS, make_mechanism
-from .scoring import additive_scores, dot_product_scores
-from .local import LocalAttention, local_attention, local_attention_naive
-from .lsh import LSHAttention, lsh_attention, lsh_attention_naive
-from .sparse import (
-    atrous_pattern,
-    bigbird_pattern,
-    density,
-    local_pattern,
-    longformer_pattern,
-    sparse_attention_naive,
-    strided_pattern,
-)
+from .positional import PositionalEncoding, add_positional_encoding, sinusoidal_encoding
 from .random_features import (
     RFA,
     PerformerAttention,
@@ -95,15 +116,136 @@ from .random_features import (
     rfa_attention_naive,
     trig_features,
 )
-from .nystrom import NystromAttention, iterative_pinv, nystrom_attention, nystrom_attention_naive, segment_means
+from .registry import MECHANISMS, get_mechanism_class, make_mechanism
+from .scoring import additive_scores, dot_product_scores
+from .sparse import (
+    atrous_pattern,
+    bigbird_pattern,
+    density,
+    local_pattern,
+    longformer_pattern,
+    sparse_attention_naive,
+    strided_pattern,
+)
 from .synthesizer import (
     DenseSynthesizer,
     FactorizedDenseSynthesizer,
     FactorizedRandomSynthesizer,
     RandomSynthesizer,
     SynthesizerMixture,
+    dense_synthesizer_logits,
+    factorized_dense_logits,
+    factorized_random_logits,
     synthesizer_attention,
     synthesizer_attention_naive,
 )
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "add_positional_encoding",
+    "additive_attention",
+    "additive_scores",
+    "AdditiveAttention",
+    "angular_hash",
+    "apply_mask",
+    "atrous_pattern",
+    "attend",
+    "attention_fusion",
+    "AttentionFusion",
+    "average_pooling",
+    "bigbird_pattern",
+    "block_attention",
+    "build_mask",
+    "causal_mask",
+    "check_mask",
+    "chunk_layout",
+    "combine_masks",
+    "dense_synthesizer_logits",
+    "DenseSynthesizer",
+    "density",
+    "dot_product_attention",
+    "dot_product_scores",
+    "DotProductAttention",
+    "elu_feature_map",
+    "factorized_dense_logits",
+    "factorized_random_logits",
+    "FactorizedDenseSynthesizer",
+    "FactorizedRandomSynthesizer",
+    "gaussian_kernel_weights",
+    "gaussian_matrix",
+    "get_mechanism_class",
+    "hard_lookup",
+    "hyperplane_bits",
+    "hyperplane_collision_probability",
+    "hyperplane_hash",
+    "iterative_pinv",
+    "key_padding_from_mask",
+    "lengths_to_mask",
+    "linear_attention",
+    "linear_attention_chunked",
+    "linear_attention_cumsum",
+    "linear_attention_init_state",
+    "linear_attention_naive",
+    "linear_attention_noncausal",
+    "linear_attention_recurrent",
+    "linear_attention_step",
+    "LinearAttention",
+    "LinearState",
+    "local_attention",
+    "local_attention_naive",
+    "local_pattern",
+    "LocalAttention",
+    "longformer_pattern",
+    "lsh_attention",
+    "lsh_attention_naive",
+    "LSHAttention",
+    "make_mechanism",
+    "make_regression_data",
+    "mask_key_features",
+    "masked_softmax",
+    "Mechanism",
+    "MECHANISMS",
+    "merge_heads",
+    "multi_head_attention",
+    "MultiHeadAttention",
+    "nadaraya_watson",
+    "NWKernelRegression",
+    "nystrom_attention",
+    "nystrom_attention_naive",
+    "NystromAttention",
+    "orthogonal_matrix",
+    "performer_attention",
+    "performer_attention_naive",
+    "performer_features",
+    "PerformerAttention",
+    "PositionalEncoding",
+    "positive_features",
+    "random_hyperplanes",
+    "random_projection",
+    "random_rotations",
+    "RandomSynthesizer",
+    "regression_target",
+    "relu_feature_map",
+    "RFA",
+    "rfa_attention",
+    "rfa_attention_naive",
+    "segment_means",
+    "sequence_mask",
+    "show_heatmaps",
+    "sinusoidal_encoding",
+    "softmax_attention_naive",
+    "softmax_one",
+    "SoftmaxAttention",
+    "sort_by_bucket",
+    "sparse_attention_naive",
+    "split_heads",
+    "squared_distances",
+    "strided_pattern",
+    "synthesizer_attention",
+    "synthesizer_attention_naive",
+    "SynthesizerMixture",
+    "trig_features",
+    "valid_lens_to_mask",
+    "__version__",
+]

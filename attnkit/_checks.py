@@ -3,6 +3,14 @@
 Each helper raises ``ValueError`` or ``TypeError`` with a message that names the
 argument and the shape (or dtype, or device) it saw, so a wrong call fails at
 the line that made it rather than as a silent broadcast further down.
+
+The rule, in every module: **the public function checks its arguments** (it is what
+chapters, students and tests call), with one call to one validator here, named after
+what it checks, and then reads like its equation. **A module** (``nn.Module``) **checks
+only its own constructor settings, and its** ``forward`` **calls the function without
+checking again.** Where a ``forward`` must compute with its inputs before it reaches a
+function (projecting them, sizing lazy weights, hashing them), it makes that one call
+itself, to the validator of the function it stands for.
 """
 from __future__ import annotations
 
@@ -89,6 +97,673 @@ def check_dim(name: str, x: torch.Tensor, dim: int, size: int, other: str) -> No
             f"{name} has size {x.shape[dim]} in dimension {dim} (shape {tuple(x.shape)}), "
             f"but {other} is {size}"
         )
+
+
+# --- masks, scores, attention, heads, positions, sparse/local, hashing, LSH
+# Validators of the functions in masking, scoring, attention, pooling, positional, fusion,
+# mechanisms, multihead, sparse, local, hashing and lsh (one call each, then the maths).
+
+__all__ += [
+    "check_float_tensors",
+    "check_batch_dims",
+    "check_counts",
+    "check_global_tokens",
+    "check_lengths",
+    "check_mask",
+    "check_softmax_inputs",
+    "check_sequence_mask_inputs",
+    "check_causal_mask_args",
+    "check_query_key",
+    "check_additive_inputs",
+    "check_attention_inputs",
+    "check_attend_inputs",
+    "check_mechanism_inputs",
+    "check_bool",
+    "check_nonempty_bool",
+    "check_lookup_inputs",
+    "check_pooling_inputs",
+    "check_positional_inputs",
+    "check_fusion_inputs",
+    "check_split_heads",
+    "check_multi_head_inputs",
+    "check_projection_inputs",
+    "check_pattern_inputs",
+    "check_local_inputs",
+    "check_block_inputs",
+    "check_random_source",
+    "check_hash_settings",
+    "check_n_buckets",
+    "check_hash_projection",
+    "check_angle",
+    "check_buckets",
+    "check_sort_inputs",
+    "check_lsh_inputs",
+    "check_lsh_settings",
+]
+
+
+def check_float_tensors(**tensors: torch.Tensor) -> None:
+    """Raise unless every given tensor is a floating-point tensor, all on one device, one dtype.
+
+    The keywords name the arguments in the messages; the first one is the reference.
+    """
+    for name, t in tensors.items():
+        check_floating(name, t)
+    check_same_device(**tensors)
+    check_same_dtype(**tensors)
+
+
+def check_batch_dims(**tensors: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless all tensors share their leading (batch) dimensions.
+
+    Leading dimensions are everything but the last two; they must be equal, not
+    merely broadcastable, so a batch-size mistake never broadcasts silently.
+    """
+    items = list(tensors.items())
+    first_name, first = items[0]
+    for name, t in items[1:]:
+        if t.shape[:-2] != first.shape[:-2]:
+            raise ValueError(
+                f"{name} has leading (batch) shape {tuple(t.shape[:-2])} but {first_name} has "
+                f"{tuple(first.shape[:-2])} (shapes {tuple(t.shape)} and {tuple(first.shape)})"
+            )
+
+
+# --- settings: whole numbers, positions
+
+
+def check_counts(**counts) -> None:
+    """:func:`check_int_in_range` on each keyword, given as ``name=(value, minimum)``."""
+    for name, (value, minimum) in counts.items():
+        check_int_in_range(name, value, minimum)
+
+
+def check_global_tokens(global_tokens, n: int, device=None) -> torch.Tensor:
+    """Global token positions (``None``, ints, or a 1-D integer tensor) in ``[0, n)``.
+
+    Returns them as a sorted ``(G,)`` int64 tensor on ``device``, without repeats.
+    """
+    if global_tokens is None:
+        return torch.zeros(0, dtype=torch.long, device=device)
+    if isinstance(global_tokens, torch.Tensor):
+        if global_tokens.dtype == torch.bool or global_tokens.is_floating_point() or global_tokens.is_complex():
+            raise TypeError(f"global_tokens must hold integer positions, got dtype {global_tokens.dtype}")
+        check_rank("global_tokens", global_tokens, (0, 1), "(G,)")
+        positions = global_tokens.reshape(-1).tolist()
+    else:
+        try:
+            positions = list(global_tokens)
+        except TypeError:
+            raise TypeError(
+                f"global_tokens must be a sequence of int positions, got {type(global_tokens).__name__}"
+            ) from None
+        for p in positions:
+            if isinstance(p, bool) or not isinstance(p, int):
+                raise TypeError(f"global_tokens must hold int positions, got {p!r} in {positions}")
+    if any(p < 0 or p >= n for p in positions):
+        raise ValueError(f"global_tokens must be positions in [0, {n - 1}] for length {n}, got {positions}")
+    return torch.tensor(sorted(set(positions)), dtype=torch.long, device=device)  # (G,)
+
+
+# --- lengths and masks
+
+
+def check_lengths(valid_lens, max_len: int, num_queries: int | None = None,
+                  name: str = "valid_lens") -> torch.Tensor:
+    """Validate d2l-style lengths ``(B,)`` (or ``(B, L)`` with ``L = num_queries``); return int64.
+
+    Whole-valued float lengths are accepted (d2l passes them at times); every length must
+    lie in ``[0, max_len]``, ``max_len`` being the number of keys.
+    """
+    check_int_in_range("num_keys", max_len, 0)
+    check_rank(name, valid_lens, (1, 2) if num_queries is not None else 1,
+               "(B,) or (B, L)" if num_queries is not None else "(N,)")
+    if num_queries is not None:
+        check_int_in_range("num_queries", num_queries, 0)
+        if valid_lens.dim() == 2 and valid_lens.shape[1] != num_queries:
+            raise ValueError(
+                f"{name} has shape {tuple(valid_lens.shape)}, but there are {num_queries} "
+                f"queries: a 2-D {name} needs one length per query, shape (B, L)"
+            )
+    if valid_lens.is_floating_point():
+        if not (torch.isfinite(valid_lens).all() and torch.equal(valid_lens, valid_lens.round())):
+            raise ValueError(f"{name} must hold whole numbers, got {valid_lens.tolist()}")
+    elif valid_lens.dtype == torch.bool or valid_lens.is_complex():
+        raise TypeError(f"{name} must be an integer tensor, got dtype {valid_lens.dtype}")
+    lens = valid_lens.long()
+    if lens.numel() and (lens.min() < 0 or lens.max() > max_len):
+        raise ValueError(
+            f"{name} must lie in [0, {max_len}] (the number of keys), "
+            f"got values from {int(lens.min())} to {int(lens.max())}"
+        )
+    return lens
+
+
+def check_mask(mask, scores_shape, name: str = "mask") -> None:
+    """Check that ``mask`` is boolean and broadcasts to ``scores_shape`` without guessing.
+
+    Each of the mask's trailing dimensions must be 1 or equal to the scores' size,
+    and the mask may not have more dimensions than the scores.
+    """
+    check_tensor(name, mask)
+    if mask.dtype != torch.bool:
+        raise TypeError(f"{name} must be a boolean tensor (True = attend), got dtype {mask.dtype}")
+    target = tuple(scores_shape)
+    if mask.dim() > len(target) or any(
+        m not in (1, t) for m, t in zip(reversed(mask.shape), reversed(target))
+    ):
+        raise ValueError(
+            f"{name} of shape {tuple(mask.shape)} does not broadcast to the scores' shape {target}"
+        )
+
+
+def check_softmax_inputs(X, valid_lens=None, mask=None, causal: bool = False, name: str = "X") -> None:
+    """Scores ``X`` (floating point), optional d2l ``valid_lens`` and boolean ``mask``.
+
+    With ``valid_lens``, ``X`` is ``(B, L, S)`` and ``valid_lens`` is ``(B,)`` or ``(B, L)``
+    on the same device; otherwise ``X`` is ``(..., L, S)`` (``(..., S)`` when not causal).
+    """
+    check_floating(name, X)
+    if valid_lens is not None:
+        check_rank(name, X, 3, "(B, L, S) when valid_lens is given")
+        check_rank("valid_lens", valid_lens, (1, 2), "(B,) or (B, L)")
+        if valid_lens.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"valid_lens has shape {tuple(valid_lens.shape)} but {name} has batch size "
+                f"{X.shape[0]} ({name} shape {tuple(X.shape)})"
+            )
+        check_same_device(**{name: X, "valid_lens": valid_lens})
+        check_lengths(valid_lens, X.shape[-1], X.shape[-2])
+    else:
+        check_min_rank(name, X, 1, "(..., L, S)")
+    if causal and X.dim() < 2:
+        raise ValueError(f"causal=True needs {name} of shape (..., L, S), got {tuple(X.shape)}")
+    if mask is not None:
+        check_mask(mask, X.shape)
+        check_same_device(**{name: X, "mask": mask})
+
+
+def check_sequence_mask_inputs(X, valid_len) -> torch.Tensor:
+    """``X (N, S)`` and ``valid_len (N,)`` on one device; returns the lengths as int64."""
+    check_rank("X", X, 2, "(N, S)")
+    check_rank("valid_len", valid_len, 1, "(N,)")
+    if valid_len.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"valid_len has {valid_len.shape[0]} entries but X has {X.shape[0]} rows "
+            f"(X shape {tuple(X.shape)})"
+        )
+    check_same_device(X=X, valid_len=valid_len)
+    return check_lengths(valid_len, X.shape[1], name="valid_len")
+
+
+def check_causal_mask_args(num_queries, num_keys, align: str) -> None:
+    """Sizes ``L, S ≥ 0`` (ints) and an alignment, ``"top-left"`` or ``"bottom-right"``."""
+    check_counts(num_queries=(num_queries, 0), num_keys=(num_keys, 0))
+    if align not in ("top-left", "bottom-right"):
+        raise ValueError(f"align must be 'top-left' or 'bottom-right', got {align!r}")
+
+
+# --- scores and attention
+
+
+def check_query_key(queries, keys) -> None:
+    """``queries (..., L, D)`` and ``keys (..., S, D)``: floats, one device and dtype, same D and batch."""
+    check_min_rank("queries", queries, 2, "(..., L, D)")
+    check_min_rank("keys", keys, 2, "(..., S, D)")
+    check_float_tensors(queries=queries, keys=keys)
+    check_dim("keys", keys, -1, queries.shape[-1], "the queries' feature size D")
+    check_batch_dims(queries=queries, keys=keys)
+
+
+def check_additive_inputs(queries, keys, W_q, W_k, w_v, values=None) -> None:
+    """Additive scoring: ``queries (..., L, Dq)``, ``keys (..., S, Dk)``, ``W_q (h, Dq)``,
+    ``W_k (h, Dk)``, ``w_v (h,)|(1, h)`` and, for attention, ``values (..., S, Dv)``."""
+    check_min_rank("queries", queries, 2, "(..., L, Dq)")
+    check_min_rank("keys", keys, 2, "(..., S, Dk)")
+    if values is not None:
+        check_min_rank("values", values, 2, "(..., S, Dv)")
+    check_rank("W_q", W_q, 2, "(h, Dq)")
+    check_rank("W_k", W_k, 2, "(h, Dk)")
+    check_rank("w_v", w_v, (1, 2), "(h,) or (1, h)")
+    check_float_tensors(queries=queries, keys=keys, W_q=W_q, W_k=W_k, w_v=w_v,
+                        **({} if values is None else {"values": values}))
+    check_batch_dims(queries=queries, keys=keys, **({} if values is None else {"values": values}))
+    if values is not None:
+        check_dim("values", values, -2, keys.shape[-2], "the number of keys S")
+    check_dim("W_q", W_q, 1, queries.shape[-1], "the queries' feature size Dq")
+    check_dim("W_k", W_k, 1, keys.shape[-1], "the keys' feature size Dk")
+    check_dim("W_k", W_k, 0, W_q.shape[0], "W_q's hidden size h")
+    if w_v.dim() == 2:
+        check_dim("w_v", w_v, 0, 1, "1 (a row vector)")
+    check_dim("w_v", w_v, -1, W_q.shape[0], "W_q's hidden size h")
+
+
+def check_attention_inputs(queries, keys, values, *, valid_lens=None, mask=None,
+                           same_size: bool = True) -> None:
+    """``queries (..., L, D)``, ``keys (..., S, D)``, ``values (..., S, Dv)``: floats on one
+    device, one dtype, the same batch dims and S (and D, unless ``same_size=False``, as for
+    additive scores); plus the masking arguments."""
+    check_min_rank("queries", queries, 2, "(..., L, D)")
+    check_min_rank("keys", keys, 2, "(..., S, D)")
+    check_min_rank("values", values, 2, "(..., S, Dv)")
+    check_float_tensors(queries=queries, keys=keys, values=values)
+    check_batch_dims(queries=queries, keys=keys, values=values)
+    if same_size:
+        check_dim("keys", keys, -1, queries.shape[-1], "the queries' feature size D")
+    check_dim("values", values, -2, keys.shape[-2], "the number of keys S")
+    if valid_lens is not None:
+        check_rank("queries", queries, 3, "(B, L, D) when valid_lens is given")
+        check_rank("valid_lens", valid_lens, (1, 2), "(B,) or (B, L)")
+        if valid_lens.shape[0] != queries.shape[0]:
+            raise ValueError(
+                f"valid_lens has shape {tuple(valid_lens.shape)} but the batch size is "
+                f"{queries.shape[0]} (queries shape {tuple(queries.shape)})"
+            )
+        check_same_device(queries=queries, valid_lens=valid_lens)
+        check_lengths(valid_lens, keys.shape[-2], queries.shape[-2])
+    if mask is not None:
+        check_mask(mask, (*queries.shape[:-1], keys.shape[-2]))
+        check_same_device(queries=queries, mask=mask)
+
+
+def check_attend_inputs(weights, values) -> None:
+    """``weights (..., L, S)`` and ``values (..., S, Dv)``: floats, one device and dtype, same batch."""
+    check_min_rank("weights", weights, 2, "(..., L, S)")
+    check_min_rank("values", values, 2, "(..., S, Dv)")
+    check_float_tensors(weights=weights, values=values)
+    check_batch_dims(weights=weights, values=values)
+    check_dim("values", values, -2, weights.shape[-1], "the weights' key axis S")
+
+
+def check_mechanism_inputs(q, k, v, mask=None) -> None:
+    """Validate ``(B, H, L, D)``/``(B, H, S, D)``/``(B, H, S, Dv)`` inputs and the mask.
+
+    Raises ``ValueError``/``TypeError`` naming the argument and the shapes seen.
+    """
+    check_rank("q", q, 4, "(B, H, L, D)")
+    check_rank("k", k, 4, "(B, H, S, D)")
+    check_rank("v", v, 4, "(B, H, S, Dv)")
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        check_floating(name, t)
+    check_same_device(q=q, k=k, v=v)
+    if q.dtype != k.dtype or k.dtype != v.dtype:
+        raise TypeError(f"q, k and v must share a dtype, got {q.dtype}, {k.dtype} and {v.dtype}")
+    if k.shape[:2] != q.shape[:2] or v.shape[:2] != q.shape[:2]:
+        raise ValueError(
+            "q, k and v must agree in (B, H); got shapes "
+            f"{tuple(q.shape)}, {tuple(k.shape)} and {tuple(v.shape)}"
+        )
+    if k.shape[-1] != q.shape[-1]:
+        raise ValueError(
+            f"k has feature size {k.shape[-1]} but q has {q.shape[-1]} "
+            f"(shapes {tuple(k.shape)} and {tuple(q.shape)})"
+        )
+    if v.shape[2] != k.shape[2]:
+        raise ValueError(
+            f"v has {v.shape[2]} positions but k has {k.shape[2]} "
+            f"(shapes {tuple(v.shape)} and {tuple(k.shape)})"
+        )
+    if mask is not None:
+        check_mask(mask, (q.shape[0], q.shape[1], q.shape[2], k.shape[2]))
+        if mask.device != q.device:
+            raise ValueError(f"mask is on {mask.device} but q is on {q.device}")
+
+
+def check_bool(name: str, value) -> None:
+    """Raise ``TypeError`` unless ``value`` is a ``bool`` (an on/off setting)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+
+
+def check_nonempty_bool(name: str, x) -> None:
+    """Raise unless ``x`` is a boolean tensor with at least one entry."""
+    check_tensor(name, x)
+    if x.dtype != torch.bool:
+        raise TypeError(f"{name} must be a boolean tensor, got dtype {x.dtype}")
+    if x.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
+
+
+# --- soft lookup (pooling)
+
+
+def check_lookup_inputs(queries, keys, values=None, bandwidth=None, *, min_keys: int = 0) -> None:
+    """``queries (L,)|(L, D)``, ``keys (S,)|(S, D)``, ``values (S,)|(S, Dv)``: floats on one
+    device, one dtype, the same D and S; at least ``min_keys`` keys; ``bandwidth > 0``."""
+    check_rank("queries", queries, (1, 2), "(L,) or (L, D)")
+    check_rank("keys", keys, (1, 2), "(S,) or (S, D)")
+    named = {"queries": queries, "keys": keys}
+    if values is not None:
+        check_rank("values", values, (1, 2), "(S,) or (S, Dv)")
+        named["values"] = values
+    if isinstance(bandwidth, torch.Tensor):  # e.g. a learned parameter, in any float dtype
+        check_rank("bandwidth", bandwidth, 0, "(a scalar tensor)")
+        check_floating("bandwidth", bandwidth)
+        check_same_device(queries=queries, bandwidth=bandwidth)
+    elif bandwidth is not None:
+        if isinstance(bandwidth, bool) or not isinstance(bandwidth, (int, float)):
+            raise TypeError(f"bandwidth must be a number or a 0-D tensor, got {type(bandwidth).__name__}")
+        if not bandwidth > 0:
+            raise ValueError(f"bandwidth must be > 0, got {bandwidth}")
+    check_float_tensors(**named)
+    q2 = queries[:, None] if queries.dim() == 1 else queries  # (L, D)
+    k2 = keys[:, None] if keys.dim() == 1 else keys  # (S, D)
+    check_dim("keys", k2, 1, q2.shape[1], "the queries' feature size D")
+    if values is not None:
+        check_dim("values", values, 0, keys.shape[0], "the number of keys S")
+    if keys.shape[0] < min_keys:
+        raise ValueError(f"keys must hold at least {min_keys} key, got shape {tuple(keys.shape)}")
+
+
+def check_pooling_inputs(values, num_queries) -> None:
+    """``values (S,)|(S, Dv)``, floating point, ``S ≥ 1`` (a mean of nothing is undefined); ``L ≥ 0``."""
+    check_rank("values", values, (1, 2), "(S,) or (S, Dv)")
+    check_floating("values", values)
+    if values.shape[0] == 0:
+        raise ValueError(f"values must hold at least one value to average, got shape {tuple(values.shape)}")
+    check_int_in_range("num_queries", num_queries, 0)
+
+
+# --- positions and fusion
+
+
+def check_positional_inputs(X, P) -> None:
+    """``X (B, L, d)`` and a table ``P (N, d)``: floats on one device, ``L ≤ N``."""
+    check_rank("X", X, 3, "(B, L, num_hiddens)")
+    check_rank("P", P, 2, "(max_len, num_hiddens)")
+    check_floating("X", X)
+    check_floating("P", P)
+    check_same_device(X=X, P=P)
+    if X.shape[-1] != P.shape[-1]:
+        raise ValueError(
+            f"X has feature size {X.shape[-1]} (shape {tuple(X.shape)}) but the encoding "
+            f"has num_hiddens={P.shape[-1]}"
+        )
+    if X.shape[1] > P.shape[0]:
+        raise ValueError(f"X has length {X.shape[1]} but max_len is {P.shape[0]} (the rows of P)")
+
+
+def check_fusion_inputs(H, W, b, c, mask=None) -> None:
+    """``H (B, P, Dh)``, ``W (A, Dh)``, ``b (A,)``, ``c (A,)``: floats on one device, one
+    dtype; ``mask`` boolean ``(B, P)`` on the same device, or ``None``."""
+    check_rank("H", H, 3, "(B, P, Dh)")
+    check_rank("W", W, 2, "(A, Dh)")
+    check_rank("b", b, 1, "(A,)")
+    check_rank("c", c, 1, "(A,)")
+    check_float_tensors(H=H, W=W, b=b, c=c)
+    check_dim("W", W, 1, H.shape[-1], "the feature size Dh of H")
+    check_dim("b", b, 0, W.shape[0], "the attention size A (rows of W)")
+    check_dim("c", c, 0, W.shape[0], "the attention size A (rows of W)")
+    if mask is not None:
+        check_rank("mask", mask, 2, "(B, P)")
+        if mask.dtype != torch.bool:
+            raise TypeError(f"mask must be a boolean tensor (True = present), got dtype {mask.dtype}")
+        if tuple(mask.shape) != tuple(H.shape[:2]):
+            raise ValueError(f"mask has shape {tuple(mask.shape)} but H has (B, P) = {tuple(H.shape[:2])}")
+        check_same_device(H=H, mask=mask)
+
+
+# --- heads
+
+
+def check_split_heads(X, num_heads) -> None:
+    """``X (B, L, H·D)`` with a feature size divisible by ``num_heads ≥ 1``."""
+    check_rank("X", X, 3, "(B, L, H*D)")
+    check_int_in_range("num_heads", num_heads, 1)
+    if X.shape[-1] % num_heads != 0:
+        raise ValueError(
+            f"the feature size {X.shape[-1]} of X (shape {tuple(X.shape)}) is not divisible "
+            f"by num_heads={num_heads}"
+        )
+
+
+def _check_sequences(queries, keys, values) -> None:
+    """``queries (B, L, Dq)``, ``keys (B, S, Dk)``, ``values (B, S, Dvin)``: same B and S."""
+    check_rank("queries", queries, 3, "(B, L, Dq)")
+    check_rank("keys", keys, 3, "(B, S, Dk)")
+    check_rank("values", values, 3, "(B, S, Dvin)")
+    if keys.shape[0] != queries.shape[0] or values.shape[0] != queries.shape[0]:
+        raise ValueError(
+            "queries, keys and values must have the same batch size, got shapes "
+            f"{tuple(queries.shape)}, {tuple(keys.shape)} and {tuple(values.shape)}"
+        )
+    if values.shape[1] != keys.shape[1]:
+        raise ValueError(
+            f"keys and values must have the same length S, got shapes "
+            f"{tuple(keys.shape)} and {tuple(values.shape)}"
+        )
+
+
+def _check_head_masks(queries, keys, num_heads, valid_lens, mask) -> None:
+    B, L, S = queries.shape[0], queries.shape[1], keys.shape[1]
+    if valid_lens is not None:
+        check_rank("valid_lens", valid_lens, (1, 2), "(B,) or (B, L)")
+        if valid_lens.shape[0] != B:
+            raise ValueError(f"valid_lens has shape {tuple(valid_lens.shape)} but the batch size is {B}")
+        check_same_device(queries=queries, valid_lens=valid_lens)
+        check_lengths(valid_lens, S, L)
+    if mask is not None:
+        check_mask(mask, (B, num_heads, L, S))
+        check_same_device(queries=queries, mask=mask)
+
+
+def check_multi_head_inputs(queries, keys, values, W_q, W_k, W_v, W_o, num_heads,
+                            biases=None, mask=None) -> None:
+    """The explicit multi-head computation: inputs ``(B, L, Dq)``, ``(B, S, Dk)``, ``(B, S, Dvin)``;
+    weights in ``nn.Linear`` layout ``W_q (H·D, Dq)``, ``W_k (H·D, Dk)``, ``W_v (H·Dv, Dvin)``,
+    ``W_o (E, H·Dv)``; ``biases`` a dict ``{"b_q": (H·D,) or None, …}``; ``mask`` broadcastable
+    to ``(B, H, L, S)``. All floating point, on one device, one dtype."""
+    _check_sequences(queries, keys, values)
+    for name, W, legend in (("W_q", W_q, "(H*D, Dq)"), ("W_k", W_k, "(H*D, Dk)"),
+                            ("W_v", W_v, "(H*Dv, Dvin)"), ("W_o", W_o, "(E, H*Dv)")):
+        check_rank(name, W, 2, legend)
+    biases = {n: b for n, b in (biases or {}).items() if b is not None}
+    for name, b in biases.items():
+        check_rank(name, b, 1, f"(rows of W_{name[-1]},)")
+    check_float_tensors(queries=queries, keys=keys, values=values,
+                        W_q=W_q, W_k=W_k, W_v=W_v, W_o=W_o, **biases)
+    check_dim("W_q", W_q, 1, queries.shape[-1], "the queries' feature size Dq")
+    check_dim("W_k", W_k, 1, keys.shape[-1], "the keys' feature size Dk")
+    check_dim("W_v", W_v, 1, values.shape[-1], "the values' feature size Dvin")
+    check_dim("W_k", W_k, 0, W_q.shape[0], "W_q's output size H*D")
+    check_dim("W_o", W_o, 1, W_v.shape[0], "W_v's output size H*Dv")
+    for name, b in biases.items():
+        W = {"b_q": W_q, "b_k": W_k, "b_v": W_v, "b_o": W_o}[name]
+        check_dim(name, b, 0, W.shape[0], f"the output size of W_{name[-1]}")
+    check_int_in_range("num_heads", num_heads, 1)
+    for name, W in (("W_q", W_q), ("W_v", W_v)):
+        if W.shape[0] % num_heads != 0:
+            raise ValueError(
+                f"{name} has {W.shape[0]} rows (shape {tuple(W.shape)}), not divisible by "
+                f"num_heads={num_heads}"
+            )
+    _check_head_masks(queries, keys, num_heads, None, mask)
+
+
+def check_projection_inputs(queries, keys, values, in_features, num_heads,
+                            valid_lens=None, mask=None) -> None:
+    """What :class:`~attnkit.multihead.MultiHeadAttention` needs before it projects: three
+    float ``(B, ·, ·)`` sequences on one device with the sizes its projections expect
+    (``in_features``: ``(Dq, Dk, Dvin)``, ``None`` where still lazy), lengths and a mask."""
+    _check_sequences(queries, keys, values)
+    for name, t in (("queries", queries), ("keys", keys), ("values", values)):
+        check_floating(name, t)
+    check_same_device(queries=queries, keys=keys, values=values)
+    for name, x, size in zip(("queries", "keys", "values"), (queries, keys, values), in_features):
+        if size is not None and x.shape[-1] != size:
+            raise ValueError(
+                f"{name} has feature size {x.shape[-1]} (shape {tuple(x.shape)}) but its "
+                f"projection expects {size}"
+            )
+    _check_head_masks(queries, keys, num_heads, valid_lens, mask)
+
+
+# --- sparse and local attention
+
+
+def check_pattern_inputs(q, k, v, pattern, mask=None) -> None:
+    """Mechanism inputs plus a boolean ``(L, S)`` pattern on ``q``'s device."""
+    check_mechanism_inputs(q, k, v, mask)
+    check_tensor("pattern", pattern)
+    if pattern.dtype != torch.bool:
+        raise TypeError(f"pattern must be a boolean (L, S) tensor (True = allowed), got dtype {pattern.dtype}")
+    check_rank("pattern", pattern, 2, "(L, S)")
+    if tuple(pattern.shape) != (q.shape[-2], k.shape[-2]):
+        raise ValueError(
+            f"pattern has shape {tuple(pattern.shape)} but q and k give (L, S) = "
+            f"({q.shape[-2]}, {k.shape[-2]})"
+        )
+    check_same_device(q=q, pattern=pattern)
+
+
+def check_local_inputs(q, k, v, window, global_tokens=None, key_padding=None) -> torch.Tensor:
+    """Mechanism inputs, an int ``window ≥ 0``, a ``(B, S)`` key padding and global tokens in
+    ``[0, min(L, S))``; returns the global positions as a sorted ``(G,)`` int64 tensor."""
+    check_mechanism_inputs(q, k, v)
+    check_int_in_range("window", window, 0)
+    check_key_padding(key_padding, k)
+    return check_global_tokens(global_tokens, min(q.shape[2], k.shape[2]), q.device)
+
+
+def check_block_inputs(q_blk, k_win, v_win, tile_mask, k_glob=None, v_glob=None, glob_mask=None) -> None:
+    """Blocked attention: ``q_blk (B, H, C, b, D)``, ``k_win (B, H, C, W, D)``,
+    ``v_win (B, H, C, W, Dv)``, a tile mask broadcastable to ``(B, H, C, b, W)``; and either no
+    global keys or ``k_glob (B, H, G, D)``, ``v_glob (B, H, G, Dv)`` with a mask
+    broadcastable to ``(B, H, C, b, G)``."""
+    check_rank("q_blk", q_blk, 5, "(B, H, C, b, D)")
+    check_rank("k_win", k_win, 5, "(B, H, C, W, D)")
+    check_rank("v_win", v_win, 5, "(B, H, C, W, Dv)")
+    glob = {"k_glob": k_glob, "v_glob": v_glob, "glob_mask": glob_mask}
+    given = [n for n, t in glob.items() if t is not None]
+    if given and len(given) != 3:
+        raise ValueError(f"k_glob, v_glob and glob_mask go together, got only {', '.join(given)}")
+    if given:
+        check_rank("k_glob", k_glob, 4, "(B, H, G, D)")
+        check_rank("v_glob", v_glob, 4, "(B, H, G, Dv)")
+    tensors = {"q_blk": q_blk, "k_win": k_win, "v_win": v_win}
+    if given:
+        tensors.update(k_glob=k_glob, v_glob=v_glob)
+    check_float_tensors(**tensors)
+    for name, t in list(tensors.items())[1:]:
+        if t.shape[:2] != q_blk.shape[:2]:
+            raise ValueError(f"{name} has (B, H) = {tuple(t.shape[:2])} but q_blk has {tuple(q_blk.shape[:2])}")
+    check_dim("k_win", k_win, 2, q_blk.shape[2], "the number of query blocks C")
+    check_dim("v_win", v_win, 2, q_blk.shape[2], "the number of query blocks C")
+    check_dim("k_win", k_win, -1, q_blk.shape[-1], "the queries' feature size D")
+    check_dim("v_win", v_win, 3, k_win.shape[3], "the window size W of k_win")
+    check_mask(tile_mask, (*q_blk.shape[:-1], k_win.shape[3]), name="tile_mask")
+    check_same_device(q_blk=q_blk, tile_mask=tile_mask)
+    if given:
+        check_dim("k_glob", k_glob, -1, q_blk.shape[-1], "the queries' feature size D")
+        check_dim("v_glob", v_glob, 2, k_glob.shape[2], "the number of global keys G")
+        check_dim("v_glob", v_glob, -1, v_win.shape[-1], "the value size Dv of v_win")
+        check_mask(glob_mask, (*q_blk.shape[:-1], k_glob.shape[2]), name="glob_mask")
+        check_same_device(q_blk=q_blk, glob_mask=glob_mask)
+
+
+# --- hashing and LSH attention
+
+
+def check_random_source(seed, generator) -> None:
+    """``seed`` an int or ``None``; ``generator`` a ``torch.Generator`` or ``None``."""
+    if seed is not None:
+        check_int_in_range("seed", seed, -(2**63))
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+
+
+def check_hash_settings(seed=None, generator=None, n_buckets=None, **counts) -> None:
+    """Whole-number settings given as ``name=(value, minimum)``, a random source and, when
+    given, a number of angular-LSH buckets."""
+    check_counts(**counts)
+    check_random_source(seed, generator)
+    if n_buckets is not None:
+        check_n_buckets(n_buckets)
+
+
+def check_n_buckets(n_buckets, allow_one: bool = False) -> None:
+    """Angular LSH needs an even number of buckets ``M ≥ 2`` (or 1, "no hashing", if allowed)."""
+    if isinstance(n_buckets, bool) or not isinstance(n_buckets, int):
+        raise TypeError(f"n_buckets must be an int, got {type(n_buckets).__name__} {n_buckets!r}")
+    if not ((n_buckets >= 2 and n_buckets % 2 == 0) or (allow_one and n_buckets == 1)):
+        one = "1 or " if allow_one else ""
+        raise ValueError(f"n_buckets must be {one}an even number ≥ 2 for angular LSH, got {n_buckets}")
+
+
+def check_hash_projection(x, proj, name: str, rank: int, legend: str) -> None:
+    """``x`` floating point and a floating projection ``proj`` whose second-to-last axis is D,
+    on the same device: ``x (..., D)`` with ``(D, n_bits)`` planes, ``x (..., L, D)`` with
+    ``(R, D, M/2)`` rotations."""
+    check_floating("x", x)
+    check_min_rank("x", x, rank - 1, "(..., D)" if rank == 2 else "(..., L, D)")
+    check_rank(name, proj, rank, legend)
+    check_floating(name, proj)
+    check_same_device(x=x, **{name: proj})
+    check_dim(name, proj, -2, x.shape[-1], "the feature size D of x")
+
+
+def check_angle(theta, n_bits) -> None:
+    """An angle in radians (a real number or a floating tensor) and ``n_bits ≥ 0``."""
+    if isinstance(theta, torch.Tensor):
+        check_floating("theta", theta)
+    elif isinstance(theta, bool) or not isinstance(theta, (int, float)):
+        raise TypeError(f"theta must be a number or a floating tensor, got {type(theta).__name__}")
+    check_int_in_range("n_bits", n_bits, 0)
+
+
+def check_buckets(name: str, buckets, shape=None, device=None, limit: int | None = None) -> None:
+    """Integer bucket ids (not bool), of ``shape`` when given, in ``[0, limit)`` when given."""
+    check_tensor(name, buckets)
+    if buckets.dtype == torch.bool or buckets.is_floating_point() or buckets.is_complex():
+        raise TypeError(f"{name} must be an integer tensor of bucket ids, got dtype {buckets.dtype}")
+    check_min_rank(name, buckets, 1, "(..., N)")
+    if shape is not None and tuple(buckets.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(buckets.shape)}")
+    if device is not None and buckets.device != device:
+        raise ValueError(f"{name} is on {buckets.device} but q is on {device}")
+    if limit is not None and buckets.numel() and (buckets.min() < 0 or buckets.max() >= limit):
+        raise ValueError(
+            f"{name} must lie in [0, {limit - 1}], got values from {int(buckets.min())} "
+            f"to {int(buckets.max())}"
+        )
+
+
+def check_sort_inputs(buckets, padded_len) -> None:
+    """Integer ``buckets (..., N)`` and ``padded_len ≥ N`` (or ``None``)."""
+    check_buckets("buckets", buckets)
+    if padded_len is not None:
+        check_int_in_range("padded_len", padded_len, buckets.shape[-1])
+
+
+def check_lsh_inputs(q, k, v, q_buckets, k_buckets, bucket_size, key_padding=None) -> None:
+    """Mechanism inputs with ``L, S ≥ 1``, an int ``bucket_size ≥ 1``, integer buckets
+    ``q_buckets (B, H, R, L)`` and ``k_buckets (B, H, R, S)`` (``R ≥ 1``, ids ≥ 0, small
+    enough that ``bucket · (L + 1)`` fits in 32 bits) and a ``(B, S)`` key padding."""
+    check_mechanism_inputs(q, k, v)
+    check_int_in_range("bucket_size", bucket_size, 1)
+    B, H, L, S = q.shape[0], q.shape[1], q.shape[2], k.shape[2]
+    if L < 1 or S < 1:
+        raise ValueError(
+            f"LSH attention needs at least one query and one key, got q {tuple(q.shape)} and k {tuple(k.shape)}"
+        )
+    check_rank("q_buckets", q_buckets, 4, "(B, H, R, L)")
+    R = q_buckets.shape[2]
+    if R < 1:
+        raise ValueError(f"q_buckets must hold at least one hash round, got shape {tuple(q_buckets.shape)}")
+    limit = 2**31 // (max(L, S) + 1)
+    check_buckets("q_buckets", q_buckets, (B, H, R, L), q.device, limit)
+    check_buckets("k_buckets", k_buckets, (B, H, R, S), q.device, limit)
+    check_key_padding(key_padding, k)
+
+
+def check_lsh_settings(bucket_size, n_hashes, n_buckets, seed, shared_qk, redraw) -> None:
+    """:class:`~attnkit.lsh.LSHAttention`'s constructor settings."""
+    check_counts(bucket_size=(bucket_size, 1), n_hashes=(n_hashes, 1))
+    if n_buckets is not None:
+        check_n_buckets(n_buckets, allow_one=True)
+    check_random_source(seed, None)
+    check_bool("shared_qk", shared_qk)
+    check_bool("redraw", redraw)
 
 
 # --- linear, random features, Nyström, Synthesizer

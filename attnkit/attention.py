@@ -7,11 +7,12 @@ in ``attention_weights`` for plotting, as d2l's do.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_dim, check_floating, check_min_rank, check_same_device, check_same_dtype
+from ._checks import check_additive_inputs, check_attend_inputs, check_attention_inputs
 from .masking import masked_softmax
-from .scoring import additive_scores, check_batch_dims, dot_product_scores
+from .scoring import additive_scores, dot_product_scores
 
 __all__ = [
     "attend",
@@ -22,22 +23,12 @@ __all__ = [
 ]
 
 
-def _check_qkv(queries, keys, values):
-    """Ranks, dtypes, devices, batch dims and S of queries/keys/values (feature sizes may differ)."""
-    check_min_rank("queries", queries, 2, "(..., L, D)")
-    check_min_rank("keys", keys, 2, "(..., S, D)")
-    check_min_rank("values", values, 2, "(..., S, Dv)")
-    for name, t in (("queries", queries), ("keys", keys), ("values", values)):
-        check_floating(name, t)
-    check_same_device(queries=queries, keys=keys, values=values)
-    check_same_dtype(queries=queries, keys=keys, values=values)
-    check_batch_dims(queries=queries, keys=keys, values=values)
-    check_dim("values", values, -2, keys.shape[-2], "the number of keys S")
-
-
 def attend(weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """Weighted sum of values: ``(..., L, S) @ (..., S, Dv) -> (..., L, Dv)``."""
-    check_dim("values", values, -2, weights.shape[-1], "the weights' key axis S")
+    """Weighted sum of values: ``(..., L, S) @ (..., S, Dv) -> (..., L, Dv)``.
+
+    The leading (batch) dimensions of ``weights`` and ``values`` must be equal.
+    """
+    check_attend_inputs(weights, values)
     return weights @ values  # (..., L, Dv)
 
 
@@ -50,6 +41,7 @@ def dot_product_attention(
     valid_lens: torch.Tensor | None = None,
     causal: bool = False,
     scale: float | None = None,
+    dropout: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Scaled dot-product attention, written out step by step.
 
@@ -64,14 +56,17 @@ def dot_product_attention(
         valid_lens: ``(B,)`` or ``(B, L)`` (d2l style; inputs must then be 3-D).
         causal: forbid keys after the query's position (top-left aligned).
         scale: score multiplier, default ``1/√D``.
+        dropout: probability of dropping each weight before the values are summed
+            (pass ``0.0`` outside training); the returned weights are those before dropout.
 
     Returns:
-        ``(output (..., L, Dv), weights (..., L, S))``.
+        ``(output (..., L, Dv), weights (..., L, S))``. With no keys (``S = 0``) the
+        output is zeros, as for any query with nothing to attend to.
     """
-    _check_qkv(queries, keys, values)
+    check_attention_inputs(queries, keys, values, valid_lens=valid_lens, mask=mask)
     scores = dot_product_scores(queries, keys, scale=scale)  # (..., L, S)
     weights = masked_softmax(scores, valid_lens, mask=mask, causal=causal)  # (..., L, S)
-    return attend(weights, values), weights
+    return attend(F.dropout(weights, p=dropout), values), weights
 
 
 def additive_attention(
@@ -84,17 +79,18 @@ def additive_attention(
     *,
     mask: torch.Tensor | None = None,
     valid_lens: torch.Tensor | None = None,
+    dropout: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Additive attention: ``softmax(w_vᵀ tanh(W_q q + W_k k)) V`` with masking.
 
     Shapes as in :func:`dot_product_attention`, except that queries ``(..., L, Dq)``
     and keys ``(..., S, Dk)`` may differ in size; see :func:`additive_scores` for
-    the weights.
+    the weights. ``dropout`` as in :func:`dot_product_attention`.
     """
-    _check_qkv(queries, keys, values)
+    check_additive_inputs(queries, keys, W_q, W_k, w_v, values)
     scores = additive_scores(queries, keys, W_q, W_k, w_v)  # (..., L, S)
     weights = masked_softmax(scores, valid_lens, mask=mask)  # (..., L, S)
-    return attend(weights, values), weights
+    return attend(F.dropout(weights, p=dropout), values), weights
 
 
 class DotProductAttention(nn.Module):
@@ -110,10 +106,11 @@ class DotProductAttention(nn.Module):
         self.attention_weights: torch.Tensor | None = None
 
     def forward(self, queries, keys, values, valid_lens=None, *, mask=None, causal=False):
-        _check_qkv(queries, keys, values)
-        scores = dot_product_scores(queries, keys)  # (B, L, S)
-        self.attention_weights = masked_softmax(scores, valid_lens, mask=mask, causal=causal)
-        return attend(self.dropout(self.attention_weights), values)  # (B, L, Dv)
+        p = self.dropout.p if self.training else 0.0
+        out, self.attention_weights = dot_product_attention(
+            queries, keys, values, valid_lens=valid_lens, mask=mask, causal=causal, dropout=p
+        )
+        return out  # (B, L, Dv)
 
 
 class AdditiveAttention(nn.Module):
@@ -155,11 +152,15 @@ class AdditiveAttention(nn.Module):
         self.attention_weights: torch.Tensor | None = None
 
     def forward(self, queries, keys, values, valid_lens=None, *, mask=None):
-        _check_qkv(queries, keys, values)  # before materialising, so bad input fails with a clear message
         if isinstance(self.W_q, nn.LazyLinear) or isinstance(self.W_k, nn.LazyLinear):
-            # materialise lazily-sized weights on first use
+            # the inputs size the lazy weights, so they are checked before they do
+            check_attention_inputs(queries, keys, values, valid_lens=valid_lens, mask=mask,
+                                   same_size=False)
             self.W_q(queries[..., :1, :])  # sets W_q.weight to (h, Dq)
             self.W_k(keys[..., :1, :])  # sets W_k.weight to (h, Dk)
-        scores = additive_scores(queries, keys, self.W_q.weight, self.W_k.weight, self.w_v.weight)  # (B, L, S)
-        self.attention_weights = masked_softmax(scores, valid_lens, mask=mask)
-        return attend(self.dropout(self.attention_weights), values)  # (B, L, Dv)
+        p = self.dropout.p if self.training else 0.0
+        out, self.attention_weights = additive_attention(
+            queries, keys, values, self.W_q.weight, self.W_k.weight, self.w_v.weight,
+            mask=mask, valid_lens=valid_lens, dropout=p,
+        )
+        return out  # (B, L, Dv)

@@ -16,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-from ._checks import check_floating, check_rank, check_dim
+from ._checks import check_counts, check_fusion_inputs
 from .masking import masked_softmax
 
 __all__ = ["attention_fusion", "AttentionFusion"]
@@ -31,20 +31,10 @@ def attention_fusion(H, W, b, c, *, mask=None):
         mask: ``(B, P)`` boolean, ``True`` = present, or ``None``.
 
     Returns:
-        ``(fused (B, Dh), weights (B, P))``; an example with nothing present fuses to zeros.
+        ``(fused (B, Dh), weights (B, P))``; an example with nothing present (or ``P = 0``)
+        fuses to zeros.
     """
-    check_rank("H", H, 3, "(B, P, Dh)")
-    check_floating("H", H)
-    check_rank("W", W, 2, "(A, Dh)")
-    check_dim("W", W, 1, H.shape[-1], "the feature size Dh of H")
-    check_rank("b", b, 1, "(A,)")
-    check_rank("c", c, 1, "(A,)")
-    check_dim("b", b, 0, W.shape[0], "the attention size A (rows of W)")
-    check_dim("c", c, 0, W.shape[0], "the attention size A (rows of W)")
-    if mask is not None:
-        check_rank("mask", mask, 2, "(B, P)")
-        if tuple(mask.shape) != tuple(H.shape[:2]):
-            raise ValueError(f"mask has shape {tuple(mask.shape)} but H has (B, P) = {tuple(H.shape[:2])}")
+    check_fusion_inputs(H, W, b, c, mask)
     hidden = torch.relu(H @ W.T + b)  # (B, P, A)
     scores = hidden @ c  # (B, P)
     weights = masked_softmax(scores, mask=mask)  # (B, P)
@@ -61,6 +51,7 @@ class AttentionFusion(nn.Module):
 
     def __init__(self, feature_size: int, attention_size: int):
         super().__init__()
+        check_counts(feature_size=(feature_size, 1), attention_size=(attention_size, 1))
         bound = 1.0 / math.sqrt(feature_size)
         self.W = nn.Parameter(torch.empty(attention_size, feature_size).uniform_(-bound, bound))
         self.b = nn.Parameter(torch.zeros(attention_size))

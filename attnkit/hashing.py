@@ -11,7 +11,8 @@ probability at least ``α`` and points farther than ``R`` collide with probabili
   buckets, ``M`` even.
 
 Randomness always comes from an explicit seed or ``torch.Generator``; the random matrices
-are drawn on the CPU (so a seed gives the same hashes on every device) and then moved.
+are drawn on the CPU (so a seed gives the same hashes on every device): move them to the
+device of the vectors you hash (``.to(x.device)``); a mismatch is refused.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import math
 
 import torch
 
-from ._checks import check_floating, check_min_rank
+from ._checks import check_angle, check_hash_projection, check_hash_settings
 
 __all__ = [
     "random_hyperplanes",
@@ -40,22 +41,19 @@ def _generator(seed: int | None, generator: torch.Generator | None) -> torch.Gen
 def random_hyperplanes(dim: int, n_bits: int, *, seed: int | None = 0,
                        generator: torch.Generator | None = None) -> torch.Tensor:
     """Normals of ``n_bits`` random hyperplanes through the origin: ``(D, n_bits)`` Gaussian."""
-    if dim < 1 or n_bits < 1:
-        raise ValueError(f"dim and n_bits must be ≥ 1, got {dim} and {n_bits}")
+    check_hash_settings(seed, generator, dim=(dim, 1), n_bits=(n_bits, 1))
     return torch.randn(dim, n_bits, generator=_generator(seed, generator))  # (D, n_bits)
 
 
 def hyperplane_bits(x: torch.Tensor, planes: torch.Tensor) -> torch.Tensor:
     """Which side of each hyperplane ``x`` lies on: ``x (..., D)``, ``planes (D, n_bits)`` → bool ``(..., n_bits)``."""
-    check_floating("x", x)
-    check_min_rank("x", x, 1, "(..., D)")
-    if planes.dim() != 2 or planes.shape[0] != x.shape[-1]:
-        raise ValueError(f"planes must be (D, n_bits) with D = {x.shape[-1]}, got shape {tuple(planes.shape)}")
-    return (x @ planes.to(x)) >= 0  # (..., n_bits)
+    check_hash_projection(x, planes, "planes", 2, "(D, n_bits)")
+    return (x @ planes.to(x.dtype)) >= 0  # (..., n_bits)
 
 
 def hyperplane_hash(x: torch.Tensor, planes: torch.Tensor) -> torch.Tensor:
     """The bits of :func:`hyperplane_bits` read as a binary number: int64 ``(...)`` in ``[0, 2^n_bits)``."""
+    check_hash_projection(x, planes, "planes", 2, "(D, n_bits)")
     bits = hyperplane_bits(x, planes).long()  # (..., n_bits)
     powers = 2 ** torch.arange(bits.shape[-1], device=x.device)  # (n_bits,)
     return (bits * powers).sum(-1)  # (...)
@@ -63,6 +61,7 @@ def hyperplane_hash(x: torch.Tensor, planes: torch.Tensor) -> torch.Tensor:
 
 def hyperplane_collision_probability(theta: torch.Tensor | float, n_bits: int = 1):
     """Probability that two vectors at angle ``theta`` (radians) share all ``n_bits`` bits: ``(1 − θ/π)^n_bits``."""
+    check_angle(theta, n_bits)
     if isinstance(theta, torch.Tensor):
         return (1 - theta / torch.pi) ** n_bits
     return (1 - theta / math.pi) ** n_bits
@@ -74,10 +73,7 @@ def random_rotations(dim: int, n_buckets: int, n_rounds: int = 1, *, seed: int |
 
     ``M`` must be even: each column gives two buckets, one per sign.
     """
-    if n_buckets < 2 or n_buckets % 2 != 0:
-        raise ValueError(f"n_buckets must be an even number ≥ 2 for angular LSH, got {n_buckets}")
-    if dim < 1 or n_rounds < 1:
-        raise ValueError(f"dim and n_rounds must be ≥ 1, got {dim} and {n_rounds}")
+    check_hash_settings(seed, generator, n_buckets, dim=(dim, 1), n_rounds=(n_rounds, 1))
     return torch.randn(n_rounds, dim, n_buckets // 2, generator=_generator(seed, generator))  # (R, D, M/2)
 
 
@@ -91,15 +87,10 @@ def angular_hash(x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
     Returns:
         int64 ``(..., R, L)`` buckets in ``[0, M)``.
     """
-    check_floating("x", x)
-    check_min_rank("x", x, 2, "(..., L, D)")
-    if rotations.dim() != 3 or rotations.shape[1] != x.shape[-1]:
-        raise ValueError(
-            f"rotations must be (R, D, M/2) with D = {x.shape[-1]}, got shape {tuple(rotations.shape)}"
-        )
+    check_hash_projection(x, rotations, "rotations", 3, "(R, D, M/2)")
     R, D, half = rotations.shape
     # all rounds in one product, laid out (..., L, R, M/2) so no permuted copy is needed
-    rotated = (x @ rotations.to(x).permute(1, 0, 2).reshape(D, R * half)).unflatten(-1, (R, half))
+    rotated = (x @ rotations.to(x.dtype).permute(1, 0, 2).reshape(D, R * half)).unflatten(-1, (R, half))
     # argmax([xR; −xR]) without building the 2× block: the largest of xR, or the most negative
     # (bucket M/2 + j); on a tie the first half wins, as argmax over the concatenation would
     top, top_at = rotated.max(dim=-1)  # (..., L, R) each

@@ -18,12 +18,18 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from ._checks import (
+    check_block_inputs,
+    check_bool,
+    check_global_tokens,
+    check_int_in_range,
+    check_local_inputs,
+)
 from .masking import masked_softmax
-from .mechanisms import check_mechanism_inputs, key_padding_from_mask
+from .mechanisms import Mechanism, key_padding_from_mask
 from .scoring import dot_product_scores
-from .sparse import _check_count, _check_global, longformer_pattern, sparse_attention_naive
+from .sparse import longformer_pattern, sparse_attention_naive
 
 __all__ = ["block_attention", "local_attention", "local_attention_naive", "LocalAttention"]
 
@@ -46,16 +52,6 @@ def _windows(x: torch.Tensor, num_blocks: int, b: int, look_forward: int) -> tor
     return torch.cat(parts, dim=-2)  # (..., nb, (2+f)·b, E)
 
 
-def _check_key_padding(key_padding, batch: int, num_keys: int) -> None:
-    """Raise unless ``key_padding`` is ``None`` or a boolean ``(B, S)`` tensor."""
-    if key_padding is None:
-        return
-    if not isinstance(key_padding, torch.Tensor) or key_padding.dtype != torch.bool:
-        raise TypeError(f"key_padding must be a boolean (B, S) tensor, got {getattr(key_padding, 'dtype', type(key_padding))}")
-    if tuple(key_padding.shape) != (batch, num_keys):
-        raise ValueError(f"key_padding must have shape (B, S) = ({batch}, {num_keys}), got {tuple(key_padding.shape)}")
-
-
 def block_attention(q_blk, k_win, v_win, tile_mask, k_glob=None, v_glob=None, glob_mask=None):
     """Attention inside query blocks, each against its own window of keys (one softmax per row).
 
@@ -69,6 +65,7 @@ def block_attention(q_blk, k_win, v_win, tile_mask, k_glob=None, v_glob=None, gl
     Returns:
         ``(B, H, C, b, Dv)``.
     """
+    check_block_inputs(q_blk, k_win, v_win, tile_mask, k_glob, v_glob, glob_mask)
     scores = q_blk @ k_win.transpose(-2, -1)  # (B, H, C, b, W)
     if k_glob is None:
         return masked_softmax(scores, mask=tile_mask) @ v_win  # (B, H, C, b, Dv)
@@ -91,15 +88,14 @@ def local_attention(q, k, v, *, window, global_tokens=None, key_padding=None, ca
         scale: score multiplier, default ``1/√D``.
 
     Returns:
-        ``(B, H, L, Dv)``; a query with no allowed key gets zeros.
+        ``(B, H, L, Dv)``; a query with no allowed key gets zeros (so does every query
+        when ``S = 0``); ``L = 0`` or ``B = 0`` gives an empty output.
     """
-    check_mechanism_inputs(q, k, v)
-    _check_count("window", window, 0)
-    _check_key_padding(key_padding, q.shape[0], k.shape[2])
+    g = check_local_inputs(q, k, v, window, global_tokens, key_padding)  # (G,) global positions
     B, H, L, D = q.shape
     S = k.shape[2]
     scale = D**-0.5 if scale is None else scale
-    n = max(L, S)
+    n = max(L, S, 1)  # at least one block, so empty sequences give empty outputs
     b = max(1, min(window, n))  # block size: every key within `window` is in a neighbour block
     nb = -(-n // b)  # number of blocks
     P = nb * b  # padded length
@@ -120,7 +116,6 @@ def local_attention(q, k, v, *, window, global_tokens=None, key_padding=None, ca
     if causal:
         band = band & (dist >= 0)
     key_ok = (k_pos >= 0) & (k_pos < S)  # (nb, W)
-    g = _check_global(global_tokens, min(L, S), dev)  # (G,)
     if g.numel():
         is_global = torch.zeros(P + 2 * b, dtype=torch.bool, device=dev)
         is_global[g + b] = True
@@ -143,7 +138,7 @@ def local_attention(q, k, v, *, window, global_tokens=None, key_padding=None, ca
             g_mask = g_mask & key_padding[:, g][:, None, None, None, :]  # (B, 1, nb, b, G)
 
     # a few blocks at a time, so the scores in flight stay small (and in cache)
-    per_block = B * H * b * (kw.shape[-2] + g.numel())
+    per_block = max(1, B * H * b * (kw.shape[-2] + g.numel()))
     step = max(1, CHUNK_ELEMENTS // per_block)
     outs = []
     for c in range(0, nb, step):
@@ -152,7 +147,7 @@ def local_attention(q, k, v, *, window, global_tokens=None, key_padding=None, ca
             qb[:, :, blocks], kw[:, :, blocks], vw[:, :, blocks], key_ok[:, :, blocks] & band,  # (., 1, C, b, W)
             kg, vg, None if g_mask is None else g_mask[:, :, blocks],
         ))  # (B, H, C, b, Dv)
-    out = torch.cat(outs, dim=2).reshape(B, H, P, -1)[:, :, :L]  # (B, H, L, Dv)
+    out = torch.cat(outs, dim=2).reshape(B, H, P, v.shape[-1])[:, :, :L]  # (B, H, L, Dv)
     if not g.numel():
         return out
 
@@ -174,21 +169,16 @@ def local_attention_naive(q, k, v, *, window, global_tokens=None, key_padding=No
     no global tokens) and calls :func:`~attnkit.sparse.sparse_attention_naive`.
 
     Returns:
-        ``(B, H, L, Dv)``.
+        ``(out (B, H, L, Dv), weights (B, H, L, S))``, like every ``*_naive`` reference.
     """
-    check_mechanism_inputs(q, k, v)
-    _check_count("window", window, 0)
-    _check_key_padding(key_padding, q.shape[0], k.shape[2])
+    g = check_local_inputs(q, k, v, window, global_tokens, key_padding)  # (G,) global positions
     L, S = q.shape[2], k.shape[2]
-    n = max(L, S)
-    g = _check_global(global_tokens, min(L, S), q.device)
-    pattern = longformer_pattern(n, window, g.tolist(), device=q.device)[:L, :S]  # (L, S)
+    pattern = longformer_pattern(max(L, S), window, g.tolist(), device=q.device)[:L, :S]  # (L, S)
     mask = None if key_padding is None else key_padding[:, None, None, :]  # (B, 1, 1, S)
-    out, _ = sparse_attention_naive(q, k, v, pattern, mask=mask, causal=causal, scale=scale)
-    return out  # (B, H, L, Dv)
+    return sparse_attention_naive(q, k, v, pattern, mask=mask, causal=causal, scale=scale)
 
 
-class LocalAttention(nn.Module):
+class LocalAttention(Mechanism):
     """Sliding-window attention as a mechanism (registered as ``"local"``).
 
     Args (keyword-only):
@@ -202,15 +192,16 @@ class LocalAttention(nn.Module):
 
     def __init__(self, *, window: int = 64, global_tokens=None, blocked: bool = True):
         super().__init__()
-        self.window = _check_count("window", window, 0)
-        self.global_tokens = None if global_tokens is None else [int(t) for t in global_tokens]
-        self.blocked = bool(blocked)
+        check_int_in_range("window", window, 0)
+        check_bool("blocked", blocked)
+        # positions are checked against the sequence length at each call
+        self.global_tokens = None if global_tokens is None else check_global_tokens(global_tokens, 2**62).tolist()
+        self.window, self.blocked = window, blocked
 
     def forward(self, q, k, v, *, mask=None, causal=False):
-        check_mechanism_inputs(q, k, v)
         key_padding = key_padding_from_mask(mask, q.shape[0], k.shape[2], "local")  # (B, S) or None
-        if key_padding is not None and key_padding.device != q.device:
-            raise ValueError(f"mask is on {key_padding.device} but q is on {q.device}")
-        fn = local_attention if self.blocked else local_attention_naive
-        return fn(q, k, v, window=self.window, global_tokens=self.global_tokens,
-                  key_padding=key_padding, causal=causal)  # (B, H, L, Dv)
+        settings = dict(window=self.window, global_tokens=self.global_tokens, key_padding=key_padding, causal=causal)
+        if self.blocked:
+            return local_attention(q, k, v, **settings)  # (B, H, L, Dv)
+        out, _ = local_attention_naive(q, k, v, **settings)
+        return out  # (B, H, L, Dv)

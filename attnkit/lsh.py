@@ -24,12 +24,18 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
+from ._checks import (
+    check_counts,
+    check_lsh_inputs,
+    check_lsh_settings,
+    check_mechanism_inputs,
+    check_sort_inputs,
+)
 from .hashing import angular_hash, random_rotations
 from .masking import apply_mask, masked_softmax
-from .mechanisms import check_mechanism_inputs, key_padding_from_mask
+from .mechanisms import Mechanism, key_padding_from_mask
 
 __all__ = [
     "SELF_PENALTY",
@@ -51,16 +57,14 @@ def chunk_layout(num_queries: int, num_keys: int, bucket_size: int) -> tuple[int
     Queries are cut into ``C`` chunks of ``⌈L/C⌉`` and keys into ``C`` chunks of ``⌈S/C⌉``
     (equal when ``L = S``); the last chunk is padded.
     """
-    if bucket_size < 1:
-        raise ValueError(f"bucket_size must be ≥ 1, got {bucket_size}")
-    if num_queries < 1 or num_keys < 1:
-        raise ValueError(f"need at least one query and one key, got L={num_queries}, S={num_keys}")
+    check_counts(num_queries=(num_queries, 1), num_keys=(num_keys, 1), bucket_size=(bucket_size, 1))
     n_chunks = math.ceil(num_queries / bucket_size)
     return n_chunks, math.ceil(num_queries / n_chunks), math.ceil(num_keys / n_chunks)
 
 
 def default_n_buckets(num_queries: int, num_keys: int, bucket_size: int) -> int:
     """About one bucket per ``bucket_size`` positions, rounded up to an even number ≥ 2."""
+    check_counts(num_queries=(num_queries, 1), num_keys=(num_keys, 1), bucket_size=(bucket_size, 1))
     return max(2, 2 * math.ceil(max(num_queries, num_keys) / (2 * bucket_size)))
 
 
@@ -75,6 +79,7 @@ def sort_by_bucket(buckets: torch.Tensor, padded_len: int | None = None) -> tupl
         ``(order, rank)``, int64 ``(..., Np)``: ``order[r]`` is the position in sorted slot ``r``,
         and ``rank`` is the inverse permutation (``rank[order[r]] = r``).
     """
+    check_sort_inputs(buckets, padded_len)
     n = buckets.shape[-1]
     padded_len = n if padded_len is None else padded_len
     pos = torch.arange(padded_len, device=buckets.device)  # (Np,)
@@ -111,7 +116,8 @@ def lsh_attention(q, k, v, q_buckets, k_buckets, *, bucket_size: int = 64, causa
 
     Args:
         q: ``(B, H, L, D)``; k: ``(B, H, S, D)``; v: ``(B, H, S, Dv)``.
-        q_buckets: int64 ``(B, H, R, L)``; k_buckets: int64 ``(B, H, R, S)`` (one row per round).
+        q_buckets: integer ``(B, H, R, L)``; k_buckets: integer ``(B, H, R, S)`` (one row per
+            round, ``R ≥ 1``), bucket ids ``≥ 0``; ``L, S ≥ 1``.
         bucket_size: positions per chunk (see :func:`chunk_layout`).
         causal: key ``j`` allowed for query ``i`` only if ``j ≤ i``.
         key_padding: bool ``(B, S)``, ``True`` = real key, or ``None``.
@@ -121,6 +127,7 @@ def lsh_attention(q, k, v, q_buckets, k_buckets, *, bucket_size: int = 64, causa
     Returns:
         ``(B, H, L, Dv)``; a query with no allowed key gets zeros.
     """
+    check_lsh_inputs(q, k, v, q_buckets, k_buckets, bucket_size, key_padding)
     B, H, L, D = q.shape
     S, R = k.shape[2], q_buckets.shape[2]
     scale = D ** -0.5 if scale is None else scale
@@ -215,7 +222,7 @@ def lsh_attention_naive(q, k, v, q_buckets, k_buckets, *, bucket_size: int = 64,
     Returns:
         ``(out (B, H, L, Dv), weights (B, H, L, S))``.
     """
-    check_mechanism_inputs(q, k, v)
+    check_lsh_inputs(q, k, v, q_buckets, k_buckets, bucket_size, key_padding)
     L, S = q.shape[2], k.shape[2]
     _, qc, kc = chunk_layout(L, S, bucket_size)
     q_chunk = _sorted_ranks(q_buckets) // qc  # (B, H, R, L)
@@ -234,7 +241,7 @@ def lsh_attention_naive(q, k, v, q_buckets, k_buckets, *, bucket_size: int = 64,
     return weights @ v, weights  # (B, H, L, Dv)
 
 
-class LSHAttention(nn.Module):
+class LSHAttention(Mechanism):
     """LSH attention as a mechanism (registered as ``"lsh"``).
 
     Args (keyword-only):
@@ -256,17 +263,12 @@ class LSHAttention(nn.Module):
     The last buckets are kept in ``last_buckets`` (``(q_buckets, k_buckets)``, each ``(B, H, R, ·)``).
     """
 
-    supports_causal = True
     content_dependent_grouping = True
-    max_len = None
 
     def __init__(self, *, bucket_size: int = 64, n_hashes: int = 2, n_buckets: int | None = None,
                  shared_qk: bool = False, redraw: bool = False, seed: int = 0):
         super().__init__()
-        if bucket_size < 1 or n_hashes < 1:
-            raise ValueError(f"bucket_size and n_hashes must be ≥ 1, got {bucket_size} and {n_hashes}")
-        if n_buckets is not None and (n_buckets < 1 or (n_buckets > 1 and n_buckets % 2 != 0)):
-            raise ValueError(f"n_buckets must be 1 or an even number ≥ 2 (angular LSH), got {n_buckets}")
+        check_lsh_settings(bucket_size, n_hashes, n_buckets, seed, shared_qk, redraw)
         self.bucket_size, self.n_hashes, self.n_buckets = bucket_size, n_hashes, n_buckets
         self.shared_qk, self.redraw, self.seed = shared_qk, redraw, seed
         self._train_generator = torch.Generator().manual_seed(seed + 1)
@@ -279,6 +281,7 @@ class LSHAttention(nn.Module):
         return random_rotations(dim, n_buckets, self.n_hashes, seed=self.seed)
 
     def forward(self, q, k, v, *, mask=None, causal=False):
+        # q and k are hashed before lsh_attention sees them: the mechanism validator comes first
         check_mechanism_inputs(q, k, v, mask)
         B, H, L, D = q.shape
         S = k.shape[2]

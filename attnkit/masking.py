@@ -15,7 +15,13 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_floating, check_min_rank, check_rank, check_tensor
+from ._checks import (
+    check_causal_mask_args,
+    check_lengths,
+    check_mask,
+    check_sequence_mask_inputs,
+    check_softmax_inputs,
+)
 
 __all__ = [
     "sequence_mask",
@@ -28,24 +34,6 @@ __all__ = [
     "masked_softmax",
     "softmax_one",
 ]
-
-
-def _check_lengths(valid_lens: torch.Tensor, max_len: int, name: str = "valid_lens") -> torch.Tensor:
-    """Validate lengths and return them as ``int64``."""
-    check_tensor(name, valid_lens)
-    if valid_lens.is_floating_point():
-        # d2l passes float lengths at times; accept them only when they are whole and finite
-        if not (torch.isfinite(valid_lens).all() and torch.equal(valid_lens, valid_lens.round())):
-            raise ValueError(f"{name} must hold whole numbers, got {valid_lens.tolist()}")
-    elif valid_lens.dtype == torch.bool or valid_lens.is_complex():
-        raise TypeError(f"{name} must be an integer tensor, got dtype {valid_lens.dtype}")
-    lens = valid_lens.long()
-    if lens.numel() and (lens.min() < 0 or lens.max() > max_len):
-        raise ValueError(
-            f"{name} must lie in [0, {max_len}] (the number of keys), "
-            f"got values from {int(lens.min())} to {int(lens.max())}"
-        )
-    return lens
 
 
 def sequence_mask(X: torch.Tensor, valid_len: torch.Tensor, value: float = 0.0) -> torch.Tensor:
@@ -61,14 +49,7 @@ def sequence_mask(X: torch.Tensor, valid_len: torch.Tensor, value: float = 0.0) 
     Returns:
         ``(N, S)``, a new tensor.
     """
-    check_rank("X", X, 2, "(N, S)")
-    check_rank("valid_len", valid_len, 1, "(N,)")
-    if valid_len.shape[0] != X.shape[0]:
-        raise ValueError(
-            f"valid_len has {valid_len.shape[0]} entries but X has {X.shape[0]} rows "
-            f"(X shape {tuple(X.shape)})"
-        )
-    lens = _check_lengths(valid_len, X.shape[1], "valid_len").to(X.device)
+    lens = check_sequence_mask_inputs(X, valid_len)  # (N,) int64
     keep = torch.arange(X.shape[1], device=X.device)[None, :] < lens[:, None]  # (N, S)
     return X.masked_fill(~keep, value)
 
@@ -85,13 +66,7 @@ def lengths_to_mask(valid_lens: torch.Tensor, num_queries: int, num_keys: int) -
     Returns:
         ``(B, L, S)`` boolean.
     """
-    check_rank("valid_lens", valid_lens, (1, 2), "(B,) or (B, L)")
-    if valid_lens.dim() == 2 and valid_lens.shape[1] != num_queries:
-        raise ValueError(
-            f"valid_lens has shape {tuple(valid_lens.shape)}, but there are {num_queries} "
-            "queries: a 2-D valid_lens needs one length per query, shape (B, L)"
-        )
-    lens = _check_lengths(valid_lens, num_keys)
+    lens = check_lengths(valid_lens, num_keys, num_queries)  # (B,) or (B, L) int64
     if lens.dim() == 1:
         lens = lens[:, None].expand(-1, num_queries)  # (B, L)
     positions = torch.arange(num_keys, device=lens.device)
@@ -114,10 +89,7 @@ def causal_mask(
       sits at the last key, so query ``i`` sits at position ``i + S - L``.
     """
     num_keys = num_queries if num_keys is None else num_keys
-    if num_queries < 0 or num_keys < 0:
-        raise ValueError(f"num_queries and num_keys must be ≥ 0, got {num_queries} and {num_keys}")
-    if align not in ("top-left", "bottom-right"):
-        raise ValueError(f"align must be 'top-left' or 'bottom-right', got {align!r}")
+    check_causal_mask_args(num_queries, num_keys, align)
     offset = 0 if align == "top-left" else num_keys - num_queries
     q_pos = torch.arange(num_queries, device=device)[:, None] + offset  # (L, 1)
     k_pos = torch.arange(num_keys, device=device)[None, :]  # (1, S)
@@ -132,27 +104,6 @@ def combine_masks(*masks: torch.Tensor | None) -> torch.Tensor | None:
             continue
         out = m if out is None else (out & m)
     return out
-
-
-def check_mask(mask: torch.Tensor, scores_shape, name: str = "mask") -> None:
-    """Check that ``mask`` is boolean and broadcasts to ``scores_shape`` without guessing.
-
-    Each of the mask's trailing dimensions must be 1 or equal to the scores' size,
-    and the mask may not have more dimensions than the scores.
-    """
-    check_tensor(name, mask)
-    if mask.dtype != torch.bool:
-        raise TypeError(
-            f"{name} must be a boolean tensor (True = attend), got dtype {mask.dtype}"
-        )
-    target = tuple(scores_shape)
-    if mask.dim() > len(target) or any(
-        m not in (1, t) for m, t in zip(reversed(mask.shape), reversed(target))
-    ):
-        raise ValueError(
-            f"{name} of shape {tuple(mask.shape)} does not broadcast to the scores' "
-            f"shape {target}"
-        )
 
 
 def build_mask(
@@ -189,17 +140,20 @@ def apply_mask(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     Returns:
         ``(..., L, S)``; ``scores`` itself when ``mask`` is ``None``.
     """
+    check_softmax_inputs(scores, mask=mask, name="scores")
     if mask is None:
         return scores
-    check_mask(mask, scores.shape)
     return scores.masked_fill(~mask, float("-inf"))
 
 
 def _softmax_with_empty_rows(scores: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """Softmax along ``dim`` where rows that are entirely ``-inf`` give zeros (not NaN).
 
-    Half-precision inputs are computed in float32 and cast back.
+    Half-precision inputs are computed in float32 and cast back. With no positions at all
+    (size 0 along ``dim``) the result is that empty tensor.
     """
+    if scores.shape[dim] == 0:
+        return scores.clone()
     x = scores.float() if scores.dtype in (torch.float16, torch.bfloat16) else scores
     row_max = x.amax(dim=dim, keepdim=True)
     row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
@@ -234,23 +188,7 @@ def masked_softmax(
         Weights with the shape of ``X``; each row sums to 1 over its allowed
         positions, or is all zeros if none is allowed.
     """
-    check_floating("X", X)
-    if valid_lens is not None:
-        check_rank("X", X, 3, "(B, L, S) when valid_lens is given")
-        check_rank("valid_lens", valid_lens, (1, 2), "(B,) or (B, L)")
-        if valid_lens.shape[0] != X.shape[0]:
-            raise ValueError(
-                f"valid_lens has shape {tuple(valid_lens.shape)} but X has batch size "
-                f"{X.shape[0]} (X shape {tuple(X.shape)})"
-            )
-    else:
-        check_min_rank("X", X, 1, "(..., L, S)")
-    if causal and X.dim() < 2:
-        raise ValueError(f"causal=True needs X of shape (..., L, S), got {tuple(X.shape)}")
-    if mask is not None:
-        check_mask(mask, X.shape)
-        if mask.device != X.device:
-            raise ValueError(f"mask is on {mask.device} but X is on {X.device}; move them to the same device")
+    check_softmax_inputs(X, valid_lens, mask, causal)
     L = X.shape[-2] if X.dim() >= 2 else 1
     full = build_mask(L, X.shape[-1], mask=mask, valid_lens=valid_lens, causal=causal, device=X.device)
     return _softmax_with_empty_rows(apply_mask(X, full))
@@ -270,7 +208,9 @@ def softmax_one(X: torch.Tensor, *, mask: torch.Tensor | None = None) -> torch.T
     Returns:
         ``(..., S)`` weights with row sums in ``[0, 1)``.
     """
-    check_floating("X", X)
+    check_softmax_inputs(X, mask=mask)
+    if X.shape[-1] == 0:
+        return X.clone()  # no positions: nothing to weigh
     x = apply_mask(X.float() if X.dtype in (torch.float16, torch.bfloat16) else X, mask)
     shift = x.amax(dim=-1, keepdim=True).clamp_min(0.0).detach()  # (..., 1); ≥ 0, so finite
     e = torch.exp(x - shift)

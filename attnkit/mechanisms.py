@@ -33,7 +33,8 @@ class (or instance) attribute; leaving an attribute out means the default:
 
 The registry of names lives in :mod:`attnkit.registry` (``MECHANISMS``, a plain dict,
 and :func:`~attnkit.registry.make_mechanism`); this module holds what every mechanism
-shares: input checks, key-padding masks, and exact softmax attention.
+shares: the base class, key-padding masks, and exact softmax attention. (The input
+checks, :func:`~attnkit._checks.check_mechanism_inputs`, live in :mod:`attnkit._checks`.)
 """
 from __future__ import annotations
 
@@ -41,14 +42,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_floating, check_rank, check_same_device, check_tensor
+from ._checks import check_mechanism_inputs, check_tensor
 from .attention import attend
-from .masking import build_mask, check_mask, masked_softmax
+from .masking import build_mask, masked_softmax
 from .scoring import dot_product_scores
 
 __all__ = [
     "Mechanism",
-    "check_mechanism_inputs",
     "key_padding_from_mask",
     "softmax_attention_naive",
     "SoftmaxAttention",
@@ -75,40 +75,6 @@ class Mechanism(nn.Module):
 
     def forward(self, q, k, v, *, mask=None, causal=False):  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement forward(q, k, v, *, mask, causal)")
-
-
-def check_mechanism_inputs(q, k, v, mask=None) -> None:
-    """Validate ``(B, H, L, D)``/``(B, H, S, D)``/``(B, H, S, Dv)`` inputs and the mask.
-
-    Raises ``ValueError``/``TypeError`` naming the argument and the shapes seen.
-    """
-    check_rank("q", q, 4, "(B, H, L, D)")
-    check_rank("k", k, 4, "(B, H, S, D)")
-    check_rank("v", v, 4, "(B, H, S, Dv)")
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        check_floating(name, t)
-    check_same_device(q=q, k=k, v=v)
-    if q.dtype != k.dtype or k.dtype != v.dtype:
-        raise TypeError(f"q, k and v must share a dtype, got {q.dtype}, {k.dtype} and {v.dtype}")
-    if k.shape[:2] != q.shape[:2] or v.shape[:2] != q.shape[:2]:
-        raise ValueError(
-            "q, k and v must agree in (B, H); got shapes "
-            f"{tuple(q.shape)}, {tuple(k.shape)} and {tuple(v.shape)}"
-        )
-    if k.shape[-1] != q.shape[-1]:
-        raise ValueError(
-            f"k has feature size {k.shape[-1]} but q has {q.shape[-1]} "
-            f"(shapes {tuple(k.shape)} and {tuple(q.shape)})"
-        )
-    if v.shape[2] != k.shape[2]:
-        raise ValueError(
-            f"v has {v.shape[2]} positions but k has {k.shape[2]} "
-            f"(shapes {tuple(v.shape)} and {tuple(k.shape)})"
-        )
-    if mask is not None:
-        check_mask(mask, (q.shape[0], q.shape[1], q.shape[2], k.shape[2]))
-        if mask.device != q.device:
-            raise ValueError(f"mask is on {mask.device} but q is on {q.device}")
 
 
 def key_padding_from_mask(mask, batch: int, num_keys: int, mechanism: str) -> torch.Tensor | None:
@@ -140,20 +106,22 @@ def key_padding_from_mask(mask, batch: int, num_keys: int, mechanism: str) -> to
     return m.expand(batch, num_keys)  # (B, S)
 
 
-def softmax_attention_naive(q, k, v, *, mask=None, causal=False, scale=None):
+def softmax_attention_naive(q, k, v, *, mask=None, causal=False, scale=None, dropout=0.0):
     """Exact softmax attention, written out: the reference for every mechanism.
 
     Args:
         q: ``(B, H, L, D)``; k: ``(B, H, S, D)``; v: ``(B, H, S, Dv)``.
         mask: boolean broadcastable to ``(B, H, L, S)``; causal: top-left aligned.
+        dropout: probability of dropping each weight before the sum (``0.0`` outside training).
 
     Returns:
-        ``(out (B, H, L, Dv), weights (B, H, L, S))``.
+        ``(out (B, H, L, Dv), weights (B, H, L, S))``, the weights before dropout.
+        With no keys (``S = 0``) the output is zeros.
     """
     check_mechanism_inputs(q, k, v, mask)
     scores = dot_product_scores(q, k, scale=scale)  # (B, H, L, S)
     weights = masked_softmax(scores, mask=mask, causal=causal)  # (B, H, L, S)
-    return attend(weights, v), weights  # (B, H, L, Dv)
+    return attend(F.dropout(weights, p=dropout), v), weights  # (B, H, L, Dv)
 
 
 class SoftmaxAttention(Mechanism):
@@ -180,16 +148,15 @@ class SoftmaxAttention(Mechanism):
         self.attention_weights: torch.Tensor | None = None
 
     def forward(self, q, k, v, *, mask=None, causal=False):
-        check_mechanism_inputs(q, k, v, mask)
         p = self.dropout if self.training else 0.0
-        if self.fast and not self.need_weights:
-            self.attention_weights = None
-            if mask is None:
-                # no L×S mask at all: the fused kernel skips the masked blocks (is_causal is top-left aligned)
-                return F.scaled_dot_product_attention(q, k, v, is_causal=causal, dropout_p=p)  # (B, H, L, Dv)
-            full = build_mask(q.shape[2], k.shape[2], mask=mask, causal=causal, device=q.device)
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=full, dropout_p=p)  # (B, H, L, Dv)
-        scores = dot_product_scores(q, k)  # (B, H, L, S)
-        weights = masked_softmax(scores, mask=mask, causal=causal)  # (B, H, L, S)
-        self.attention_weights = weights
-        return attend(F.dropout(weights, p=p), v)  # (B, H, L, Dv)
+        if not self.fast or self.need_weights:
+            out, self.attention_weights = softmax_attention_naive(q, k, v, mask=mask, causal=causal, dropout=p)
+            return out  # (B, H, L, Dv)
+        # the fused kernel stands for softmax_attention_naive: the same validator, before it
+        check_mechanism_inputs(q, k, v, mask)
+        self.attention_weights = None
+        if mask is None:
+            # no L×S mask at all: the fused kernel skips the masked blocks (is_causal is top-left aligned)
+            return F.scaled_dot_product_attention(q, k, v, is_causal=causal, dropout_p=p)  # (B, H, L, Dv)
+        full = build_mask(q.shape[2], k.shape[2], mask=mask, causal=causal, device=q.device)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=full, dropout_p=p)  # (B, H, L, Dv)

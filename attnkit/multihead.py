@@ -22,9 +22,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import check_floating, check_rank, check_same_device
+from ._checks import (
+    check_counts,
+    check_lengths,
+    check_multi_head_inputs,
+    check_projection_inputs,
+    check_rank,
+    check_split_heads,
+)
 from .masking import combine_masks, lengths_to_mask, masked_softmax
-from .registry import MECHANISMS, make_mechanism
+from .registry import get_mechanism_class
 
 __all__ = [
     "split_heads",
@@ -40,14 +47,9 @@ def split_heads(X: torch.Tensor, num_heads: int) -> torch.Tensor:
 
     Head ``h`` gets features ``h·D … (h+1)·D − 1``. The result is a view (no copy).
     """
-    check_rank("X", X, 3, "(B, L, H*D)")
-    if num_heads < 1 or X.shape[-1] % num_heads != 0:
-        raise ValueError(
-            f"the feature size {X.shape[-1]} of X (shape {tuple(X.shape)}) is not divisible "
-            f"by num_heads={num_heads}"
-        )
-    B, L, _ = X.shape
-    return X.reshape(B, L, num_heads, -1).transpose(1, 2)  # (B, H, L, D)
+    check_split_heads(X, num_heads)
+    B, L, HD = X.shape
+    return X.reshape(B, L, num_heads, HD // num_heads).transpose(1, 2)  # (B, H, L, D)
 
 
 def merge_heads(X: torch.Tensor) -> torch.Tensor:
@@ -67,6 +69,7 @@ def valid_lens_to_mask(valid_lens: torch.Tensor, num_queries: int, num_keys: int
         ``(B, 1, 1, S)`` for ``(B,)`` lengths (a key-padding mask, which every mechanism
         accepts) or ``(B, 1, L, S)`` for ``(B, L)`` lengths.
     """
+    check_lengths(valid_lens, num_keys, num_queries)
     if valid_lens.dim() == 1:
         return lengths_to_mask(valid_lens, 1, num_keys)[:, None]  # (B, 1, 1, S)
     return lengths_to_mask(valid_lens, num_queries, num_keys)[:, None]  # (B, 1, L, S)
@@ -93,8 +96,11 @@ def multi_head_attention(
         causal: query ``i`` sees keys ``j ≤ i``.
 
     Returns:
-        ``(output (B, L, E), weights (B, H, L, S))``.
+        ``(output (B, L, E), weights (B, H, L, S))``; with no keys (``S = 0``) every head
+        gives zeros, so the output is ``b_o`` (or zeros).
     """
+    biases = {"b_q": b_q, "b_k": b_k, "b_v": b_v, "b_o": b_o}
+    check_multi_head_inputs(queries, keys, values, W_q, W_k, W_v, W_o, num_heads, biases, mask)
     q = split_heads(_project(queries, W_q, b_q), num_heads)  # (B, H, L, D)
     k = split_heads(_project(keys, W_k, b_k), num_heads)  # (B, H, S, D)
     v = split_heads(_project(values, W_v, b_v), num_heads)  # (B, H, S, Dv)
@@ -111,15 +117,11 @@ def _linear(in_features: int | None, out_features: int, bias: bool) -> nn.Module
     return nn.Linear(in_features, out_features, bias=bias)
 
 
-def _check_input_size(name: str, x: torch.Tensor, layer: nn.Module) -> None:
-    """Feature size of ``x`` must match ``layer``'s input size (once it is known)."""
+def _in_features(layer: nn.Module) -> int | None:
+    """The input size of a projection, or ``None`` while a lazy one is not yet sized."""
     if isinstance(layer, nn.modules.lazy.LazyModuleMixin) and layer.has_uninitialized_params():
-        return
-    if x.shape[-1] != layer.in_features:
-        raise ValueError(
-            f"{name} has feature size {x.shape[-1]} (shape {tuple(x.shape)}) but its "
-            f"projection expects {layer.in_features}"
-        )
+        return None
+    return layer.in_features
 
 
 class MultiHeadAttention(nn.Module):
@@ -156,7 +158,8 @@ class MultiHeadAttention(nn.Module):
         key_size: int | None = None, value_size: int | None = None,
     ):
         super().__init__()
-        if num_heads < 1 or num_hiddens < 1 or num_hiddens % num_heads != 0:
+        check_counts(num_hiddens=(num_hiddens, 1), num_heads=(num_heads, 1))
+        if num_hiddens % num_heads != 0:
             raise ValueError(
                 f"num_hiddens={num_hiddens} must be a positive multiple of num_heads={num_heads}"
             )
@@ -181,10 +184,7 @@ class MultiHeadAttention(nn.Module):
             raise TypeError(
                 f"mechanism must be a name or an nn.Module, got {type(mechanism).__name__}"
             )
-        if mechanism not in MECHANISMS:
-            raise ValueError(
-                f"unknown mechanism {mechanism!r}; known mechanisms: {', '.join(sorted(MECHANISMS))}"
-            )
+        mechanism_class = get_mechanism_class(mechanism)
         settings = dict(settings or {})
         for key, value, default in (("dropout", dropout, 0.0), ("need_weights", need_weights, False)):
             if value != default:
@@ -192,7 +192,7 @@ class MultiHeadAttention(nn.Module):
                     raise ValueError(f"{key} is given both as an argument and in mechanism_settings")
                 settings[key] = value
         try:
-            return make_mechanism(mechanism, **settings)
+            return mechanism_class(**settings)
         except TypeError as err:
             raise TypeError(
                 f"mechanism {mechanism!r} rejected the settings {sorted(settings)}: {err}"
@@ -204,34 +204,12 @@ class MultiHeadAttention(nn.Module):
         return getattr(self.attention, "attention_weights", None)
 
     def forward(self, queries, keys, values, valid_lens=None, *, mask=None, causal=False):
-        check_rank("queries", queries, 3, "(B, L, Dq)")
-        check_rank("keys", keys, 3, "(B, S, Dk)")
-        check_rank("values", values, 3, "(B, S, Dvin)")
-        for name, t in (("queries", queries), ("keys", keys), ("values", values)):
-            check_floating(name, t)
-        check_same_device(queries=queries, keys=keys, values=values)
-        if keys.shape[0] != queries.shape[0] or values.shape[0] != queries.shape[0]:
-            raise ValueError(
-                "queries, keys and values must have the same batch size, got shapes "
-                f"{tuple(queries.shape)}, {tuple(keys.shape)} and {tuple(values.shape)}"
-            )
-        if values.shape[1] != keys.shape[1]:
-            raise ValueError(
-                f"keys and values must have the same length S, got shapes "
-                f"{tuple(keys.shape)} and {tuple(values.shape)}"
-            )
-        _check_input_size("queries", queries, self.W_q)
-        _check_input_size("keys", keys, self.W_k)
-        _check_input_size("values", values, self.W_v)
-        L, S = queries.shape[1], keys.shape[1]
+        # the projections come first, so the inputs are checked before they meet them
+        sizes = (_in_features(self.W_q), _in_features(self.W_k), _in_features(self.W_v))
+        check_projection_inputs(queries, keys, values, sizes, self.num_heads, valid_lens, mask)
         if valid_lens is not None:
-            if valid_lens.shape[0] != queries.shape[0]:
-                raise ValueError(
-                    f"valid_lens has shape {tuple(valid_lens.shape)} but the batch size is "
-                    f"{queries.shape[0]}"
-                )
-            lens_mask = valid_lens_to_mask(valid_lens.to(queries.device), L, S)  # (B, 1, L|1, S)
-            mask = combine_masks(mask, lens_mask)
+            L, S = queries.shape[1], keys.shape[1]
+            mask = combine_masks(mask, valid_lens_to_mask(valid_lens, L, S))  # (B, 1, L|1, S)
         q = split_heads(self.W_q(queries), self.num_heads)  # (B, H, L, D)
         k = split_heads(self.W_k(keys), self.num_heads)  # (B, H, S, D)
         v = split_heads(self.W_v(values), self.num_heads)  # (B, H, S, D)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import check_dim, check_floating, check_rank
+from ._checks import check_counts, check_floating, check_lookup_inputs, check_pooling_inputs
 from .masking import masked_softmax
 
 __all__ = [
@@ -28,22 +28,15 @@ __all__ = [
 ]
 
 
-def _as_points(name: str, x: torch.Tensor) -> torch.Tensor:
+def _as_points(x: torch.Tensor) -> torch.Tensor:
     """``(N,)`` scalars or ``(N, D)`` vectors → ``(N, D)``."""
-    check_rank(name, x, (1, 2), "(N,) or (N, D)")
-    check_floating(name, x)
     return x[:, None] if x.dim() == 1 else x
-
-
-def _check_values(values: torch.Tensor, num_keys: int) -> None:
-    check_rank("values", values, (1, 2), "(S,) or (S, Dv)")
-    check_dim("values", values, 0, num_keys, "the number of keys S")
 
 
 def squared_distances(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
     """``‖q_i − k_j‖²`` for every pair: ``(L,)|(L, D)`` and ``(S,)|(S, D)`` → ``(L, S)``."""
-    q, k = _as_points("queries", queries), _as_points("keys", keys)
-    check_dim("keys", k, 1, q.shape[1], "the queries' feature size D")
+    check_lookup_inputs(queries, keys)
+    q, k = _as_points(queries), _as_points(keys)  # (L, D), (S, D)
     return ((q[:, None, :] - k[None, :, :]) ** 2).sum(-1)  # (L, S)
 
 
@@ -53,10 +46,10 @@ def hard_lookup(
     """Database-style lookup: each query gets the value of its nearest key.
 
     Returns ``(output (L,)|(L, Dv), weights (L, S))`` where each row of weights is
-    one-hot (the first nearest key wins ties).
+    one-hot (the first nearest key wins ties). Needs at least one key.
     """
+    check_lookup_inputs(queries, keys, values, min_keys=1)
     d2 = squared_distances(queries, keys)  # (L, S)
-    _check_values(values, d2.shape[1])
     weights = torch.zeros_like(d2).scatter_(1, d2.argmin(dim=1, keepdim=True), 1.0)  # (L, S)
     return weights @ values, weights  # (L,)|(L, Dv), (L, S)
 
@@ -64,9 +57,9 @@ def hard_lookup(
 def average_pooling(values: torch.Tensor, num_queries: int) -> torch.Tensor:
     """The query-blind baseline: every query gets the mean of all values.
 
-    Returns ``(L,)`` or ``(L, Dv)``.
+    Returns ``(L,)`` or ``(L, Dv)``. Needs at least one value.
     """
-    check_rank("values", values, (1, 2), "(S,) or (S, Dv)")
+    check_pooling_inputs(values, num_queries)
     mean = values.mean(dim=0, keepdim=True)  # (1,) or (1, Dv)
     return mean.expand(num_queries, *values.shape[1:]).clone()  # (L,) or (L, Dv)
 
@@ -76,10 +69,9 @@ def gaussian_kernel_weights(
 ) -> torch.Tensor:
     """Nadaraya–Watson weights ``softmax_j(−‖q_i − k_j‖² / (2σ²))`` with bandwidth σ.
 
-    Returns ``(L, S)``; each row sums to 1.
+    Returns ``(L, S)``; each row sums to 1 (``S = 0`` gives an empty ``(L, 0)``).
     """
-    if not isinstance(bandwidth, torch.Tensor) and bandwidth <= 0:
-        raise ValueError(f"bandwidth must be > 0, got {bandwidth}")
+    check_lookup_inputs(queries, keys, bandwidth=bandwidth)
     scores = -squared_distances(queries, keys) / (2 * bandwidth**2)  # (L, S)
     return masked_softmax(scores)
 
@@ -95,10 +87,11 @@ def nadaraya_watson(
 
     ``f(q) = Σ_j softmax_j(−‖q − k_j‖² / 2σ²) v_j``.
 
-    Returns ``(output (L,)|(L, Dv), weights (L, S))``.
+    Returns ``(output (L,)|(L, Dv), weights (L, S))``; with no keys (``S = 0``) the
+    output is zeros.
     """
+    check_lookup_inputs(queries, keys, values, bandwidth)
     weights = gaussian_kernel_weights(queries, keys, bandwidth)  # (L, S)
-    _check_values(values, weights.shape[1])
     return weights @ values, weights  # (L,)|(L, Dv), (L, S)
 
 
@@ -121,6 +114,7 @@ class NWKernelRegression(nn.Module):
 
 def regression_target(x: torch.Tensor) -> torch.Tensor:
     """The smooth function the chapter's toy regression tries to recover: ``2 sin x + x^0.8``."""
+    check_floating("x", x)
     return 2 * torch.sin(x) + x**0.8
 
 
@@ -132,8 +126,7 @@ def make_regression_data(
     Returns a dict with ``x_train (n_train,)`` (sorted), ``y_train (n_train,)`` (noisy),
     ``x_test (n_test,)`` (an even grid) and ``y_truth (n_test,)`` (noise-free).
     """
-    if n_train < 1 or n_test < 1:
-        raise ValueError(f"n_train and n_test must be ≥ 1, got {n_train} and {n_test}")
+    check_counts(n_train=(n_train, 1), n_test=(n_test, 1), seed=(seed, -(2**63)))
     g = torch.Generator().manual_seed(seed)
     x_train, _ = torch.sort(torch.rand(n_train, generator=g) * 5)
     y_train = regression_target(x_train) + noise * torch.randn(n_train, generator=g)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import check_floating, check_rank
+from ._checks import check_counts, check_positional_inputs
 
-__all__ = ["sinusoidal_encoding", "PositionalEncoding"]
+__all__ = ["sinusoidal_encoding", "add_positional_encoding", "PositionalEncoding"]
 
 
 def sinusoidal_encoding(
@@ -27,10 +27,7 @@ def sinusoidal_encoding(
     Even features ``2j`` hold ``sin(i / base^(2j/d))``, odd features ``2j+1`` the matching
     ``cos``. An odd ``num_hiddens`` drops the last cosine.
     """
-    if num_positions < 0 or num_hiddens < 1:
-        raise ValueError(
-            f"num_positions must be ≥ 0 and num_hiddens ≥ 1, got {num_positions} and {num_hiddens}"
-        )
+    check_counts(num_positions=(num_positions, 0), num_hiddens=(num_hiddens, 1))
     pos = torch.arange(num_positions, dtype=torch.float64, device=device)[:, None]  # (N, 1)
     freq = base ** (torch.arange(0, num_hiddens, 2, dtype=torch.float64, device=device) / num_hiddens)
     angles = pos / freq  # (N, ceil(d/2))
@@ -38,6 +35,15 @@ def sinusoidal_encoding(
     P[:, 0::2] = torch.sin(angles)
     P[:, 1::2] = torch.cos(angles[:, : num_hiddens // 2])
     return P.to(dtype)  # (N, d)
+
+
+def add_positional_encoding(X: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
+    """Add the first ``L`` rows of the table ``P (max_len, d)`` to ``X (B, L, d)``.
+
+    ``P`` is cast to ``X``'s dtype; ``L ≤ max_len``. Returns ``(B, L, d)``.
+    """
+    check_positional_inputs(X, P)
+    return X + P[: X.shape[1]].to(X.dtype)  # (B, L, d)
 
 
 class PositionalEncoding(nn.Module):
@@ -50,19 +56,11 @@ class PositionalEncoding(nn.Module):
 
     def __init__(self, num_hiddens: int, dropout: float = 0.0, max_len: int = 1000):
         super().__init__()
+        check_counts(num_hiddens=(num_hiddens, 1), max_len=(max_len, 0))
         self.num_hiddens = num_hiddens
         self.max_len = max_len
         self.dropout = nn.Dropout(dropout)
         self.register_buffer("P", sinusoidal_encoding(max_len, num_hiddens)[None], persistent=False)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        check_rank("X", X, 3, "(B, L, num_hiddens)")
-        check_floating("X", X)
-        if X.shape[-1] != self.num_hiddens:
-            raise ValueError(
-                f"X has feature size {X.shape[-1]} (shape {tuple(X.shape)}) but the encoding "
-                f"has num_hiddens={self.num_hiddens}"
-            )
-        if X.shape[1] > self.max_len:
-            raise ValueError(f"X has length {X.shape[1]} but max_len is {self.max_len}")
-        return self.dropout(X + self.P[:, : X.shape[1]].to(X.dtype))  # (B, L, num_hiddens)
+        return self.dropout(add_positional_encoding(X, self.P[0]))  # (B, L, num_hiddens)

@@ -8,12 +8,10 @@ keyword-only settings in its constructor and a usable default for each.
 """
 from __future__ import annotations
 
-from torch import nn
-
 from .linear import LinearAttention
 from .local import LocalAttention
 from .lsh import LSHAttention
-from .mechanisms import SoftmaxAttention
+from .mechanisms import Mechanism, SoftmaxAttention
 from .nystrom import NystromAttention
 from .random_features import RFA, PerformerAttention
 from .synthesizer import (
@@ -24,9 +22,9 @@ from .synthesizer import (
     SynthesizerMixture,
 )
 
-__all__ = ["MECHANISMS", "make_mechanism"]
+__all__ = ["MECHANISMS", "get_mechanism_class", "make_mechanism"]
 
-MECHANISMS: dict[str, type[nn.Module]] = {
+MECHANISMS: dict[str, type[Mechanism]] = {
     "softmax": SoftmaxAttention,
     "linear": LinearAttention,
     "lsh": LSHAttention,
@@ -42,9 +40,20 @@ MECHANISMS: dict[str, type[nn.Module]] = {
 }
 
 
-def make_mechanism(name: str, **settings) -> nn.Module:
-    """Build the mechanism registered under ``name`` with its keyword ``settings``."""
-    if not isinstance(name, str) or name not in MECHANISMS:
+def get_mechanism_class(name: str) -> type[Mechanism]:
+    """The class registered under ``name``; the one place an unknown name is reported.
+
+    Raises ``TypeError`` if ``name`` is not a string, ``ValueError`` (listing the known
+    names) if it is not registered.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"a mechanism name must be a str, got {type(name).__name__} {name!r}")
+    if name not in MECHANISMS:
         known = ", ".join(sorted(MECHANISMS))
         raise ValueError(f"unknown mechanism {name!r}; known mechanisms: {known}")
-    return MECHANISMS[name](**settings)
+    return MECHANISMS[name]
+
+
+def make_mechanism(name: str, **settings) -> Mechanism:
+    """Build the mechanism registered under ``name`` with its keyword ``settings``."""
+    return get_mechanism_class(name)(**settings)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 
+from ._checks import check_counts, check_global_tokens, check_nonempty_bool, check_pattern_inputs
 from .masking import causal_mask, combine_masks
 from .mechanisms import softmax_attention_naive
 
@@ -33,15 +34,6 @@ __all__ = [
     "density",
     "sparse_attention_naive",
 ]
-
-
-def _check_count(name: str, value, minimum: int) -> int:
-    """Raise unless ``value`` is a whole number ``≥ minimum``; return it as ``int``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be ≥ {minimum}, got {value}")
-    return value
 
 
 def _distances(n: int, device) -> torch.Tensor:
@@ -57,18 +49,6 @@ def _cut(pattern: torch.Tensor, causal: bool) -> torch.Tensor:
     return combine_masks(pattern, causal_mask(pattern.shape[0], device=pattern.device))
 
 
-def _check_global(global_tokens, n: int, device) -> torch.Tensor:
-    """Validate global token positions; return them as a sorted ``(G,)`` int64 tensor."""
-    if global_tokens is None:
-        return torch.zeros(0, dtype=torch.long, device=device)
-    g = torch.as_tensor(list(global_tokens), dtype=torch.long, device=device).reshape(-1)  # (G,)
-    if g.numel() and (g.min() < 0 or g.max() >= n):
-        raise ValueError(
-            f"global_tokens must be positions in [0, {n - 1}] for length {n}, got {g.tolist()}"
-        )
-    return torch.unique(g)  # (G,) sorted, no repeats
-
-
 def local_pattern(n: int, window: int, *, causal: bool = False, device=None) -> torch.Tensor:
     """Local window: query ``i`` sees keys ``j`` with ``|i − j| ≤ window`` (and itself).
 
@@ -78,8 +58,7 @@ def local_pattern(n: int, window: int, *, causal: bool = False, device=None) -> 
     Returns:
         ``(L, L)`` boolean, ``L = n``.
     """
-    _check_count("n", n, 0)
-    _check_count("window", window, 0)
+    check_counts(n=(n, 0), window=(window, 0))
     return _cut(_distances(n, device).abs() <= window, causal)  # (L, L)
 
 
@@ -96,12 +75,10 @@ def atrous_pattern(
     Returns:
         ``(L, L)`` boolean.
     """
-    _check_count("n", n, 0)
-    _check_count("step", step, 1)
+    check_counts(n=(n, 0), step=(step, 1), limit=(0 if limit is None else limit, 0))
     d = _distances(n, device).abs()  # (L, L)
     allowed = d % step == 0
     if limit is not None:
-        _check_count("limit", limit, 0)
         allowed = allowed & (d <= limit)
     return _cut(allowed, causal)
 
@@ -118,7 +95,7 @@ def strided_pattern(n: int, stride: int, *, causal: bool = True, device=None) ->
     Returns:
         ``(L, L)`` boolean.
     """
-    _check_count("stride", stride, 1)
+    check_counts(n=(n, 0), stride=(stride, 1))
     return local_pattern(n, stride, causal=causal, device=device) | atrous_pattern(
         n, stride, causal=causal, device=device
     )
@@ -139,7 +116,7 @@ def longformer_pattern(
         ``(L, L)`` boolean.
     """
     allowed = local_pattern(n, window, device=device)  # (L, L)
-    g = _check_global(global_tokens, n, allowed.device)  # (G,)
+    g = check_global_tokens(global_tokens, n, allowed.device)  # (G,)
     allowed[g, :] = True  # global rows see everything
     allowed[:, g] = True  # and everything sees the global columns
     return _cut(allowed, causal)
@@ -167,8 +144,7 @@ def bigbird_pattern(
     Returns:
         ``(L, L)`` boolean.
     """
-    _check_count("num_random", num_random, 0)
-    _check_count("block_size", block_size, 1)
+    check_counts(num_random=(num_random, 0), block_size=(block_size, 1), seed=(seed, -(2**63)))
     allowed = longformer_pattern(n, window, global_tokens, device=device)  # (L, L)
     num_blocks = -(-n // block_size)
     r = min(num_random, num_blocks)
@@ -190,10 +166,7 @@ def density(mask: torch.Tensor) -> float:
     Returns:
         ``float`` in ``[0, 1]``: allowed entries / all entries.
     """
-    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-        raise TypeError(f"mask must be a boolean tensor, got {getattr(mask, 'dtype', type(mask))}")
-    if mask.numel() == 0:
-        raise ValueError(f"mask is empty (shape {tuple(mask.shape)}): its density is undefined")
+    check_nonempty_bool("mask", mask)  # an empty pattern has no density
     return mask.sum().item() / mask.numel()  # exact: an integer count over the size
 
 
@@ -205,22 +178,13 @@ def sparse_attention_naive(q, k, v, pattern, *, mask=None, causal=False, scale=N
 
     Args:
         q: ``(B, H, L, D)``; k: ``(B, H, S, D)``; v: ``(B, H, S, Dv)``.
-        pattern: boolean ``(L, S)`` (True = allowed).
+        pattern: boolean ``(L, S)`` (True = allowed), on ``q``'s device.
         mask: extra boolean mask broadcastable to ``(B, H, L, S)`` (e.g. key padding ``(B, 1, 1, S)``).
         causal: also forbid keys after the query (top-left aligned).
 
     Returns:
         ``(out (B, H, L, Dv), weights (B, H, L, S))``; empty rows give zeros.
     """
-    if not isinstance(pattern, torch.Tensor) or pattern.dtype != torch.bool or pattern.dim() != 2:
-        raise TypeError(
-            f"pattern must be a 2-D boolean (L, S) tensor, got {getattr(pattern, 'dtype', type(pattern))} "
-            f"of shape {tuple(getattr(pattern, 'shape', ()))}"
-        )
-    if pattern.shape != (q.shape[-2], k.shape[-2]):
-        raise ValueError(
-            f"pattern has shape {tuple(pattern.shape)} but q and k give (L, S) = "
-            f"({q.shape[-2]}, {k.shape[-2]})"
-        )
-    full = combine_masks(pattern.to(q.device), mask)  # broadcasts to (B, H, L, S)
+    check_pattern_inputs(q, k, v, pattern, mask)
+    full = combine_masks(pattern, mask)  # broadcasts to (B, H, L, S)
     return softmax_attention_naive(q, k, v, mask=full, causal=causal, scale=scale)

@@ -2,24 +2,22 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from helpers import qkv
+from hypothesis import given
 from hypothesis import strategies as st
 
 from attnkit import (
+    Mechanism,
     SoftmaxAttention,
-    check_mechanism_inputs,
     dot_product_attention,
     key_padding_from_mask,
     softmax_attention_naive,
 )
-
-PROPERTY = settings(max_examples=25, deadline=None)
+from attnkit._checks import check_mechanism_inputs
 
 
 def _qkv(B, H, L, S, D, Dv, seed):
-    g = torch.Generator().manual_seed(seed)
-    shapes = [(B, H, L, D), (B, H, S, D), (B, H, S, Dv)]
-    return [torch.randn(*s, generator=g, dtype=torch.float64, requires_grad=True) for s in shapes]
+    return qkv(B, H, L, S, D, Dv, seed=seed, requires_grad=True)
 
 
 def _outputs_and_grads(fn, q, k, v):
@@ -53,7 +51,6 @@ def _implementations():
 
 
 @pytest.mark.parametrize("name", list(_implementations()))
-@PROPERTY
 @given(
     B=st.integers(1, 2), H=st.integers(1, 3), L=st.integers(1, 5), S=st.integers(1, 5),
     use_mask=st.booleans(), per_head=st.booleans(), seed=st.integers(0, 10_000),
@@ -174,3 +171,9 @@ def test_key_padding_from_mask():
         key_padding_from_mask(torch.ones(2, 3), 2, 3, "lsh")
     with pytest.raises(TypeError, match="mask must be a torch.Tensor"):
         key_padding_from_mask([[True, False, True]], 1, 3, "lsh")
+
+
+def test_softmax_attention_is_a_mechanism_with_the_default_flags():
+    mech = SoftmaxAttention()
+    assert isinstance(mech, Mechanism)
+    assert (mech.supports_causal, mech.content_dependent_grouping, mech.max_len) == (True, False, None)

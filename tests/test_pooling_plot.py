@@ -92,7 +92,7 @@ def test_make_regression_data_is_deterministic_and_well_formed():
     assert a["x_train"].shape == (50,) and a["x_test"].shape == (50,)
     noise = a["y_train"] - regression_target(a["x_train"])
     assert 0.25 < noise.std().item() < 1.0  # noise=0.5
-    with pytest.raises(ValueError, match="n_train and n_test"):
+    with pytest.raises(ValueError, match="n_train must be at least 1"):
         make_regression_data(0)
 
 

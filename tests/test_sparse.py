@@ -171,7 +171,8 @@ def _check_blocked_against_dense(n, w, causal, padding, n_global, seed):
     kp = (torch.rand(2, n, generator=g) < 0.7) if padding else None
     glob = sorted({int(t) for t in torch.randint(0, n, (n_global,), generator=g)}) or None
     fast = local_attention(q, k, v, window=w, global_tokens=glob, key_padding=kp, causal=causal)
-    ref = local_attention_naive(q, k, v, window=w, global_tokens=glob, key_padding=kp, causal=causal)
+    ref, weights = local_attention_naive(q, k, v, window=w, global_tokens=glob, key_padding=kp, causal=causal)
+    assert weights.shape == (2, 2, n, n)
     assert not torch.isnan(fast).any()
     torch.testing.assert_close(fast, ref, rtol=0, atol=1e-12)
     r = torch.randn(fast.shape, generator=g, dtype=torch.float64)
@@ -186,7 +187,7 @@ def _check_blocked_against_dense(n, w, causal, padding, n_global, seed):
 def test_blocked_handles_unequal_lengths(L, S, causal):
     q, k, v = _qkv(1, 2, L, S, 4, 3, 0)
     kw = dict(window=3, global_tokens=[1], causal=causal)
-    torch.testing.assert_close(local_attention(q, k, v, **kw), local_attention_naive(q, k, v, **kw))
+    torch.testing.assert_close(local_attention(q, k, v, **kw), local_attention_naive(q, k, v, **kw)[0])
 
 
 def test_naive_is_the_masked_softmax_of_the_pattern():
@@ -195,7 +196,9 @@ def test_naive_is_the_masked_softmax_of_the_pattern():
     out, weights = sparse_attention_naive(q, k, v, pattern)
     assert (weights[0, 0][~pattern] == 0).all()
     torch.testing.assert_close(weights.sum(-1), torch.ones(1, 1, 9, dtype=torch.float64))
-    torch.testing.assert_close(local_attention_naive(q, k, v, window=2), out)
+    ref, ref_weights = local_attention_naive(q, k, v, window=2)
+    torch.testing.assert_close(ref, out)
+    torch.testing.assert_close(ref_weights, weights)
 
 
 @pytest.mark.parametrize("n", [1, 7, 16])

@@ -41,7 +41,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..mechanisms import softmax_attention_naive
-from ..registry import MECHANISMS, make_mechanism
+from ..registry import MECHANISMS, get_mechanism_class, make_mechanism
 from .plots import plot_rows
 from .stats import budget_summary, ratio_key
 
@@ -67,8 +67,7 @@ def _parse_value(text: str):
 def parse_spec(spec: str) -> tuple[str, dict]:
     """``"local:window=256,blocked=false"`` → ``("local", {"window": 256, "blocked": False})``."""
     name, _, rest = spec.partition(":")
-    if name not in MECHANISMS:
-        raise ValueError(f"unknown mechanism {name!r} in {spec!r}; known: {', '.join(sorted(MECHANISMS))}")
+    get_mechanism_class(name)  # an unknown name fails here, with the registry's message
     settings = {}
     for item in filter(None, rest.split(",")):
         key, eq, value = item.partition("=")
@@ -104,7 +103,7 @@ def _reset_peak_rss() -> float:
 
 def _build(name: str, settings: dict, length: int):
     """The mechanism ``name`` with ``settings``; ``max_len`` follows the length unless given."""
-    if "max_len" in inspect.signature(MECHANISMS[name].__init__).parameters and "max_len" not in settings:
+    if "max_len" in inspect.signature(get_mechanism_class(name).__init__).parameters and "max_len" not in settings:
         settings = {**settings, "max_len": length}
     return make_mechanism(name, **settings)
 
@@ -117,7 +116,7 @@ def _worker(job: dict) -> dict:
     dtype = getattr(torch, job["dtype"])
     name, settings = parse_spec(job["spec"])
     mech = _build(name, settings, job["length"]).to(device=device, dtype=dtype)
-    if job["causal"] and not getattr(mech, "supports_causal", True):
+    if job["causal"] and not mech.supports_causal:
         return {"status": "no causal"}
     train = job["mode"] == "train"
     mech.train(train)
@@ -240,7 +239,7 @@ def approximation_errors(specs, *, length=512, batch=1, heads=4, head_dim=64, ca
             name, settings = parse_spec(spec)
             mech = _build(name, settings, length).eval()
             err = ""
-            if getattr(mech, "supports_causal", True) or not is_causal:
+            if mech.supports_causal or not is_causal:
                 with torch.no_grad():
                     out = mech(q, k, v, causal=is_causal)  # (B, H, L, D)
                 err = float((out - exact).norm() / exact.norm())
