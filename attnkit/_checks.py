@@ -783,6 +783,7 @@ __all__ += [
     "check_state_settings",
     "check_projection_size",
     "check_projection",
+    "check_key_features",
     "check_stabilizer_inputs",
     "check_performer_inputs",
     "check_rfa_feature_inputs",
@@ -986,10 +987,15 @@ def check_projection(x, omega, *, shift=None, shift_name="stabilizer", name="x")
             )
 
 
+def check_key_features(phi_k, key_padding=None, name: str = "phi_k") -> None:
+    """``phi_k (..., S, M)`` real floating; ``key_padding`` as in :func:`check_key_padding`."""
+    _check_floating_min_rank(name, phi_k, 2, "(..., S, M)")
+    check_key_padding(key_padding, phi_k, name)
+
+
 def check_stabilizer_inputs(log_k, key_padding=None) -> None:
     """``log_k (..., S, M)`` real floating; ``key_padding`` as in :func:`check_key_padding`."""
-    _check_floating_min_rank("log_k", log_k, 2, "(..., S, M)")
-    check_key_padding(key_padding, log_k, "log_k")
+    check_key_features(log_k, key_padding, "log_k")
 
 
 def check_performer_inputs(q, k, v, omega, *, kind, key_padding=None, eps=None,
@@ -1002,6 +1008,19 @@ def check_performer_inputs(q, k, v, omega, *, kind, key_padding=None, eps=None,
     check_projection(q, omega, name="q")
     if kind not in ("positive", "trig"):
         raise ValueError(f"kind must be 'positive' or 'trig', got {kind!r}")
+    if kind == "trig" and v is not None:
+        _refuse_float16_trig("v", v)
+
+
+def _refuse_float16_trig(name: str, v) -> None:
+    """Sin/cos normalisers can come arbitrarily close to 0 (they are clamped at a small
+    ``eps``), so an output computed in float32 can exceed float16's range (65504): refuse."""
+    if v.dtype == torch.float16:
+        raise TypeError(
+            f"{name} has dtype float16, which sin/cos (trigonometric) random features do not "
+            "support: their clamped normaliser can make outputs larger than float16's maximum "
+            "(65504); use bfloat16, float32 or float64"
+        )
 
 
 def check_rfa_feature_inputs(x, omega, sigma) -> None:
@@ -1029,6 +1048,7 @@ def check_rfa_inputs(phi_q, phi_k, v, *, gate=None, key_padding=None, causal=Fal
     """Features and values as in :func:`check_feature_inputs`; ``gate`` (causal only) a real
     floating ``(..., S)`` tensor on their device, with ``L = S``."""
     check_feature_inputs(phi_q, phi_k, v, key_padding=key_padding, eps=eps)
+    _refuse_float16_trig("v", v)
     if gate is None:
         return
     if not causal:

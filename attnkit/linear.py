@@ -37,7 +37,7 @@ from ._checks import (
     LINEAR_CAUSAL_FORMS,
     check_feature_inputs,
     check_floating,
-    check_key_padding,
+    check_key_features,
     check_linear_inputs,
     check_positive_int,
     check_positive_real,
@@ -112,7 +112,7 @@ def mask_key_features(phi_k: torch.Tensor, key_padding: torch.Tensor | None) -> 
     A masked key must leave the numerator *and* the denominator; zeroing ``v`` alone
     would keep it in the denominator ``Σ_j φ(q)·φ(k_j)``.
     """
-    check_key_padding(key_padding, phi_k, "phi_k")
+    check_key_features(phi_k, key_padding)
     if key_padding is None:
         return phi_k
     keep = key_padding_view(key_padding, phi_k.dim())  # (B, 1, ..., 1, S)

@@ -27,13 +27,17 @@ first axis of the keys, broadcast over their other leading axes. Every public fu
 checks its arguments in one call to :mod:`attnkit._checks` (integer, boolean and complex
 tensors, tensors on different devices, a projection whose ``D`` does not match raise);
 every ``*_naive`` reference returns ``(out, weights)`` with the dense row-normalised
-``(..., L, S)`` weights.
+``(..., L, S)`` weights. Half precision: features and normalisers are computed in float32
+and the output cast back; sin/cos features (``kind="trig"``, RFA) refuse float16 values with
+a ``TypeError`` (a normaliser clamped near 0 can give outputs beyond float16's 65504) —
+bfloat16 works. Empty ``B``, ``L`` or ``S`` give empty or zero outputs.
 """
 from __future__ import annotations
 
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ._checks import (
@@ -172,7 +176,7 @@ def key_stabilizer(log_k: torch.Tensor, key_padding=None, *, causal: bool = Fals
         per_key = per_key.masked_fill(~first, -math.inf)
     else:
         per_key = per_key.masked_fill(~key_padding, -math.inf)
-    c = per_key.amax(dim=-1)  # (...)
+    c = F.pad(per_key, (0, 1), value=-math.inf).amax(dim=-1)  # (...); S = 0 gives −inf, then 0
     c = torch.where(torch.isfinite(c), c, torch.zeros_like(c))
     return c[..., None, None]  # (..., 1, 1)
 
