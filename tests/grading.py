@@ -1,4 +1,8 @@
-"""Helpers to run nbgrader round trips on the course's assignments in a scratch course.
+"""Test glue for the notebook/grading tests: a scratch nbgrader course, filled-in submissions, the
+wrong-answer fixtures, and a runner that tries many answers to one question without nbgrader.
+
+What a grader reads from a cell (its nbgrader metadata, whether it is a test cell, the question a
+grade_id belongs to) comes from :mod:`attnkit.grading.cells`; nothing here re-implements it.
 
 Conventions every assignment in ``solutions/`` follows (checked by the tests):
 
@@ -8,16 +12,24 @@ Conventions every assignment in ``solutions/`` follows (checked by the tests):
 * wrong answers live in ``tests/wrong_answers/<assignment>.py`` as
   ``WRONG_ANSWERS = {"qN": [("what is wrong", "code for the solution cell"), ...]}``.
 """
+
 from __future__ import annotations
 
+import json
 import os
 import runpy
+import select
 import shutil
+import signal
 import subprocess
 import sys
+import time
+import traceback
 from pathlib import Path
 
 import nbformat
+
+from attnkit.grading.cells import is_test_cell, nbgrader_meta, question_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"
@@ -34,10 +46,23 @@ def notebook_name(assignment: str) -> str:
     return f"{assignment}.ipynb"
 
 
+def source_notebook(assignment: str):
+    return nbformat.read(SOLUTIONS / assignment / notebook_name(assignment), as_version=4)
+
+
+def released_notebook(assignment: str):
+    """The committed release in ``exercises/`` (test_exercises checks it is what
+    generate_assignment makes)."""
+    return nbformat.read(EXERCISES / assignment / notebook_name(assignment), as_version=4)
+
+
 def nbgrader(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """Run ``nbgrader`` (this interpreter's) in ``cwd``; raise with its log on failure."""
     # nbgrader runs `alembic` (and kernels) from PATH: put this interpreter's bin first
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     proc = subprocess.run(
         [sys.executable, "-m", "nbgrader", *args], cwd=cwd, capture_output=True, text=True, env=env
     )
@@ -62,29 +87,21 @@ def generate(course: Path, assignment: str) -> Path:
 
 
 def cells_by_grade_id(nb) -> dict[str, nbformat.NotebookNode]:
-    return {
-        c.metadata["nbgrader"]["grade_id"]: c
-        for c in nb.cells
-        if "nbgrader" in c.metadata and "grade_id" in c.metadata["nbgrader"]
-    }
+    return {nbgrader_meta(c)["grade_id"]: c for c in nb.cells if "grade_id" in nbgrader_meta(c)}
 
 
 def solution_cells(nb) -> dict[str, str]:
     """``{grade_id: source}`` of the code cells students fill in."""
     return {
-        gid: c.source
-        for gid, c in cells_by_grade_id(nb).items()
-        if c.metadata["nbgrader"].get("solution") and c.cell_type == "code"
+        nbgrader_meta(c)["grade_id"]: c.source
+        for c in nb.cells
+        if nbgrader_meta(c).get("solution") and c.cell_type == "code"
     }
 
 
 def graded_test_cells(nb) -> dict[str, nbformat.NotebookNode]:
-    """``{grade_id: cell}`` of the autograded test cells."""
-    return {
-        gid: c
-        for gid, c in cells_by_grade_id(nb).items()
-        if c.metadata["nbgrader"].get("grade") and not c.metadata["nbgrader"].get("solution")
-    }
+    """``{grade_id: cell}`` of the autograded test cells (visible and hidden)."""
+    return {nbgrader_meta(c)["grade_id"]: c for c in nb.cells if is_test_cell(c)}
 
 
 def fill(release_nb, answers: dict[str, str]):
@@ -101,7 +118,9 @@ def wrong_answers(assignment: str) -> dict[str, list[tuple[str, str]]]:
     return runpy.run_path(str(path))["WRONG_ANSWERS"]
 
 
-def autograde(course: Path, assignment: str, submissions: dict[str, object]) -> dict[str, dict[str, tuple[float, float]]]:
+def autograde(
+    course: Path, assignment: str, submissions: dict[str, object]
+) -> dict[str, dict[str, tuple[float, float]]]:
     """Autograde several students' notebooks in one nbgrader run.
 
     Returns ``{student: {grade_id: (score, max_score)}}``.
@@ -122,4 +141,157 @@ def autograde(course: Path, assignment: str, submissions: dict[str, object]) -> 
 
 
 def autograded_notebook(course: Path, assignment: str, student: str):
-    return nbformat.read(course / "autograded" / student / assignment / notebook_name(assignment), as_version=4)
+    return nbformat.read(
+        course / "autograded" / student / assignment / notebook_name(assignment), as_version=4
+    )
+
+
+# --- trying answers without nbgrader -------------------------------------------------------------
+
+
+def graded_notebook(assignment: str):
+    """What ``nbgrader autograde`` runs for the perfect student: the release with the solutions
+    filled in and every graded cell (visible and hidden tests) restored from ``solutions/``."""
+    source = source_notebook(assignment)
+    nb = fill(released_notebook(assignment), solution_cells(source))
+    originals = graded_test_cells(source)
+    for gid, cell in graded_test_cells(nb).items():
+        cell.source = originals[gid].source
+    return nb
+
+
+def try_answers(
+    nb, trials: dict[str, list[str]], *, cwd: Path, timeout: float = 120.0
+) -> dict[str, list[dict]]:
+    """Try each answer in ``trials[qN]`` as the solution cell ``qN`` of the graded notebook ``nb``.
+
+    One fresh Python process runs the notebook's cells top to bottom once (the perfect answers).
+    At each question's solution cell it forks once per trial: the child, holding a copy of
+    everything run so far (namespace, RNG state, imported modules), runs the trial's code as the
+    solution cell, then every following cell up to the question's last test cell, as
+    ``nbgrader autograde`` would, and reports each test cell of the question. Torch runs on one
+    thread in that process (forking after multithreaded OpenMP work can hang).
+
+    Returns ``{qN: [{test grade_id: "" if passed else "ErrorName: message"} per trial]}``.
+    """
+    cells = [
+        {"grade_id": nbgrader_meta(c).get("grade_id"), "source": c.source, "test": is_test_cell(c)}
+        for c in nb.cells
+        if c.cell_type == "code"
+    ]
+    plan = cwd / "trials.json"
+    out = cwd / "results.json"
+    plan.write_text(
+        json.dumps({"cells": cells, "trials": trials, "timeout": timeout, "out": str(out)})
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    env.pop("ATTNKIT_GRADING", None)
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+        f"import grading; grading._trial_runner({str(plan)!r})"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    if proc.returncode != 0 or not out.exists():
+        raise RuntimeError(
+            f"the trial runner failed ({proc.returncode}):\n"
+            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+    return json.loads(out.read_text())
+
+
+def _run_cell(source: str, ns: dict, name: str) -> str:
+    """Run one cell's code in ``ns``; "" when it ran, else the error as nbgrader shows its name."""
+    try:
+        exec(compile(source, name, "exec"), ns)  # noqa: S102 - the course's own notebooks
+        return ""
+    except BaseException as exc:  # noqa: BLE001 - a cell's error is its result, as in a kernel
+        return f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
+def _trial(cells, start: int, last: int, question: str, code: str, ns: dict, write_fd: int) -> None:
+    """In the forked child: the trial as solution cell ``start``, then cells up to ``last``."""
+    results = {}
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        _run_cell(code, ns, f"<{question}>")
+        for i in range(start + 1, last + 1):
+            error = _run_cell(cells[i]["source"], ns, f"<cell {cells[i]['grade_id'] or i}>")
+            if cells[i]["test"] and question_of(cells[i]["grade_id"]) == question:
+                results[cells[i]["grade_id"]] = error
+        os.write(write_fd, json.dumps(results).encode())
+    except BaseException:  # noqa: BLE001
+        os.write(write_fd, json.dumps({"runner": traceback.format_exc()}).encode())
+    finally:
+        os._exit(0)
+
+
+def _fork_trial(cells, start, last, question, code, ns, timeout) -> dict:
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        _trial(cells, start, last, question, code, ns, write_fd)
+    os.close(write_fd)
+    chunks, deadline = [], time.monotonic() + timeout
+    while True:
+        ready, _, _ = select.select([read_fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:  # too slow: nbgrader's cell timeout would fail it too
+            os.kill(pid, signal.SIGKILL)
+            break
+        chunk = os.read(read_fd, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(read_fd)
+    _, status = os.waitpid(pid, 0)
+    tests = [
+        c["grade_id"]
+        for c in cells[start + 1 : last + 1]
+        if c["test"] and question_of(c["grade_id"]) == question
+    ]
+    try:
+        got = json.loads(b"".join(chunks)) if chunks else {}
+    except ValueError:
+        got = {}
+    if "runner" in got:
+        raise RuntimeError(got["runner"])
+    why = f"the trial did not finish (status {status}, timeout {timeout}s)"
+    return {gid: got.get(gid, why) for gid in tests}
+
+
+def _trial_runner(plan_path: str) -> None:
+    """The trial process (see :func:`try_answers`)."""
+    import torch  # the notebooks' setup imports it anyway; one thread, so that forking is safe
+
+    torch.set_num_threads(1)
+    plan = json.loads(Path(plan_path).read_text())
+    cells, trials, timeout = plan["cells"], plan["trials"], plan["timeout"]
+    ns: dict = {"__name__": "__main__", "__builtins__": __builtins__}
+    results: dict[str, list[dict]] = {}
+    last = max(j for j, c in enumerate(cells) if c["test"] and question_of(c["grade_id"]) in trials)
+    for i, cell in enumerate(
+        cells[: last + 1]
+    ):  # not beyond: the self-check cell has nothing to try
+        question = cell["grade_id"]
+        if question in trials:
+            tests = [
+                j
+                for j, c in enumerate(cells)
+                if c["test"] and question_of(c["grade_id"]) == question
+            ]
+            if not tests or tests[0] < i:
+                raise RuntimeError(f"{question}: its test cells must follow its solution cell")
+            results[question] = [
+                _fork_trial(cells, i, tests[-1], question, code, ns, timeout)
+                for code in trials[question]
+            ]
+        _run_cell(
+            cell["source"], ns, f"<cell {question or i}>"
+        )  # as nbgrader: errors do not stop the run
+    Path(plan["out"]).write_text(json.dumps(results))

@@ -1,86 +1,137 @@
-"""nbgrader round trips for every assignment in solutions/.
+"""nbgrader round trips and wrong answers for every assignment in solutions/.
 
-For each assignment, one scratch course is built and one `nbgrader autograde` run grades:
-the perfect student (the solutions filled into the released notebook), the released
-notebook as is, and one student per wrong answer in tests/wrong_answers/.
+Per assignment, one scratch course and one `nbgrader generate_assignment`, `autograde`,
+`generate_feedback` and `export` prove what nbgrader must: the perfect student (the solutions
+filled into the released notebook) scores full marks, the released notebook as is scores zero,
+feedback and export work, and exercises/ is what generate_assignment makes.
+
+The wrong answers of tests/wrong_answers/ (about a dozen per assignment) are tried without a
+kernel per answer: one process runs the graded notebook once and, at each question, forks per
+answer to run it and every test cell of that question, hidden ones included
+(grading.try_answers). One wrong answer per assignment also goes through nbgrader, and the two
+must agree cell by cell.
 """
+
 from __future__ import annotations
 
 import csv
 import json
 
-import nbformat
 import pytest
-
 from grading import (
     EXERCISES,
-    SOLUTIONS,
     assignments,
     autograde,
     autograded_notebook,
-    cells_by_grade_id,
     fill,
     generate,
+    graded_notebook,
     graded_test_cells,
     make_course,
     nbgrader,
     notebook_name,
     solution_cells,
+    source_notebook,
+    try_answers,
     wrong_answers,
 )
 
+from attnkit.grading import nbgrader_meta, question_of
+
 ASSIGNMENTS = [pytest.param(a, marks=pytest.mark.xdist_group(a)) for a in assignments()]
 _RUNS: dict[str, dict] = {}
+_TRIALS: dict[str, dict] = {}
 
 
 def _questions(nb) -> list[str]:
     return sorted(solution_cells(nb))
 
 
+def _cross_check(assignment: str) -> tuple[str, int]:
+    """The wrong answer also graded by nbgrader: the last question's first one."""
+    wrong = wrong_answers(assignment)
+    return max(wrong), 0
+
+
 def _run(assignment: str, tmp_path_factory) -> dict:
-    """Generate, then autograde every kind of submission once per assignment."""
+    """Generate once, autograde the perfect, the blank and one wrong student, feedback, export."""
     if assignment in _RUNS:
         return _RUNS[assignment]
     course = make_course(tmp_path_factory.mktemp(assignment), assignment)
     released_path = generate(course, assignment)
-    released = nbformat.read(released_path, as_version=4)
-    source = nbformat.read(SOLUTIONS / assignment / notebook_name(assignment), as_version=4)
-    answers = solution_cells(source)
-    submissions = {"perfect": fill(released, answers), "blank": released}
-    wrong = wrong_answers(assignment)
-    for qid, cases in wrong.items():
-        for i, (_why, code) in enumerate(cases):
-            submissions[f"wrong-{qid}-{i}"] = fill(released, {**answers, qid: code})
+    released = json.loads(released_path.read_text())
+    answers = solution_cells(source_notebook(assignment))
+    qid, i = _cross_check(assignment)
+    submissions = {
+        "perfect": fill(released, answers),
+        "blank": fill(released, {}),
+        f"wrong-{qid}-{i}": fill(released, {**answers, qid: wrong_answers(assignment)[qid][i][1]}),
+    }
     scores = autograde(course, assignment, submissions)
     # the rest of the instructor's commands (book/instructor-guide.md)
     nbgrader("generate_feedback", assignment, "--force", cwd=course)
     nbgrader("export", cwd=course)
-    _RUNS[assignment] = {"course": course, "released": released_path, "source": source,
-                         "scores": scores, "wrong": wrong, "students": list(submissions)}
+    _RUNS[assignment] = {
+        "course": course,
+        "released": released,
+        "scores": scores,
+        "students": list(submissions),
+    }
     return _RUNS[assignment]
+
+
+def _trials(assignment: str, tmp_path_factory) -> dict:
+    """Per question: the solution, then each wrong answer, tried as that question's answer."""
+    if assignment not in _TRIALS:
+        source = source_notebook(assignment)
+        answers = solution_cells(source)
+        wrong = wrong_answers(assignment)
+        tried = {
+            q: [answers[q]] + [code for _why, code in wrong.get(q, [])] for q in _questions(source)
+        }
+        _TRIALS[assignment] = {
+            "wrong": wrong,
+            "questions": _questions(source),
+            "points": {
+                gid: nbgrader_meta(c)["points"] for gid, c in graded_test_cells(source).items()
+            },
+            "results": try_answers(
+                graded_notebook(assignment),
+                tried,
+                cwd=tmp_path_factory.mktemp(f"{assignment}-trials"),
+            ),
+        }
+    return _TRIALS[assignment]
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_structure(assignment):
     """≥ 3 questions; each has a visible and a hidden test; the first cell is the setup cell."""
-    nb = nbformat.read(SOLUTIONS / assignment / notebook_name(assignment), as_version=4)
+    nb = source_notebook(assignment)
     questions = _questions(nb)
     assert len(questions) >= 3, f"{assignment} has {len(questions)} graded questions"
     tests = graded_test_cells(nb)
     for q in questions:
         mine = {gid: c for gid, c in tests.items() if gid.startswith(q + "_")}
-        assert any("### BEGIN HIDDEN TESTS" in c.source for c in mine.values()), f"{q}: no hidden tests"
-        assert any("### BEGIN HIDDEN TESTS" not in c.source for c in mine.values()), f"{q}: no visible test"
+        assert any("### BEGIN HIDDEN TESTS" in c.source for c in mine.values()), (
+            f"{q}: no hidden tests"
+        )
+        assert any("### BEGIN HIDDEN TESTS" not in c.source for c in mine.values()), (
+            f"{q}: no visible test"
+        )
         assert sum(c.metadata["nbgrader"]["points"] for c in mine.values()) > 0
     first = nb.cells[0] if nb.cells[0].cell_type == "code" else nb.cells[1]
-    assert "find_spec(\"attnkit\")" in first.source and "cuda" in first.source and "manual_seed" in first.source
+    assert (
+        'find_spec("attnkit")' in first.source
+        and "cuda" in first.source
+        and "manual_seed" in first.source
+    )
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_released_notebooks_in_sync(assignment, tmp_path_factory):
     """exercises/ is exactly what nbgrader generate_assignment makes from solutions/."""
-    run = _run(assignment, tmp_path_factory)
-    fresh = json.loads(run["released"].read_text())
+    fresh = _run(assignment, tmp_path_factory)["released"]
     committed = json.loads((EXERCISES / assignment / notebook_name(assignment)).read_text())
     assert committed == fresh, (
         f"exercises/{assignment} is stale: run `nbgrader generate_assignment {assignment} --force`"
@@ -104,29 +155,51 @@ def test_released_notebook_scores_zero_with_not_implemented(assignment, tmp_path
         errors = [o for o in cell.outputs if o.output_type == "error"]
         assert errors, f"{gid} passed on the blank notebook"
         assert all(e.ename == "NotImplementedError" for e in errors), (
-            f"{gid} fails on the blank notebook with {[e.ename for e in errors]}, not NotImplementedError"
+            f"{gid} fails on the blank notebook with {[e.ename for e in errors]}, "
+            "not NotImplementedError"
         )
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_wrong_answers_lose_points(assignment, tmp_path_factory):
-    """Every question has at least one plausible wrong answer, and each loses points on that question."""
-    run = _run(assignment, tmp_path_factory)
-    questions = _questions(run["source"])
-    missing = [q for q in questions if not run["wrong"].get(q)]
+    """Every question has at least one plausible wrong answer, and each loses points on that
+    question (every visible and hidden test cell of the question runs against every wrong
+    answer)."""
+    run = _trials(assignment, tmp_path_factory)
+    missing = [q for q in run["questions"] if not run["wrong"].get(q)]
     assert not missing, f"no wrong-answer fixture for {missing}"
-    for qid, cases in run["wrong"].items():
-        assert qid in questions, f"wrong answers for unknown question {qid}"
-        for i, (why, _code) in enumerate(cases):
-            scores = run["scores"][f"wrong-{qid}-{i}"]
-            mine = [s for gid, s in scores.items() if gid.startswith(qid + "_")]
-            got, full = sum(s for s, _ in mine), sum(m for _, m in mine)
+    unknown = set(run["wrong"]) - set(run["questions"])
+    assert not unknown, f"wrong answers for unknown questions {unknown}"
+    for qid, (solution, *tried) in run["results"].items():
+        # the runner itself: the solution, tried the same way, passes every test of its question
+        assert solution and not any(solution.values()), (
+            f"{qid}: the solution fails in the trial runner: {solution}"
+        )
+        full = sum(run["points"][gid] for gid in solution)
+        for (why, _code), result in zip(run["wrong"][qid], tried, strict=True):
+            assert set(result) == set(solution), (
+                f"{qid}: '{why}' did not run every test cell: {result}"
+            )
+            got = sum(run["points"][gid] for gid, error in result.items() if not error)
             assert got < full, f"{qid}: the wrong answer '{why}' still scores {got}/{full}"
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_trial_runner_agrees_with_nbgrader(assignment, tmp_path_factory):
+    """The wrong answer graded by both: nbgrader and the trial runner pass and fail the same
+    test cells."""
+    qid, i = _cross_check(assignment)
+    scores = _run(assignment, tmp_path_factory)["scores"][f"wrong-{qid}-{i}"]
+    by_nbgrader = {gid: s == m for gid, (s, m) in scores.items() if question_of(gid) == qid}
+    tried = _trials(assignment, tmp_path_factory)["results"][qid][1 + i]
+    assert by_nbgrader == {gid: not error for gid, error in tried.items()}, tried
+    assert not all(by_nbgrader.values())
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_feedback_and_export(assignment, tmp_path_factory):
-    """generate_feedback writes one HTML report per student; export writes every score to grades.csv."""
+    """generate_feedback writes one HTML report per student; export writes every score to
+    grades.csv."""
     run = _run(assignment, tmp_path_factory)
     course = run["course"]
     for student in run["students"]:
