@@ -1,76 +1,24 @@
-"""Tests for attnkit.scoring and attnkit.attention: scores, the √D argument, masking and the d2l modules."""
-import math
-
+"""Tests for attnkit.attention: softmax-weighted sums, masking and the d2l modules."""
 import pytest
 import torch
-from hypothesis import given, settings
+from helpers import randn
+from hypothesis import given
 from hypothesis import strategies as st
 
 from attnkit import (
     AdditiveAttention,
     DotProductAttention,
     additive_attention,
-    additive_scores,
     attend,
     dot_product_attention,
-    dot_product_scores,
     lengths_to_mask,
 )
-
-PROPERTY = settings(max_examples=25, deadline=None)
-
-
-def _randn(*shape, seed, dtype=torch.float64):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
-
-
-# ---------------------------------------------------------------- scoring
-
-
-def test_dot_product_scores_hand_check():
-    q = torch.tensor([[[1.0, 2.0]]])  # (1, 1, 2)
-    k = torch.tensor([[[3.0, 4.0], [-1.0, 0.5]]])  # (1, 2, 2)
-    want = torch.tensor([[[11.0, 0.0]]]) / math.sqrt(2)
-    torch.testing.assert_close(dot_product_scores(q, k), want)
-    torch.testing.assert_close(dot_product_scores(q, k, scale=1.0), torch.tensor([[[11.0, 0.0]]]))
-
-
-@pytest.mark.parametrize("D", [4, 64, 256])
-def test_variance_of_dot_product_is_D_and_of_scaled_score_is_one(D):
-    """q, k with independent N(0, 1) entries: Var(q·k) = D, so q·k/√D has variance 1."""
-    n = 20_000
-    g = torch.Generator().manual_seed(D)
-    q = torch.randn(n, 1, D, generator=g, dtype=torch.float64)  # n independent (query, key) pairs
-    k = torch.randn(n, 1, D, generator=g, dtype=torch.float64)
-    raw = dot_product_scores(q, k, scale=1.0).flatten()  # (n,)
-    scaled = dot_product_scores(q, k).flatten()  # (n,)
-    # q·k is a sum of D products with variance 1 and fourth moment 9, so its fourth central moment
-    # is 3D² + 6D and the sample variance has standard error sqrt((2D² + 6D) / n).
-    se = math.sqrt((2 * D * D + 6 * D) / n)
-    assert abs(raw.var().item() - D) < 5 * se
-    assert abs(scaled.var().item() - 1.0) < 5 * se / D
-    assert abs(scaled.mean().item()) < 5 / math.sqrt(n)
-
-
-def test_additive_scores_match_explicit_loop():
-    B, L, S, Dq, Dk, h = 2, 3, 4, 5, 6, 7
-    q, k = _randn(B, L, Dq, seed=0), _randn(B, S, Dk, seed=1)
-    W_q, W_k, w_v = _randn(h, Dq, seed=2), _randn(h, Dk, seed=3), _randn(1, h, seed=4)
-    scores = additive_scores(q, k, W_q, W_k, w_v)
-    assert scores.shape == (B, L, S)
-    for b in range(B):
-        for i in range(L):
-            for j in range(S):
-                want = w_v[0] @ torch.tanh(W_q @ q[b, i] + W_k @ k[b, j])
-                torch.testing.assert_close(scores[b, i, j], want)
-    torch.testing.assert_close(additive_scores(q, k, W_q, W_k, w_v[0]), scores)  # w_v as (h,)
-
 
 # ---------------------------------------------------------------- attention functions
 
 
 def test_dot_product_attention_is_softmax_then_weighted_sum():
-    q, k, v = _randn(2, 3, 4, seed=0), _randn(2, 5, 4, seed=1), _randn(2, 5, 6, seed=2)
+    q, k, v = randn(2, 3, 4, seed=0), randn(2, 5, 4, seed=1), randn(2, 5, 6, seed=2)
     out, w = dot_product_attention(q, k, v)
     want_w = torch.softmax(q @ k.transpose(1, 2) / 2.0, dim=-1)
     torch.testing.assert_close(w, want_w)
@@ -79,32 +27,30 @@ def test_dot_product_attention_is_softmax_then_weighted_sum():
 
 
 def _masked_inputs(B, L, S, D, Dv, seed):
-    q, k, v = _randn(B, L, D, seed=seed), _randn(B, S, D, seed=seed + 1), _randn(B, S, Dv, seed=seed + 2)
+    q, k, v = randn(B, L, D, seed=seed), randn(B, S, D, seed=seed + 1), randn(B, S, Dv, seed=seed + 2)
     lens = torch.randint(1, S + 1, (B,), generator=torch.Generator().manual_seed(seed))
     return q, k, v, lens
 
 
-@PROPERTY
 @given(B=st.integers(1, 3), L=st.integers(1, 4), S=st.integers(2, 6), seed=st.integers(0, 10_000))
 def test_masked_keys_and_values_never_change_the_output(B, L, S, seed):
     q, k, v, lens = _masked_inputs(B, L, S, 3, 2, seed)
     masked = ~lengths_to_mask(lens, 1, S)[:, 0, :]  # (B, S), True where padding
     k2, v2 = k.clone(), v.clone()
-    k2[masked] = _randn(int(masked.sum()), 3, seed=seed + 3) * 100
-    v2[masked] = _randn(int(masked.sum()), 2, seed=seed + 4) * 100
+    k2[masked] = randn(int(masked.sum()), 3, seed=seed + 3) * 100
+    v2[masked] = randn(int(masked.sum()), 2, seed=seed + 4) * 100
     out, w = dot_product_attention(q, k, v, valid_lens=lens)
     out2, w2 = dot_product_attention(q, k2, v2, valid_lens=lens)
     torch.testing.assert_close(out2, out, rtol=0, atol=0)
     torch.testing.assert_close(w2, w, rtol=0, atol=0)
     # the same for additive attention, through a boolean mask
-    W_q, W_k, w_v = _randn(4, 3, seed=seed + 5), _randn(4, 3, seed=seed + 6), _randn(4, seed=seed + 7)
+    W_q, W_k, w_v = randn(4, 3, seed=seed + 5), randn(4, 3, seed=seed + 6), randn(4, seed=seed + 7)
     mask = ~masked[:, None, :]  # (B, 1, S)
     a = additive_attention(q, k, v, W_q, W_k, w_v, mask=mask)[0]
     a2 = additive_attention(q, k2, v2, W_q, W_k, w_v, mask=mask)[0]
     torch.testing.assert_close(a2, a, rtol=0, atol=0)
 
 
-@PROPERTY
 @given(B=st.integers(1, 3), L=st.integers(1, 4), S=st.integers(2, 6), seed=st.integers(0, 10_000))
 def test_permuting_key_value_pairs_together_leaves_output_unchanged(B, L, S, seed):
     q, k, v, lens = _masked_inputs(B, L, S, 3, 2, seed)
@@ -113,14 +59,14 @@ def test_permuting_key_value_pairs_together_leaves_output_unchanged(B, L, S, see
     out, _ = dot_product_attention(q, k, v, mask=mask)
     out_p, _ = dot_product_attention(q, k[:, perm], v[:, perm], mask=mask[..., perm])
     torch.testing.assert_close(out_p, out)
-    W_q, W_k, w_v = _randn(4, 3, seed=seed + 5), _randn(4, 3, seed=seed + 6), _randn(4, seed=seed + 7)
+    W_q, W_k, w_v = randn(4, 3, seed=seed + 5), randn(4, 3, seed=seed + 6), randn(4, seed=seed + 7)
     a = additive_attention(q, k, v, W_q, W_k, w_v, mask=mask)[0]
     a_p = additive_attention(q, k[:, perm], v[:, perm], W_q, W_k, w_v, mask=mask[..., perm])[0]
     torch.testing.assert_close(a_p, a)
 
 
 def test_causal_dot_product_attention_ignores_the_future():
-    q, k, v = _randn(1, 4, 3, seed=0), _randn(1, 4, 3, seed=1), _randn(1, 4, 2, seed=2)
+    q, k, v = randn(1, 4, 3, seed=0), randn(1, 4, 3, seed=1), randn(1, 4, 2, seed=2)
     out, w = dot_product_attention(q, k, v, causal=True)
     assert torch.all(w.triu(diagonal=1) == 0)
     v2 = v.clone()
@@ -182,7 +128,7 @@ def test_dropout_only_in_training():
 
 def test_additive_attention_module_equals_function():
     attention = AdditiveAttention(5, 0.0).double()
-    q, k, v = _randn(2, 3, 4, seed=0), _randn(2, 6, 7, seed=1), _randn(2, 6, 2, seed=2)
+    q, k, v = randn(2, 3, 4, seed=0), randn(2, 6, 7, seed=1), randn(2, 6, 2, seed=2)
     lens = torch.tensor([[1, 6, 3], [2, 2, 5]])
     out = attention(q, k, v, lens)
     want, w = additive_attention(q, k, v, attention.W_q.weight, attention.W_k.weight, attention.w_v.weight, valid_lens=lens)
