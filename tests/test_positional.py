@@ -3,12 +3,12 @@ import math
 
 import pytest
 import torch
+from d2l_compat import import_d2l_torch
 from hypothesis import given
 from hypothesis import strategies as st
 
 from attnkit.multihead import MultiHeadAttention
 from attnkit.positional import PositionalEncoding, sinusoidal_encoding
-from d2l_compat import import_d2l_torch
 
 # ---------------------------------------------------------------- positional encoding
 
