@@ -1,27 +1,105 @@
-"""The whole book builds with every chapter executed and Sphinx warnings as errors."""
+"""The book: its sources cite what references.bib holds and the glossary names each term in
+Chinese; the whole book builds with every chapter executed and Sphinx warnings as errors."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# one build (the session fixture built_book in conftest.py), on one pytest-xdist worker
-pytestmark = pytest.mark.xdist_group("book")
+BOOK = ROOT / "book"
+CHAPTERS = sorted(BOOK.glob("[0-9][0-9]-*.ipynb"))
+PAGES = sorted(BOOK.glob("*.md")) + CHAPTERS
+CITE = re.compile(r"\{cite(?::\w+)?\}`([^`]+)`")
+HAN = re.compile(r"[\u4e00-\u9fff]")
+# the papers each chapter teaches (the design's table of contents): the chapter cites each one
+REQUIRED = {
+    "01": {"bahdanau2015neural", "nadaraya1964estimating", "watson1964smooth"},
+    "02": {"bahdanau2015neural", "vaswani2017attention"},
+    "03": {"miller2023attention"},
+    "04": {"vaswani2017attention"},
+    "05": {"child2019generating", "beltagy2020longformer", "zaheer2020bigbird"},
+    "06": {"kitaev2020reformer", "indyk1998approximate", "andoni2015practical"},
+    "07": {"katharopoulos2020transformers"},
+    "08": {"choromanski2021rethinking", "peng2021random", "rahimi2007random", "bochner1933monotone",
+           "xiong2021nystromformer"},
+    "09": {"tay2021synthesizer"},
+    "10": {"tay2021long"},
+}
+# terms the course's Chinese sources write in English: the parenthesis says so instead
+NAMED_IN_ENGLISH = {"Gated attention unit", "Transformer block"}
 
 
+def _markdown(path: Path) -> str:
+    if path.suffix == ".ipynb":
+        cells = json.loads(path.read_text())["cells"]
+        return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    return path.read_text()
+
+
+def _cited(path: Path) -> set[str]:
+    return {key.strip() for keys in CITE.findall(_markdown(path)) for key in keys.split(",")}
+
+
+def _bib_keys() -> list[str]:
+    return re.findall(r"^@\w+\{([^,\s]+),", (BOOK / "references.bib").read_text(), re.M)
+
+
+def _glossary_terms() -> list[str]:
+    text = (BOOK / "glossary.md").read_text()
+    block = text.split("```{glossary}", 1)[1].split("```", 1)[0]
+    return [line.strip() for line in block.splitlines() if line.strip() and not line[0].isspace()]
+
+
+def test_every_citation_is_in_references_bib():
+    keys = _bib_keys()
+    assert len(keys) == len(set(keys)), f"duplicate keys in references.bib: {sorted(keys)}"
+    missing = {p.name: sorted(_cited(p) - set(keys)) for p in PAGES if _cited(p) - set(keys)}
+    assert not missing, f"cited but not in book/references.bib: {missing}"
+
+
+@pytest.mark.parametrize("chapter", sorted(REQUIRED))
+def test_each_chapter_cites_the_papers_it_teaches(chapter):
+    (path,) = [p for p in CHAPTERS if p.name.startswith(chapter + "-")]
+    assert REQUIRED[chapter] <= set(_bib_keys())
+    uncited = REQUIRED[chapter] - _cited(path)
+    assert not uncited, f"{path.name} does not cite {sorted(uncited)}"
+
+
+def test_every_glossary_term_has_its_chinese_name_and_a_definition():
+    text = (BOOK / "glossary.md").read_text()
+    block = text.split("```{glossary}", 1)[1].split("```", 1)[0]
+    terms = _glossary_terms()
+    assert len(terms) >= 10 and len(terms) == len(set(terms)), terms
+    for term in terms:
+        match = re.fullmatch(r"(.+?) \((.+)\)", term)
+        assert match, f"glossary term {term!r} is not 'English (中文)'"
+        english, chinese = match.groups()
+        if english in NAMED_IN_ENGLISH:
+            continue
+        assert HAN.search(chinese), f"glossary term {term!r} has no Chinese name"
+        definition = block.split(term + "\n", 1)[1].splitlines()[0]
+        assert definition.startswith("  ") and definition.strip(), f"{term!r} has no definition"
+
+
+# --- the built book: one build (the session fixture built_book in conftest.py), on one
+# pytest-xdist worker (group "book", shared with tests/test_browser.py)
+
+@pytest.mark.xdist_group("book")
 def test_every_chapter_is_built_with_executed_outputs(built_book):
-    chapters = sorted((ROOT / "book").glob("[0-9][0-9]-*.ipynb"))
-    assert chapters
-    for chapter in chapters:
+    assert CHAPTERS
+    for chapter in CHAPTERS:
         html = (built_book / "book" / f"{chapter.stem}.html").read_text()
         # (the bare word also appears in sphinx-thebe's inline config on every page)
         assert 'class="cell_output' in html, f"{chapter.name} shows no executed output"
         if int(chapter.name[:2]) > 0:
-            assert re.search(r'<img [^>]*src="[^"]*\.(png|svg)"', html), f"{chapter.name} has no figure"
+            figure = re.search(r'<img [^>]*src="[^"]*\.(png|svg)"', html)
+            assert figure, f"{chapter.name} has no figure"
 
 
+@pytest.mark.xdist_group("book")
 def test_exercise_pages_are_shown_unexecuted(built_book):
     pages = sorted((built_book / "exercises").rglob("*.html"))
     assert pages
@@ -29,7 +107,21 @@ def test_exercise_pages_are_shown_unexecuted(built_book):
         assert 'class="cell_output' not in page.read_text(), f"{page.name} was executed"
 
 
-def test_bibliography_and_glossary_are_built(built_book):
-    assert "bibtex" in (built_book / "book" / "bibliography.html").read_text() or \
-        "citation" in (built_book / "book" / "bibliography.html").read_text()
-    assert "glossary" in (built_book / "book" / "glossary.html").read_text()
+@pytest.mark.xdist_group("book")
+def test_bibliography_lists_every_entry_and_pages_link_their_citations(built_book):
+    bibliography = (built_book / "book" / "bibliography.html").read_text()
+    assert bibliography.count('role="doc-biblioentry"') == len(_bib_keys())
+    for page in PAGES:
+        if _cited(page):
+            html = (built_book / "book" / f"{page.stem}.html").read_text()
+            links = set(re.findall(r'href="bibliography\.html#([^"]+)"', html))
+            assert len(links) == len(_cited(page)), f"{page.name} links {len(links)} citations"
+
+
+@pytest.mark.xdist_group("book")
+def test_glossary_page_defines_every_term(built_book):
+    html = (built_book / "book" / "glossary.html").read_text()
+    terms = re.findall(r'<dt id="term-[^"]*"[^>]*>(.*?)</dt>', html, re.S)
+    built = [re.sub(r"<[^>]+>", "", re.sub(r'<a class="headerlink".*?</a>', "", t)).strip()
+             for t in terms]
+    assert built == _glossary_terms()
