@@ -1,21 +1,17 @@
-"""LSH attention (attnkit.lsh) and its hash families (attnkit.hashing)."""
+"""LSH attention (attnkit.lsh): sorting and chunks, the dense reference, masks, memory.
+
+The hash families (attnkit.hashing) are tested in test_hashing.py."""
 import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from helpers import qkv
+from hypothesis import given
 from hypothesis import strategies as st
 from torch.nn import functional as F
 
 from attnkit import make_mechanism, softmax_attention_naive
-from attnkit.hashing import (
-    angular_hash,
-    hyperplane_bits,
-    hyperplane_collision_probability,
-    hyperplane_hash,
-    random_hyperplanes,
-    random_rotations,
-)
+from attnkit.hashing import angular_hash, random_rotations
 from attnkit.lsh import (
     SELF_PENALTY,
     LSHAttention,
@@ -27,78 +23,6 @@ from attnkit.lsh import (
 )
 
 f64 = torch.float64
-
-
-def _inputs(B, H, L, S, D, Dv, seed):
-    g = torch.Generator().manual_seed(seed)
-    q = torch.randn(B, H, L, D, generator=g, dtype=f64, requires_grad=True)
-    k = torch.randn(B, H, S, D, generator=g, dtype=f64, requires_grad=True)
-    v = torch.randn(B, H, S, Dv, generator=g, dtype=f64, requires_grad=True)
-    return q, k, v
-
-
-# ---------------------------------------------------------------- hash families
-def test_hyperplane_collision_rate_matches_one_minus_theta_over_pi():
-    planes = random_hyperplanes(8, 20000, seed=3).to(f64)  # (D, n_bits)
-    x = F.normalize(torch.randn(8, dtype=f64, generator=torch.Generator().manual_seed(1)), dim=0)
-    u = torch.randn(8, dtype=f64, generator=torch.Generator().manual_seed(2))
-    u = F.normalize(u - (u @ x) * x, dim=0)  # orthogonal to x
-    for theta in [0.1, 0.5, 1.0, math.pi / 2, 2.5, 3.0]:
-        y = math.cos(theta) * x + math.sin(theta) * u
-        rate = (hyperplane_bits(x, planes) == hyperplane_bits(y, planes)).double().mean().item()
-        p = hyperplane_collision_probability(theta)
-        sigma = math.sqrt(p * (1 - p) / planes.shape[1])
-        assert abs(rate - p) < 4 * sigma + 1e-12, (theta, rate, p)
-
-
-def test_hyperplane_hash_reads_bits_as_a_number():
-    planes = random_hyperplanes(4, 3, seed=0)
-    x = torch.randn(10, 4)
-    bits = hyperplane_bits(x, planes).long()  # (10, 3)
-    assert torch.equal(hyperplane_hash(x, planes), bits[:, 0] + 2 * bits[:, 1] + 4 * bits[:, 2])
-    assert hyperplane_collision_probability(0.0, 3) == 1.0
-    assert hyperplane_collision_probability(math.pi / 2, 2) == pytest.approx(0.25)
-
-
-def test_angular_hash_is_argmax_over_plus_minus_projection_and_scale_invariant():
-    rot = random_rotations(6, 8, 3, seed=0)  # (R, D, M/2)
-    x = torch.randn(2, 5, 6, dtype=f64)  # (B, L, D)
-    b = angular_hash(x, rot)  # (B, R, L)
-    assert b.shape == (2, 3, 5) and b.min() >= 0 and b.max() < 8
-    xr = torch.einsum("bld,rdm->brlm", x, rot.to(f64))
-    expected = torch.cat([xr, -xr], -1).argmax(-1)
-    assert torch.equal(b, expected)
-    assert torch.equal(angular_hash(3.7 * x, rot), b)  # only the direction matters
-    assert torch.equal(angular_hash(-x, rot), (b + 4) % 8)  # −x lands in the opposite bucket
-
-
-def test_angular_collisions_fall_with_angle():
-    rot = random_rotations(16, 8, 4000, seed=5).to(f64)  # many independent rounds
-    g = torch.Generator().manual_seed(0)
-    x = F.normalize(torch.randn(16, dtype=f64, generator=g), dim=0)
-    u = torch.randn(16, dtype=f64, generator=g)
-    u = F.normalize(u - (u @ x) * x, dim=0)
-    rates = []
-    for theta in [0.2, 0.6, 1.2, 2.0, 2.8]:
-        y = math.cos(theta) * x + math.sin(theta) * u
-        bx, by = angular_hash(torch.stack([x, y])[:, None, :], rot).squeeze(-1)  # (R,) each
-        rates.append((bx == by).double().mean().item())
-    assert all(a > b for a, b in zip(rates, rates[1:])), rates
-    assert rates[0] > 0.6 and rates[-1] < 0.05
-
-
-@pytest.mark.parametrize("n_buckets", [0, 1, 3, 7])
-def test_odd_bucket_counts_are_rejected(n_buckets):
-    with pytest.raises(ValueError, match="even"):
-        random_rotations(4, n_buckets)
-    if n_buckets != 1:  # 1 bucket = no hashing, allowed by the mechanism
-        with pytest.raises(ValueError, match="even"):
-            LSHAttention(n_buckets=n_buckets)
-
-
-def test_hashes_are_seeded():
-    assert torch.equal(random_rotations(5, 4, 2, seed=7), random_rotations(5, 4, 2, seed=7))
-    assert not torch.equal(random_rotations(5, 4, 2, seed=7), random_rotations(5, 4, 2, seed=8))
 
 
 # ---------------------------------------------------------------- sorting and chunks
@@ -119,7 +43,6 @@ def test_chunk_layout_pads_instead_of_requiring_divisibility():
 
 
 # ---------------------------------------------------------------- chunked == dense reference
-@settings(max_examples=25, deadline=None)
 @given(
     B=st.integers(1, 2), H=st.integers(1, 2), L=st.integers(1, 40), extra=st.integers(-10, 10),
     D=st.integers(1, 9), bucket_size=st.integers(1, 9), R=st.integers(1, 4),
@@ -129,7 +52,7 @@ def test_chunk_layout_pads_instead_of_requiring_divisibility():
 def test_chunked_matches_dense_reference_outputs_and_gradients(
         B, H, L, extra, D, bucket_size, R, half_buckets, causal, shared, pad, seed):
     S = L if shared else max(1, L + extra)
-    q, k, v = _inputs(B, H, L, S, D, 3, seed)
+    q, k, v = qkv(B, H, L, S, D, 3, seed=seed, requires_grad=True)
     rot = random_rotations(D, 2 * half_buckets, R, seed=seed)
     qb = angular_hash(q.detach(), rot)
     kb = qb if shared else angular_hash(k.detach(), rot)
@@ -153,7 +76,7 @@ def test_chunked_matches_dense_reference_outputs_and_gradients(
 
 def test_duplicate_pairs_across_rounds_count_once():
     # identical rounds: every allowed pair appears R times; the result must equal one round
-    q, k, v = _inputs(1, 2, 23, 23, 5, 4, 0)
+    q, k, v = qkv(1, 2, 23, 23, 5, 4, seed=0, requires_grad=True)
     rot1 = random_rotations(5, 4, 1, seed=3)
     qb1, kb1 = angular_hash(q.detach(), rot1), angular_hash(k.detach(), rot1)
     one = lsh_attention(q, k, v, qb1, kb1, bucket_size=4)
@@ -164,7 +87,7 @@ def test_duplicate_pairs_across_rounds_count_once():
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("L", [1, 7, 37])
 def test_one_bucket_and_one_chunk_is_full_attention(causal, L):
-    q, k, v = _inputs(2, 3, L, L, 6, 5, L)
+    q, k, v = qkv(2, 3, L, L, 6, 5, seed=L, requires_grad=True)
     mask = torch.rand(2, 1, 1, L, generator=torch.Generator().manual_seed(1)) > 0.4
     lsh = LSHAttention(bucket_size=64, n_hashes=1, n_buckets=1)
     expected, _ = softmax_attention_naive(q, k, v, mask=mask, causal=causal)
@@ -172,7 +95,7 @@ def test_one_bucket_and_one_chunk_is_full_attention(causal, L):
 
 
 def test_shared_qk_normalises_keys_not_queries_and_avoids_self():
-    q, _, v = _inputs(1, 2, 9, 9, 4, 3, 2)
+    q, _, v = qkv(1, 2, 9, 9, 4, 3, seed=2, requires_grad=True)
     lsh = LSHAttention(bucket_size=16, n_hashes=1, n_buckets=1, shared_qk=True)
     out = lsh(q, q, v)
     scores = (q @ F.normalize(q, dim=-1).transpose(-1, -2)) / 2.0  # query raw, key unit, 1/√D
@@ -183,7 +106,7 @@ def test_shared_qk_normalises_keys_not_queries_and_avoids_self():
 
 
 def test_shared_qk_lone_token_attends_to_itself():
-    q, _, v = _inputs(1, 1, 6, 6, 4, 3, 3)
+    q, _, v = qkv(1, 1, 6, 6, 4, 3, seed=3, requires_grad=True)
     lsh = LSHAttention(bucket_size=8, n_hashes=1, n_buckets=1, shared_qk=True)
     out = lsh(q, q, v, causal=True)
     torch.testing.assert_close(out[..., 0, :], v[..., 0, :])  # position 0 sees only itself
@@ -195,7 +118,7 @@ def test_shared_qk_lone_token_attends_to_itself():
 
 @pytest.mark.parametrize("shared", [False, True])
 def test_causal_never_attends_to_the_future(shared):
-    q, k, v = _inputs(2, 2, 37, 37, 6, 4, 5)
+    q, k, v = qkv(2, 2, 37, 37, 6, 4, seed=5, requires_grad=True)
     lsh = LSHAttention(bucket_size=4, n_hashes=3, shared_qk=shared).eval()
     out = lsh(q, k, v, causal=True)
     for t in [0, 10, 30]:
@@ -213,7 +136,7 @@ def test_causal_never_attends_to_the_future(shared):
 
 
 def test_masked_keys_have_no_effect_and_fully_masked_rows_are_zero():
-    q, k, v = _inputs(2, 2, 30, 30, 5, 4, 6)
+    q, k, v = qkv(2, 2, 30, 30, 5, 4, seed=6, requires_grad=True)
     mask = torch.ones(2, 1, 1, 30, dtype=torch.bool)
     mask[0, ..., 5:12] = False
     mask[1] = False
@@ -246,7 +169,7 @@ def test_error_against_full_attention_falls_with_more_rounds():
 
 
 def test_rotations_fixed_in_eval_and_redrawn_in_training_only_when_asked():
-    q, k, v = _inputs(1, 2, 40, 40, 8, 3, 8)
+    q, k, v = qkv(1, 2, 40, 40, 8, 3, seed=8, requires_grad=True)
     fixed = LSHAttention(bucket_size=4, n_hashes=2, seed=3)
     a = fixed(q, k, v)
     assert torch.equal(fixed(q, k, v), a)  # training mode but redraw=False
@@ -263,7 +186,7 @@ def test_rotations_fixed_in_eval_and_redrawn_in_training_only_when_asked():
 
 def test_awkward_sizes_and_registry():
     lsh = make_mechanism("lsh")  # default settings
-    q, k, v = _inputs(2, 3, 37, 37, 24, 7, 9)
+    q, k, v = qkv(2, 3, 37, 37, 24, 7, seed=9, requires_grad=True)
     out = lsh(q.float(), k.float(), v.float(), causal=True)
     assert out.shape == (2, 3, 37, 7) and torch.isfinite(out).all()
     cross = LSHAttention(bucket_size=5)(q, k[:, :, :11], v[:, :, :11])  # L ≠ S
@@ -271,7 +194,7 @@ def test_awkward_sizes_and_registry():
 
 
 def test_bad_inputs_are_rejected_clearly():
-    q, k, v = _inputs(1, 2, 8, 8, 4, 4, 0)
+    q, k, v = qkv(1, 2, 8, 8, 4, 4, seed=0, requires_grad=True)
     with pytest.raises(ValueError, match="key-padding"):
         LSHAttention()(q, k, v, mask=torch.ones(1, 1, 8, 8, dtype=torch.bool))
     with pytest.raises(ValueError, match="shared_qk"):
@@ -285,7 +208,7 @@ def test_bad_inputs_are_rejected_clearly():
 def test_memory_grows_linearly_not_quadratically():
     # the largest tensor saved for backward: doubling L (bucket size fixed) must about double it
     def largest_saved(L):
-        q, k, v = _inputs(1, 1, L, L, 8, 8, 0)
+        q, k, v = qkv(1, 1, L, L, 8, 8, seed=0, requires_grad=True)
         sizes = []
         with torch.autograd.graph.saved_tensors_hooks(lambda t: sizes.append(t.numel()) or t, lambda t: t):
             LSHAttention(bucket_size=16, n_hashes=2)(q, k, v, causal=True)
