@@ -8,6 +8,7 @@ support with the attributes documented in :mod:`attnkit.mechanisms`
 """
 import pytest
 import torch
+from helpers import qkv
 
 from attnkit.mechanisms import Mechanism
 from attnkit.registry import MECHANISMS, make_mechanism
@@ -26,12 +27,9 @@ def build(name):
     return mech
 
 
-def inputs(seed=1, batch=B, length=L):
-    g = torch.Generator().manual_seed(seed)
-    q = torch.randn(batch, H, length, D, generator=g)
-    k = torch.randn(batch, H, length, D, generator=g)
-    v = torch.randn(batch, H, length, DV, generator=g)
-    return q, k, v
+def inputs():
+    """The contract's q, k, v: float32 (the mechanisms' default), B × H × L × D (Dv for v)."""
+    return qkv(B, H, L, L, D, DV, seed=1, dtype=torch.float32)
 
 
 def run(mech, q, k, v, **kw):
@@ -148,10 +146,7 @@ def test_fully_masked_rows_give_zeros(name):
 @pytest.mark.parametrize("length,dim", [(1, 24), (7, 10), (37, 24)])
 def test_awkward_sizes(name, length, dim):
     mech = build(name)
-    g = torch.Generator().manual_seed(3)
-    q = torch.randn(2, 3, length, dim, generator=g)
-    k = torch.randn(2, 3, length, dim, generator=g)
-    v = torch.randn(2, 3, length, 5, generator=g)
+    q, k, v = qkv(2, 3, length, length, dim, 5, seed=3, dtype=torch.float32)
     out = run(mech, q, k, v, causal=mech.supports_causal)
     assert out.shape == (2, 3, length, 5)
     assert torch.isfinite(out).all()

@@ -3,7 +3,8 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from helpers import randn
+from hypothesis import given
 from hypothesis import strategies as st
 
 from attnkit import (
@@ -18,13 +19,7 @@ from attnkit import (
     softmax_one,
 )
 
-PROPERTY = settings(max_examples=25, deadline=None)
 HALF_DTYPES = [torch.float16, torch.bfloat16]
-
-
-def _randn(*shape, seed, dtype=torch.float64):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=g, dtype=dtype)
 
 
 def _lens(B, S, seed, low=0):
@@ -45,10 +40,9 @@ def test_sequence_mask_hand_example_and_input_untouched():
     assert torch.equal(out, torch.tensor([[-1.0, -1.0, -1.0], [4.0, 5.0, 6.0]]))
 
 
-@PROPERTY
 @given(N=st.integers(1, 5), S=st.integers(1, 7), seed=st.integers(0, 10_000))
 def test_sequence_mask_matches_loop(N, S, seed):
-    X = _randn(N, S, seed=seed)
+    X = randn(N, S, seed=seed)
     lens = _lens(N, S, seed)
     out = sequence_mask(X, lens, value=7.5)
     for n in range(N):
@@ -72,7 +66,6 @@ def test_lengths_to_mask_2d_hand_example():
     assert torch.equal(m, want)
 
 
-@PROPERTY
 @given(B=st.integers(1, 4), L=st.integers(1, 5), S=st.integers(1, 6), two_d=st.booleans(), seed=st.integers(0, 10_000))
 def test_lengths_to_mask_matches_loop(B, L, S, two_d, seed):
     g = torch.Generator().manual_seed(seed)
@@ -109,7 +102,6 @@ def test_causal_mask_bottom_right_when_L_differs_from_S():
     assert torch.equal(causal_mask(4, 2, align="bottom-right"), want_tall)
 
 
-@PROPERTY
 @given(L=st.integers(1, 9), S=st.integers(1, 9))
 def test_causal_mask_equals_shifted_triangle(L, S):
     ones = torch.ones(L, S)
@@ -152,10 +144,9 @@ def _reference_masked_softmax(X, allowed):
     return out
 
 
-@PROPERTY
 @given(B=st.integers(1, 3), L=st.integers(1, 4), S=st.integers(1, 6), two_d=st.booleans(), seed=st.integers(0, 10_000))
 def test_masked_softmax_valid_lens_rows_sum_to_one_and_masked_are_zero(B, L, S, two_d, seed):
-    X = _randn(B, L, S, seed=seed) * 3
+    X = randn(B, L, S, seed=seed) * 3
     g = torch.Generator().manual_seed(seed)
     lens = torch.randint(0, S + 1, (B, L) if two_d else (B,), generator=g)
     W = masked_softmax(X, lens)
@@ -168,10 +159,9 @@ def test_masked_softmax_valid_lens_rows_sum_to_one_and_masked_are_zero(B, L, S, 
     torch.testing.assert_close(W, _reference_masked_softmax(X, allowed))
 
 
-@PROPERTY
 @given(L=st.integers(1, 5), S=st.integers(1, 5), causal=st.booleans(), seed=st.integers(0, 10_000))
 def test_masked_softmax_boolean_mask_and_causal_match_reference(L, S, causal, seed):
-    X = _randn(2, 3, L, S, seed=seed)
+    X = randn(2, 3, L, S, seed=seed)
     g = torch.Generator().manual_seed(seed)
     mask = torch.rand(2, 1, L, S, generator=g) < 0.6  # (B, 1, L, S) broadcasts over heads
     W = masked_softmax(X, mask=mask, causal=causal)
@@ -180,13 +170,13 @@ def test_masked_softmax_boolean_mask_and_causal_match_reference(L, S, causal, se
 
 
 def test_masked_softmax_without_mask_is_softmax():
-    X = _randn(2, 3, 5, seed=0)
+    X = randn(2, 3, 5, seed=0)
     torch.testing.assert_close(masked_softmax(X), torch.softmax(X, dim=-1))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, *HALF_DTYPES])
 def test_fully_masked_row_gives_zeros_and_finite_gradient(dtype):
-    X = _randn(2, 3, 4, seed=1).to(dtype).requires_grad_(True)
+    X = randn(2, 3, 4, seed=1).to(dtype).requires_grad_(True)
     W = masked_softmax(X, torch.tensor([0, 2]))
     assert W.dtype == dtype
     assert not torch.isnan(W).any()
@@ -198,7 +188,7 @@ def test_fully_masked_row_gives_zeros_and_finite_gradient(dtype):
 
 
 def test_fully_masked_row_gradient_in_float64_via_gradcheck():
-    X = _randn(2, 2, 3, seed=2).requires_grad_(True)
+    X = randn(2, 2, 3, seed=2).requires_grad_(True)
     mask = torch.tensor([[True, False, True], [False, False, False]])  # second query sees nothing
     assert torch.autograd.gradcheck(lambda x: masked_softmax(x, mask=mask), (X,))
 
@@ -206,7 +196,7 @@ def test_fully_masked_row_gradient_in_float64_via_gradcheck():
 @pytest.mark.parametrize("dtype, tol", [(torch.float16, 2.0**-11), (torch.bfloat16, 2.0**-8)])
 def test_half_precision_is_computed_in_float32(dtype, tol):
     # many keys, so a sum accumulated in half precision would drift far from the reference
-    X = (_randn(4, 3, 1024, seed=3) * 4).to(dtype)
+    X = (randn(4, 3, 1024, seed=3) * 4).to(dtype)
     lens = torch.tensor([1024, 700, 1, 0])
     W = masked_softmax(X, lens)
     assert W.dtype == dtype
@@ -220,7 +210,7 @@ def test_half_precision_is_computed_in_float32(dtype, tol):
 
 def test_minus_inf_fill_versus_d2l_large_negative_fill():
     """d2l fills masked scores with -1e6; attnkit uses -inf. The difference shows on a fully masked row."""
-    X = _randn(2, 2, 4, seed=4).float()
+    X = randn(2, 2, 4, seed=4).float()
     lens = torch.tensor([0, 3])
 
     def d2l_style(X, lens):  # d2l's recipe: write -1e6 past the length (by indexing), then a plain softmax
@@ -269,7 +259,7 @@ def test_bad_valid_lens_raise_naming_the_argument(lens, exc, pattern):
 
 
 def test_whole_float_valid_lens_are_accepted_like_d2l():
-    X = _randn(2, 3, 4, seed=5)
+    X = randn(2, 3, 4, seed=5)
     torch.testing.assert_close(masked_softmax(X, torch.tensor([2.0, 3.0])), masked_softmax(X, torch.tensor([2, 3])))
 
 
@@ -308,10 +298,9 @@ def test_softmax_one_formula_in_float64():
     assert softmax_one(torch.zeros(1, 1, dtype=torch.float64)).item() == 0.5
 
 
-@PROPERTY
 @given(S=st.integers(1, 8), scale=st.floats(0.1, 5.0), seed=st.integers(0, 10_000))
 def test_softmax_one_rows_sum_below_one(S, scale, seed):
-    X = _randn(3, S, seed=seed) * scale
+    X = randn(3, S, seed=seed) * scale
     W = softmax_one(X)
     assert torch.all(W > 0) and torch.all(W.sum(-1) < 1)
     torch.testing.assert_close(W, torch.exp(X) / (1 + torch.exp(X).sum(-1, keepdim=True)))
@@ -337,7 +326,7 @@ def test_softmax_one_mask_and_fully_masked_row():
 
 @pytest.mark.parametrize("dtype", HALF_DTYPES)
 def test_softmax_one_half_precision(dtype):
-    X = _randn(2, 6, seed=6)
+    X = randn(2, 6, seed=6)
     W = softmax_one(X.to(dtype))
     assert W.dtype == dtype
     want = torch.exp(X.to(dtype).double()) / (1 + torch.exp(X.to(dtype).double()).sum(-1, keepdim=True))
@@ -346,6 +335,6 @@ def test_softmax_one_half_precision(dtype):
 
 def test_softmax_is_not_off_by_one():
     """Sanity contrast: the ordinary masked softmax sums to 1 where softmax_one sums below it."""
-    X = _randn(4, 5, seed=7)
+    X = randn(4, 5, seed=7)
     assert torch.allclose(masked_softmax(X).sum(-1), torch.ones(4, dtype=torch.float64))
     assert torch.all(softmax_one(X).sum(-1) < 1 - 1e-3 * math.exp(-5))

@@ -16,10 +16,6 @@ from attnkit import (
 from attnkit._checks import check_mechanism_inputs
 
 
-def _qkv(B, H, L, S, D, Dv, seed):
-    return qkv(B, H, L, S, D, Dv, seed=seed, requires_grad=True)
-
-
 def _outputs_and_grads(fn, q, k, v):
     """Run ``fn(q, k, v)`` and return the output and d(Σ out·R)/d(q, k, v) for a fixed random R."""
     out = fn(q, k, v)
@@ -56,7 +52,7 @@ def _implementations():
     use_mask=st.booleans(), per_head=st.booleans(), seed=st.integers(0, 10_000),
 )
 def test_equals_sdpa_with_boolean_mask(name, B, H, L, S, use_mask, per_head, seed):
-    q, k, v = _qkv(B, H, L, S, 3, 2, seed)
+    q, k, v = qkv(B, H, L, S, 3, 2, seed=seed, requires_grad=True)
     mask = _random_mask(B, H, L, S, seed, per_head) if use_mask else None
     fn = _implementations()[name]
     ours = _outputs_and_grads(lambda q, k, v: fn(q, k, v, mask, False), q, k, v)
@@ -67,7 +63,7 @@ def test_equals_sdpa_with_boolean_mask(name, B, H, L, S, use_mask, per_head, see
 @pytest.mark.parametrize("name", list(_implementations()))
 @pytest.mark.parametrize("L, S", [(4, 4), (2, 5), (5, 2)])
 def test_equals_sdpa_is_causal_including_L_not_S(name, L, S):
-    q, k, v = _qkv(2, 2, L, S, 4, 3, seed=L * 10 + S)
+    q, k, v = qkv(2, 2, L, S, 4, 3, seed=L * 10 + S, requires_grad=True)
     fn = _implementations()[name]
     ours = _outputs_and_grads(lambda q, k, v: fn(q, k, v, None, True), q, k, v)
     ref = _outputs_and_grads(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), q, k, v)
@@ -75,7 +71,7 @@ def test_equals_sdpa_is_causal_including_L_not_S(name, L, S):
 
 
 def test_causal_and_mask_combine_like_sdpa():
-    q, k, v = _qkv(2, 2, 4, 6, 3, 2, seed=5)
+    q, k, v = qkv(2, 2, 4, 6, 3, 2, seed=5, requires_grad=True)
     mask = _random_mask(2, 2, 4, 6, seed=5, per_head=True)
     causal = torch.ones(4, 6, dtype=torch.bool).tril()
     for fn in _implementations().values():
@@ -85,7 +81,7 @@ def test_causal_and_mask_combine_like_sdpa():
 
 
 def test_naive_and_module_identical_including_fully_masked_rows():
-    q, k, v = _qkv(2, 2, 3, 4, 3, 2, seed=9)
+    q, k, v = qkv(2, 2, 3, 4, 3, 2, seed=9, requires_grad=True)
     mask = torch.ones(2, 1, 3, 4, dtype=torch.bool)
     mask[0, 0, 1] = False  # query 1 of sequence 0 sees nothing, in every head
     mask[1, 0, :, 2:] = False
@@ -98,7 +94,7 @@ def test_naive_and_module_identical_including_fully_masked_rows():
 
 
 def test_need_weights_stores_weights_and_fast_path_clears_them():
-    q, k, v = _qkv(1, 2, 3, 4, 3, 2, seed=1)
+    q, k, v = qkv(1, 2, 3, 4, 3, 2, seed=1, requires_grad=True)
     module = SoftmaxAttention(need_weights=True)
     module(q, k, v, causal=True)
     w = module.attention_weights
@@ -111,7 +107,7 @@ def test_need_weights_stores_weights_and_fast_path_clears_them():
 
 
 def test_dropout_applies_only_in_training_and_is_validated():
-    q, k, v = _qkv(1, 1, 4, 8, 3, 2, seed=2)
+    q, k, v = qkv(1, 1, 4, 8, 3, 2, seed=2, requires_grad=True)
     for fast in (True, False):
         module = SoftmaxAttention(dropout=0.5, fast=fast).eval()
         torch.testing.assert_close(module(q, k, v), softmax_attention_naive(q, k, v)[0])

@@ -7,7 +7,8 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from d2l_compat import import_d2l_torch
+from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
@@ -20,7 +21,6 @@ from attnkit.multihead import (
     split_heads,
     valid_lens_to_mask,
 )
-from d2l_compat import import_d2l_torch
 
 
 def make_pair(E=16, H=4, kdim=None, vdim=None, seed=0, **kw):
@@ -52,7 +52,6 @@ def test_split_heads_layout():
     torch.testing.assert_close(Y[1, 1, 2], X[1, 2, 4:8])
 
 
-@settings(max_examples=25, deadline=None)
 @given(B=st.integers(1, 3), L=st.integers(1, 7), H=st.integers(1, 4), D=st.integers(1, 5))
 def test_split_then_merge_is_identity(B, L, H, D):
     X = torch.randn(B, L, H * D)
@@ -172,7 +171,6 @@ def test_parity_with_d2l_multihead_attention():
 # ---------------------------------------------------------------- properties
 
 
-@settings(max_examples=25, deadline=None)
 @given(L=st.integers(2, 8), seed=st.integers(0, 10_000))
 def test_self_attention_is_permutation_equivariant(L, seed):
     torch.manual_seed(seed)
@@ -183,7 +181,6 @@ def test_self_attention_is_permutation_equivariant(L, seed):
         torch.testing.assert_close(mha(X[:, perm], X[:, perm], X[:, perm]), mha(X, X, X)[:, perm])
 
 
-@settings(max_examples=25, deadline=None)
 @given(n=st.integers(1, 6), seed=st.integers(0, 10_000), fast=st.booleans())
 def test_masked_keys_never_influence_outputs(n, seed, fast):
     torch.manual_seed(seed)
