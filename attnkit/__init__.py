@@ -88,6 +88,7 @@ from .nystrom import (
     iterative_pinv,
     nystrom_attention,
     nystrom_attention_naive,
+    nystrom_matrices,
     segment_means,
 )
 from .plot import show_heatmaps
@@ -105,6 +106,10 @@ from .positional import PositionalEncoding, add_positional_encoding, sinusoidal_
 from .random_features import (
     RFA,
     PerformerAttention,
+    arccos_attention,
+    arccos_attention_naive,
+    arccos_features,
+    arccos_kernel,
     gaussian_matrix,
     orthogonal_matrix,
     performer_attention,
@@ -144,6 +149,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "add_positional_encoding",
+    "arccos_attention",
+    "arccos_attention_naive",
+    "arccos_features",
+    "arccos_kernel",
     "additive_attention",
     "additive_scores",
     "AdditiveAttention",
@@ -213,6 +222,7 @@ __all__ = [
     "NWKernelRegression",
     "nystrom_attention",
     "nystrom_attention_naive",
+    "nystrom_matrices",
     "NystromAttention",
     "orthogonal_matrix",
     "performer_attention",

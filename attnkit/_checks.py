@@ -787,6 +787,7 @@ __all__ += [
     "check_stabilizer_inputs",
     "check_performer_inputs",
     "check_rfa_feature_inputs",
+    "check_arccos_inputs",
     "check_gate_inputs",
     "check_rfa_inputs",
     "check_segment_inputs",
@@ -1027,6 +1028,15 @@ def check_rfa_feature_inputs(x, omega, sigma) -> None:
     """``x (..., L, D)`` and ``omega (M, D)`` as in :func:`check_projection`; ``sigma > 0``."""
     check_projection(x, omega)
     check_positive_real("sigma", sigma)
+
+
+def check_arccos_inputs(q, k, v, omega, *, key_padding=None, eps=None, chunk_size=None) -> None:
+    """Arc-cosine random-feature attention: ``q (..., L, D)``, ``k (..., S, D)``,
+    ``v (..., S, Dv)`` and ``key_padding`` as in :func:`check_feature_inputs`, ``omega (M, D)``
+    on their device with the same ``D``."""
+    check_feature_inputs(q, k, v, key_padding=key_padding, eps=eps, chunk_size=chunk_size,
+                         names=("q", "k", "v"))
+    check_projection(q, omega, name="q")
 
 
 def check_gate_inputs(k, weight, bias) -> None:

@@ -40,7 +40,8 @@ from .linear import accumulation_dtype, key_padding_view
 from .masking import masked_softmax
 from .mechanisms import Mechanism, key_padding_from_mask
 
-__all__ = ["segment_means", "iterative_pinv", "nystrom_attention_naive", "nystrom_attention", "NystromAttention"]
+__all__ = ["segment_means", "iterative_pinv", "nystrom_matrices", "nystrom_attention_naive",
+           "nystrom_attention", "NystromAttention"]
 
 
 def segment_means(x: torch.Tensor, num_landmarks: int, valid=None) -> torch.Tensor:
@@ -92,6 +93,19 @@ def _parts(q, k, num_landmarks, key_padding):
     a = torch.softmax(q_l @ k_l.transpose(-2, -1) * scale, dim=-1)  # (..., M, M)
     b = masked_softmax(q_l @ k.transpose(-2, -1) * scale, mask=kp)  # (..., M, S)
     return f, a, b
+
+
+def nystrom_matrices(q, k, *, num_landmarks=64, key_padding=None):
+    """The three softmax matrices of the approximation ``F A⁺ Bm``, for looking at them.
+
+    ``q (..., L, D)``, ``k (..., S, D)``, ``key_padding (B, S)`` → ``(F (..., L, M),
+    A (..., M, M), Bm (..., M, S))`` in at least float32; every row sums to 1 (a ``Bm`` row
+    whose segment has no real key: 0).
+    """
+    check_nystrom_inputs(q, k, None, num_landmarks=num_landmarks, pinv_iterations=None,
+                         key_padding=key_padding)
+    acc = accumulation_dtype(q.dtype)
+    return _parts(q.to(acc), k.to(acc), num_landmarks, key_padding_view(key_padding, k.dim()))
 
 
 def nystrom_attention_naive(q, k, v, *, num_landmarks=64, pinv_iterations=6, key_padding=None):

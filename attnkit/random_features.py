@@ -19,6 +19,14 @@ future and step-by-step decoding equals the parallel causal output. A later key 
 log-features exceed that constant by more than ``MAX_KEY_LOG`` (≈ e^40) is clipped there
 (finite, no longer exact). Features are computed in at least float32.
 
+A third family, RFA's arc-cosine variant: ``φ(x) = ReLU(Ωx)/√M`` estimates the order-1
+arc-cosine kernel (Cho & Saul, 2009)
+
+    k₁(x, y) = E[ReLU(ωᵀx) ReLU(ωᵀy)] = ‖x‖‖y‖ (sin θ + (π − θ) cos θ) / (2π),
+
+``θ`` the angle between ``x`` and ``y``: non-negative features of a *different* kernel,
+one that grows linearly, not exponentially, with the norms.
+
 Sin/cos features are not positive: their normaliser ``Σ_j φ(q)·φ(k_j)`` can be ≤ 0, so RFA
 divides by ``max(den, eps)`` (documented failure mode; positive features never need it).
 
@@ -41,6 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import (
+    check_arccos_inputs,
     check_gate_inputs,
     check_int_in_range,
     check_performer_inputs,
@@ -48,6 +57,7 @@ from ._checks import (
     check_positive_real,
     check_projection,
     check_projection_size,
+    check_query_key,
     check_rfa_feature_inputs,
     check_rfa_inputs,
     check_stabilizer_inputs,
@@ -79,6 +89,10 @@ __all__ = [
     "rfa_attention_naive",
     "rfa_attention",
     "RFA",
+    "arccos_features",
+    "arccos_kernel",
+    "arccos_attention_naive",
+    "arccos_attention",
 ]
 
 MAX_KEY_LOG = 40.0
@@ -457,3 +471,59 @@ class RFA(_RandomFeatureModule):
         g = self.gate(k) if self.gate_weight is not None else None  # (B, H, S)
         return rfa_attention(self.features(q, omega), self.features(k, omega), v, gate=g, key_padding=kp,
                              causal=causal, eps=self.eps)  # (B, H, L, Dv)
+
+
+# ----------------------------------------------------------------------------- arc-cosine
+def arccos_features(x: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
+    """Arc-cosine features ``ReLU(Ωx)/√M``: ``x (..., L, D)``, ``Ω (M, D)`` → ``(..., L, M)``.
+
+    With Gaussian rows ``ω``, ``φ(x)·φ(y)`` is an unbiased estimate of :func:`arccos_kernel`.
+    """
+    check_projection(x, omega)
+    x = x.to(accumulation_dtype(x.dtype))
+    return torch.relu(x @ omega.to(x.dtype).T) / math.sqrt(omega.shape[0])  # (..., L, M)
+
+
+def arccos_kernel(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """The order-1 arc-cosine kernel in closed form: ``q (..., L, D)``, ``k (..., S, D)`` →
+    ``(..., L, S)``, ``k₁ = ‖q‖‖k‖ (sin θ + (π − θ) cos θ) / (2π)``."""
+    check_query_key(q, k)
+    norms = q.norm(dim=-1).unsqueeze(-1) * k.norm(dim=-1).unsqueeze(-2)  # (..., L, S)
+    tiny = torch.finfo(norms.dtype).tiny
+    cos = (q @ k.transpose(-2, -1) / norms.clamp(min=tiny)).clamp(-1.0, 1.0)  # (..., L, S)
+    theta = torch.arccos(cos)  # (..., L, S) in [0, π]
+    return norms * (torch.sin(theta) + (math.pi - theta) * cos) / (2 * math.pi)  # (..., L, S)
+
+
+def arccos_attention_naive(q, k, v, omega, *, key_padding=None, causal=False, eps=1e-6):
+    """Dense reference: ``A = φ(Q)φ(K)ᵀ`` with arc-cosine features, masked, rows divided by
+    ``Σ_j A_ij + eps``.
+
+    Shapes: ``q (..., L, D)``, ``k (..., S, D)``, ``v (..., S, Dv)``, ``Ω (M, D)``,
+    ``key_padding (B, S)`` → ``(out (..., L, Dv), weights (..., L, S))`` in ``v``'s dtype.
+    """
+    check_arccos_inputs(q, k, v, omega, key_padding=key_padding, eps=eps)
+    a = arccos_features(q, omega) @ arccos_features(k, omega).transpose(-2, -1)  # (..., L, S)
+    if key_padding is not None:
+        a = a * key_padding_view(key_padding, a.dim()).unsqueeze(-2)  # (B, 1, ..., 1, S)
+    if causal:
+        allowed = torch.ones(a.shape[-2], a.shape[-1], dtype=torch.bool, device=a.device).tril()
+        a = a.masked_fill(~allowed, 0.0)  # (L, S) top-left causal
+    weights = a / (a.sum(dim=-1, keepdim=True) + eps)  # (..., L, S)
+    return (weights @ v.to(a.dtype)).to(v.dtype), weights.to(v.dtype)  # (..., L, Dv), (..., L, S)
+
+
+def arccos_attention(q, k, v, omega, *, key_padding=None, causal=False, chunk_size=64, eps=1e-6):
+    """Attention with arc-cosine features in O(n·M·Dv): chapter 7's linear attention on
+    ``ReLU(ΩQ)/√M`` and ``ReLU(ΩK)/√M`` (non-negative, so the normaliser is never < 0).
+
+    No ``D^{-1/4}`` scaling: ``k₁`` is linear in each norm, so the weights do not depend on
+    ``‖q‖`` at all and grow only linearly with ``‖k_j‖``. Shapes as in the naive form;
+    returns ``(..., L, Dv)``.
+    """
+    check_arccos_inputs(q, k, v, omega, key_padding=key_padding, eps=eps, chunk_size=chunk_size)
+    phi_q, phi_k = arccos_features(q, omega), arccos_features(k, omega)  # (..., L, M), (..., S, M)
+    if causal:
+        return linear_attention_chunked(phi_q, phi_k, v, key_padding=key_padding,
+                                        chunk_size=chunk_size, eps=eps)
+    return linear_attention_noncausal(phi_q, phi_k, v, key_padding=key_padding, eps=eps)

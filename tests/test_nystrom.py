@@ -11,6 +11,7 @@ from attnkit.nystrom import (
     iterative_pinv,
     nystrom_attention,
     nystrom_attention_naive,
+    nystrom_matrices,
     segment_means,
 )
 
@@ -132,3 +133,21 @@ def test_any_sizes_fast_equals_naive(L, S, M, seed):
         torch.testing.assert_close(fast, softmax_attention_naive(q, k, v)[0])
     else:
         torch.testing.assert_close(fast, nystrom_attention_naive(q, k, v, num_landmarks=M)[0], atol=1e-8, rtol=1e-6)
+
+
+def test_nystrom_matrices_are_the_three_softmax_kernels():
+    q, k, v = qkv(B=2, H=2, L=12, S=10, D=4, Dv=3)
+    kp = torch.ones(2, 10, dtype=torch.bool)
+    kp[1, 7:] = False
+    f, a, b = nystrom_matrices(q, k, num_landmarks=3, key_padding=kp)
+    assert f.shape == (2, 2, 12, 3) and a.shape == (2, 2, 3, 3) and b.shape == (2, 2, 3, 10)
+    q_l, k_l = segment_means(q, 3), segment_means(k, 3, kp[:, None, :])
+    scale = 4 ** -0.5
+    torch.testing.assert_close(f, torch.softmax(q @ k_l.transpose(-2, -1) * scale, -1))
+    torch.testing.assert_close(a, torch.softmax(q_l @ k_l.transpose(-2, -1) * scale, -1))
+    assert b[1, ..., 7:].abs().max() == 0  # padded keys get no weight
+    torch.testing.assert_close(b.sum(-1), torch.ones(2, 2, 3, dtype=torch.float64))
+    # their product with the exact pseudo-inverse is the naive reference's weight matrix
+    _, weights = nystrom_attention_naive(q, k, v, num_landmarks=3, pinv_iterations=None,
+                                         key_padding=kp)
+    torch.testing.assert_close(f @ torch.linalg.pinv(a) @ b, weights)

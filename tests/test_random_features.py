@@ -12,6 +12,10 @@ from attnkit.mechanisms import softmax_attention_naive
 from attnkit.random_features import (
     RFA,
     PerformerAttention,
+    arccos_attention,
+    arccos_attention_naive,
+    arccos_features,
+    arccos_kernel,
     gaussian_matrix,
     key_stabilizer,
     orthogonal_matrix,
@@ -325,3 +329,72 @@ def test_performer_any_sizes_property(L, S, causal, seed):
     fast = performer_attention(q, k, v, omega, causal=causal, chunk_size=5)
     ref, _ = performer_attention_naive(q, k, v, omega, causal=causal)
     torch.testing.assert_close(fast, ref, atol=1e-9, rtol=1e-7)
+
+
+# ---------------------------------------------------------------- arc-cosine features (RFA variant)
+def test_arccos_kernel_special_angles():
+    x = torch.tensor([[3.0, 0.0, 0.0]], dtype=torch.float64)
+    ys = torch.tensor([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [-2.0, 0.0, 0.0]], dtype=torch.float64)
+    k = arccos_kernel(x, ys)[0]  # θ = 0, π/2, π
+    want = torch.tensor([6.0 / 2, 6.0 / (2 * math.pi), 0.0], dtype=torch.float64)
+    torch.testing.assert_close(k, want)
+    # homogeneous of degree 1 in each argument, symmetric, batched like (..., L, S)
+    q, kk, _ = qkv(B=2, H=3, L=4, S=5, D=6)
+    K = arccos_kernel(q, kk)
+    assert K.shape == (2, 3, 4, 5)
+    torch.testing.assert_close(arccos_kernel(2.5 * q, 0.5 * kk), 1.25 * K)
+    torch.testing.assert_close(arccos_kernel(kk, q), K.transpose(-2, -1))
+
+
+@pytest.mark.parametrize("orthogonal", [False, True])
+def test_arccos_estimate_is_unbiased(orthogonal):
+    d, m, seeds = 5, 3, 3000
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(4, d, generator=g, dtype=torch.float64)
+    y = torch.randn(6, d, generator=g, dtype=torch.float64)
+    exact = arccos_kernel(x, y)  # (4, 6)
+    # one call draws `seeds` independent blocks of d rows; the first m rows of a block are one Ω
+    draw = orthogonal_matrix if orthogonal else gaussian_matrix
+    blocks = draw(seeds * d, d, generator=torch.Generator().manual_seed(7)).double()
+    blocks = blocks.reshape(seeds, d, d)[:, :m]  # (seeds, m, d)
+    ests = torch.stack([arccos_features(x, w) @ arccos_features(y, w).T
+                        for w in blocks])  # (seeds, 4, 6)
+    se = ests.std(dim=0) / math.sqrt(seeds)
+    z = (ests.mean(dim=0) - exact) / se
+    assert z.abs().max() < 4.5, z
+    # the check can fail: the constant 1/π (Cho & Saul's k₁ without the 1/2) is far off
+    assert ((2 * exact - ests.mean(dim=0)) / se).abs().max() > 10
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("L,S", [(9, 9), (7, 10), (10, 6)])
+def test_arccos_attention_matches_reference_outputs_and_gradients(causal, L, S):
+    q, k, v = qkv(B=2, H=2, L=L, S=S, D=5, Dv=3, requires_grad=True)
+    omega = random_projection(12, 5, seed=1).double()
+    kp = torch.ones(2, S, dtype=torch.bool)
+    kp[1, S - 3:] = False
+    fast = arccos_attention(q, k, v, omega, key_padding=kp, causal=causal, chunk_size=4)
+    ref, weights = arccos_attention_naive(q, k, v, omega, key_padding=kp, causal=causal)
+    torch.testing.assert_close(fast, ref, atol=1e-12, rtol=1e-10)
+    assert weights.shape == (2, 2, L, S) and (weights >= 0).all()
+    assert weights[1, ..., S - 3:].abs().max() == 0
+    if causal:
+        assert weights.triu(1).abs().max() == 0
+    w = torch.randn_like(fast)
+    g_fast = torch.autograd.grad((fast * w).sum(), (q, k, v))
+    g_ref = torch.autograd.grad((ref * w).sum(), (q, k, v))
+    for a, b in zip(g_fast, g_ref):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
+
+
+def test_arccos_attention_approaches_the_kernel_and_ignores_query_norms():
+    q, k, v = qkv(B=1, H=1, L=6, S=8, D=4, Dv=2)
+    exact_w = arccos_kernel(q, k)
+    exact_w = exact_w / exact_w.sum(-1, keepdim=True)  # (1, 1, L, S)
+    omega = random_projection(20000, 4, seed=0).double()
+    _, weights = arccos_attention_naive(q, k, v, omega, eps=1e-12)
+    torch.testing.assert_close(weights, exact_w, atol=0.01, rtol=0)
+    # k₁ is linear in ‖q‖: rescaling the queries leaves every weight unchanged
+    omega = random_projection(16, 4, seed=2).double()
+    torch.testing.assert_close(arccos_attention(3.0 * q, k, v, omega, eps=1e-12),
+                               arccos_attention(q, k, v, omega, eps=1e-12))

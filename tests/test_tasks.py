@@ -64,10 +64,14 @@ def test_training_learns_a_short_duplication_task():
     assert after["accuracy"] > 0.9 > before["accuracy"]
 
 
-def test_duplication_experiment_table_shape():
-    rows = duplication_experiment(word_len=3, vocab=5, d_model=16, num_heads=2, bucket_size=2, steps=3,
-                                  n_train=64, n_test=32, train_with=("full", "lsh-1"),
-                                  eval_with=("full", "lsh-2"), progress=False)
+def test_duplication_experiment_table_is_seeded_and_scores_the_test_words():
+    settings = dict(word_len=3, vocab=5, d_model=16, num_heads=2, bucket_size=2, steps=3, n_train=64,
+                    n_test=32, train_with=("full", "lsh-1"), eval_with=("full", "lsh-2"), progress=False)
+    rows = duplication_experiment(**settings)
     assert [(r["trained"], r["evaluated"]) for r in rows] == [
         ("full", "full"), ("full", "lsh-2"), ("lsh-1", "full"), ("lsh-1", "lsh-2")]
-    assert all(0 <= r["accuracy"] <= 100 for r in rows)
+    # a percentage of the 32 * 3 scored test tokens (the second copy of each word), not of all tokens
+    for r in rows:
+        correct = r["accuracy"] * 32 * 3 / 100
+        assert abs(correct - round(correct)) < 0.01 and 0 <= round(correct) <= 96, r
+    assert duplication_experiment(**settings) == rows  # seeded: the same table again
