@@ -18,6 +18,20 @@ settings.register_profile("attnkit", max_examples=25, deadline=None)
 settings.load_profile("attnkit")
 
 
+def _xdist_group(item) -> str | None:
+    mark = item.get_closest_marker("xdist_group")
+    return (mark.args[0] if mark.args else mark.kwargs.get("name")) if mark else None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Order the run for ``make test`` (``-n 2 --dist loadgroup --no-loadscope-reorder``): the book
+    build and browser crawl (group "book", the longest unit) first, so that one worker starts it at
+    once; then the other groups (grading round trips), then the small independent tests, which fill
+    whichever worker is free at the end. Within each part the collection order is kept."""
+    items.sort(key=lambda item: {"book": 0, None: 2}.get(_xdist_group(item), 1))
+
+
 @pytest.fixture
 def close_figures():
     """Close every matplotlib figure a test opened (pyplot keeps them alive otherwise)."""
@@ -39,9 +53,11 @@ def built_book(tmp_path_factory) -> Path:
     root = Path(__file__).resolve().parents[1]
     out = tmp_path_factory.mktemp("book")
     jb = Path(sys.executable).parent / "jupyter-book"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "PATH": path}
     proc = subprocess.run(
-        [str(jb), "build", str(root), "--builder", "html", "--path-output", str(out), "-W", "-n", "--keep-going"],
+        [str(jb), "build", str(root), "--builder", "html", "--path-output", str(out),
+         "-W", "-n", "--keep-going"],
         capture_output=True, text=True, env=env, cwd=root,
     )
     assert proc.returncode == 0, f"book build failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}"
