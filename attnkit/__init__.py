@@ -28,9 +28,11 @@ boolean ``(B, S)``, ``True`` = a real key.
 """
 from .attention import (
     AdditiveAttention,
+    BilinearAttention,
     DotProductAttention,
     additive_attention,
     attend,
+    bilinear_attention,
     dot_product_attention,
 )
 from .fusion import AttentionFusion, attention_fusion
@@ -122,7 +124,7 @@ from .random_features import (
     trig_features,
 )
 from .registry import MECHANISMS, get_mechanism_class, make_mechanism
-from .scoring import additive_scores, dot_product_scores
+from .scoring import additive_scores, bilinear_scores, dot_product_scores
 from .sparse import (
     atrous_pattern,
     bigbird_pattern,
@@ -156,6 +158,9 @@ __all__ = [
     "additive_attention",
     "additive_scores",
     "AdditiveAttention",
+    "BilinearAttention",
+    "bilinear_attention",
+    "bilinear_scores",
     "angular_hash",
     "apply_mask",
     "atrous_pattern",

@@ -115,6 +115,7 @@ __all__ += [
     "check_causal_mask_args",
     "check_query_key",
     "check_additive_inputs",
+    "check_bilinear_inputs",
     "check_attention_inputs",
     "check_attend_inputs",
     "check_mechanism_inputs",
@@ -336,6 +337,23 @@ def check_additive_inputs(queries, keys, W_q, W_k, w_v, values=None) -> None:
     if w_v.dim() == 2:
         check_dim("w_v", w_v, 0, 1, "1 (a row vector)")
     check_dim("w_v", w_v, -1, W_q.shape[0], "W_q's hidden size h")
+
+
+def check_bilinear_inputs(queries, keys, W, values=None) -> None:
+    """Bilinear scoring: ``queries (..., L, Dq)``, ``keys (..., S, Dk)``, ``W (Dq, Dk)`` and,
+    for attention, ``values (..., S, Dv)``: floats on one device, one dtype, the same batch."""
+    check_min_rank("queries", queries, 2, "(..., L, Dq)")
+    check_min_rank("keys", keys, 2, "(..., S, Dk)")
+    check_rank("W", W, 2, "(Dq, Dk)")
+    extra = {} if values is None else {"values": values}
+    if values is not None:
+        check_min_rank("values", values, 2, "(..., S, Dv)")
+    check_float_tensors(queries=queries, keys=keys, W=W, **extra)
+    check_batch_dims(queries=queries, keys=keys, **extra)
+    if values is not None:
+        check_dim("values", values, -2, keys.shape[-2], "the number of keys S")
+    check_dim("W", W, 0, queries.shape[-1], "the queries' feature size Dq")
+    check_dim("W", W, 1, keys.shape[-1], "the keys' feature size Dk")
 
 
 def check_attention_inputs(queries, keys, values, *, valid_lens=None, mask=None,

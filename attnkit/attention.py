@@ -2,7 +2,8 @@
 
 Functions return ``(output, weights)`` explicitly; the d2l-compatible modules
 :class:`DotProductAttention` and :class:`AdditiveAttention` keep the last weights
-in ``attention_weights`` for plotting, as d2l's do.
+in ``attention_weights`` for plotting, as d2l's do, and so does
+:class:`BilinearAttention` (Luong's "general" score, which d2l does not have).
 """
 from __future__ import annotations
 
@@ -10,16 +11,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_additive_inputs, check_attend_inputs, check_attention_inputs
+from ._checks import (
+    check_additive_inputs,
+    check_attend_inputs,
+    check_attention_inputs,
+    check_bilinear_inputs,
+)
 from .masking import masked_softmax
-from .scoring import additive_scores, dot_product_scores
+from .scoring import additive_scores, bilinear_scores, dot_product_scores
 
 __all__ = [
     "attend",
     "dot_product_attention",
     "additive_attention",
+    "bilinear_attention",
     "DotProductAttention",
     "AdditiveAttention",
+    "BilinearAttention",
 ]
 
 
@@ -93,6 +101,27 @@ def additive_attention(
     return attend(F.dropout(weights, p=dropout), values), weights
 
 
+def bilinear_attention(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    W: torch.Tensor,
+    *,
+    mask: torch.Tensor | None = None,
+    valid_lens: torch.Tensor | None = None,
+    dropout: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bilinear attention: ``softmax(Q W Kᵀ) V`` with masking.
+
+    Shapes as in :func:`additive_attention`, with ``W (Dq, Dk)`` (see
+    :func:`bilinear_scores`). ``dropout`` as in :func:`dot_product_attention`.
+    """
+    check_bilinear_inputs(queries, keys, W, values)
+    scores = bilinear_scores(queries, keys, W)  # (..., L, S)
+    weights = masked_softmax(scores, valid_lens, mask=mask)  # (..., L, S)
+    return attend(F.dropout(weights, p=dropout), values), weights
+
+
 class DotProductAttention(nn.Module):
     """Scaled dot-product attention with dropout on the weights (d2l's signature).
 
@@ -162,5 +191,34 @@ class AdditiveAttention(nn.Module):
         out, self.attention_weights = additive_attention(
             queries, keys, values, self.W_q.weight, self.W_k.weight, self.w_v.weight,
             mask=mask, valid_lens=valid_lens, dropout=p,
+        )
+        return out  # (B, L, Dv)
+
+
+class BilinearAttention(nn.Module):
+    """Bilinear ("general") attention, ``softmax(qᵀ W k) v``, with d2l's call signature.
+
+    ``BilinearAttention(query_size, key_size, dropout)`` owns ``W (Dq, Dk)``, drawn
+    uniformly in ``±1/√Dk`` (``nn.Linear``'s range) from ``generator`` if given.
+    ``forward(queries (B, L, Dq), keys (B, S, Dk), values (B, S, Dv), valid_lens)``
+    returns ``(B, L, Dv)`` and stores the weights ``(B, L, S)`` in ``attention_weights``.
+    """
+
+    def __init__(self, query_size: int, key_size: int, dropout: float = 0.0, *,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        for name, size in (("query_size", query_size), ("key_size", key_size)):
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise ValueError(f"{name} must be an int ≥ 1, got {size!r}")
+        bound = 1.0 / key_size**0.5
+        W = torch.empty(query_size, key_size).uniform_(-bound, bound, generator=generator)
+        self.W = nn.Parameter(W)  # (Dq, Dk)
+        self.dropout = nn.Dropout(dropout)
+        self.attention_weights: torch.Tensor | None = None
+
+    def forward(self, queries, keys, values, valid_lens=None, *, mask=None):
+        p = self.dropout.p if self.training else 0.0
+        out, self.attention_weights = bilinear_attention(
+            queries, keys, values, self.W, mask=mask, valid_lens=valid_lens, dropout=p
         )
         return out  # (B, L, Dv)

@@ -6,7 +6,9 @@ Two classic choices, as pure functions of tensors (the modules in
 * scaled dot product ``a(q, k) = q·k / √D`` — needs ``q`` and ``k`` of the same size D;
 * additive ``a(q, k) = w_vᵀ tanh(W_q q + W_k k)`` — an MLP with one hidden layer of
   size h, so queries and keys may have different sizes. Its ``(..., L, S, h)``
-  hidden tensor is what makes it costly in memory.
+  hidden tensor is what makes it costly in memory;
+* bilinear ("general") ``a(q, k) = qᵀ W k`` — one learned matrix between the two, so
+  queries and keys may differ in size, yet the scores are two matrix products.
 """
 from __future__ import annotations
 
@@ -14,9 +16,9 @@ import math
 
 import torch
 
-from ._checks import check_additive_inputs, check_query_key
+from ._checks import check_additive_inputs, check_bilinear_inputs, check_query_key
 
-__all__ = ["dot_product_scores", "additive_scores"]
+__all__ = ["dot_product_scores", "additive_scores", "bilinear_scores"]
 
 
 def dot_product_scores(
@@ -62,3 +64,22 @@ def additive_scores(
     k = keys @ W_k.T  # (..., S, h)
     features = torch.tanh(q.unsqueeze(-2) + k.unsqueeze(-3))  # (..., L, S, h)
     return features @ w_v.reshape(-1)  # (..., L, S)
+
+
+def bilinear_scores(queries: torch.Tensor, keys: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """Bilinear ("general") scores ``qᵀ W k`` (Luong, Pham & Manning, 2015).
+
+    ``W`` maps a key into the queries' space, ``W k``, and the score is a dot product
+    there: one ``(Dq, Dk)`` matrix instead of additive scoring's MLP.
+
+    Args:
+        queries: ``(..., L, Dq)``.
+        keys: ``(..., S, Dk)`` with the same leading dimensions.
+        W: ``(Dq, Dk)``.
+
+    Returns:
+        ``(..., L, S)``.
+    """
+    check_bilinear_inputs(queries, keys, W)
+    projected = keys @ W.T  # (..., S, Dq): W k for every key
+    return queries @ projected.transpose(-2, -1)  # (..., L, S)
