@@ -5,7 +5,8 @@ Usage from a scratch script::
     from nbauthor import md, setup, solution, tests, write
     write("solutions/ch01-soft-lookup/ch01-soft-lookup.ipynb", [
         md("# Chapter 1 exercises ..."), setup(),
-        md("## Q1 ..."), solution("q1", "def f(x):\\n    ### BEGIN SOLUTION\\n    ...\\n    ### END SOLUTION"),
+        md("## Q1 ..."),
+        solution("q1", "def f(x):\\n    ### BEGIN SOLUTION\\n    ...\\n    ### END SOLUTION"),
         tests("q1_visible", "assert ...", points=1),
         tests("q1_hidden", "### BEGIN HIDDEN TESTS\\n...\\n### END HIDDEN TESTS", points=2),
     ])
@@ -13,6 +14,7 @@ Usage from a scratch script::
 After editing solutions/, regenerate the release from the repo root:
 ``nbgrader generate_assignment chNN-slug --force``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,7 +23,7 @@ import nbformat
 
 REPO_URL = "https://github.com/attention-course/attention-course"
 
-SETUP = f'''# Setup: runs as is locally (attnkit installed by `make`) and on Colab (installed here).
+SETUP = f"""# Setup: runs as is locally (attnkit installed by `make`) and on Colab (installed here).
 import importlib.util, subprocess, sys
 if importlib.util.find_spec("attnkit") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
@@ -30,11 +32,19 @@ import torch
 import attnkit
 device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 torch.manual_seed(0)
-print(f"attnkit {{attnkit.__version__}}, torch {{torch.__version__}}, device: {{device}}")'''
+print(f"attnkit {{attnkit.__version__}}, torch {{torch.__version__}}, device: {{device}}")"""
 
 
-def _meta(grade_id: str, *, grade: bool, solution: bool, locked: bool, points: float | None = None) -> dict:
-    m = {"grade": grade, "solution": solution, "locked": locked, "grade_id": grade_id, "schema_version": 3}
+def _meta(
+    grade_id: str, *, grade: bool, solution: bool, locked: bool, points: float | None = None
+) -> dict:
+    m = {
+        "grade": grade,
+        "solution": solution,
+        "locked": locked,
+        "grade_id": grade_id,
+        "schema_version": 3,
+    }
     if points is not None:
         m["points"] = points
     return {"nbgrader": m}
@@ -52,7 +62,9 @@ def code(source: str):
 def setup(extra: str = ""):
     """The locked first code cell every exercise notebook starts with."""
     src = SETUP + ("\n" + extra.strip("\n") if extra else "")
-    return nbformat.v4.new_code_cell(src, metadata=_meta("setup", grade=False, solution=False, locked=True))
+    return nbformat.v4.new_code_cell(
+        src, metadata=_meta("setup", grade=False, solution=False, locked=True)
+    )
 
 
 def solution(grade_id: str, source: str):
@@ -65,13 +77,18 @@ def solution(grade_id: str, source: str):
 def tests(grade_id: str, source: str, *, points: float):
     """A locked, autograded test cell (hidden tests go between ### BEGIN/END HIDDEN TESTS)."""
     return nbformat.v4.new_code_cell(
-        source.strip("\n"), metadata=_meta(grade_id, grade=True, solution=False, locked=True, points=points)
+        source.strip("\n"),
+        metadata=_meta(grade_id, grade=True, solution=False, locked=True, points=points),
     )
 
 
 def write(path: str | Path, cells) -> None:
     nb = nbformat.v4.new_notebook(cells=list(cells))
-    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    nb.metadata["kernelspec"] = {
+        "display_name": "Python 3",
+        "language": "python",
+        "name": "python3",
+    }
     nb.metadata["language_info"] = {"name": "python"}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,20 +12,24 @@ minimal, empty stand-in ``torchvision`` (with the ``transforms`` submodule d2l i
 into ``sys.modules`` before importing ``d2l.torch``. Anything that really used it (the
 FashionMNIST loaders, image I/O) would fail with an ``AttributeError``; nothing here does.
 """
+
 from __future__ import annotations
 
 import importlib
 import sys
 import types
 
-# the torchvision modules d2l/torch.py imports: `import torchvision`, `from torchvision import transforms`
+# the torchvision modules d2l/torch.py imports:
+# `import torchvision`, `from torchvision import transforms`
 _TORCHVISION_SUBMODULES = ("transforms",)
 
 
 def _install_torchvision_stand_in() -> None:
     """Register an empty ``torchvision`` package and its imported submodules in ``sys.modules``."""
     root = types.ModuleType("torchvision")
-    root.__doc__ = "Stand-in inserted by tests/d2l_compat.py: the real torchvision is not installed."
+    root.__doc__ = (
+        "Stand-in inserted by tests/d2l_compat.py: the real torchvision is not installed."
+    )
     root.__path__ = []  # a package, so `from torchvision import transforms` resolves the submodule
     sys.modules["torchvision"] = root
     for name in _TORCHVISION_SUBMODULES:

@@ -1,4 +1,5 @@
 """The benchmark CLI: argument handling, exponent fitting, and an end-to-end run on tiny sizes."""
+
 from __future__ import annotations
 
 import csv
@@ -40,7 +41,9 @@ def test_parse_spec():
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "attnkit.bench", *args], capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "attnkit.bench", *args], capture_output=True, text=True
+    )
 
 
 @pytest.mark.parametrize(
@@ -69,8 +72,25 @@ def test_cli_runs_as_a_module(tmp_path):
 def test_cli_end_to_end_every_mechanism(tmp_path):
     """Every registered mechanism appears in the CSV with positive times and ratios."""
     out = tmp_path / "results"
-    code = main(["--lengths", "16", "--heads", "2", "--head-dim", "8", "--repeats", "1",
-                 "--warmup", "1", "--error-length", "32", "--out", str(out), "--no-progress"])
+    code = main(
+        [
+            "--lengths",
+            "16",
+            "--heads",
+            "2",
+            "--head-dim",
+            "8",
+            "--repeats",
+            "1",
+            "--warmup",
+            "1",
+            "--error-length",
+            "32",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     with open(out / "bench.csv") as f:
         rows = list(csv.DictReader(f))
@@ -97,8 +117,17 @@ def test_over_budget_is_marked_not_crashed(tmp_path):
     """A run that cannot fit the memory budget is marked, and longer lengths are skipped."""
     from attnkit.bench import run_benchmark
 
-    rows = run_benchmark(["linear"], [64, 4096, 8192], baselines=["softmax:fast=false"],
-                         progress=False, heads=4, head_dim=8, repeats=1, warmup=0, budget_gb=0.05)
+    rows = run_benchmark(
+        ["linear"],
+        [64, 4096, 8192],
+        baselines=["softmax:fast=false"],
+        progress=False,
+        heads=4,
+        head_dim=8,
+        repeats=1,
+        warmup=0,
+        budget_gb=0.05,
+    )
     status = {(r["spec"], r["length"]): r["status"] for r in rows}
     assert status["softmax:fast=false", 64] == "ok"
     assert status["softmax:fast=false", 4096] == "over budget"  # 4·4096² floats = 256 MB > 50 MB
@@ -111,8 +140,17 @@ def test_causal_train_mode_marks_mechanisms_without_causal_form(tmp_path):
     """--causal --mode train: forward + backward runs; a mechanism with no causal form is marked."""
     from attnkit.bench import run_benchmark
 
-    rows = run_benchmark(["nystrom", "synthesizer_random", "linear"], [600], progress=False, heads=2,
-                         head_dim=8, causal=True, mode="train", repeats=1, warmup=0)
+    rows = run_benchmark(
+        ["nystrom", "synthesizer_random", "linear"],
+        [600],
+        progress=False,
+        heads=2,
+        head_dim=8,
+        causal=True,
+        mode="train",
+        repeats=1,
+        warmup=0,
+    )
     status = {(r["spec"], r["length"]): r for r in rows}
     assert status["nystrom", 600]["status"] == "no causal"
     # synthesizer_random's max_len (512 by default) follows the measured length
@@ -125,40 +163,91 @@ def test_budget_summary_on_synthetic_rows():
     from attnkit.bench import budget_summary
 
     def row(spec, n, t, mb, status="ok"):
-        return {"spec": spec, "length": str(n), "status": status, "time_s": "" if status != "ok" else str(t),
-                "peak_mb": "" if status != "ok" else str(mb)}
+        return {
+            "spec": spec,
+            "length": str(n),
+            "status": status,
+            "time_s": "" if status != "ok" else str(t),
+            "peak_mb": "" if status != "ok" else str(mb),
+        }
 
-    rows = [row("softmax:fast=false", 1024, 1.0, 100), row("softmax:fast=false", 2048, 4.0, 400),
-            row("softmax:fast=false", 4096, 0, 0, "over budget"),
-            row("linear", 1024, 0.5, 10), row("linear", 2048, 0.5, 20), row("linear", 4096, 1.0, 40),
-            row("lsh", 1024, 2.0, 50), row("lsh", 2048, 0, 0, "over budget"), row("lsh", 4096, 0, 0, "skipped (budget)")]
+    rows = [
+        row("softmax:fast=false", 1024, 1.0, 100),
+        row("softmax:fast=false", 2048, 4.0, 400),
+        row("softmax:fast=false", 4096, 0, 0, "over budget"),
+        row("linear", 1024, 0.5, 10),
+        row("linear", 2048, 0.5, 20),
+        row("linear", 4096, 1.0, 40),
+        row("lsh", 1024, 2.0, 50),
+        row("lsh", 2048, 0, 0, "over budget"),
+        row("lsh", 4096, 0, 0, "skipped (budget)"),
+    ]
     summary = budget_summary(rows, "softmax:fast=false")
     assert summary["length"] == 2048
     by_spec = {r["spec"]: r for r in summary["rows"]}
-    assert by_spec["linear"] == {"spec": "linear", "speedup": 8.0, "memory_ratio": 20.0, "longest": 4096}
+    assert by_spec["linear"] == {
+        "spec": "linear",
+        "speedup": 8.0,
+        "memory_ratio": 20.0,
+        "longest": 4096,
+    }
     assert by_spec["lsh"] == {"spec": "lsh", "speedup": None, "memory_ratio": None, "longest": 1024}
     with pytest.raises(ValueError, match="no successful run"):
         budget_summary(rows, "performer")
 
 
 def test_plots_fit_the_slope_and_skip_missing_runs(tmp_path):
-    """The log-log plot labels each line with its fitted exponent; runs that did not happen are left out."""
+    """The log-log plot labels each line with its fitted exponent; runs that did not happen are
+    left out."""
     from attnkit.bench import bubble_chart, plot_ratios, plot_rows
 
     rows = []
     for n in (256, 512, 1024):
-        rows.append({"spec": "softmax:fast=false", "length": n, "status": "ok", "time_s": 1e-8 * n**2,
-                     "peak_mb": 1e-4 * n**2, "speedup_vs_softmax_fast-false": 1.0,
-                     "memory_ratio_vs_softmax_fast-false": 1.0})
-        rows.append({"spec": "linear", "length": n, "status": "ok", "time_s": 1e-6 * n, "peak_mb": 1e-2 * n,
-                     "speedup_vs_softmax_fast-false": 1e-2 * n, "memory_ratio_vs_softmax_fast-false": 1e-2 * n})
-    rows.append({"spec": "lsh", "length": 256, "status": "over budget", "time_s": "", "peak_mb": "",
-                 "speedup_vs_softmax_fast-false": "", "memory_ratio_vs_softmax_fast-false": ""})
+        rows.append(
+            {
+                "spec": "softmax:fast=false",
+                "length": n,
+                "status": "ok",
+                "time_s": 1e-8 * n**2,
+                "peak_mb": 1e-4 * n**2,
+                "speedup_vs_softmax_fast-false": 1.0,
+                "memory_ratio_vs_softmax_fast-false": 1.0,
+            }
+        )
+        rows.append(
+            {
+                "spec": "linear",
+                "length": n,
+                "status": "ok",
+                "time_s": 1e-6 * n,
+                "peak_mb": 1e-2 * n,
+                "speedup_vs_softmax_fast-false": 1e-2 * n,
+                "memory_ratio_vs_softmax_fast-false": 1e-2 * n,
+            }
+        )
+    rows.append(
+        {
+            "spec": "lsh",
+            "length": 256,
+            "status": "over budget",
+            "time_s": "",
+            "peak_mb": "",
+            "speedup_vs_softmax_fast-false": "",
+            "memory_ratio_vs_softmax_fast-false": "",
+        }
+    )
     fig = plot_rows(rows, "time_s", "time (s)")
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["softmax:fast=false (slope 2.00)", "linear (slope 1.00)"]
     fig = plot_ratios(rows, "softmax:fast=false", [256, 1024], path=tmp_path / "ratios.png")
     assert (tmp_path / "ratios.png").stat().st_size > 1000
-    fig = bubble_chart([{"label": "a", "x": 1.0, "y": 50.0, "size": 2.0}, {"label": "b", "x": 3.0, "y": 60.0, "size": 1.0}],
-                       xlabel="speed", ylabel="accuracy", size_label="memory")
+    fig = bubble_chart(
+        [
+            {"label": "a", "x": 1.0, "y": 50.0, "size": 2.0},
+            {"label": "b", "x": 3.0, "y": 60.0, "size": 1.0},
+        ],
+        xlabel="speed",
+        ylabel="accuracy",
+        size_label="memory",
+    )
     assert len(fig.axes[0].collections) == 2

@@ -1,4 +1,5 @@
 """Synthetic tasks, the tiny attention model and the training loop (attnkit.tasks)."""
+
 import pytest
 import torch
 
@@ -65,12 +66,27 @@ def test_training_learns_a_short_duplication_task():
 
 
 def test_duplication_experiment_table_is_seeded_and_scores_the_test_words():
-    settings = dict(word_len=3, vocab=5, d_model=16, num_heads=2, bucket_size=2, steps=3, n_train=64,
-                    n_test=32, train_with=("full", "lsh-1"), eval_with=("full", "lsh-2"), progress=False)
+    settings = dict(
+        word_len=3,
+        vocab=5,
+        d_model=16,
+        num_heads=2,
+        bucket_size=2,
+        steps=3,
+        n_train=64,
+        n_test=32,
+        train_with=("full", "lsh-1"),
+        eval_with=("full", "lsh-2"),
+        progress=False,
+    )
     rows = duplication_experiment(**settings)
     assert [(r["trained"], r["evaluated"]) for r in rows] == [
-        ("full", "full"), ("full", "lsh-2"), ("lsh-1", "full"), ("lsh-1", "lsh-2")]
-    # a percentage of the 32 * 3 scored test tokens (the second copy of each word), not of all tokens
+        ("full", "full"),
+        ("full", "lsh-2"),
+        ("lsh-1", "full"),
+        ("lsh-1", "lsh-2"),
+    ]
+    # a percentage of the 32 * 3 scored test tokens (the second copy of each word), not all tokens
     for r in rows:
         correct = r["accuracy"] * 32 * 3 / 100
         assert abs(correct - round(correct)) < 0.01 and 0 <= round(correct) <= 96, r
