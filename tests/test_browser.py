@@ -3,7 +3,11 @@
 The book built by ``built_book`` (tests/conftest.py, one build per run) is served on localhost and
 every page is opened with the network closed: anything that tries to leave localhost is blocked and
 counted. For each page the crawl records JavaScript errors, failed requests, maths left untypeset,
-images that did not load, links and anchors; the tests below then check one thing each.
+images that did not load, links and anchors, and runs the axe-core accessibility audit (the engine
+shipped inside the Python package ``axe-playwright-python``, injected into the page: nothing is fetched);
+the tests below then check one thing each. The audit's findings, every impact, are written to a report
+(``ATTNKIT_A11Y_REPORT``, by default ``_build/a11y-report.md``); serious and critical ones fail the test.
+Keyboard use (skip link, focus order, navigation, search) is checked by pressing keys, as a reader would.
 
 Needs Chromium (``apt-get install chromium chromium-driver`` on Debian/Ubuntu) and the Python package
 ``playwright`` (the ``test`` extra; never ``playwright install``: the system Chromium is used).
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import os
 import re
 import shutil
@@ -42,6 +47,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
 ]
 TIMEOUT_MS = 60_000
+A11Y_REPORT = Path(os.environ.get("ATTNKIT_A11Y_REPORT", ROOT / "_build" / "a11y-report.md"))
+# what fails the audit; "moderate" and "minor" findings are listed in the report
+BLOCKING_IMPACTS = ("serious", "critical")
 
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 REPO_URL = CONFIG["repository"]["url"].rstrip("/")
@@ -184,7 +192,7 @@ def crawl(browser, site, built_book):
         if refresh:  # a redirect page (index.html): its target must resolve, nothing else to see
             target = urllib.parse.urljoin(site + rel, refresh.group(1).strip())
             report[rel] = dict(math=0, mathjax=None, untypeset=[], merrors=[], text="", images=[], ids=[],
-                               links=[target], errors=[], failed=[], blocked=[], term="")
+                               links=[target], errors=[], failed=[], blocked=[], term="", axe=[])
             continue
         page = context.new_page()
         errors: list[str] = []
@@ -196,7 +204,7 @@ def crawl(browser, site, built_book):
         n_blocked = len(blocked)
         page.goto(site + rel, wait_until="load")
         info = page.evaluate(PAGE_PROBE)
-        info.update(errors=errors, failed=failed, blocked=blocked[n_blocked:])
+        info.update(errors=errors, failed=failed, blocked=blocked[n_blocked:], axe=_axe(page))
         if shots:
             Path(shots).mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(Path(shots) / (rel.replace("/", "__")[:-5] + ".png")), full_page=True)
@@ -204,6 +212,19 @@ def crawl(browser, site, built_book):
         page.close()
     context.close()
     return report
+
+
+def _axe(page) -> list[dict]:
+    """axe-core's violations on the page (all rules axe runs by default: WCAG 2.x A and AA, best
+    practices), each as {id, impact, help, nodes: [CSS selectors]}."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page, options={"resultTypes": ["violations"]}).response
+    return [
+        {"id": v["id"], "impact": v["impact"], "help": v["help"],
+         "nodes": [" ".join(map(str, n["target"])) for n in v["nodes"]]}
+        for v in results["violations"]
+    ]
 
 
 def _fail_if(problems: dict, what: str):
@@ -290,6 +311,43 @@ def test_launch_and_download_buttons_on_notebook_pages(crawl, built_book):
     _fail_if(missing, "buttons missing")
 
 
+def _write_a11y_report(crawl: dict) -> Path:
+    lines = ["# Accessibility audit (axe-core) of the built book", ""]
+    found = [(p, v) for p, i in sorted(crawl.items()) for v in i["axe"]]
+    if not found:
+        lines.append("No violations on any page.")
+    for page, v in found:
+        lines.append(f"- `{page}`: **{v['id']}** ({v['impact']}): {v['help']}; "
+                     f"{len(v['nodes'])} element(s): {', '.join(f'`{n}`' for n in v['nodes'][:5])}")
+    A11Y_REPORT.parent.mkdir(parents=True, exist_ok=True)
+    A11Y_REPORT.write_text("\n".join(lines) + "\n")
+    A11Y_REPORT.with_suffix(".json").write_text(json.dumps({p: i["axe"] for p, i in crawl.items()}, indent=1))
+    return A11Y_REPORT
+
+
+def test_accessibility_audit_finds_nothing_serious_on_any_page(crawl):
+    """axe-core on every page: no serious or critical violation; the rest listed in the report."""
+    report = _write_a11y_report(crawl)
+    audited = [p for p, i in crawl.items() if i["text"]]
+    assert len(audited) >= 5, "the audit ran on too few pages"
+    _fail_if({p: [f"{v['id']} ({v['impact']}): {v['nodes'][:3]}" for v in i["axe"] if v["impact"] in BLOCKING_IMPACTS]
+              for p, i in crawl.items()}, f"accessibility violations (all findings: {report})")
+
+
+def test_every_image_has_a_text_alternative_that_says_what_it_shows(crawl, built_book):
+    """Figures carry alt text describing them (attnkit.plot.describe_figure via book/_ext/figure_alt.py),
+    not a file name."""
+    bad = {}
+    for page, info in crawl.items():
+        html = (built_book / page).read_text()
+        for tag in re.findall(r"<img\b[^>]*_images/[^>]*>", html):  # the book's figures, not the theme's icons
+            alt = re.search(r'\balt="([^"]*)"', tag)
+            text = alt.group(1).strip() if alt else ""
+            if len(text) < 20 or re.search(r"\.(png|jpe?g|svg|gif)$", text) or "/" in text.split(" ")[0]:
+                bad.setdefault(page, []).append(f"{tag[:100]} (alt {text[:60]!r})")
+    _fail_if(bad, "images without a text alternative that says what they show")
+
+
 def test_search_finds_a_term_from_each_chapter(browser, site, built_book, crawl):
     """For each chapter: its first glossary term (else its title's longest word) finds the chapter."""
     chapters = [p for p in _notebook_pages(built_book) if p.startswith("book/")]
@@ -313,6 +371,113 @@ def test_search_finds_a_term_from_each_chapter(browser, site, built_book, crawl)
     finally:
         context.close()
     _fail_if(not_found, "search")
+
+
+# ---------------------------------------------------------------- keyboard
+
+# the element that has the focus, in words, and whether a reader can see it and where it sits
+FOCUSED = """
+() => {
+  const e = document.activeElement;
+  if (!e || e === document.body) return null;
+  // the element or what it draws (a <summary> shows only its toggle icon, which carries the focus ring)
+  const parts = [e, ...e.querySelectorAll('*')];
+  const shown = p => { const r = p.getBoundingClientRect(), s = getComputedStyle(p);
+                       return r.width > 0 && r.height > 0 && s.visibility !== 'hidden'; };
+  const ringed = p => { const s = getComputedStyle(p);
+                        return (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0) || s.boxShadow !== 'none'; };
+  const all = Array.from(document.querySelectorAll('*'));
+  return {tag: e.tagName, text: (e.getAttribute('aria-label') || e.textContent || '').trim().slice(0, 60),
+          href: e.href || null, cls: e.className.toString().slice(0, 80), index: all.indexOf(e),
+          visible: parts.some(shown), ring: parts.some(p => shown(p) && ringed(p))};
+}
+"""
+
+
+@pytest.fixture
+def keyboard_page(browser, site):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
+    context.set_default_timeout(TIMEOUT_MS)
+    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(site) else route.abort())
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def _tab_through(page, limit: int = 600) -> list[dict]:
+    """Press Tab from the top of the page until the focus leaves the page or comes round again."""
+    stops: list[dict] = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        f = page.evaluate(FOCUSED)
+        if f is None or (stops and f["index"] == stops[0]["index"]):
+            break
+        stops.append(f)
+    return stops
+
+
+def test_keyboard_focus_order_skip_link_and_navigation(keyboard_page, site):
+    """On a chapter page, Tab reaches everything in document order, each stop visible and with a focus
+    ring; the first stop skips to the content; the table of contents and "next" work from the keyboard."""
+    page = keyboard_page
+    page.goto(site + "book/02-scoring.html", wait_until="load")
+    stops = _tab_through(page)
+    assert len(stops) > 20, f"only {len(stops)} focus stops on a chapter page"
+    assert "skip" in stops[0]["cls"] + stops[0]["text"].lower(), f"the first Tab stop is not a skip link: {stops[0]}"
+    problems = [f"invisible focus: {s}" for s in stops if not s["visible"]]
+    problems += [f"no focus indicator: {s}" for s in stops if s["visible"] and not s["ring"]]
+    problems += [f"focus jumps back in the document: {a['text']!r} -> {b['text']!r}"
+                 for a, b in zip(stops, stops[1:]) if b["index"] < a["index"]]
+    assert not problems, "\n".join(problems[:10])
+    hrefs = [s["href"] or "" for s in stops]
+    assert any(h.endswith("book/01-soft-lookup.html") for h in hrefs), "the table of contents is not reachable by Tab"
+    # the skip link takes the focus to the content
+    page.goto(site + "book/02-scoring.html", wait_until="load")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    assert page.evaluate("() => location.hash") == "#main-content"
+    # "next" by keyboard alone: Tab to it, Enter
+    page.goto(site + "book/02-scoring.html", wait_until="load")
+    for _ in range(len(stops)):
+        page.keyboard.press("Tab")
+        f = page.evaluate(FOCUSED)
+        if f and f["href"] and "right-next" in f["cls"]:
+            break
+    else:
+        pytest.fail("the link to the next page is not reachable by Tab")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.url.split("#")[0] != site + "book/02-scoring.html", "Enter on the next-page link did not navigate"
+
+
+def test_search_by_keyboard(keyboard_page, site):
+    """Ctrl+K opens the search box with the focus in it; typing a term and Enter give the search page,
+    whose first result Tab reaches and Enter opens."""
+    page = keyboard_page
+    page.goto(site + "book/03-masked-softmax.html", wait_until="load")
+    page.keyboard.press("Control+k")
+    page.wait_for_function("() => document.activeElement && document.activeElement.name === 'q'")
+    page.keyboard.type("softmax")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert "search.html" in page.url
+    page.wait_for_function(
+        "() => { const s = document.querySelector('#search-results'); "
+        "return s && /found|did not match/i.test(s.textContent); }"
+    )
+    first = page.eval_on_selector("#search-results ul.search li a", "a => a.href")
+    for _ in range(400):
+        page.keyboard.press("Tab")
+        f = page.evaluate(FOCUSED)
+        if f and f["href"] == first:
+            break
+    else:
+        pytest.fail("the first search result is not reachable by Tab")
+    assert f["visible"] and f["ring"], f"the focused result is not visibly focused: {f}"
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.url.split("#")[0].split("?")[0] == first.split("#")[0].split("?")[0]
 
 
 # what the course relies on (issue: bibliography), as surnames shown on the built bibliography page
