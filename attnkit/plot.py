@@ -7,10 +7,11 @@ blindness, and carries a text description of what it shows:
   colours, each paired with its own line style and marker, and the perceptually uniform ``cividis``
   colormap, whose lightness grows monotonically (so it reads in greyscale too).
 - ``describe_figure(fig)`` says in words what a figure shows (panels, titles, axes, the lines in
-  the legend, heatmap sizes and colour ranges). In Jupyter, ``use_course_style()`` stores it in every
-  displayed PNG as its ``Description``; the book copies it into the image's alt text
+  the legend, heatmap sizes and colour ranges). In Jupyter, ``use_course_style()`` stores it in
+  every displayed PNG as its ``Description``; the book copies it into the image's alt text
   (``book/_ext/figure_alt.py``).
 """
+
 from __future__ import annotations
 
 import torch
@@ -38,12 +39,15 @@ def use_course_style() -> None:
     import matplotlib as mpl
     from cycler import cycler
 
-    mpl.rcParams.update({
-        "axes.prop_cycle": cycler(color=COURSE_COLORS) + cycler(linestyle=COURSE_LINESTYLES)
-        + cycler(marker=COURSE_MARKERS),
-        "lines.markersize": 5,
-        "image.cmap": COURSE_CMAP,
-    })
+    mpl.rcParams.update(
+        {
+            "axes.prop_cycle": cycler(color=COURSE_COLORS)
+            + cycler(linestyle=COURSE_LINESTYLES)
+            + cycler(marker=COURSE_MARKERS),
+            "lines.markersize": 5,
+            "image.cmap": COURSE_CMAP,
+        }
+    )
     try:
         from IPython import get_ipython
     except ImportError:
@@ -65,7 +69,11 @@ def _thin_markers(fig) -> None:
     for ax in fig.axes:
         for line in ax.get_lines():
             n = len(line.get_xdata())
-            if line.get_marker() not in (None, "", "None", " ") and line.get_markevery() is None and n > MARKERS_PER_LINE:
+            if (
+                line.get_marker() not in (None, "", "None", " ")
+                and line.get_markevery() is None
+                and n > MARKERS_PER_LINE
+            ):
                 line.set_markevery(max(1, n // MARKERS_PER_LINE))
 
 
@@ -76,8 +84,9 @@ def _png_with_description(fig) -> str | None:
     if not fig.axes and not fig.lines and not fig.images:
         return None  # an empty figure shows nothing, as IPython's own formatter does
     _thin_markers(fig)
-    return print_figure(fig, "png", bbox_inches="tight", base64=True,
-                        metadata={"Description": describe_figure(fig)})
+    return print_figure(
+        fig, "png", bbox_inches="tight", base64=True, metadata={"Description": describe_figure(fig)}
+    )
 
 
 def _fmt(x: float) -> str:
@@ -87,7 +96,10 @@ def _fmt(x: float) -> str:
 def _axis(ax, which: str) -> str:
     # a panel sharing its axis with a labelled neighbour (show_heatmaps' grid) reads that label
     shared = ax.get_shared_x_axes() if which == "x" else ax.get_shared_y_axes()
-    labels = [(a.get_xlabel() if which == "x" else a.get_ylabel()).strip() for a in [ax, *shared.get_siblings(ax)]]
+    labels = [
+        (a.get_xlabel() if which == "x" else a.get_ylabel()).strip()
+        for a in [ax, *shared.get_siblings(ax)]
+    ]
     label = next((lab for lab in labels if lab), "")
     scale = ax.get_xscale() if which == "x" else ax.get_yscale()
     lo, hi = ax.get_xlim() if which == "x" else ax.get_ylim()
@@ -102,9 +114,12 @@ def _describe_axes(ax) -> str:
     for im in ax.images:
         rows, cols = im.get_array().shape[:2]
         lo, hi = im.get_clim()
-        parts.append(f"a {rows} by {cols} heatmap, colour from {_fmt(lo)} (dark) to {_fmt(hi)} (light)"
-                     if im.get_cmap().name == COURSE_CMAP else
-                     f"a {rows} by {cols} heatmap ({im.get_cmap().name} colours from {_fmt(lo)} to {_fmt(hi)})")
+        parts.append(
+            f"a {rows} by {cols} heatmap, colour from {_fmt(lo)} (dark) to {_fmt(hi)} (light)"
+            if im.get_cmap().name == COURSE_CMAP
+            else f"a {rows} by {cols} heatmap "
+            f"({im.get_cmap().name} colours from {_fmt(lo)} to {_fmt(hi)})"
+        )
     lines = [ln for ln in ax.get_lines() if ln.get_visible()]
     named = [ln.get_label() for ln in lines if not ln.get_label().startswith("_")]
     if lines:
@@ -134,8 +149,12 @@ def describe_figure(fig) -> str:
         colour range), lines (with their legend labels), points and bars it draws, and both axes
         (label, scale and range). Colorbars are folded into the heatmaps they belong to.
     """
-    colorbar_axes = {im.colorbar.ax for ax in fig.axes for im in ax.images if im.colorbar is not None}
-    colorbar_axes |= {c.colorbar.ax for ax in fig.axes for c in ax.collections if getattr(c, "colorbar", None)}
+    colorbar_axes = {
+        im.colorbar.ax for ax in fig.axes for im in ax.images if im.colorbar is not None
+    }
+    colorbar_axes |= {
+        c.colorbar.ax for ax in fig.axes for c in ax.collections if getattr(c, "colorbar", None)
+    }
     panels = [ax for ax in fig.axes if ax not in colorbar_axes and ax.get_visible()]
     suptitle = fig.get_suptitle().strip() if hasattr(fig, "get_suptitle") else ""
     head = f'Figure "{suptitle}"' if suptitle else "Figure"
@@ -178,8 +197,12 @@ def show_heatmaps(
     if titles is not None and len(titles) != cols:
         raise ValueError(f"titles has {len(titles)} entries but matrices has {cols} columns")
     fig, axes = plt.subplots(
-        rows, cols, figsize=figsize if figsize is not None else (2.5 * cols, 2.5 * rows),
-        sharex=True, sharey=True, squeeze=False,
+        rows,
+        cols,
+        figsize=figsize if figsize is not None else (2.5 * cols, 2.5 * rows),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
     )
     # one colour scale for every panel, so the shared colorbar is true for all of them
     vmin, vmax = float(m.min()), float(m.max())

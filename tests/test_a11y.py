@@ -1,6 +1,7 @@
 """Figures everyone can read: the course style (attnkit.plot.use_course_style), figure descriptions
 (attnkit.plot.describe_figure) and how they reach the book's alt text (book/_ext/figure_alt.py).
 The audit of the built pages themselves (axe-core, keyboard) is in tests/test_browser.py."""
+
 from __future__ import annotations
 
 import base64
@@ -34,7 +35,9 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
 
 
 # Viénot, Brettel & Mollon (1999) dichromat simulation on linear RGB
-_DEUTERANOPIA = np.array([[0.29275, 0.70725, 0.0], [0.29275, 0.70725, 0.0], [-0.02234, 0.02234, 1.0]])
+_DEUTERANOPIA = np.array(
+    [[0.29275, 0.70725, 0.0], [0.29275, 0.70725, 0.0], [-0.02234, 0.02234, 1.0]]
+)
 _PROTANOPIA = np.array([[0.11238, 0.88762, 0.0], [0.11238, 0.88762, 0.0], [0.00401, -0.00401, 1.0]])
 
 
@@ -43,7 +46,9 @@ def test_course_style_pairs_every_colour_with_its_own_line_style_and_marker(cour
     assert len(cycle) >= 6
     for key in ("color", "linestyle", "marker"):
         values = [repr(entry[key]) for entry in cycle]
-        assert len(set(values)) == len(values), f"two lines of the cycle share a {key}: lines differ by colour alone"
+        assert len(set(values)) == len(values), (
+            f"two lines of the cycle share a {key}: lines differ by colour alone"
+        )
 
 
 def test_course_colours_stay_apart_for_red_green_colour_blindness(course_style):
@@ -83,20 +88,33 @@ def test_describe_figure_says_what_a_figure_shows(course_style):
     right.set(xlabel="keys", ylabel="queries")
     fig.suptitle("kernel regression")
     text = plot.describe_figure(fig)
-    for expected in ("kernel regression", "2 panels", "Nadaraya–Watson", "2 lines: truth; prediction",
-                     "horizontal axis x", "vertical axis y", "3 by 4 heatmap", "from 0 (dark) to 11 (light)",
-                     "horizontal axis keys", "vertical axis queries"):
+    for expected in (
+        "kernel regression",
+        "2 panels",
+        "Nadaraya–Watson",
+        "2 lines: truth; prediction",
+        "horizontal axis x",
+        "vertical axis y",
+        "3 by 4 heatmap",
+        "from 0 (dark) to 11 (light)",
+        "horizontal axis keys",
+        "vertical axis queries",
+    ):
         assert expected in text, f"{expected!r} missing from {text!r}"
     heatmaps = plot.describe_figure(plot.show_heatmaps(torch.rand(1, 3, 2, 2), "keys", "queries"))
-    assert heatmaps.count("vertical axis queries") == 3, "panels sharing an axis should read its label"
+    assert heatmaps.count("vertical axis queries") == 3, (
+        "panels sharing an axis should read its label"
+    )
 
 
-def test_displayed_png_carries_the_description_and_the_book_makes_it_the_alt(course_style, tmp_path):
+def test_displayed_png_carries_the_description_and_the_book_makes_it_the_alt(
+    course_style, tmp_path
+):
     import matplotlib.pyplot as plt
     from PIL import Image
 
     fig, ax = plt.subplots()
-    line, = ax.plot(np.arange(500), label="scores")
+    (line,) = ax.plot(np.arange(500), label="scores")
     ax.set_xlabel("position")
     png = base64.b64decode(plot._png_with_description(fig))
     assert Image.open(io.BytesIO(png)).text["Description"] == plot.describe_figure(fig)
@@ -114,4 +132,6 @@ def test_displayed_png_carries_the_description_and_the_book_makes_it_the_alt(cou
 def test_every_chapter_sets_the_course_style_in_its_first_cell(path):
     cells = json.loads(path.read_text())["cells"]
     first = "".join(next(c for c in cells if c["cell_type"] == "code")["source"])
-    assert "use_course_style()" in first, f"{path.name}: the first code cell does not call use_course_style()"
+    assert "use_course_style()" in first, (
+        f"{path.name}: the first code cell does not call use_course_style()"
+    )

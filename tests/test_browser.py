@@ -3,18 +3,20 @@
 The book built by ``built_book`` (tests/conftest.py, one build per run) is served on localhost and
 every page is opened with the network closed: anything that tries to leave localhost is blocked and
 counted. For each page the crawl records JavaScript errors, failed requests, maths left untypeset,
-images that did not load, links and anchors, and runs the axe-core accessibility audit (the engine
-shipped inside the Python package ``axe-playwright-python``, injected into the page: nothing is fetched);
-the tests below then check one thing each. The audit's findings, every impact, are written to a report
-(``ATTNKIT_A11Y_REPORT``, by default ``_build/a11y-report.md``); serious and critical ones fail the test.
-Keyboard use (skip link, focus order, navigation, search) is checked by pressing keys, as a reader would.
+images that did not load, links and anchors, and runs the axe-core accessibility audit (the
+engine shipped inside the Python package ``axe-playwright-python``, injected into the page: nothing
+is fetched); the tests below then check one thing each. The audit's findings, every impact, are
+written to a report (``ATTNKIT_A11Y_REPORT``, by default ``_build/a11y-report.md``); serious and
+critical ones fail the test. Keyboard use (skip link, focus order, navigation, search) is checked
+by pressing keys, as a reader would.
 
-Needs Chromium (``apt-get install chromium chromium-driver`` on Debian/Ubuntu) and the Python package
-``playwright`` (the ``test`` extra; never ``playwright install``: the system Chromium is used).
-In CI (``CI`` set) a missing browser fails; elsewhere the test is skipped with what to install.
+Needs Chromium (``apt-get install chromium chromium-driver`` on Debian/Ubuntu) and the Python
+package ``playwright`` (the ``test`` extra; never ``playwright install``: the system Chromium is
+used). In CI (``CI`` set) a missing browser fails; elsewhere it is skipped with what to install.
 
 Screenshots for a look by eye: ``ATTNKIT_SCREENSHOTS=/some/dir pytest tests/test_browser.py``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -38,13 +40,19 @@ pytestmark = pytest.mark.xdist_group("book")
 
 INSTALL_HINT = (
     "the browser test needs Chromium and Playwright's Python package: "
-    "`sudo apt-get install chromium chromium-driver` (Debian/Ubuntu; or set CHROMIUM=/path/to/chrome) "
+    "`sudo apt-get install chromium chromium-driver` "
+    "(Debian/Ubuntu; or set CHROMIUM=/path/to/chrome) "
     "and `pip install -e '.[test]'` (do not run `playwright install`)"
 )
 # Chromium flags for a closed network (no background fetches, no QUIC, no first-run pages)
 CHROMIUM_ARGS = [
-    "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
 ]
 TIMEOUT_MS = 60_000
 A11Y_REPORT = Path(os.environ.get("ATTNKIT_A11Y_REPORT", ROOT / "_build" / "a11y-report.md"))
@@ -57,17 +65,21 @@ BRANCH = CONFIG["repository"].get("branch", "main")
 COLAB = CONFIG["launch_buttons"]["colab_url"].rstrip("/")
 
 # text left in the page when MathJax did not typeset it (outside code)
-RAW_MATH = re.compile(r"\$\$|\\\(|\\\)|\\\[|\\\]|\\begin\{|\\frac\{|\$[^\s$][^$\n]{0,200}?[^\s$\\]\$")
+RAW_MATH = re.compile(
+    r"\$\$|\\\(|\\\)|\\\[|\\\]|\\begin\{|\\frac\{|\$[^\s$][^$\n]{0,200}?[^\s$\\]\$"
+)
 
 # collected in the page after MathJax has finished
 PAGE_PROBE = """
 async () => {
-  const result = {mathjax: null, math: 0, untypeset: [], merrors: [], raw: [], images: [], links: [], ids: []};
+  const result = {mathjax: null, math: 0, untypeset: [], merrors: [], raw: [], images: [],
+                  links: [], ids: []};
   const nodes = document.querySelectorAll('.math');
   result.math = nodes.length;
   if (nodes.length) {
     const t0 = Date.now();
-    while (!(window.MathJax && MathJax.startup && MathJax.startup.promise) && Date.now() - t0 < 30000) {
+    const ready = () => window.MathJax && MathJax.startup && MathJax.startup.promise;
+    while (!ready() && Date.now() - t0 < 30000) {
       await new Promise(r => setTimeout(r, 100));
     }
     if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
@@ -78,12 +90,18 @@ async () => {
       if (!n.querySelector('mjx-container')) result.untypeset.push(n.textContent.slice(0, 80));
     }
   }
-  for (const e of document.querySelectorAll('mjx-merror')) result.merrors.push(e.textContent.slice(0, 80));
-  const skip = new Set(['PRE', 'CODE', 'SCRIPT', 'STYLE', 'TEXTAREA', 'MJX-CONTAINER', 'MJX-ASSISTIVE-MML']);
-  const walker = document.createTreeWalker(document.querySelector('main') || document.body, NodeFilter.SHOW_TEXT, {
+  for (const e of document.querySelectorAll('mjx-merror')) {
+    result.merrors.push(e.textContent.slice(0, 80));
+  }
+  const skip = new Set(['PRE', 'CODE', 'SCRIPT', 'STYLE', 'TEXTAREA', 'MJX-CONTAINER',
+                        'MJX-ASSISTIVE-MML']);
+  const root = document.querySelector('main') || document.body;
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT, {
     acceptNode(node) {
       for (let p = node.parentElement; p; p = p.parentElement) {
-        if (skip.has(p.tagName) || p.classList.contains('highlight')) return NodeFilter.FILTER_REJECT;
+        if (skip.has(p.tagName) || p.classList.contains('highlight')) {
+          return NodeFilter.FILTER_REJECT;
+        }
       }
       return NodeFilter.FILTER_ACCEPT;
     }
@@ -94,7 +112,8 @@ async () => {
   const imgs = Array.from(document.images);
   await Promise.all(imgs.map(img => {
     img.loading = 'eager';
-    return img.complete ? null : new Promise(r => { img.onload = img.onerror = r; setTimeout(r, 20000); });
+    return img.complete ? null
+      : new Promise(r => { img.onload = img.onerror = r; setTimeout(r, 20000); });
   }));
   for (const img of imgs) {
     result.images.push({src: img.currentSrc || img.src, ok: img.complete && img.naturalWidth > 0,
@@ -102,8 +121,10 @@ async () => {
   }
   // a term to search for: the first glossary term the page links, else its title's longest word
   const term = document.querySelector('main a[href*="glossary.html#term-"]');
-  const words = ((document.querySelector('main h1') || {}).textContent || '').match(/[A-Za-z]{4,}/g) || [];
-  result.term = term ? term.textContent.trim() : (words.sort((a, b) => b.length - a.length)[0] || '');
+  const h1 = (document.querySelector('main h1') || {}).textContent || '';
+  const words = h1.match(/[A-Za-z]{4,}/g) || [];
+  const longest = words.sort((a, b) => b.length - a.length)[0] || '';
+  result.term = term ? term.textContent.trim() : longest;
   for (const a of document.querySelectorAll('a[href]')) result.links.push(a.href);
   for (const e of document.querySelectorAll('[id]')) result.ids.push(e.id);
   for (const e of document.querySelectorAll('a[name]')) result.ids.push(e.getAttribute('name'));
@@ -127,7 +148,9 @@ def browser():
     except ImportError:
         sync_playwright = None
     if path is None or sync_playwright is None:
-        missing = "no Chromium found" if path is None else "the Python package playwright is missing"
+        missing = (
+            "no Chromium found" if path is None else "the Python package playwright is missing"
+        )
         if os.environ.get("CI"):
             pytest.fail(f"{missing}: {INSTALL_HINT}")
         pytest.skip(f"{missing}: {INSTALL_HINT}")
@@ -160,7 +183,8 @@ def site(built_book):
 
 def _pages(built_book: Path) -> list[str]:
     return sorted(
-        p.relative_to(built_book).as_posix() for p in built_book.rglob("*.html")
+        p.relative_to(built_book).as_posix()
+        for p in built_book.rglob("*.html")
         if not p.relative_to(built_book).parts[0].startswith("_")
     )
 
@@ -188,26 +212,50 @@ def crawl(browser, site, built_book):
     shots = os.environ.get("ATTNKIT_SCREENSHOTS")
     report = {}
     for rel in _pages(built_book):
-        refresh = re.search(r'http-equiv="refresh"[^>]*url=([^"]+)"', (built_book / rel).read_text(), re.I)
+        refresh = re.search(
+            r'http-equiv="refresh"[^>]*url=([^"]+)"', (built_book / rel).read_text(), re.I
+        )
         if refresh:  # a redirect page (index.html): its target must resolve, nothing else to see
             target = urllib.parse.urljoin(site + rel, refresh.group(1).strip())
-            report[rel] = dict(math=0, mathjax=None, untypeset=[], merrors=[], text="", images=[], ids=[],
-                               links=[target], errors=[], failed=[], blocked=[], term="", axe=[])
+            report[rel] = dict(
+                math=0,
+                mathjax=None,
+                untypeset=[],
+                merrors=[],
+                text="",
+                images=[],
+                ids=[],
+                links=[target],
+                errors=[],
+                failed=[],
+                blocked=[],
+                term="",
+                axe=[],
+            )
             continue
         page = context.new_page()
         errors: list[str] = []
         failed: list[str] = []
-        page.on("console", lambda m, errors=errors: errors.append(m.text) if m.type == "error" else None)
+        page.on(
+            "console", lambda m, errors=errors: errors.append(m.text) if m.type == "error" else None
+        )
         page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
         page.on("requestfailed", lambda r, failed=failed: failed.append(f"{r.url} ({r.failure})"))
-        page.on("response", lambda r, failed=failed: failed.append(f"{r.url} (HTTP {r.status})") if r.status >= 400 else None)
+        page.on(
+            "response",
+            lambda r, failed=failed: (
+                failed.append(f"{r.url} (HTTP {r.status})") if r.status >= 400 else None
+            ),
+        )
         n_blocked = len(blocked)
         page.goto(site + rel, wait_until="load")
         info = page.evaluate(PAGE_PROBE)
         info.update(errors=errors, failed=failed, blocked=blocked[n_blocked:], axe=_axe(page))
         if shots:
             Path(shots).mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(Path(shots) / (rel.replace("/", "__")[:-5] + ".png")), full_page=True)
+            page.screenshot(
+                path=str(Path(shots) / (rel.replace("/", "__")[:-5] + ".png")), full_page=True
+            )
         report[rel] = info
         page.close()
     context.close()
@@ -221,15 +269,21 @@ def _axe(page) -> list[dict]:
 
     results = Axe().run(page, options={"resultTypes": ["violations"]}).response
     return [
-        {"id": v["id"], "impact": v["impact"], "help": v["help"],
-         "nodes": [" ".join(map(str, n["target"])) for n in v["nodes"]]}
+        {
+            "id": v["id"],
+            "impact": v["impact"],
+            "help": v["help"],
+            "nodes": [" ".join(map(str, n["target"])) for n in v["nodes"]],
+        }
         for v in results["violations"]
     ]
 
 
 def _fail_if(problems: dict, what: str):
     problems = {k: v for k, v in problems.items() if v}
-    assert not problems, f"{what}:\n" + "\n".join(f"  {k}: {v[:5]}" for k, v in sorted(problems.items()))
+    assert not problems, f"{what}:\n" + "\n".join(
+        f"  {k}: {v[:5]}" for k, v in sorted(problems.items())
+    )
 
 
 def test_every_page_loads_without_javascript_errors_or_failed_requests(crawl):
@@ -245,15 +299,28 @@ def test_the_book_reads_offline(crawl):
 
 def test_every_equation_is_typeset_by_mathjax(crawl):
     with_math = {p: i for p, i in crawl.items() if i["math"]}
-    assert any(p.startswith("book/0") for p in with_math), "no chapter has any maths: is MathJax output missing?"
-    _fail_if({p: [] if i["mathjax"] else ["MathJax never started"] for p, i in with_math.items()}, "MathJax")
+    assert any(p.startswith("book/0") for p in with_math), (
+        "no chapter has any maths: is MathJax output missing?"
+    )
+    _fail_if(
+        {p: [] if i["mathjax"] else ["MathJax never started"] for p, i in with_math.items()},
+        "MathJax",
+    )
     _fail_if({p: i["untypeset"] for p, i in with_math.items()}, "maths MathJax left as text")
-    _fail_if({p: i["merrors"] for p, i in crawl.items()}, "MathJax errors (unknown macros, bad TeX)")
-    _fail_if({p: RAW_MATH.findall(i["text"]) for p, i in crawl.items()}, "raw TeX delimiters left in the text")
+    _fail_if(
+        {p: i["merrors"] for p, i in crawl.items()}, "MathJax errors (unknown macros, bad TeX)"
+    )
+    _fail_if(
+        {p: RAW_MATH.findall(i["text"]) for p, i in crawl.items()},
+        "raw TeX delimiters left in the text",
+    )
 
 
 def test_every_image_loads(crawl):
-    _fail_if({p: [im["src"] for im in i["images"] if not im["ok"]] for p, i in crawl.items()}, "images that did not load")
+    _fail_if(
+        {p: [im["src"] for im in i["images"] if not im["ok"]] for p, i in crawl.items()},
+        "images that did not load",
+    )
     chapters = [p for p in crawl if re.match(r"book/\d\d-", p) and not p.startswith("book/00")]
     assert chapters and all(crawl[p]["images"] for p in chapters), "a chapter page shows no image"
 
@@ -265,7 +332,9 @@ def test_every_internal_link_resolves(crawl, site):
         if url not in statuses:
             try:
                 with urllib.request.urlopen(url, timeout=30) as r:
-                    body = r.read().decode("utf-8", "replace") if url.endswith((".html", "/")) else ""
+                    body = (
+                        r.read().decode("utf-8", "replace") if url.endswith((".html", "/")) else ""
+                    )
                     statuses[url] = (r.status, body)
             except urllib.error.HTTPError as e:
                 statuses[url] = (e.code, "")
@@ -286,8 +355,12 @@ def test_every_internal_link_resolves(crawl, site):
                 if status != 200:
                     broken.setdefault(page, []).append(f"{href} (HTTP {status})")
                     continue
-                target = url[len(site):] or "index.html"
-                ids = set(crawl[target]["ids"]) if target in crawl else set(re.findall(r'\bid="([^"]+)"', body))
+                target = url[len(site) :] or "index.html"
+                ids = (
+                    set(crawl[target]["ids"])
+                    if target in crawl
+                    else set(re.findall(r'\bid="([^"]+)"', body))
+                )
             if fragment and urllib.parse.unquote(fragment) not in ids:
                 broken.setdefault(page, []).append(f"{href} (no anchor #{fragment})")
     assert checked > 50, f"only {checked} internal links found"
@@ -296,7 +369,9 @@ def test_every_internal_link_resolves(crawl, site):
 
 def test_launch_and_download_buttons_on_notebook_pages(crawl, built_book):
     pages = _notebook_pages(built_book)
-    assert any(p.startswith("book/") for p in pages) and any(p.startswith("exercises/") for p in pages)
+    assert any(p.startswith("book/") for p in pages) and any(
+        p.startswith("exercises/") for p in pages
+    )
     slug = REPO_URL.removeprefix("https://github.com/")
     missing = {}
     for rel in pages:
@@ -304,10 +379,14 @@ def test_launch_and_download_buttons_on_notebook_pages(crawl, built_book):
         colab = f"{COLAB}/github/{slug}/blob/{BRANCH}/{source}"
         download = f"_sources/{source}"
         links = crawl[rel]["links"]
-        missing[rel] = [what for what, ok in (
-            (f"Colab launch button ({colab})", colab in links),
-            (f"download button ({download})", any(link.endswith(download) for link in links)),
-        ) if not ok]
+        missing[rel] = [
+            what
+            for what, ok in (
+                (f"Colab launch button ({colab})", colab in links),
+                (f"download button ({download})", any(link.endswith(download) for link in links)),
+            )
+            if not ok
+        ]
     _fail_if(missing, "buttons missing")
 
 
@@ -317,11 +396,15 @@ def _write_a11y_report(crawl: dict) -> Path:
     if not found:
         lines.append("No violations on any page.")
     for page, v in found:
-        lines.append(f"- `{page}`: **{v['id']}** ({v['impact']}): {v['help']}; "
-                     f"{len(v['nodes'])} element(s): {', '.join(f'`{n}`' for n in v['nodes'][:5])}")
+        lines.append(
+            f"- `{page}`: **{v['id']}** ({v['impact']}): {v['help']}; "
+            f"{len(v['nodes'])} element(s): {', '.join(f'`{n}`' for n in v['nodes'][:5])}"
+        )
     A11Y_REPORT.parent.mkdir(parents=True, exist_ok=True)
     A11Y_REPORT.write_text("\n".join(lines) + "\n")
-    A11Y_REPORT.with_suffix(".json").write_text(json.dumps({p: i["axe"] for p, i in crawl.items()}, indent=1))
+    A11Y_REPORT.with_suffix(".json").write_text(
+        json.dumps({p: i["axe"] for p, i in crawl.items()}, indent=1)
+    )
     return A11Y_REPORT
 
 
@@ -330,30 +413,48 @@ def test_accessibility_audit_finds_nothing_serious_on_any_page(crawl):
     report = _write_a11y_report(crawl)
     audited = [p for p, i in crawl.items() if i["text"]]
     assert len(audited) >= 5, "the audit ran on too few pages"
-    _fail_if({p: [f"{v['id']} ({v['impact']}): {v['nodes'][:3]}" for v in i["axe"] if v["impact"] in BLOCKING_IMPACTS]
-              for p, i in crawl.items()}, f"accessibility violations (all findings: {report})")
+    _fail_if(
+        {
+            p: [
+                f"{v['id']} ({v['impact']}): {v['nodes'][:3]}"
+                for v in i["axe"]
+                if v["impact"] in BLOCKING_IMPACTS
+            ]
+            for p, i in crawl.items()
+        },
+        f"accessibility violations (all findings: {report})",
+    )
 
 
 def test_every_image_has_a_text_alternative_that_says_what_it_shows(crawl, built_book):
-    """Figures carry alt text describing them (attnkit.plot.describe_figure via book/_ext/figure_alt.py),
-    not a file name."""
+    """Figures carry alt text describing them, not a file name (attnkit.plot.describe_figure,
+    through book/_ext/figure_alt.py)."""
     bad = {}
-    for page, info in crawl.items():
+    for page in crawl:
         html = (built_book / page).read_text()
-        for tag in re.findall(r"<img\b[^>]*_images/[^>]*>", html):  # the book's figures, not the theme's icons
+        for tag in re.findall(
+            r"<img\b[^>]*_images/[^>]*>", html
+        ):  # the book's figures, not the theme's icons
             alt = re.search(r'\balt="([^"]*)"', tag)
             text = alt.group(1).strip() if alt else ""
-            if len(text) < 20 or re.search(r"\.(png|jpe?g|svg|gif)$", text) or "/" in text.split(" ")[0]:
+            if (
+                len(text) < 20
+                or re.search(r"\.(png|jpe?g|svg|gif)$", text)
+                or "/" in text.split(" ")[0]
+            ):
                 bad.setdefault(page, []).append(f"{tag[:100]} (alt {text[:60]!r})")
     _fail_if(bad, "images without a text alternative that says what they show")
 
 
 def test_search_finds_a_term_from_each_chapter(browser, site, built_book, crawl):
-    """For each chapter: its first glossary term (else its title's longest word) finds the chapter."""
+    """For each chapter: its first glossary term (else its title's longest word) finds it."""
     chapters = [p for p in _notebook_pages(built_book) if p.startswith("book/")]
     context = browser.new_context(service_workers="block")
     context.set_default_timeout(TIMEOUT_MS)
-    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(site) else route.abort())
+    context.route(
+        "**/*",
+        lambda route: route.continue_() if route.request.url.startswith(site) else route.abort(),
+    )
     page = context.new_page()
     not_found = {}
     try:
@@ -365,7 +466,9 @@ def test_search_finds_a_term_from_each_chapter(browser, site, built_book, crawl)
                 "() => { const s = document.querySelector('#search-results'); "
                 "return s && /found|did not match/i.test(s.textContent); }"
             )
-            hits = page.eval_on_selector_all("#search-results ul.search li a", "as => as.map(a => a.href)")
+            hits = page.eval_on_selector_all(
+                "#search-results ul.search li a", "as => as.map(a => a.href)"
+            )
             if not any(h.split("#")[0].split("?")[0] == site + rel for h in hits):
                 not_found[rel] = [f"searched {term!r}: {len(hits)} hits, not this page"]
     finally:
@@ -380,14 +483,16 @@ FOCUSED = """
 () => {
   const e = document.activeElement;
   if (!e || e === document.body) return null;
-  // the element or what it draws (a <summary> shows only its toggle icon, which carries the focus ring)
+  // the element or what it draws (a <summary> shows only its toggle icon, which has the ring)
   const parts = [e, ...e.querySelectorAll('*')];
   const shown = p => { const r = p.getBoundingClientRect(), s = getComputedStyle(p);
                        return r.width > 0 && r.height > 0 && s.visibility !== 'hidden'; };
   const ringed = p => { const s = getComputedStyle(p);
-                        return (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0) || s.boxShadow !== 'none'; };
+                        const outline = s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0;
+                        return outline || s.boxShadow !== 'none'; };
   const all = Array.from(document.querySelectorAll('*'));
-  return {tag: e.tagName, text: (e.getAttribute('aria-label') || e.textContent || '').trim().slice(0, 60),
+  const name = (e.getAttribute('aria-label') || e.textContent || '').trim().slice(0, 60);
+  return {tag: e.tagName, text: name,
           href: e.href || null, cls: e.className.toString().slice(0, 80), index: all.indexOf(e),
           visible: parts.some(shown), ring: parts.some(p => shown(p) && ringed(p))};
 }
@@ -398,7 +503,10 @@ FOCUSED = """
 def keyboard_page(browser, site):
     context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
     context.set_default_timeout(TIMEOUT_MS)
-    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(site) else route.abort())
+    context.route(
+        "**/*",
+        lambda route: route.continue_() if route.request.url.startswith(site) else route.abort(),
+    )
     try:
         yield context.new_page()
     finally:
@@ -418,20 +526,28 @@ def _tab_through(page, limit: int = 600) -> list[dict]:
 
 
 def test_keyboard_focus_order_skip_link_and_navigation(keyboard_page, site):
-    """On a chapter page, Tab reaches everything in document order, each stop visible and with a focus
-    ring; the first stop skips to the content; the table of contents and "next" work from the keyboard."""
+    """On a chapter page, Tab reaches everything in document order, each stop visible and with a
+    focus ring; the first stop skips to the content; the table of contents and "next" work from
+    the keyboard."""
     page = keyboard_page
     page.goto(site + "book/02-scoring.html", wait_until="load")
     stops = _tab_through(page)
     assert len(stops) > 20, f"only {len(stops)} focus stops on a chapter page"
-    assert "skip" in stops[0]["cls"] + stops[0]["text"].lower(), f"the first Tab stop is not a skip link: {stops[0]}"
+    assert "skip" in stops[0]["cls"] + stops[0]["text"].lower(), (
+        f"the first Tab stop is not a skip link: {stops[0]}"
+    )
     problems = [f"invisible focus: {s}" for s in stops if not s["visible"]]
     problems += [f"no focus indicator: {s}" for s in stops if s["visible"] and not s["ring"]]
-    problems += [f"focus jumps back in the document: {a['text']!r} -> {b['text']!r}"
-                 for a, b in zip(stops, stops[1:]) if b["index"] < a["index"]]
+    problems += [
+        f"focus jumps back in the document: {a['text']!r} -> {b['text']!r}"
+        for a, b in zip(stops, stops[1:])
+        if b["index"] < a["index"]
+    ]
     assert not problems, "\n".join(problems[:10])
     hrefs = [s["href"] or "" for s in stops]
-    assert any(h.endswith("book/01-soft-lookup.html") for h in hrefs), "the table of contents is not reachable by Tab"
+    assert any(h.endswith("book/01-soft-lookup.html") for h in hrefs), (
+        "the table of contents is not reachable by Tab"
+    )
     # the skip link takes the focus to the content
     page.goto(site + "book/02-scoring.html", wait_until="load")
     page.keyboard.press("Tab")
@@ -448,12 +564,14 @@ def test_keyboard_focus_order_skip_link_and_navigation(keyboard_page, site):
         pytest.fail("the link to the next page is not reachable by Tab")
     with page.expect_navigation():
         page.keyboard.press("Enter")
-    assert page.url.split("#")[0] != site + "book/02-scoring.html", "Enter on the next-page link did not navigate"
+    assert page.url.split("#")[0] != site + "book/02-scoring.html", (
+        "Enter on the next-page link did not navigate"
+    )
 
 
 def test_search_by_keyboard(keyboard_page, site):
-    """Ctrl+K opens the search box with the focus in it; typing a term and Enter give the search page,
-    whose first result Tab reaches and Enter opens."""
+    """Ctrl+K opens the search box with the focus in it; typing a term and Enter give the search
+    page, whose first result Tab reaches and Enter opens."""
     page = keyboard_page
     page.goto(site + "book/03-masked-softmax.html", wait_until="load")
     page.keyboard.press("Control+k")
@@ -481,22 +599,45 @@ def test_search_by_keyboard(keyboard_page, site):
 
 
 # what the course relies on (issue: bibliography), as surnames shown on the built bibliography page
-RELIED_ON = ["Bahdanau", "Vaswani", "Child", "Beltagy", "Zaheer", "Kitaev", "Katharopoulos", "Choromanski",
-             "Peng", "Xiong", "Tay", "Zhang"]
+RELIED_ON = [
+    "Bahdanau",
+    "Vaswani",
+    "Child",
+    "Beltagy",
+    "Zaheer",
+    "Kitaev",
+    "Katharopoulos",
+    "Choromanski",
+    "Peng",
+    "Xiong",
+    "Tay",
+    "Zhang",
+]
 
 
 def test_bibliography_page_lists_the_papers_the_course_relies_on(crawl):
     text = crawl["book/bibliography.html"]["text"]
     assert not [name for name in RELIED_ON if name not in text], "missing from the bibliography"
-    for title in ("Synthesizer", "Efficient transformers", "Long range arena", "Dive into deep learning"):
+    for title in (
+        "Synthesizer",
+        "Efficient transformers",
+        "Long range arena",
+        "Dive into deep learning",
+    ):
         assert title.lower() in text.lower(), f"{title!r} missing from the bibliography"
 
 
 def test_glossary_gives_each_term_its_chinese_name_and_chapters_link_it(crawl, built_book):
     html = (built_book / "book" / "glossary.html").read_text()
-    terms = [re.sub(r"<[^>]+>", "", t).strip() for t in re.findall(r"<dt[^>]*>(.*?)</dt>", html, re.S)]
+    terms = [
+        re.sub(r"<[^>]+>", "", t).strip() for t in re.findall(r"<dt[^>]*>(.*?)</dt>", html, re.S)
+    ]
     assert len(terms) >= 10, f"only {len(terms)} glossary terms"
-    assert not [t for t in terms if not re.search(r"[\u4e00-\u9fff]", t)], "glossary terms without a Chinese name"
+    assert not [t for t in terms if not re.search(r"[\u4e00-\u9fff]", t)], (
+        "glossary terms without a Chinese name"
+    )
     chapters = [p for p in _notebook_pages(built_book) if p.startswith("book/")]
-    unlinked = [p for p in chapters if not any("glossary.html#term-" in link for link in crawl[p]["links"])]
+    unlinked = [
+        p for p in chapters if not any("glossary.html#term-" in link for link in crawl[p]["links"])
+    ]
     assert not unlinked, f"chapters that link no glossary term: {unlinked}"

@@ -1,9 +1,10 @@
-"""The GitHub Actions workflows (.github/workflows/), checked here so that a broken one fails before a push.
+"""The GitHub Actions workflows (.github/workflows/), checked so that a broken one fails here.
 
 actionlint (a static checker for workflow files: syntax, expressions, action inputs, shell scripts
 through shellcheck) comes as a binary inside a PyPI wheel of the ``test`` extra, with shellcheck
-beside it. Without it the check is skipped with what to install, except in CI (``CI`` set), where it fails.
+beside it. Without it the check is skipped with what to install; in CI (``CI`` set) it fails.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,14 @@ def _actionlint() -> str:
 
 
 def _lint(*files: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([_actionlint(), "-no-color", "-oneline", *map(str, files)],
-                          capture_output=True, text=True, env={**os.environ, "PATH": PATH}, cwd=ROOT, timeout=120)
+    return subprocess.run(
+        [_actionlint(), "-no-color", "-oneline", *map(str, files)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": PATH},
+        cwd=ROOT,
+        timeout=120,
+    )
 
 
 def _load(name: str) -> dict:
@@ -51,11 +58,13 @@ def _steps(doc: dict) -> list[dict]:
 def test_workflows_pass_actionlint():
     assert {p.name for p in WORKFLOWS} >= {"test.yml", "book.yml"}, "a workflow is missing"
     proc = _lint(*WORKFLOWS)
-    assert proc.returncode == 0 and not proc.stdout.strip(), f"actionlint:\n{proc.stdout}{proc.stderr}"
+    assert proc.returncode == 0 and not proc.stdout.strip(), (
+        f"actionlint:\n{proc.stdout}{proc.stderr}"
+    )
 
 
 def test_actionlint_catches_a_broken_workflow(tmp_path):
-    """The check above is not vacuous: an unknown input, a bad expression and a bad shell line fail."""
+    """The check above is not vacuous: an unknown input and a bad expression fail."""
     broken = tmp_path / ".github" / "workflows" / "broken.yml"
     broken.parent.mkdir(parents=True)
     broken.write_text(
@@ -80,7 +89,9 @@ def test_test_workflow_runs_ci_run_after_installing_what_it_installs():
     assert any(r.strip() == ".ci/run" for r in runs), "the test workflow must run .ci/run"
     packages = lambda text: set(re.findall(r"apt-get install -y ([\w\- ]+)", text)[0].split())  # noqa: E731
     ci_run = (ROOT / ".ci" / "run").read_text()
-    assert packages("\n".join(runs)) == packages(ci_run), "the workflow's apt packages differ from .ci/run's"
+    assert packages("\n".join(runs)) == packages(ci_run), (
+        "the workflow's apt packages differ from .ci/run's"
+    )
     python = [s for s in _steps(doc) if s.get("uses", "").startswith("actions/setup-python@")]
     assert python and python[0]["with"].get("cache") == "pip", "pip downloads are not cached"
 
@@ -95,7 +106,9 @@ def test_book_workflow_publishes_build_html_with_the_pages_actions():
     uses = [s.get("uses", "").split("@")[0] for s in build["steps"]]
     assert uses.index("actions/configure-pages") < uses.index("actions/upload-pages-artifact")
     assert any(s.get("run", "").strip() == "make book" for s in build["steps"])
-    upload = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/upload-pages-artifact@"))
+    upload = next(
+        s for s in build["steps"] if s.get("uses", "").startswith("actions/upload-pages-artifact@")
+    )
     assert upload["with"]["path"] == "_build/html"
     assert deploy["needs"] == "build" and deploy["environment"]["name"] == "github-pages"
     assert [s["uses"].split("@")[0] for s in deploy["steps"]] == ["actions/deploy-pages"]
