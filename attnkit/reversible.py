@@ -27,6 +27,7 @@ import weakref
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from ._checks import check_floating, check_rank
 from .block import PositionWiseFFN, check_setting, check_width
@@ -268,8 +269,8 @@ class PeakMemory(TorchDispatchMode):
 
     Every storage an operator returns is counted from its creation until it is freed (a
     finaliser on the storage), so it measures what the computation allocates, on any
-    device, without depending on the allocator or on timing. (An in-place update of a
-    tensor made before counts as new: measure computations that allocate their results.)
+    device, without depending on the allocator or on timing. Views and in-place results
+    share an input's storage and add nothing.
     """
 
     def __init__(self):
@@ -284,12 +285,14 @@ class PeakMemory(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else (out,):
+        inputs = {t.untyped_storage()._cdata for t in tree_flatten((args, kwargs))[0]
+                  if isinstance(t, torch.Tensor)}
+        for t in tree_flatten(out)[0]:
             if not isinstance(t, torch.Tensor):
                 continue
             storage = t.untyped_storage()
             key = storage._cdata
-            if key in self._live:  # a view or an in-place result: nothing new
+            if key in self._live or key in inputs:  # a view or an in-place result
                 continue
             self._live.add(key)
             self.current += storage.nbytes()
