@@ -110,6 +110,8 @@ __all__ += [
     "check_global_tokens",
     "check_lengths",
     "check_mask",
+    "check_combine_masks",
+    "check_build_mask_args",
     "check_softmax_inputs",
     "check_sequence_mask_inputs",
     "check_causal_mask_args",
@@ -256,6 +258,78 @@ def check_mask(mask, scores_shape, name: str = "mask") -> None:
         raise ValueError(
             f"{name} of shape {tuple(mask.shape)} does not broadcast to the scores' shape {target}"
         )
+
+
+def check_combine_masks(masks) -> None:
+    """``masks``, each ``None`` or a boolean tensor, on one device and broadcasting together
+    (``masks[i]`` names the culprit)."""
+    shape, first = (), None
+    for i, m in enumerate(masks):
+        if m is None:
+            continue
+        name = f"masks[{i}]"
+        check_tensor(name, m)
+        if m.dtype != torch.bool:
+            raise TypeError(f"{name} must be a boolean tensor (True = attend), got dtype {m.dtype}")
+        if first is None:
+            first = (name, m)
+        else:
+            check_same_device(**{first[0]: first[1], name: m})
+        try:
+            shape = torch.broadcast_shapes(shape, m.shape)
+        except RuntimeError:
+            raise ValueError(
+                f"{name} of shape {tuple(m.shape)} does not broadcast with the masks before it "
+                f"(together of shape {tuple(shape)})"
+            ) from None
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
+
+
+def check_build_mask_args(num_queries, num_keys, mask=None, valid_lens=None, causal=False,
+                          device=None) -> None:
+    """Sizes ``L, S ≥ 0`` (ints), ``causal`` a bool, ``device`` ``None`` or a device; ``mask``
+    boolean, broadcasting to ``(..., L, S)`` — to ``(B, L, S)`` when ``valid_lens`` (``(B,)``
+    or ``(B, L)``; its values are checked by ``lengths_to_mask``) is given. Every part lies on
+    one device: ``mask`` where it is, the lengths' and causal parts on ``device`` (``None``:
+    the lengths' own device and the default device)."""
+    check_counts(num_queries=(num_queries, 0), num_keys=(num_keys, 0))
+    check_bool("causal", causal)
+    here = None
+    if device is not None:
+        if isinstance(device, bool) or not isinstance(device, (str, int, torch.device)):
+            raise TypeError(
+                f"device must be a torch.device, str, int or None, got {type(device).__name__}"
+            )
+        try:
+            here = torch.device(device)
+        except RuntimeError as e:
+            raise ValueError(f"device {device!r} is not a device: {e}") from None
+    if valid_lens is not None:
+        check_rank("valid_lens", valid_lens, (1, 2), "(B,) or (B, L)")
+    if mask is not None:
+        check_tensor("mask", mask)
+        if valid_lens is not None:
+            target = (valid_lens.shape[0], num_queries, num_keys)
+        else:
+            target = (*mask.shape[:-2], num_queries, num_keys)
+        check_mask(mask, target)
+    # where each part of the result is made: mask where it is, the rest on device (if given)
+    parts = [] if here is None else [("device", here)]
+    if mask is not None:
+        parts.append(("mask", mask.device))
+    if valid_lens is not None:
+        parts.append(("valid_lens", valid_lens.device if here is None else here))
+    if causal and here is None:
+        parts.append(("the causal mask (on the default device: device=None)",
+                      torch.get_default_device()))
+    (first, d0), verb = parts[0] if parts else (None, None), "is" if here is not None else "is on"
+    for name, d in parts[1:]:
+        if not _same_device(d, d0):
+            raise ValueError(f"{name} is on {d} but {first} {verb} {d0}; pass device= or move them "
+                             "to one device")
 
 
 def check_softmax_inputs(X, valid_lens=None, mask=None, causal: bool = False, name: str = "X") -> None:

@@ -16,7 +16,9 @@ from __future__ import annotations
 import torch
 
 from ._checks import (
+    check_build_mask_args,
     check_causal_mask_args,
+    check_combine_masks,
     check_lengths,
     check_mask,
     check_sequence_mask_inputs,
@@ -97,7 +99,11 @@ def causal_mask(
 
 
 def combine_masks(*masks: torch.Tensor | None) -> torch.Tensor | None:
-    """Logical AND of the given masks, skipping ``None``; ``None`` if all are ``None``."""
+    """Logical AND of the given masks, skipping ``None``; ``None`` if all are ``None``.
+
+    The masks are boolean, on one device, and broadcast together.
+    """
+    check_combine_masks(masks)
     out = None
     for m in masks:
         if m is None:
@@ -118,8 +124,10 @@ def build_mask(
     """Combine a boolean ``mask``, d2l ``valid_lens`` and a causal flag into one mask.
 
     Returns a boolean tensor that broadcasts to ``(B, L, S)`` (or ``(B, H, L, S)`` after
-    the caller adds a head axis), or ``None`` when nothing is masked.
+    the caller adds a head axis), or ``None`` when nothing is masked. ``mask`` must broadcast
+    to ``(..., L, S)`` (to ``(B, L, S)`` with ``valid_lens``) and lie on ``device``.
     """
+    check_build_mask_args(num_queries, num_keys, mask, valid_lens, causal, device)
     parts = []
     if mask is not None:
         parts.append(mask)
