@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -250,7 +251,9 @@ def crawl(browser, site, built_book):
         n_blocked = len(blocked)
         page.goto(site + rel, wait_until="load")
         info = page.evaluate(PAGE_PROBE)
+        t0 = time.perf_counter()
         info.update(errors=errors, failed=failed, blocked=blocked[n_blocked:], axe=_axe(page))
+        info["axe_s"] = time.perf_counter() - t0
         if shots:
             Path(shots).mkdir(parents=True, exist_ok=True)
             page.screenshot(
@@ -391,7 +394,13 @@ def test_launch_and_download_buttons_on_notebook_pages(crawl, built_book):
 
 
 def _write_a11y_report(crawl: dict) -> Path:
-    lines = ["# Accessibility audit (axe-core) of the built book", ""]
+    seconds = sum(i.get("axe_s", 0.0) for i in crawl.values())
+    lines = [
+        "# Accessibility audit (axe-core) of the built book",
+        "",
+        f"{len(crawl)} pages, {seconds:.0f} s of auditing; serious and critical ones fail.",
+        "",
+    ]
     found = [(p, v) for p, i in sorted(crawl.items()) for v in i["axe"]]
     if not found:
         lines.append("No violations on any page.")
@@ -479,7 +488,7 @@ def test_search_finds_a_term_from_each_chapter(browser, site, built_book, crawl)
 # ---------------------------------------------------------------- keyboard
 
 # the element that has the focus, in words, and whether a reader can see it and where it sits
-FOCUSED = """
+FOCUSED = r"""
 () => {
   const e = document.activeElement;
   if (!e || e === document.body) return null;
@@ -489,7 +498,11 @@ FOCUSED = """
                        return r.width > 0 && r.height > 0 && s.visibility !== 'hidden'; };
   const ringed = p => { const s = getComputedStyle(p);
                         const outline = s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0;
-                        return outline || s.boxShadow !== 'none'; };
+                        // a shadow drawn in some colour and size (not "0 0 0 0 transparent")
+                        const lengths = s.boxShadow.replace(/rgba?\([^)]*,\s*0\)/g, '')
+                                                   .replace(/rgba?\([^)]*\)/g, '');
+                        const shadow = s.boxShadow !== 'none' && /[1-9]/.test(lengths);
+                        return outline || shadow; };
   const all = Array.from(document.querySelectorAll('*'));
   const name = (e.getAttribute('aria-label') || e.textContent || '').trim().slice(0, 60);
   return {tag: e.tagName, text: name,
@@ -525,6 +538,18 @@ def _tab_through(page, limit: int = 600) -> list[dict]:
     return stops
 
 
+def _focus_problems(stops: list[dict]) -> list[str]:
+    """Tab stops a reader cannot see, that show no focus ring, or that jump back in the page."""
+    problems = [f"invisible focus: {s}" for s in stops if not s["visible"]]
+    problems += [f"no focus indicator: {s}" for s in stops if s["visible"] and not s["ring"]]
+    problems += [
+        f"focus jumps back in the document: {a['text']!r} -> {b['text']!r}"
+        for a, b in zip(stops, stops[1:])
+        if b["index"] < a["index"]
+    ]
+    return problems
+
+
 def test_keyboard_focus_order_skip_link_and_navigation(keyboard_page, site):
     """On a chapter page, Tab reaches everything in document order, each stop visible and with a
     focus ring; the first stop skips to the content; the table of contents and "next" work from
@@ -536,13 +561,7 @@ def test_keyboard_focus_order_skip_link_and_navigation(keyboard_page, site):
     assert "skip" in stops[0]["cls"] + stops[0]["text"].lower(), (
         f"the first Tab stop is not a skip link: {stops[0]}"
     )
-    problems = [f"invisible focus: {s}" for s in stops if not s["visible"]]
-    problems += [f"no focus indicator: {s}" for s in stops if s["visible"] and not s["ring"]]
-    problems += [
-        f"focus jumps back in the document: {a['text']!r} -> {b['text']!r}"
-        for a, b in zip(stops, stops[1:])
-        if b["index"] < a["index"]
-    ]
+    problems = _focus_problems(stops)
     assert not problems, "\n".join(problems[:10])
     hrefs = [s["href"] or "" for s in stops]
     assert any(h.endswith("book/01-soft-lookup.html") for h in hrefs), (
@@ -585,6 +604,7 @@ def test_search_by_keyboard(keyboard_page, site):
         "return s && /found|did not match/i.test(s.textContent); }"
     )
     first = page.eval_on_selector("#search-results ul.search li a", "a => a.href")
+    results = page.url
     for _ in range(400):
         page.keyboard.press("Tab")
         f = page.evaluate(FOCUSED)
@@ -596,6 +616,11 @@ def test_search_by_keyboard(keyboard_page, site):
     with page.expect_navigation():
         page.keyboard.press("Enter")
     assert page.url.split("#")[0].split("?")[0] == first.split("#")[0].split("?")[0]
+    # the whole results page by Tab, from the top: in order, every stop visible and ringed
+    page.goto(results, wait_until="load")
+    page.wait_for_selector("#search-results ul.search li a")
+    problems = _focus_problems(_tab_through(page))
+    assert not problems, "\n".join(problems[:10])
 
 
 # what the course relies on (issue: bibliography), as surnames shown on the built bibliography page
