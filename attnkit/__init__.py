@@ -35,6 +35,18 @@ from .attention import (
     bilinear_attention,
     dot_product_attention,
 )
+from .blocksparse import (
+    BigBirdAttention,
+    LongformerAttention,
+    bigbird_attention,
+    bigbird_attention_naive,
+    bigbird_layout,
+    block_sparse_attention,
+    block_sparse_loop,
+    dilated_attention,
+    dilated_attention_naive,
+    dilated_layout,
+)
 from .fusion import AttentionFusion, attention_fusion
 from .hashing import (
     angular_hash,
@@ -128,11 +140,22 @@ from .scoring import additive_scores, bilinear_scores, dot_product_scores
 from .sparse import (
     atrous_pattern,
     bigbird_pattern,
+    bigbird_random_blocks,
     density,
+    dilated_pattern,
+    fixed_pattern,
     local_pattern,
     longformer_pattern,
     sparse_attention_naive,
     strided_pattern,
+)
+from .strided import (
+    StridedAttention,
+    fixed_attention,
+    fixed_layout,
+    strided_attention,
+    strided_attention_naive,
+    strided_layout,
 )
 from .synthesizer import (
     DenseSynthesizer,
@@ -263,4 +286,26 @@ __all__ = [
     "trig_features",
     "valid_lens_to_mask",
     "__version__",
+]
+# chapter 5: block-sparse patterns beyond the window
+__all__ += [
+    "BigBirdAttention",
+    "LongformerAttention",
+    "bigbird_attention",
+    "bigbird_attention_naive",
+    "bigbird_layout",
+    "block_sparse_attention",
+    "block_sparse_loop",
+    "dilated_attention",
+    "dilated_attention_naive",
+    "dilated_layout",
+    "bigbird_random_blocks",
+    "dilated_pattern",
+    "fixed_pattern",
+    "StridedAttention",
+    "fixed_attention",
+    "fixed_layout",
+    "strided_attention",
+    "strided_attention_naive",
+    "strided_layout",
 ]

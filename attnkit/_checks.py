@@ -753,6 +753,40 @@ def check_block_inputs(q_blk, k_win, v_win, tile_mask, k_glob=None, v_glob=None,
         check_same_device(q_blk=q_blk, glob_mask=glob_mask)
 
 
+__all__ += ["check_sparse_settings", "check_block_sparse_inputs"]
+
+
+def check_sparse_settings(q, k, v, key_padding=None, global_tokens=None, **counts) -> torch.Tensor:
+    """Mechanism inputs, a ``(B, S)`` key padding, int settings given as ``name=(value, minimum)``
+    and global tokens in ``[0, min(L, S))``; returns those as a sorted ``(G,)`` int64 tensor."""
+    check_mechanism_inputs(q, k, v)
+    check_counts(**counts)
+    check_key_padding(key_padding, k)
+    return check_global_tokens(global_tokens, min(q.shape[2], k.shape[2]), q.device)
+
+
+def check_block_sparse_inputs(q, k, v, q_pos, k_pos, allowed, global_tokens=None,
+                              key_padding=None) -> torch.Tensor:
+    """:func:`check_sparse_settings` plus a block layout: integer ``q_pos (C, b)`` and
+    ``k_pos (C, W)`` (positions, ``−1`` = none) and a boolean ``allowed (C, b, W)``, all on
+    ``q``'s device; returns the global positions as a sorted ``(G,)`` int64 tensor."""
+    for name, t in (("q_pos", q_pos), ("k_pos", k_pos)):
+        check_rank(name, t, 2, "(C, b)" if name == "q_pos" else "(C, W)")
+        if t.dtype == torch.bool or t.is_floating_point() or t.is_complex():
+            raise TypeError(f"{name} must hold integer positions, got dtype {t.dtype}")
+    check_rank("allowed", allowed, 3, "(C, b, W)")
+    if allowed.dtype != torch.bool:
+        raise TypeError(f"allowed must be a boolean (C, b, W) tensor, got dtype {allowed.dtype}")
+    want = (q_pos.shape[0], q_pos.shape[1], k_pos.shape[1])
+    if k_pos.shape[0] != q_pos.shape[0] or tuple(allowed.shape) != want:
+        raise ValueError(
+            f"q_pos {tuple(q_pos.shape)}, k_pos {tuple(k_pos.shape)} and allowed "
+            f"{tuple(allowed.shape)} do not describe one layout (C, b), (C, W), (C, b, W)"
+        )
+    check_same_device(q=q, q_pos=q_pos, k_pos=k_pos, allowed=allowed)
+    return check_sparse_settings(q, k, v, key_padding, global_tokens)
+
+
 # --- hashing and LSH attention
 
 

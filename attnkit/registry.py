@@ -8,12 +8,14 @@ keyword-only settings in its constructor and a usable default for each.
 """
 from __future__ import annotations
 
+from .blocksparse import BigBirdAttention, LongformerAttention
 from .linear import LinearAttention
 from .local import LocalAttention
 from .lsh import LSHAttention
 from .mechanisms import Mechanism, SoftmaxAttention
 from .nystrom import NystromAttention
 from .random_features import RFA, PerformerAttention
+from .strided import StridedAttention
 from .synthesizer import (
     DenseSynthesizer,
     FactorizedDenseSynthesizer,
@@ -34,6 +36,9 @@ MECHANISMS: dict[str, type[Mechanism]] = {
     "synthesizer_factorized_random": FactorizedRandomSynthesizer,
     "synthesizer_mixture": SynthesizerMixture,
     "local": LocalAttention,
+    "strided": StridedAttention,
+    "bigbird": BigBirdAttention,
+    "longformer": LongformerAttention,
     "performer": PerformerAttention,
     "rfa": RFA,
     "nystrom": NystromAttention,

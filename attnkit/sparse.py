@@ -29,7 +29,10 @@ __all__ = [
     "local_pattern",
     "atrous_pattern",
     "strided_pattern",
+    "fixed_pattern",
     "longformer_pattern",
+    "dilated_pattern",
+    "bigbird_random_blocks",
     "bigbird_pattern",
     "density",
     "sparse_attention_naive",
@@ -101,6 +104,23 @@ def strided_pattern(n: int, stride: int, *, causal: bool = True, device=None) ->
     )
 
 
+def fixed_pattern(n: int, stride: int, *, summary: int = 1, causal: bool = True, device=None) -> torch.Tensor:
+    """Fixed Sparse Transformer pattern (Child et al., 2019): own block ∪ every block's summary.
+
+    The sequence is cut into blocks of ``l = stride``. Query ``i`` sees
+    ``A¹ = {j : ⌊j/l⌋ = ⌊i/l⌋}`` (its own block) and ``A² = {j : j mod l ≥ l − c}``
+    (the last ``c = summary`` positions of every block), cut to ``j ≤ i`` when ``causal``.
+
+    Returns:
+        ``(L, L)`` boolean.
+    """
+    check_counts(n=(n, 0), stride=(stride, 1), summary=(summary, 1))
+    pos = torch.arange(n, device=device)
+    same_block = pos[:, None] // stride == pos[None, :] // stride  # (L, L)
+    is_summary = pos % stride >= stride - summary  # (L,) the keys every query sees
+    return _cut(same_block | is_summary[None, :], causal)
+
+
 def longformer_pattern(
     n: int, window: int, global_tokens=(), *, causal: bool = False, device=None
 ) -> torch.Tensor:
@@ -120,6 +140,39 @@ def longformer_pattern(
     allowed[g, :] = True  # global rows see everything
     allowed[:, g] = True  # and everything sees the global columns
     return _cut(allowed, causal)
+
+
+def dilated_pattern(
+    n: int, window: int, dilation: int, global_tokens=(), *, causal: bool = False, device=None
+) -> torch.Tensor:
+    """Longformer's dilated sliding window: ``window`` keys each side, ``dilation`` apart.
+
+    Query ``i`` sees ``j = i + t·d`` for ``|t| ≤ window`` (``d = dilation``; the atrous
+    pattern with limit ``window·d``), plus Longformer's symmetric global tokens. With
+    ``d = 1`` it is :func:`longformer_pattern`.
+
+    Returns:
+        ``(L, L)`` boolean.
+    """
+    check_counts(window=(window, 0), dilation=(dilation, 1))
+    allowed = atrous_pattern(n, dilation, limit=window * dilation, device=device)  # (L, L)
+    g = check_global_tokens(global_tokens, n, allowed.device)  # (G,)
+    allowed[g, :] = True
+    allowed[:, g] = True
+    return _cut(allowed, causal)
+
+
+def bigbird_random_blocks(num_blocks: int, num_random: int, seed: int) -> torch.Tensor:
+    """The random key blocks of every query block: ``(C, r)`` block ids, ``r = min(num_random, C)``.
+
+    Row ``c`` is ``torch.randperm(C)[:r]`` drawn in turn from one ``torch.Generator``
+    seeded with ``seed`` (distinct blocks in a row; the same seed gives the same draw).
+    """
+    check_counts(num_blocks=(num_blocks, 0), num_random=(num_random, 0), seed=(seed, -(2**63)))
+    gen = torch.Generator().manual_seed(seed)
+    r = min(num_random, num_blocks)
+    rows = [torch.randperm(num_blocks, generator=gen)[:r] for _ in range(num_blocks)]
+    return torch.stack(rows) if rows else torch.zeros(0, r, dtype=torch.long)  # (C, r)
 
 
 def bigbird_pattern(
@@ -146,13 +199,10 @@ def bigbird_pattern(
     """
     check_counts(num_random=(num_random, 0), block_size=(block_size, 1), seed=(seed, -(2**63)))
     allowed = longformer_pattern(n, window, global_tokens, device=device)  # (L, L)
-    num_blocks = -(-n // block_size)
-    r = min(num_random, num_blocks)
-    gen = torch.Generator().manual_seed(seed)
-    for qb in range(num_blocks):
-        picks = torch.randperm(num_blocks, generator=gen)[:r]  # (r,) key blocks
+    picks = bigbird_random_blocks(-(-n // block_size), num_random, seed)  # (C, r) key blocks
+    for qb, row in enumerate(picks.tolist()):
         q_rows = slice(qb * block_size, (qb + 1) * block_size)
-        for kb in picks.tolist():
+        for kb in row:
             allowed[q_rows, kb * block_size : (kb + 1) * block_size] = True
     return _cut(allowed, causal)
 

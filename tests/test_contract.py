@@ -155,7 +155,7 @@ def test_awkward_sizes(name, length, dim):
 def test_the_contract_covers_the_softmax_reference():
     # the registry this file is parametrised over: exactly these names, each a Mechanism
     assert set(NAMES) == {
-        "softmax", "linear", "lsh", "local", "performer", "rfa", "nystrom", "synthesizer_dense",
+        "softmax", "linear", "lsh", "local", "strided", "bigbird", "longformer", "performer", "rfa", "nystrom", "synthesizer_dense",
         "synthesizer_random", "synthesizer_factorized_dense", "synthesizer_factorized_random",
         "synthesizer_mixture",
     }
