@@ -24,7 +24,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from .cells import HIDDEN, forbidden_names, is_test_cell, nbgrader_meta, question_of
+from .cells import HIDDEN, answer_names, forbidden_names, is_test_cell, nbgrader_meta, question_of
 
 WORK = ".attnkit-grading"
 SUSPICIOUS = [  # (pattern in a solution cell, what it is): flagged for a human, never scored
@@ -128,7 +128,12 @@ def _guard_notes(log: Path) -> list[str]:
         if e["kind"] == "restored":
             notes.append(f"the grader put back {', '.join(e['names'][:5])} replaced by the submission{where}")
         elif e["kind"] == "forbidden-call":
-            notes.append(f"{question_of(e['grade_id'] or 'q?')} calls attnkit.{e['name']} (the reference): no points")
+            q = question_of(e["grade_id"] or "q?")
+            how = f"defines {e['answer']} as" if e.get("answer") else "calls"
+            notes.append(f"{q} {how} {e['name']}, which {q} may not use "
+                         "(forbidden in its solution cell): no points")
+        elif e["kind"] == "forbidden-unresolved":
+            notes.append(f"the grader could not enforce the forbidden call {e['name']}")
         elif e["kind"] == "output-cut":
             notes.append(f"output cut at {e['cap']} characters in a cell")
         elif e["kind"] == "denied":
@@ -250,9 +255,11 @@ def grade(assignment, submissions, *, course=".", out=None, jobs=2, timeout=60, 
         shutil.copy(template / "gradebook.db", out / "gradebook.db")
     release = nbformat.read(template / "exercises" / assignment / f"{assignment}.ipynb", as_version=4)
     src_nb = nbformat.read(source / f"{assignment}.ipynb", as_version=4)
-    forbid = forbidden_names(src_nb)
+    forbid, answers = forbidden_names(src_nb), answer_names(src_nb)  # solutions/: not editable
     tests = [{"grade_id": nbgrader_meta(c)["grade_id"], "source": c.source,
-              "forbidden": forbid.get(question_of(nbgrader_meta(c)["grade_id"]), [])} for c in src_nb.cells if is_test_cell(c)]
+              "forbidden": forbid.get(question_of(nbgrader_meta(c)["grade_id"]), []),
+              "answers": answers.get(question_of(nbgrader_meta(c)["grade_id"]), [])}
+             for c in src_nb.cells if is_test_cell(c)]
     shas = {}
     for student, path in list(chosen.items()):
         if path is None:

@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import ast
-import re
 
-import attnkit
-
-__all__ = ["HIDDEN", "nbgrader_meta", "is_test_cell", "only_comments", "question_of", "forbidden_names"]
+__all__ = ["HIDDEN", "nbgrader_meta", "is_test_cell", "only_comments", "question_of",
+           "forbidden_names", "answer_names", "forbidden_sentence"]
 
 HIDDEN = "### BEGIN HIDDEN TESTS"
 
@@ -33,27 +31,36 @@ def question_of(grade_id: str) -> str:
 
 
 def forbidden_names(nb) -> dict[str, list[str]]:
-    """``{question: [attnkit names its solution must not call]}``, read from the notebook itself.
+    """``{question: [dotted paths of the attnkit functions its answer must not call]}``.
 
-    A name is forbidden for question ``qN`` when the solution cell ``qN`` defines a function or
-    class of the same name as one of attnkit's, or when a markdown cell of the question's section
-    says "Do not call `attnkit.NAME`" (the convention of the course's notebooks).
+    Read from each solution cell's metadata,
+    ``{"attnkit": {"forbidden": ["attnkit.lsh.sort_by_bucket", ...]}}`` (any depth; a class
+    stands for its ``__init__`` and ``forward``). Every solution cell gets an entry, ``[]`` when
+    it lists nothing.
     """
-    result: dict[str, list[str]] = {}
-    pending: list[str] = []  # markdown seen since the previous solution cell
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            pending.append(cell.source)
-        elif nbgrader_meta(cell).get("solution") and cell.cell_type == "code":
-            names = set()
+    return {nbgrader_meta(c)["grade_id"]:
+            list(c.get("metadata", {}).get("attnkit", {}).get("forbidden", []))
+            for c in nb.cells if c.get("cell_type") == "code" and nbgrader_meta(c).get("solution")}
+
+
+def answer_names(nb) -> dict[str, list[str]]:
+    """``{question: [functions and classes its solution cell defines]}``: what the tests call."""
+    result = {}
+    for c in nb.cells:
+        if c.get("cell_type") == "code" and nbgrader_meta(c).get("solution"):
             try:
-                tree = ast.parse(cell.source)
-                names |= {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+                body = ast.parse(c.source).body
             except SyntaxError:
-                pass
-            for text in pending:
-                for sentence in re.findall(r"[Dd]o (?:\*\*)?not(?:\*\*)? call(.*?)(?:\.\s|\.$|$)", text, re.S):
-                    names |= set(re.findall(r"attnkit\.(\w+)", sentence))
-            result[nbgrader_meta(cell)["grade_id"]] = sorted(n for n in names if hasattr(attnkit, n))
-            pending = []
+                body = []
+            result[nbgrader_meta(c)["grade_id"]] = [n.name for n in body if isinstance(
+                n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
     return result
+
+
+def forbidden_sentence(paths) -> str:
+    """The prompt's sentence for a forbidden list: ``Do not call `a`, `b` or `c`.`` ("" if none)."""
+    names = [f"`{p}`" for p in paths]
+    if not names:
+        return ""
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+    return f"Do not call {listed}."

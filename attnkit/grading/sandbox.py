@@ -69,14 +69,194 @@ def _protected_owners():
     return owners
 
 
-def _tripwire(fn, name, dispatch):
-    """Code for ``fn.__code__`` that hands every call to ``dispatch(fn, name, args, kwargs)``."""
-    key = f"_attnkit_trip_{fn.__name__}_{id(fn)}"
-    fn.__globals__[key] = lambda args, kwargs: dispatch(fn, name, args, kwargs)
+def resolve(path: str):
+    """The object at a dotted path, any depth: the longest importable module, then getattr."""
+    import importlib
+    parts = path.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for part in parts[i:]:
+            obj = getattr(obj, part)
+        return obj
+    raise ImportError(f"cannot import {path}")
+
+
+def _targets(obj):
+    """``(function, class or None)`` pairs to trip for a forbidden object: a function itself, a
+    class's ``__init__`` and ``forward`` (inherited ones too: the dispatch checks the instance)."""
+    if isinstance(obj, types.FunctionType):
+        return [(obj, None)]
+    if isinstance(obj, type):
+        found = [(getattr(obj, m, None), obj) for m in ("__init__", "forward")]
+        return [(f, obj) for f, _ in found if isinstance(f, types.FunctionType)
+                and (f.__module__ or "").split(".")[0] == "attnkit"]
+    return []
+
+
+def _trip_code(fn, key):
+    """Code for ``fn.__code__`` that calls ``key``, with ``fn``'s free variables (``super()``'s
+    ``__class__``): a function's code can only be replaced by code with as many."""
+    free = fn.__code__.co_freevars
+    body = "".join(f"        {v}\n" for v in free)
+    src = ("def _outer():\n" + "".join(f"    {v} = None\n" for v in free)
+           + f"    def {fn.__name__}(*args, **kwargs):\n{body}        return {key}(args, kwargs)\n"
+           + f"    return {fn.__name__}\n")
     ns = {}
-    exec(compile(f"def {fn.__name__}(*args, **kwargs):\n    return {key}(args, kwargs)\n",
-                 "<attnkit grader>", "exec"), fn.__globals__, ns)
-    return ns[fn.__name__].__code__
+    exec(compile(src, "<attnkit grader>", "exec"), fn.__globals__, ns)
+    code = ns["_outer"]().__code__
+    if code.co_freevars != free:
+        raise ValueError(f"cannot trip {fn.__qualname__}: free variables {free}")
+    return code
+
+
+class Tripwires:
+    """The forbidden calls of every question, enforced while that question's test cells run.
+
+    ``tests``: ``[{"grade_id", "forbidden": [dotted paths], "answers": [names it defines]}]``.
+    Each listed function (a class: its ``__init__``/``forward``) gets, once and for good, a code
+    object that hands every call to :meth:`dispatch`, so every way of reaching it (an alias,
+    ``from … import … as``, ``getattr``, ``importlib``, a copy of ``__code__``) ends there.
+    ``dispatch`` refuses the call while a test cell of a question that lists it runs, unless the
+    nearest notebook frame on the stack is that test cell itself (hidden tests may use the
+    reference); otherwise it runs the original code. ``enter(test)``, at the start of each cell,
+    also refuses a test cell whose question's answer name *is* a forbidden object
+    (``sort_by_bucket = attnkit.lsh.sort_by_bucket``: the test cell would call it itself).
+    """
+
+    def __init__(self, tests, cell_dir, event, namespace):
+        self.cell_dir, self.event, self.namespace = cell_dir, event, namespace
+        self.cell, self.question, self.grade_id = None, None, None
+        self.forbidden: dict[str, list] = {}  # question -> [(path, object)]
+        self.answers: dict[str, list] = {}
+        self.rules: dict = {}  # function -> [(question, path, class or None)]
+        self.originals: dict = {}  # function -> a function running its own code
+        self.codes: dict = {}  # tripwire code -> its function
+        self.broken: list[str] = []  # paths that could not be resolved or tripped
+        for t in tests:
+            q = t["grade_id"].split("_", 1)[0]
+            self.answers.setdefault(q, list(t.get("answers", [])))
+            if q in self.forbidden:
+                continue
+            self.forbidden[q] = []
+            for path in t.get("forbidden", []):
+                try:
+                    obj = resolve(path)
+                    targets = _targets(obj)
+                    for fn, cls in targets:
+                        self._wire(fn)
+                        self.rules[fn].append((q, path, cls))
+                except Exception as exc:  # reported, never fatal
+                    self.broken.append(f"{path} ({type(exc).__name__}: {exc})")
+                    continue
+                if not targets:
+                    self.broken.append(f"{path} (not a function or class)")
+                self.forbidden[q].append((path, obj))
+
+    def _wire(self, fn):
+        if fn in self.rules:
+            return
+        own = fn.__code__
+        key = f"_attnkit_trip_{fn.__name__}_{id(fn)}"
+        fn.__globals__[key] = lambda args, kwargs, fn=fn: self.dispatch(fn, args, kwargs)
+        trip = _trip_code(fn, key)
+        original = types.FunctionType(own, fn.__globals__, fn.__name__, fn.__defaults__,
+                                      fn.__closure__)
+        original.__kwdefaults__ = fn.__kwdefaults__
+        try:
+            import inspect
+            fn.__signature__ = inspect.signature(fn)  # introspection keeps the real signature
+        except (TypeError, ValueError):
+            pass
+        fn.__code__ = trip
+        self.rules[fn], self.originals[fn], self.codes[trip] = [], original, fn
+
+    def enter(self, cell_name, test):
+        """A new cell starts: ``test`` is its test entry, or None for any other cell."""
+        self.cell = cell_name
+        self.grade_id = test["grade_id"] if test else None
+        self.question = self.grade_id.split("_", 1)[0] if test else None
+        if test:
+            for name in self.answers.get(self.question, []):
+                path = self._is_forbidden(self.namespace().get(name))
+                if path:
+                    self.event("forbidden-call", grade_id=self.grade_id, name=path, answer=name)
+                    raise GradingGuardError(f"{self.question}: your `{name}` is {path} itself, "
+                                            "which "
+                                            f"{self.question} may not use: no points for it")
+
+    def _is_forbidden(self, obj, depth=0):
+        """The forbidden path ``obj`` is (or wraps, or subclasses), for the current question."""
+        import functools
+        if obj is None or depth > 8:
+            return None
+        for path, target in self.forbidden.get(self.question, []):
+            if obj is target or (isinstance(obj, type) and isinstance(target, type)
+                                 and issubclass(obj, target)):
+                return path
+        if isinstance(obj, types.FunctionType):  # a copy of a tripwire's code is the original
+            obj = self.codes.get(obj.__code__, obj)
+        for q, path, _ in self.rules.get(obj, []) if isinstance(obj, types.FunctionType) else []:
+            if q == self.question:
+                return path
+        inner = []
+        if isinstance(obj, functools.partial):
+            inner.append(obj.func)
+        if isinstance(obj, (types.MethodType, staticmethod, classmethod)):
+            inner.append(obj.__func__)
+        if isinstance(getattr(obj, "__dict__", None), dict) and "__wrapped__" in obj.__dict__:
+            inner.append(obj.__dict__["__wrapped__"])
+        if isinstance(obj, type) and obj.__module__ == "__main__":  # a notebook class: its members
+            inner += list(vars(obj).values())
+        for o in inner:
+            path = self._is_forbidden(o, depth + 1)
+            if path:
+                return path
+        return None
+
+    def dispatch(self, fn, args, kwargs):
+        q = self.question
+        if q is not None:
+            for rq, path, cls in self.rules[fn]:
+                if rq == q and (cls is None or (args and isinstance(args[0], cls))):
+                    frame = sys._getframe(1)
+                    # skip attnkit/torch frames: the nearest notebook cell decides
+                    while frame is not None and not frame.f_code.co_filename.startswith(
+                            self.cell_dir):
+                        frame = frame.f_back
+                    if frame is None or frame.f_code.co_filename != self.cell:
+                        self.event("forbidden-call", grade_id=self.grade_id, name=path)
+                        raise GradingGuardError(f"{q}: your solution calls {path}, which {q} may "
+                                                "not use "
+                                                "(it answers the question): no points for it")
+                    break
+        return self.originals[fn](*args, **kwargs)
+
+
+def install_tripwires(tests) -> Tripwires:
+    """Only the forbidden-call tripwires (no other guard), for the students' self-check kernel."""
+    import attnkit.grading  # noqa: F401  (the package imports torch, numpy: before the hook)
+
+    ip = get_ipython()  # noqa: F821
+    cell_dir = os.path.dirname(ip.compile.get_code_name("", "", 0))
+    by_name = {ip.compile.get_code_name(t["source"], t["source"], 0): t for t in tests}
+    notes = []
+    wires = Tripwires(tests, cell_dir, lambda kind, **info: notes.append((kind, info)),
+                      lambda: ip.user_ns)
+    state = {"cell": None, "exec": None}
+
+    def hook(name, args):
+        if name == "exec" and isinstance(args[0], types.CodeType):
+            code = args[0]
+            if code.co_filename.startswith(cell_dir) and (
+                    code.co_filename != state["cell"] or ip.execution_count != state["exec"]):
+                state["cell"], state["exec"] = code.co_filename, ip.execution_count
+                wires.enter(code.co_filename, by_name.get(code.co_filename))
+
+    sys.addaudithook(hook)
+    return wires
 
 
 def _keep(label, key, value):
@@ -127,43 +307,22 @@ def install(config_path: str) -> None:
     for owner in (os, posix):
         owner._exit = _exit_blocked
     os.abort = _exit_blocked
+    ip = get_ipython()  # noqa: F821  (the startup file runs inside IPython)
+    cell_dir = os.path.dirname(ip.compile.get_code_name("", "", 0))
+    # the forbidden calls first: resolving them imports their modules, which are then protected too
+    wires = Tripwires(cfg["tests"], cell_dir, event, lambda: ip.user_ns)
+    for broken in wires.broken:
+        event("forbidden-unresolved", name=broken)
     owners = _protected_owners()
     pristine = [(label, ns, {k: v for k, v in vars(ns).items() if _keep(label, k, v)}) for label, ns in owners]
-    ip = get_ipython()  # noqa: F821  (the startup file runs inside IPython)
     ip_names = ("showtraceback", "_showtraceback", "showsyntaxerror", "CustomTB", "run_cell", "run_code")
     ip_pristine = {n: ip.__dict__.get(n, _MISSING) for n in ip_names}
     def cut(cap):
         event("output-cut", grade_id=tests.get(state["cell"], {}).get("grade_id"), cap=cap)
 
     streams = {n: _CappedStream(getattr(sys, n), cfg["max_output"], cut) for n in ("stdout", "stderr")}
-    cell_dir = os.path.dirname(ip.compile.get_code_name("", "", 0))
     tests = {ip.compile.get_code_name(t["source"], t["source"], 0): t for t in cfg["tests"]}
     state = {"cell": None, "exec": None}
-
-    def forbidden_call(fn, name, args, kwargs):
-        frame = sys._getframe(2)
-        while frame is not None and not frame.f_code.co_filename.startswith(cell_dir):
-            frame = frame.f_back  # skip attnkit/torch frames: the nearest notebook cell decides
-        if frame is not None and frame.f_code.co_filename == state["cell"]:
-            original = types.FunctionType(trips[fn][0], fn.__globals__, fn.__name__, fn.__defaults__)
-            original.__kwdefaults__ = fn.__kwdefaults__
-            return original(*args, **kwargs)  # the test cell itself may use the reference
-        test = tests.get(state["cell"], {})
-        event("forbidden-call", grade_id=test.get("grade_id"), name=name)
-        raise GradingGuardError(f"your solution calls attnkit.{name}, the reference implementation "
-                                "of what this question asks you to write: no points for it")
-
-    import attnkit
-    trips = {}  # function -> (its own code, the tripwire's code) for every forbidden name
-    for t in cfg["tests"]:
-        for name in t["forbidden"]:
-            obj = getattr(attnkit, name, None)
-            funcs = [obj] if isinstance(obj, types.FunctionType) else []
-            if isinstance(obj, type):
-                funcs = [v for k, v in vars(obj).items() if k in ("__init__", "forward") and isinstance(v, types.FunctionType)]
-            for fn in funcs:
-                if fn.__closure__ is None and fn not in trips:
-                    trips[fn] = (fn.__code__, _tripwire(fn, name, forbidden_call))
 
     def restore():
         changed = []
@@ -200,14 +359,14 @@ def install(config_path: str) -> None:
                 s.used, s.cut = 0, False
         changed = restore()
         test = tests.get(state["cell"])
-        for fn, (own, trip) in trips.items():  # tripwires only while a test cell runs
-            fn.__code__ = trip if test else own
         if changed:
             event("restored", grade_id=test["grade_id"] if test else None, names=changed)
             if test_before:
                 raise GradingGuardError(f"{', '.join(changed)} changed while this test ran "
                                         "(put back by the grader): the test fails")
             print(f"[grader] put back {', '.join(changed)} (changed by the code above)", file=sys.stderr)
+        if new_cell:  # the forbidden calls of this test's question (none outside test cells)
+            wires.enter(state["cell"], test)
 
     def hook(name, args):
         if name == "exec":

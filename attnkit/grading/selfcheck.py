@@ -20,7 +20,15 @@ import os
 import sys
 from pathlib import Path
 
-from .cells import HIDDEN, is_test_cell, nbgrader_meta, only_comments, question_of
+from .cells import (
+    HIDDEN,
+    answer_names,
+    forbidden_names,
+    is_test_cell,
+    nbgrader_meta,
+    only_comments,
+    question_of,
+)
 
 def check(path, *, timeout: int = 60, stream=None) -> list[dict]:
     """Run a notebook in a fresh kernel; report each visible test cell: passed or failed, and its points.
@@ -37,6 +45,7 @@ def check(path, *, timeout: int = 60, stream=None) -> list[dict]:
     for cell in nb.cells:  # the instructor's copy: the student's view has no hidden tests
         if is_test_cell(cell) and HIDDEN in cell.source:
             cell.source = "# hidden tests: run when your notebook is graded"
+    nb.cells.insert(0, _tripwire_cell(nb))  # the forbidden calls, enforced as when grading
     env = {**os.environ, "ATTNKIT_SELF_CHECK": "1", "MPLBACKEND": "Agg"}
     client = NotebookClient(nb, timeout=timeout, allow_errors=True, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent.resolve())}})
@@ -45,6 +54,9 @@ def check(path, *, timeout: int = 60, stream=None) -> list[dict]:
     except Exception as exc:  # a dead kernel: report what ran
         print(f"the kernel stopped: {type(exc).__name__}: {exc}", file=stream)
     results, problems = [], []
+    guard = [o for o in nb.cells.pop(0).get("outputs", []) if o.get("output_type") == "error"]
+    if guard:
+        problems.append(f"forbidden calls not checked ({guard[0].ename}: {guard[0].evalue})")
     for cell in nb.cells:
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
         message = f"{errors[0].ename}: {errors[0].evalue}".strip() if errors else ""
@@ -59,6 +71,22 @@ def check(path, *, timeout: int = 60, stream=None) -> list[dict]:
             problems.append(f"cell {nbgrader_meta(cell)['grade_id']} raised {message}")
     _print_report(path.name, results, problems, stream)
     return results
+
+
+def _tripwire_cell(nb):
+    """A first cell that installs :class:`~attnkit.grading.sandbox.Tripwires` for this notebook."""
+    import json
+
+    import nbformat
+
+    forbid, answers = forbidden_names(nb), answer_names(nb)
+    tests = [{"grade_id": nbgrader_meta(c)["grade_id"], "source": c.source,
+              "forbidden": forbid.get(question_of(nbgrader_meta(c)["grade_id"]), []),
+              "answers": answers.get(question_of(nbgrader_meta(c)["grade_id"]), [])}
+             for c in nb.cells if is_test_cell(c)]
+    return nbformat.v4.new_code_cell(
+        "import json as _json, attnkit.grading.sandbox as _g\n"
+        f"_g.install_tripwires(_json.loads({json.dumps(tests)!r}))\ndel _json, _g")
 
 
 def _print_report(name, results, problems, stream) -> None:
