@@ -114,8 +114,17 @@ def fill(release_nb, answers: dict[str, str]):
 
 
 def wrong_answers(assignment: str) -> dict[str, list[tuple[str, str]]]:
+    """``WRONG_ANSWERS`` of tests/wrong_answers/<assignment>.py: ``{qN: [(why, code)]}``."""
     path = WRONG_DIR / f"{assignment.replace('-', '_')}.py"
     return runpy.run_path(str(path))["WRONG_ANSWERS"]
+
+
+def correct_answers(assignment: str) -> dict[str, list[tuple[str, str]]]:
+    """``CORRECT_ANSWERS`` of the same file: correct answers written differently from the
+    solution (a loop, einsum, another valid order), ``{qN: [(how, code)]}``; each must score
+    full marks."""
+    path = WRONG_DIR / f"{assignment.replace('-', '_')}.py"
+    return runpy.run_path(str(path)).get("CORRECT_ANSWERS", {})
 
 
 def autograde(

@@ -22,6 +22,7 @@ from grading import (
     EXERCISES,
     assignments,
     autograde,
+    correct_answers,
     autograded_notebook,
     fill,
     generate,
@@ -86,11 +87,16 @@ def _trials(assignment: str, tmp_path_factory) -> dict:
         source = source_notebook(assignment)
         answers = solution_cells(source)
         wrong = wrong_answers(assignment)
+        correct = correct_answers(assignment)
         tried = {
-            q: [answers[q]] + [code for _why, code in wrong.get(q, [])] for q in _questions(source)
+            q: [answers[q]]
+            + [code for _why, code in wrong.get(q, [])]
+            + [code for _how, code in correct.get(q, [])]
+            for q in _questions(source)
         }
         _TRIALS[assignment] = {
             "wrong": wrong,
+            "correct": correct,
             "questions": _questions(source),
             "points": {
                 gid: nbgrader_meta(c)["points"] for gid, c in graded_test_cells(source).items()
@@ -176,12 +182,29 @@ def test_wrong_answers_lose_points(assignment, tmp_path_factory):
             f"{qid}: the solution fails in the trial runner: {solution}"
         )
         full = sum(run["points"][gid] for gid in solution)
+        tried = tried[: len(run["wrong"].get(qid, []))]  # then the correct alternatives
         for (why, _code), result in zip(run["wrong"][qid], tried, strict=True):
             assert set(result) == set(solution), (
                 f"{qid}: '{why}' did not run every test cell: {result}"
             )
             got = sum(run["points"][gid] for gid, error in result.items() if not error)
             assert got < full, f"{qid}: the wrong answer '{why}' still scores {got}/{full}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_correct_alternatives_score_full_marks(assignment, tmp_path_factory):
+    """A correct answer written differently from the solution (a loop instead of vectorised code,
+    einsum instead of @, another valid order) passes every test of its question: a grader that
+    punishes a correct answer is as wrong as one that rewards a wrong one."""
+    run = _trials(assignment, tmp_path_factory)
+    unknown = set(run["correct"]) - set(run["questions"])
+    assert not unknown, f"correct alternatives for unknown questions {unknown}"
+    for qid, results in run["results"].items():
+        alternatives = run["correct"].get(qid, [])
+        tried = results[len(results) - len(alternatives):] if alternatives else []
+        for (how, _code), result in zip(alternatives, tried, strict=True):
+            failed = {gid: error for gid, error in result.items() if error}
+            assert not failed, f"{qid}: the correct alternative '{how}' loses points: {failed}"
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
