@@ -2,17 +2,18 @@
 connection with a LayerNorm.
 
 A block maps ``(B, L, E)`` to ``(B, L, E)`` in two sub-layers. The first mixes positions
-(multi-head attention with any registered mechanism); the second transforms each position
-on its own (the position-wise feed-forward network, hidden size ``Dh``). Each sub-layer is
-wrapped in a residual connection and a LayerNorm, placed in one of two ways:
+(multi-head attention with any registered mechanism); the second transforms each
+position on its own (the position-wise feed-forward network, hidden size ``Dh``). Each
+sub-layer is wrapped in a residual connection and a LayerNorm, placed in one of two
+ways:
 
 * **post-norm** (the original Transformer): ``x = LN(x + sublayer(x))``;
 * **pre-norm** (most models since): ``x = x + sublayer(LN(x))``, which leaves an
   un-normalised path from the input to the output.
 
 :func:`position_wise_ffn`, :func:`residual` and :func:`transformer_block` do the maths;
-:class:`PositionWiseFFN`, :class:`TransformerBlock` and :class:`TransformerStack` own the
-parameters and call them.
+:class:`PositionWiseFFN`, :class:`TransformerBlock` and :class:`TransformerStack` own
+the parameters and call them.
 """
 from __future__ import annotations
 
@@ -38,31 +39,36 @@ __all__ = [
 ]
 
 #: the activations a feed-forward network may use, by name
-ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": F.relu, "gelu": F.gelu}
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "relu": F.relu, "gelu": F.gelu}
 
 
-# --- argument checks (kept here until they move to attnkit._checks) ---------------------
+# --- argument checks (kept here until they move to attnkit._checks)
 
 def check_width(name: str, x, width: int | None = None) -> None:
-    """Raise unless ``x`` is a floating ``(B, L, E)`` tensor (with ``E == width`` if given)."""
+    """Raise unless ``x`` is a floating ``(B, L, E)`` tensor (with ``E == width`` if
+    given)."""
     check_floating(name, x)
     check_rank(name, x, 3, "(B, L, E)")
     if width is not None and x.shape[-1] != width:
-        raise ValueError(f"{name} must have E = {width} features, got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{name} must have E = {width} features, got shape {tuple(x.shape)}")
 
 
 def check_setting(name: str, value, kind: type, minimum: int | None = None) -> None:
     """Raise ``TypeError`` unless ``value`` is a ``kind`` (``bool`` is no ``int``), and
     ``ValueError`` if it is below ``minimum``."""
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise TypeError(f"{name} must be {kind.__name__}, got {type(value).__name__} {value!r}")
+        raise TypeError(
+            f"{name} must be {kind.__name__}, got {type(value).__name__} {value!r}")
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
 
 
 def _check_activation(activation) -> None:
     if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        raise ValueError(
+            f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
 
 
 def _check_callables(**functions) -> None:
@@ -71,29 +77,31 @@ def _check_callables(**functions) -> None:
             raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
 
 
-# --- the maths --------------------------------------------------------------------------
+# --- the maths
 
 def position_wise_ffn(x, W1, b1, W2, b2, *, activation: str = "gelu",
                       dropout: float = 0.0, training: bool = False):
-    """The position-wise feed-forward network ``W2 act(W1 x + b1) + b2`` at every position.
+    """The position-wise feed-forward network ``W2 act(W1 x + b1) + b2`` at every
+    position.
 
     Weights use ``nn.Linear``'s layout: ``W1 (Dh, E)``, ``b1 (Dh,)`` or ``None``,
-    ``W2 (E, Dh)``, ``b2 (E,)`` or ``None``. ``x (..., L, E) → (..., L, E)``; positions never
-    mix, so any split of the ``L`` axis gives the same result. ``dropout`` acts on the hidden
-    layer while ``training``.
+    ``W2 (E, Dh)``, ``b2 (E,)`` or ``None``. ``x (..., L, E) → (..., L, E)``; positions
+    never mix, so any split of the ``L`` axis gives the same result. ``dropout`` acts on
+    the hidden layer while ``training``.
     """
     check_floating("x", x)
     _check_activation(activation)
     if W1.dim() != 2 or W2.shape != W1.shape[::-1] or x.shape[-1] != W1.shape[1]:
-        raise ValueError(f"need W1 (Dh, E), W2 (E, Dh) and x (..., E); got W1 {tuple(W1.shape)}, "
-                         f"W2 {tuple(W2.shape)}, x {tuple(x.shape)}")
+        raise ValueError(f"need W1 (Dh, E), W2 (E, Dh) and x (..., E); got W1 "
+                         f"{tuple(W1.shape)}, W2 {tuple(W2.shape)}, x {tuple(x.shape)}")
     hidden = ACTIVATIONS[activation](F.linear(x, W1, b1))  # (..., L, Dh)
     hidden = F.dropout(hidden, dropout, training)
     return F.linear(hidden, W2, b2)  # (..., L, E)
 
 
 def residual(x, sublayer, norm, *, norm_first: bool = True):
-    """One sub-layer with its residual connection and LayerNorm, ``(B, L, E) → (B, L, E)``.
+    """One sub-layer with its residual connection and LayerNorm,
+    ``(B, L, E) → (B, L, E)``.
 
     ``norm_first=True`` (pre-norm): ``x + sublayer(norm(x))``;
     ``norm_first=False`` (post-norm): ``norm(x + sublayer(x))``.
@@ -103,7 +111,8 @@ def residual(x, sublayer, norm, *, norm_first: bool = True):
     return norm(x + sublayer(x))
 
 
-def transformer_block(x, attend, feed_forward, norm1, norm2, *, norm_first: bool = True):
+def transformer_block(x, attend, feed_forward, norm1, norm2, *,
+                      norm_first: bool = True):
     """A Transformer block: an attention sub-layer, then a feed-forward sub-layer.
 
     Args:
@@ -123,18 +132,19 @@ def transformer_block(x, attend, feed_forward, norm1, norm2, *, norm_first: bool
     return residual(x, feed_forward, norm2, norm_first=norm_first)  # (B, L, E)
 
 
-# --- thin modules -----------------------------------------------------------------------
+# --- thin modules
 
 class PositionWiseFFN(nn.Module):
     """``linear2(act(linear1(x)))`` at every position: ``(..., L, E) → (..., L, E)``.
 
     Args:
         num_hiddens: E; ``ffn_num_hiddens``: Dh (the hidden size, often ``4 E``).
-        activation: ``"gelu"`` or ``"relu"``; dropout: on the hidden layer while training.
+        activation: ``"gelu"`` or ``"relu"``; dropout: on the hidden layer while
+            training.
     """
 
-    def __init__(self, num_hiddens: int, ffn_num_hiddens: int, *, activation: str = "gelu",
-                 dropout: float = 0.0, bias: bool = True):
+    def __init__(self, num_hiddens: int, ffn_num_hiddens: int, *,
+                 activation: str = "gelu", dropout: float = 0.0, bias: bool = True):
         super().__init__()
         check_setting("num_hiddens", num_hiddens, int, 1)
         check_setting("ffn_num_hiddens", ffn_num_hiddens, int, 1)
@@ -145,9 +155,10 @@ class PositionWiseFFN(nn.Module):
         self.linear2 = nn.Linear(ffn_num_hiddens, num_hiddens, bias=bias)
 
     def forward(self, x):
-        return position_wise_ffn(x, self.linear1.weight, self.linear1.bias, self.linear2.weight,
-                                 self.linear2.bias, activation=self.activation,
-                                 dropout=self.dropout, training=self.training)
+        return position_wise_ffn(x, self.linear1.weight, self.linear1.bias,
+                                 self.linear2.weight, self.linear2.bias,
+                                 activation=self.activation, dropout=self.dropout,
+                                 training=self.training)
 
 
 class TransformerBlock(nn.Module):
@@ -163,32 +174,36 @@ class TransformerBlock(nn.Module):
         mechanism, mechanism_settings: the attention, as in :class:`MultiHeadAttention`.
         bias: biases in the attention projections (the FFN always has them).
 
-    ``forward(x (B, L, E), valid_lens=None, *, mask=None, causal=False)``; ``valid_lens``
-    and ``mask`` are :class:`MultiHeadAttention`'s.
+    ``forward(x (B, L, E), valid_lens=None, *, mask=None, causal=False)``;
+    ``valid_lens`` and ``mask`` are :class:`MultiHeadAttention`'s.
     """
 
-    def __init__(self, num_hiddens: int, num_heads: int, ffn_num_hiddens: int | None = None,
-                 dropout: float = 0.0, *, norm_first: bool = True, activation: str = "gelu",
-                 mechanism="softmax", mechanism_settings: dict | None = None,
-                 bias: bool = False):
+    def __init__(self, num_hiddens: int, num_heads: int,
+                 ffn_num_hiddens: int | None = None, dropout: float = 0.0, *,
+                 norm_first: bool = True, activation: str = "gelu", mechanism="softmax",
+                 mechanism_settings: dict | None = None, bias: bool = False):
         super().__init__()
         check_setting("num_hiddens", num_hiddens, int, 1)
         check_setting("norm_first", norm_first, bool)
-        ffn_num_hiddens = 4 * num_hiddens if ffn_num_hiddens is None else ffn_num_hiddens
+        if ffn_num_hiddens is None:
+            ffn_num_hiddens = 4 * num_hiddens
         self.norm_first = norm_first
         self.dropout = dropout
-        # creation order (norm1, attention, norm2, ff) is fixed: seeded models depend on it
+        # the creation order (norm1, attention, norm2, ff) is fixed: seeded models
+        # depend on it
         self.norm1 = nn.LayerNorm(num_hiddens)
         self.attention = MultiHeadAttention(
-            num_hiddens, num_heads, mechanism=mechanism, mechanism_settings=mechanism_settings,
-            bias=bias, query_size=num_hiddens, key_size=num_hiddens, value_size=num_hiddens)
+            num_hiddens, num_heads, mechanism=mechanism,
+            mechanism_settings=mechanism_settings, bias=bias, query_size=num_hiddens,
+            key_size=num_hiddens, value_size=num_hiddens)
         self.norm2 = nn.LayerNorm(num_hiddens)
         self.ff = PositionWiseFFN(num_hiddens, ffn_num_hiddens, activation=activation,
                                   dropout=dropout)
 
     def forward(self, x, valid_lens=None, *, mask=None, causal: bool = False):
         def attend(h):
-            out = self.attention(h, h, h, valid_lens, mask=mask, causal=causal)  # (B, L, E)
+            out = self.attention(h, h, h, valid_lens, mask=mask,
+                                 causal=causal)  # (B, L, E)
             return F.dropout(out, self.dropout, self.training)
 
         def feed_forward(h):
@@ -214,8 +229,9 @@ class TransformerStack(nn.Module):
         check_setting("num_layers", num_layers, int, 1)
         self.blocks = nn.ModuleList(
             TransformerBlock(num_hiddens, num_heads, ffn_num_hiddens, dropout,
-                             norm_first=norm_first, activation=activation, mechanism=mechanism,
-                             mechanism_settings=mechanism_settings, bias=bias)
+                             norm_first=norm_first, activation=activation,
+                             mechanism=mechanism, mechanism_settings=mechanism_settings,
+                             bias=bias)
             for _ in range(num_layers))
         self.final_norm = nn.LayerNorm(num_hiddens) if norm_first else nn.Identity()
 

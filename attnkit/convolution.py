@@ -1,17 +1,18 @@
 """Self-attention can be a convolution (Cordonnier, Loukas & Jaggi, 2020), and what each
 kind of layer costs in parameters.
 
-A 1-D convolution with kernel size ``K`` sums ``K`` linear maps of the input, each applied to
-the input shifted by one offset ``Δ ∈ {−K//2, …, K//2}``. Multi-head self-attention with
-``H = K`` heads can do the same: give head ``h`` a **relative-position score** that is
-largest at offset ``Δ_h`` — ``−α (j − i − Δ_h)²`` — and let ``α → ∞``; the head's weights
-become one-hot on position ``i + Δ_h`` (zero where that position does not exist, which is
-the convolution's zero padding). The head then copies ``v_{i+Δ_h}``, and the output
-projection ``W_o`` applies the kernel's slice for that offset and sums over heads.
+A 1-D convolution with kernel size ``K`` sums ``K`` linear maps of the input, each
+applied to the input shifted by one offset ``Δ ∈ {−K//2, …, K//2}``. Multi-head
+self-attention with ``H = K`` heads can do the same: give head ``h`` a
+**relative-position score** that is largest at offset ``Δ_h`` — ``−α (j − i − Δ_h)²`` —
+and let ``α → ∞``; the head's weights become one-hot on position ``i + Δ_h`` (zero where
+that position does not exist, which is the convolution's zero padding). The head then
+copies ``v_{i+Δ_h}``, and the output projection ``W_o`` applies the kernel's slice for
+that offset and sums over heads.
 
-:func:`offset_attention_weights` builds those weights, :func:`convolution_as_attention` is
-the attention layer, :func:`conv1d_weights_as_attention` turns ``nn.Conv1d``'s weight into
-its ``W_v`` and ``W_o``. Shapes: the kernel size is the number of heads ``H``.
+:func:`offset_attention_weights` builds those weights, :func:`convolution_as_attention`
+is the attention layer, :func:`conv1d_weights_as_attention` turns ``nn.Conv1d``'s weight
+into its ``W_v`` and ``W_o``. Shapes: the kernel size is the number of heads ``H``.
 """
 from __future__ import annotations
 
@@ -40,19 +41,22 @@ def _check_kernel_size(kernel_size) -> None:
 
 
 def kernel_offsets(kernel_size: int) -> torch.Tensor:
-    """The offsets ``Δ_h = h − K//2`` a kernel of odd size ``K`` covers: ``(H,)`` with ``H = K``."""
+    """The offsets ``Δ_h = h − K//2`` a kernel of odd size ``K`` covers: ``(H,)`` with
+    ``H = K``."""
     _check_kernel_size(kernel_size)
     return torch.arange(kernel_size) - kernel_size // 2  # (H,)
 
 
 def offset_attention_weights(num_positions: int, offsets: torch.Tensor, *, alpha=None,
                              dtype=torch.float64, device=None) -> torch.Tensor:
-    """Attention weights from relative-position scores ``−α (j − i − Δ_h)²``: ``(H, L, L)``.
+    """Attention weights from relative-position scores ``−α (j − i − Δ_h)²``:
+    ``(H, L, L)``.
 
     Args:
         num_positions: L (queries and keys are the same sequence).
         offsets: ``(H,)`` integer offsets ``Δ_h``.
-        alpha: the sharpness ``α > 0``; ``None`` is the limit ``α → ∞``: each row of head
+        alpha: the sharpness ``α > 0``; ``None`` is the limit ``α → ∞``: each row of
+            head
             ``h`` is one-hot on key ``i + Δ_h``, or all zeros when that key is outside
             ``0 … L−1``.
     """
@@ -69,7 +73,8 @@ def offset_attention_weights(num_positions: int, offsets: torch.Tensor, *, alpha
     return torch.softmax(-alpha * shift.to(dtype) ** 2, dim=-1)  # (H, L, S)
 
 
-def convolution_as_attention(x, W_v, W_o, b_o=None, *, offsets: torch.Tensor, alpha=None):
+def convolution_as_attention(x, W_v, W_o, b_o=None, *, offsets: torch.Tensor,
+                             alpha=None):
     """Multi-head self-attention with one relative offset per head, then ``W_o``.
 
     Args:
@@ -80,17 +85,19 @@ def convolution_as_attention(x, W_v, W_o, b_o=None, *, offsets: torch.Tensor, al
 
     Returns:
         ``(B, L, E)``; with ``alpha=None`` and the weights of
-        :func:`conv1d_weights_as_attention`, exactly ``nn.Conv1d`` with padding ``H//2``.
+        :func:`conv1d_weights_as_attention`, exactly ``nn.Conv1d`` with padding
+        ``H//2``.
     """
     check_floating("x", x)
     check_rank("x", x, 3, "(B, L, Dvin)")
     check_rank("offsets", offsets, 1, "(H,)")
     H = offsets.shape[0]
     if W_v.dim() != 2 or W_v.shape[1] != x.shape[-1] or W_v.shape[0] % H != 0:
-        raise ValueError(f"W_v must be (H·Dv, Dvin) with H = {H}, Dvin = {x.shape[-1]}; "
-                         f"got {tuple(W_v.shape)}")
+        raise ValueError(f"W_v must be (H·Dv, Dvin) with H = {H}, "
+                         f"Dvin = {x.shape[-1]}; got {tuple(W_v.shape)}")
     if W_o.dim() != 2 or W_o.shape[1] != W_v.shape[0]:
-        raise ValueError(f"W_o must be (E, H·Dv = {W_v.shape[0]}), got {tuple(W_o.shape)}")
+        raise ValueError(
+            f"W_o must be (E, H·Dv = {W_v.shape[0]}), got {tuple(W_o.shape)}")
     v = split_heads(F.linear(x, W_v), H)  # (B, H, L, Dv)
     weights = offset_attention_weights(x.shape[1], offsets, alpha=alpha, dtype=x.dtype,
                                        device=x.device)  # (H, L, S)
@@ -99,7 +106,8 @@ def convolution_as_attention(x, W_v, W_o, b_o=None, *, offsets: torch.Tensor, al
 
 
 def conv1d_weights_as_attention(weight: torch.Tensor):
-    """``nn.Conv1d``'s weight ``(E, Dvin, H)`` as attention weights ``(W_v, W_o, offsets)``.
+    """``nn.Conv1d``'s weight ``(E, Dvin, H)`` as attention weights
+    ``(W_v, W_o, offsets)``.
 
     Every head's value projection is the identity (``W_v``: ``H`` stacked identities,
     ``(H·Dvin, Dvin)``); head ``h``'s block of ``W_o`` is the kernel's slice
@@ -115,8 +123,10 @@ def conv1d_weights_as_attention(weight: torch.Tensor):
     return W_v, W_o, kernel_offsets(H)
 
 
-def layer_parameter_counts(width: int, kernel_size: int = 3, *, bias: bool = True) -> dict:
-    """Parameters of one layer of each kind mapping ``width`` features to ``width`` features.
+def layer_parameter_counts(width: int, kernel_size: int = 3, *,
+                           bias: bool = True) -> dict:
+    """Parameters of one layer of each kind mapping ``width`` features to ``width``
+    features.
 
     Self-attention has ``W_q, W_k, W_v, W_o`` (``4 d²``, whatever the number of heads);
     a convolution ``k d²``; an RNN ``d²`` for the input and ``d²`` for the state; a GRU

@@ -1,24 +1,27 @@
-"""Reversible residual layers (RevNet) and the chunked feed-forward network: the Reformer's
-two ways to train deep models in less memory.
+"""Reversible residual layers (RevNet) and the chunked feed-forward network: the
+Reformer's two ways to train deep models in less memory.
 
-Training keeps, for the backward pass, the inputs of every layer: memory that grows with the
-number of layers. A **reversible** block (Gomez et al., 2017) works on a pair ``(x1, x2)``:
+Training keeps, for the backward pass, the inputs of every layer: memory that grows with
+the number of layers. A **reversible** block (Gomez et al., 2017) works on a pair
+``(x1, x2)``:
 
     y1 = x1 + F(x2),        y2 = x2 + G(y1)
 
-and its inputs can be computed back from its outputs, ``x2 = y2 − G(y1)``, ``x1 = y1 − F(x2)``.
-So the backward pass can start from the last outputs and rebuild each block's inputs as it
-goes: :class:`ReversibleStackFunction` stores only the outputs of the whole stack and pays
-with one more forward pass of every block. In the Reformer, ``F`` is attention and ``G`` the
-feed-forward network, each after a LayerNorm.
+and its inputs can be computed back from its outputs, ``x2 = y2 − G(y1)``,
+``x1 = y1 − F(x2)``. So the backward pass can start from the last outputs and rebuild
+each block's inputs as it goes: :class:`ReversibleStackFunction` stores only the outputs
+of the whole stack and pays with one more forward pass of every block. In the Reformer,
+``F`` is attention and ``G`` the feed-forward network, each after a LayerNorm.
 
-The feed-forward network acts on each position alone, so it can run on a few positions at a
-time (:func:`chunked_feed_forward`): the same numbers with a hidden tensor ``C`` times smaller.
+The feed-forward network acts on each position alone, so it can run on a few positions
+at a time (:func:`chunked_feed_forward`): the same numbers with a hidden tensor ``C``
+times smaller.
 
-:func:`reversible_stack_naive` is the reference (ordinary autograd through the same blocks);
-:func:`reversible_stack` the memory-saving version. ``F`` and ``G`` must be deterministic
-(no dropout while training): the backward pass calls them again and needs the same values.
-:class:`PeakMemory` measures what a computation allocates, forward and backward.
+:func:`reversible_stack_naive` is the reference (ordinary autograd through the same
+blocks); :func:`reversible_stack` the memory-saving version. ``F`` and ``G`` must be
+deterministic (no dropout while training): the backward pass calls them again and needs
+the same values. :class:`PeakMemory` measures what a computation allocates, forward and
+backward.
 """
 from __future__ import annotations
 
@@ -63,11 +66,12 @@ def _check_layers(layers) -> None:
     for i, pair in enumerate(layers):
         if not (isinstance(pair, (tuple, list)) and len(pair) == 2
                 and all(isinstance(fn, nn.Module) for fn in pair)):
-            raise TypeError(f"layers[{i}] must be a pair (F, G) of nn.Modules, got {pair!r}")
+            raise TypeError(
+                f"layers[{i}] must be a pair (F, G) of nn.Modules, got {pair!r}")
 
 
 def reversible_forward(x1, x2, F, G):
-    """One reversible block: ``y1 = x1 + F(x2)``, ``y2 = x2 + G(y1)``; ``(B, L, E)`` each."""
+    """One reversible block: ``y1 = x1 + F(x2)``, ``y2 = x2 + G(y1)``; ``(B, L, E)``."""
     y1 = x1 + F(x2)
     y2 = x2 + G(y1)
     return y1, y2
@@ -81,8 +85,8 @@ def reversible_inverse(y1, y2, F, G):
 
 
 def reversible_stack_naive(x1, x2, layers):
-    """The reference: the blocks ``layers = [(F, G), …]`` in a row, with ordinary autograd
-    (which keeps every block's intermediate tensors for the backward pass)."""
+    """The reference: the blocks ``layers = [(F, G), …]`` in a row, with ordinary
+    autograd (which keeps every block's intermediate tensors for the backward pass)."""
     _check_pair(x1, x2)
     _check_layers(layers)
     for F, G in layers:
@@ -95,7 +99,8 @@ def _trainable(module: nn.Module) -> tuple:
 
 
 class ReversibleStackFunction(torch.autograd.Function):
-    """Reversible blocks whose backward pass rebuilds each block's inputs from its outputs.
+    """Reversible blocks whose backward pass rebuilds each block's inputs from its
+    outputs.
 
     ``apply(x1, x2, layers, *params)``: ``params`` are the parameters of every ``F`` and
     ``G`` in ``layers`` order (so that autograd returns their gradients). Only the two
@@ -117,7 +122,8 @@ class ReversibleStackFunction(torch.autograd.Function):
         grads = []  # parameter gradients, last block first
         for F, G in reversed(ctx.layers):
             g_params, f_params = _trainable(G), _trainable(F)
-            g, dg = _recompute_grad(G, y1, g_params, dy2, getattr(G, "chunk_size", None))
+            chunk_size = getattr(G, "chunk_size", None)
+            g, dg = _recompute_grad(G, y1, g_params, dy2, chunk_size)
             x2 = y2 - g  # the block's input x2, rebuilt
             dy1 = dy1 + dg[0]  # y1 reaches the loss directly and through G
             f, df = _recompute_grad(F, x2, f_params, dy1, None)
@@ -129,10 +135,12 @@ class ReversibleStackFunction(torch.autograd.Function):
 
 
 def _recompute_grad(fn, x, params, d_out, chunk_size):
-    """``fn(x)`` again, and the gradients of ``<d_out, fn(x)>`` for ``x`` and ``params``.
+    """``fn(x)`` again, and the gradients of ``<d_out, fn(x)>`` for ``x`` and
+    ``params``.
 
-    With a ``chunk_size``, ``fn`` is position-wise, so it is recomputed and differentiated
-    ``chunk_size`` positions at a time (its hidden tensors never exist for all of ``L``).
+    With a ``chunk_size``, ``fn`` is position-wise, so it is recomputed and
+    differentiated ``chunk_size`` positions at a time (its hidden tensors never exist
+    for all of ``L``).
     """
     outs, dxs, dparams = [], [], [torch.zeros_like(p) for p in params]
     for part in range(0, x.shape[1], chunk_size or x.shape[1]):
@@ -140,7 +148,8 @@ def _recompute_grad(fn, x, params, d_out, chunk_size):
         with torch.enable_grad():
             x_part = x[:, rows].detach().requires_grad_()  # (B, c, E)
             out = fn(x_part)
-            d = torch.autograd.grad(out, (x_part, *params), d_out[:, rows], allow_unused=True)
+            d = torch.autograd.grad(out, (x_part, *params), d_out[:, rows],
+                                    allow_unused=True)
         outs.append(out.detach())
         dxs.append(d[0])
         dparams = [acc if g is None else acc + g for acc, g in zip(dparams, d[1:])]
@@ -148,9 +157,9 @@ def _recompute_grad(fn, x, params, d_out, chunk_size):
 
 
 def reversible_stack(x1, x2, layers):
-    """The blocks ``layers = [(F, G), …]`` in a row, ``(B, L, E)`` pairs in and out, with the
-    memory-saving backward of :class:`ReversibleStackFunction`; same values and gradients as
-    :func:`reversible_stack_naive` up to rounding."""
+    """The blocks ``layers = [(F, G), …]`` in a row, ``(B, L, E)`` pairs in and out,
+    with the memory-saving backward of :class:`ReversibleStackFunction`; same values and
+    gradients as :func:`reversible_stack_naive` up to rounding."""
     _check_pair(x1, x2)
     _check_layers(layers)
     params = [p for F, G in layers for p in (*_trainable(F), *_trainable(G))]
@@ -160,18 +169,19 @@ def reversible_stack(x1, x2, layers):
 def chunked_feed_forward(x, ff, chunk_size: int):
     """``ff`` applied to ``chunk_size`` positions at a time: ``(B, L, E) → (B, L, E)``.
 
-    Exactly ``ff(x)`` when ``ff`` treats each position on its own (a position-wise FFN), with
-    a hidden tensor of ``chunk_size`` positions instead of ``L``.
+    Exactly ``ff(x)`` when ``ff`` treats each position on its own (a position-wise FFN),
+    with a hidden tensor of ``chunk_size`` positions instead of ``L``.
     """
     check_floating("x", x)
     check_rank("x", x, 3, "(B, L, E)")
     check_setting("chunk_size", chunk_size, int, 1)
-    return torch.cat([ff(part) for part in x.split(chunk_size, dim=1)], dim=1)  # (B, L, E)
+    parts = x.split(chunk_size, dim=1)  # (B, c, E) each
+    return torch.cat([ff(part) for part in parts], dim=1)  # (B, L, E)
 
 
 class AttentionBranch(nn.Module):
-    """``F(x) = MHA(LN(x))``, the attention branch of a reversible block (``causal`` is a
-    setting, since ``F`` takes ``x`` only)."""
+    """``F(x) = MHA(LN(x))``, the attention branch of a reversible block (``causal`` is
+    a setting, since ``F`` takes ``x`` only)."""
 
     def __init__(self, num_hiddens: int, num_heads: int, *, causal: bool = False,
                  mechanism="softmax", mechanism_settings: dict | None = None):
@@ -180,8 +190,9 @@ class AttentionBranch(nn.Module):
         self.causal = causal
         self.norm = nn.LayerNorm(num_hiddens)
         self.attention = MultiHeadAttention(
-            num_hiddens, num_heads, mechanism=mechanism, mechanism_settings=mechanism_settings,
-            query_size=num_hiddens, key_size=num_hiddens, value_size=num_hiddens)
+            num_hiddens, num_heads, mechanism=mechanism,
+            mechanism_settings=mechanism_settings, query_size=num_hiddens,
+            key_size=num_hiddens, value_size=num_hiddens)
 
     def forward(self, x):
         h = self.norm(x)  # (B, L, E)
@@ -189,10 +200,11 @@ class AttentionBranch(nn.Module):
 
 
 class FeedForwardBranch(nn.Module):
-    """``G(x) = FFN(LN(x))``, run ``chunk_size`` positions at a time when it is given."""
+    """``G(x) = FFN(LN(x))``, run ``chunk_size`` positions at a time when it is
+    given."""
 
-    def __init__(self, num_hiddens: int, ffn_num_hiddens: int, *, activation: str = "gelu",
-                 chunk_size: int | None = None):
+    def __init__(self, num_hiddens: int, ffn_num_hiddens: int, *,
+                 activation: str = "gelu", chunk_size: int | None = None):
         super().__init__()
         if chunk_size is not None:
             check_setting("chunk_size", chunk_size, int, 1)
@@ -210,18 +222,21 @@ class FeedForwardBranch(nn.Module):
 
 
 class ReversibleBlock(nn.Module):
-    """A Reformer block: ``F`` = attention, ``G`` = feed-forward, on a pair ``(x1, x2)``.
+    """A Reformer block: ``F`` = attention, ``G`` = feed-forward, on a pair
+    ``(x1, x2)``.
 
     ``forward(x1, x2) → (y1, y2)``; ``inverse(y1, y2) → (x1, x2)``; all ``(B, L, E)``.
     """
 
-    def __init__(self, num_hiddens: int, num_heads: int, ffn_num_hiddens: int | None = None,
-                 *, causal: bool = False, activation: str = "gelu",
-                 chunk_size: int | None = None, mechanism="softmax",
-                 mechanism_settings: dict | None = None):
+    def __init__(self, num_hiddens: int, num_heads: int,
+                 ffn_num_hiddens: int | None = None, *, causal: bool = False,
+                 activation: str = "gelu", chunk_size: int | None = None,
+                 mechanism="softmax", mechanism_settings: dict | None = None):
         super().__init__()
-        ffn_num_hiddens = 4 * num_hiddens if ffn_num_hiddens is None else ffn_num_hiddens
-        self.f = AttentionBranch(num_hiddens, num_heads, causal=causal, mechanism=mechanism,
+        if ffn_num_hiddens is None:
+            ffn_num_hiddens = 4 * num_hiddens
+        self.f = AttentionBranch(num_hiddens, num_heads, causal=causal,
+                                 mechanism=mechanism,
                                  mechanism_settings=mechanism_settings)
         self.g = FeedForwardBranch(num_hiddens, ffn_num_hiddens, activation=activation,
                                    chunk_size=chunk_size)
@@ -237,8 +252,9 @@ class ReversibleStack(nn.Module):
     """``num_layers`` :class:`ReversibleBlock` s: ``x (B, L, E) → (B, L, E)``.
 
     The input is used twice, ``(x1, x2) = (x, x)``, and the output is ``(y1 + y2) / 2``.
-    ``reversible=False`` runs the same blocks with ordinary autograd (the reference, and the
-    baseline of a memory comparison). The other arguments are :class:`ReversibleBlock`'s.
+    ``reversible=False`` runs the same blocks with ordinary autograd (the reference, and
+    the baseline of a memory comparison). The other arguments are
+    :class:`ReversibleBlock`'s.
     """
 
     def __init__(self, num_layers: int, num_hiddens: int, num_heads: int,
@@ -252,8 +268,8 @@ class ReversibleStack(nn.Module):
         self.reversible = reversible
         self.blocks = nn.ModuleList(
             ReversibleBlock(num_hiddens, num_heads, ffn_num_hiddens, causal=causal,
-                            activation=activation, chunk_size=chunk_size, mechanism=mechanism,
-                            mechanism_settings=mechanism_settings)
+                            activation=activation, chunk_size=chunk_size,
+                            mechanism=mechanism, mechanism_settings=mechanism_settings)
             for _ in range(num_layers))
 
     def forward(self, x):
@@ -264,8 +280,9 @@ class ReversibleStack(nn.Module):
 
 
 class PeakMemory(TorchDispatchMode):
-    """The largest number of bytes that tensors made inside ``with PeakMemory() as m:`` held
-    at one time (``m.peak``), forward and backward alike; tensors made before do not count.
+    """The largest number of bytes that tensors made inside ``with PeakMemory() as m:``
+    held at one time (``m.peak``), forward and backward alike; tensors made before do
+    not count.
 
     Every storage an operator returns is counted from its creation until it is freed (a
     finaliser on the storage), so it measures what the computation allocates, on any
