@@ -20,6 +20,8 @@ Tasks:
 * :func:`reorder_task` and :func:`recall_task`: chapter 9's fixed-position reordering (where to
   look depends on the position only) and associative recall (it depends on the content).
 * :func:`capstone_experiment`: chapter 10's comparison, every mechanism trained on a longer recall.
+* :func:`reversal_task` and :class:`Seq2SeqAttention` (module ``seq2seq``): chapter 1's learned
+  alignment, a GRU encoder–decoder with additive attention trained to reverse sequences.
 
 Command line (writes a CSV; shows a progress bar)::
 
@@ -36,13 +38,22 @@ from .experiments import (
 )
 from .cli import main
 from .model import TinyAttentionModel, use_mechanism
+from .seq2seq import (
+    Seq2SeqAttention,
+    antidiagonal_mass,
+    reversal_task,
+    seq2seq_accuracy,
+    train_seq2seq,
+)
 from .training import evaluate, train
 
 __all__ = [
     "CAPSTONE_MECHANISMS",
     "SYNTHESIZER_VARIANTS",
+    "Seq2SeqAttention",
     "SequenceTask",
     "TinyAttentionModel",
+    "antidiagonal_mass",
     "capstone_experiment",
     "duplication_experiment",
     "duplication_task",
@@ -50,8 +61,11 @@ __all__ = [
     "main",
     "recall_task",
     "reorder_task",
+    "reversal_task",
+    "seq2seq_accuracy",
     "synthesizer_experiment",
     "train",
+    "train_seq2seq",
     "use_mechanism",
     "write_csv",
 ]
