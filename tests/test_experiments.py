@@ -50,3 +50,24 @@ def test_synthesizer_experiment_tables():
     assert len(out["weights"]) == 2 * 2 * 7 * 7  # variants × heads × L × S
     rows = [w for w in out["weights"] if w["variant"] == "random" and w["head"] == 0 and w["row"] == 3]
     assert abs(sum(w["weight"] for w in rows) - 1) < 1e-3
+
+
+def test_transfer_experiment_rows():
+    from attnkit.tasks.experiments import transfer_experiment
+
+    kwargs = dict(variants=("vanilla", "random"), finetune=(("new order", 2), ("recall", 3)),
+                  pretrain_steps=3, n_train=32, n_test=16, progress=False)
+    rows = transfer_experiment(**kwargs)
+    assert [(r["task"], r["steps"], r["variant"]) for r in rows] == [
+        ("new order", 2, "vanilla"), ("recall", 3, "vanilla"),
+        ("new order", 2, "random"), ("recall", 3, "random")]
+    for r in rows:
+        for key in ("pretrained", "zero_shot", "scratch", "finetuned"):
+            assert 0 <= r[key] <= 100
+        assert r["gain"] == pytest.approx(r["finetuned"] - r["scratch"], abs=0.02)
+    # one pre-trained model per variant: the same pre-training accuracy in both of its rows
+    assert rows[0]["pretrained"] == rows[1]["pretrained"]
+    # seeded: the same call gives the same accuracies
+    again = transfer_experiment(**kwargs)
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in again]

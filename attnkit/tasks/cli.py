@@ -1,4 +1,5 @@
-"""The command line of :mod:`attnkit.tasks`: ``python -m attnkit.tasks duplication|synthesizer|capstone``."""
+"""The command line of :mod:`attnkit.tasks`:
+``python -m attnkit.tasks duplication|synthesizer|transfer|capstone``."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +7,13 @@ from pathlib import Path
 
 import torch
 
-from .experiments import capstone_experiment, duplication_experiment, synthesizer_experiment, write_csv
+from .experiments import (
+    capstone_experiment,
+    duplication_experiment,
+    synthesizer_experiment,
+    transfer_experiment,
+    write_csv,
+)
 
 
 def main(argv=None) -> int:
@@ -24,6 +31,11 @@ def main(argv=None) -> int:
     syn.add_argument("--out", type=Path, required=True, help="folder for ch09_results/curves/weights.csv")
     syn.add_argument("--steps", type=int, default=600)
     syn.add_argument("--seed", type=int, default=0)
+    tra = sub.add_parser("transfer", help="chapter 9: pre-train on reorder, fine-tune on a new "
+                         "order and on recall (vanilla vs Synthesizers)")
+    tra.add_argument("--out", type=Path, required=True, help="CSV file to write")
+    tra.add_argument("--pretrain-steps", type=int, default=300)
+    tra.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     cap = sub.add_parser("capstone", help="chapter 10: every mechanism trained on associative recall")
     cap.add_argument("--out", type=Path, required=True, help="CSV file to write")
     cap.add_argument("--mechanisms", nargs="+", default=None, help="default: every one in CAPSTONE_MECHANISMS")
@@ -51,5 +63,15 @@ def main(argv=None) -> int:
         for row in tables["results"]:
             print(f"{row['task']:>8}  {row['variant']:>18}  accuracy {row['accuracy']:6.2f} %  "
                   f"{row['mechanism_params']:6d} mechanism parameters  {row['train_seconds']:5.1f} s")
+    if args.task == "transfer":
+        torch.set_num_threads(1)
+        rows = [row for seed in args.seeds
+                for row in transfer_experiment(pretrain_steps=args.pretrain_steps, seed=seed,
+                                               progress=False)]
+        write_csv(args.out, rows)
+        for row in rows:
+            print(f"seed {row['seed']}  {row['task']:>10} {row['steps']:4d} steps  "
+                  f"{row['variant']:>16}  scratch {row['scratch']:6.2f} %  "
+                  f"fine-tuned {row['finetuned']:6.2f} %  gain {row['gain']:+6.2f}")
     return 0
 

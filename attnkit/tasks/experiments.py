@@ -2,10 +2,12 @@
 
 * :func:`duplication_experiment`: chapter 6, the Reformer's Table 2 at small scale.
 * :func:`synthesizer_experiment`: chapter 9, vanilla attention against the Synthesizer variants.
+* :func:`transfer_experiment`: chapter 9, pre-training on one task and fine-tuning on another.
 * :func:`capstone_experiment`: chapter 10, every mechanism trained on associative recall.
 """
 from __future__ import annotations
 
+import copy
 import csv
 import time
 from pathlib import Path
@@ -20,9 +22,12 @@ from .training import evaluate, train
 __all__ = [
     "CAPSTONE_MECHANISMS",
     "SYNTHESIZER_VARIANTS",
+    "TRANSFER_FINETUNING",
+    "TRANSFER_VARIANTS",
     "capstone_experiment",
     "duplication_experiment",
     "synthesizer_experiment",
+    "transfer_experiment",
     "write_csv",
 ]
 
@@ -155,6 +160,75 @@ def synthesizer_experiment(*, tasks=("reorder", "recall"), variants=SYNTHESIZER_
                         weights.append({"task": task, "variant": label, "head": h, "row": i, "col": j,
                                         "weight": round(float(w[h, i, j]), 4)})
     return {"results": results, "curves": curves, "weights": weights}
+
+
+# --- chapter 9: does what was learned on one task help on another?
+
+TRANSFER_VARIANTS = ("vanilla", "dense", "random", "random + vanilla")
+TRANSFER_FINETUNING = (("new order", 50), ("new order", 100), ("new order", 200), ("recall", 400))
+
+
+def _transfer_tasks(n_samples: int, seed: int) -> dict:
+    """The pre-training task and the fine-tuning tasks, as ``name → SequenceTask``."""
+    return {
+        "reorder": reorder_task(n_samples, 24, 16, seed=seed),  # π from perm_seed 1234
+        "new order": reorder_task(n_samples, 24, 16, seed=seed, perm_seed=4321),  # another π
+        "recall": recall_task(n_samples, 6, 8, 8, seed=seed),  # content decides; T = 7
+    }
+
+
+def transfer_experiment(*, variants=TRANSFER_VARIANTS, finetune=TRANSFER_FINETUNING,
+                        d_model: int = 32, num_heads: int = 2, pretrain_steps: int = 300,
+                        lr: float = 1e-2, batch_size: int = 32, n_train: int = 4000,
+                        n_test: int = 500, seed: int = 0, progress: bool = True) -> list[dict]:
+    """Pre-train on ``"reorder"``, then fine-tune on another task for a few steps, and compare
+    with the same number of steps from scratch.
+
+    ``finetune`` lists ``(task, steps)`` pairs. Tasks: ``"new order"`` (:func:`reorder_task`
+    with another permutation: the same skill, other positions) and ``"recall"``
+    (:func:`recall_task`, 6 pairs: the content decides). One vocabulary (72 ids) and
+    ``max_len = 24`` serve all tasks, so a model moves from one to another unchanged (recall's
+    7 positions use the Synthesizers' top-left block). The scratch model starts from the same
+    seeded initialisation as the pre-trained one.
+
+    Returns:
+        One row per (task, steps, variant), with its ``seed``: test accuracies in % after
+        pre-training (``pretrained``), of that model on the new task before fine-tuning
+        (``zero_shot``), after ``steps`` steps from scratch (``scratch``) and from the
+        pre-trained model (``finetuned``), their difference ``gain``, and the row's seconds
+        (indicative only: the pre-training time is in each variant's first row).
+    """
+    train_sets, test_sets = _transfer_tasks(n_train, seed), _transfer_tasks(n_test, seed + 1)
+    vocab, seq_len = train_sets["recall"].vocab_size, train_sets["reorder"].inputs.shape[1]
+    rows = []
+    for label in variants:
+        head_dim = d_model // num_heads
+        name, settings = _synthesizer_mechanism(label, seq_len, num_heads, head_dim, seed)
+        torch.manual_seed(seed)
+        start = time.perf_counter()
+        init = TinyAttentionModel(vocab, d_model, num_heads, mechanism=name,
+                                  mechanism_settings=settings, max_len=seq_len, causal=False)
+        pre = copy.deepcopy(init)
+        train(pre, train_sets["reorder"], steps=pretrain_steps, lr=lr, batch_size=batch_size,
+              seed=seed, progress=progress, desc=f"pre-train {label}")
+        pre_acc = evaluate(pre, test_sets["reorder"])["accuracy"]
+        seconds = time.perf_counter() - start  # the pre-training time goes into the first row
+        for task, steps in finetune:
+            start = time.perf_counter()
+            acc = {"zero_shot": evaluate(pre, test_sets[task])["accuracy"]}
+            for start_from, base in (("scratch", init), ("finetuned", pre)):
+                model = copy.deepcopy(base)
+                train(model, train_sets[task], steps=steps, lr=lr, batch_size=batch_size,
+                      seed=seed + 1, progress=progress,
+                      desc=f"{task}: {label} ({start_from}, {steps})")
+                acc[start_from] = evaluate(model, test_sets[task])["accuracy"]
+            rows.append({"seed": seed, "task": task, "steps": steps, "variant": label,
+                         "pretrained": round(100 * pre_acc, 2),
+                         **{k: round(100 * v, 2) for k, v in acc.items()},
+                         "gain": round(100 * (acc["finetuned"] - acc["scratch"]), 2),
+                         "seconds": round(seconds + time.perf_counter() - start, 1)})
+            seconds = 0.0
+    return rows
 
 
 # --- chapter 10 (comparison): one content-decided task every mechanism trains on
