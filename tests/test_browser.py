@@ -251,9 +251,11 @@ def crawl(browser, site, built_book):
         n_blocked = len(blocked)
         page.goto(site + rel, wait_until="load")
         info = page.evaluate(PAGE_PROBE)
+        # what the page did by itself, before the audit (which lasts long enough for the browser
+        # to ask for a favicon.ico, and reads the stylesheets again)
+        info.update(errors=list(errors), failed=list(failed), blocked=blocked[n_blocked:])
         t0 = time.perf_counter()
-        info.update(errors=errors, failed=failed, blocked=blocked[n_blocked:], axe=_axe(page))
-        info["axe_s"] = time.perf_counter() - t0
+        info.update(axe=_axe(page), axe_s=time.perf_counter() - t0)
         if shots:
             Path(shots).mkdir(parents=True, exist_ok=True)
             page.screenshot(
