@@ -1368,3 +1368,298 @@ def check_synthesizer_inputs(logits, v, mask=None) -> None:
         raise ValueError(
             f"mask of shape {tuple(mask.shape)} does not broadcast to (B, H, L, S) = {target}"
         )
+
+
+# --- block, convolution, reversible, GAU, VQ, SSM, alternatives, block-sparse
+# Validators of the functions in block.py, convolution.py, reversible.py, gau.py, vq.py,
+# ssm.py and alternatives.py (blocksparse.py and strided.py use the sparse/local ones
+# above). Settings reuse check_positive_int, check_int_in_range and check_bool.
+
+__all__ += [
+    "check_width",
+    "check_choice",
+    "check_callables",
+    "check_real",
+    "check_ffn_inputs",
+    "check_transformer_block_inputs",
+    "check_kernel_size",
+    "check_offset_weights_args",
+    "check_convolution_attention_inputs",
+    "check_conv1d_weight",
+    "check_parameter_count_args",
+    "check_reversible_inputs",
+    "check_chunked_ffn_inputs",
+    "check_scale_offset",
+    "check_real_or_none",
+    "check_squared_relu_inputs",
+    "check_gau_inputs",
+    "check_mixed_chunk_inputs",
+    "check_vq_inputs",
+    "check_vq_quantize_inputs",
+    "check_ssm_inputs",
+    "check_ssm_attention_inputs",
+    "check_weight_function_inputs",
+]
+
+
+def check_width(name: str, x, width: int | None = None) -> None:
+    """Raise unless ``x`` is a floating ``(B, L, E)`` tensor (with ``E == width`` if
+    given)."""
+    check_floating(name, x)
+    check_rank(name, x, 3, "(B, L, E)")
+    if width is not None and x.shape[-1] != width:
+        raise ValueError(
+            f"{name} must have E = {width} features, got shape {tuple(x.shape)}")
+
+
+def check_choice(name: str, value, choices) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of ``choices`` (e.g. a dict's keys)."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+
+
+def check_callables(**functions) -> None:
+    """Raise ``TypeError`` unless every keyword's value is callable."""
+    for name, fn in functions.items():
+        if not callable(fn):
+            raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+
+
+def check_real(name: str, value) -> None:
+    """Raise ``TypeError`` unless ``value`` is a real Python number (not a ``bool``)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+
+
+def check_ffn_inputs(x, W1, W2, activation, activations) -> None:
+    """``x (..., L, E)`` floating, ``activation`` one of ``activations``, ``W1 (Dh, E)``
+    and ``W2 (E, Dh)`` (``nn.Linear``'s layout)."""
+    check_floating("x", x)
+    check_choice("activation", activation, activations)
+    if W1.dim() != 2 or W2.shape != W1.shape[::-1] or x.shape[-1] != W1.shape[1]:
+        raise ValueError(f"need W1 (Dh, E), W2 (E, Dh) and x (..., E); got W1 "
+                         f"{tuple(W1.shape)}, W2 {tuple(W2.shape)}, x {tuple(x.shape)}")
+
+
+def check_transformer_block_inputs(x, attend, feed_forward, norm1, norm2,
+                                   norm_first) -> None:
+    """``x (B, L, E)`` floating, four callables, a bool ``norm_first``."""
+    check_width("x", x)
+    check_callables(attend=attend, feed_forward=feed_forward, norm1=norm1, norm2=norm2)
+    check_bool("norm_first", norm_first)
+
+
+def check_kernel_size(kernel_size) -> None:
+    """Raise unless ``kernel_size`` is an odd positive int (padding ``K//2`` keeps the
+    length)."""
+    check_positive_int("kernel_size", kernel_size)
+    if kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be odd (padding K//2 keeps the length), "
+                         f"got {kernel_size}")
+
+
+def check_offset_weights_args(num_positions, offsets, alpha) -> None:
+    """A positive int ``num_positions``, ``offsets (H,)``, ``alpha`` ``None`` or ``> 0``."""
+    check_positive_int("num_positions", num_positions)
+    check_rank("offsets", offsets, 1, "(H,)")
+    if alpha is not None and not (isinstance(alpha, (int, float)) and alpha > 0):
+        raise ValueError(f"alpha must be None or a number > 0, got {alpha!r}")
+
+
+def check_convolution_attention_inputs(x, W_v, W_o, offsets) -> None:
+    """``x (B, L, Dvin)`` floating, ``offsets (H,)``, ``W_v (H·Dv, Dvin)``,
+    ``W_o (E, H·Dv)``."""
+    check_floating("x", x)
+    check_rank("x", x, 3, "(B, L, Dvin)")
+    check_rank("offsets", offsets, 1, "(H,)")
+    H = offsets.shape[0]
+    if W_v.dim() != 2 or W_v.shape[1] != x.shape[-1] or W_v.shape[0] % H != 0:
+        raise ValueError(f"W_v must be (H·Dv, Dvin) with H = {H}, "
+                         f"Dvin = {x.shape[-1]}; got {tuple(W_v.shape)}")
+    if W_o.dim() != 2 or W_o.shape[1] != W_v.shape[0]:
+        raise ValueError(
+            f"W_o must be (E, H·Dv = {W_v.shape[0]}), got {tuple(W_o.shape)}")
+
+
+def check_conv1d_weight(weight) -> None:
+    """``nn.Conv1d``'s weight ``(E, Dvin, H)``, floating, with an odd kernel size ``H``."""
+    check_floating("weight", weight)
+    check_rank("weight", weight, 3, "(E, Dvin, H)")
+    check_kernel_size(weight.shape[-1])
+
+
+def check_parameter_count_args(width, kernel_size, bias) -> None:
+    """Positive ints ``width`` and ``kernel_size``, a bool ``bias``."""
+    check_positive_int("width", width)
+    check_positive_int("kernel_size", kernel_size)
+    check_bool("bias", bias)
+
+
+def check_reversible_inputs(x1, x2, layers) -> None:
+    """``x1``, ``x2`` floating ``(B, L, E)`` of one shape; ``layers`` a non-empty
+    sequence of ``(F, G)`` pairs of ``nn.Module`` s."""
+    check_width("x1", x1)
+    check_width("x2", x2)
+    if x1.shape != x2.shape:
+        raise ValueError(f"x1 and x2 must have the same shape, got {tuple(x1.shape)} "
+                         f"and {tuple(x2.shape)}")
+    if len(layers) == 0:
+        raise ValueError("layers must hold at least one (F, G) pair")
+    for i, pair in enumerate(layers):
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2
+                and all(isinstance(fn, torch.nn.Module) for fn in pair)):
+            raise TypeError(
+                f"layers[{i}] must be a pair (F, G) of nn.Modules, got {pair!r}")
+
+
+def check_chunked_ffn_inputs(x, chunk_size) -> None:
+    """``x (B, L, E)`` floating and a positive int ``chunk_size``."""
+    check_width("x", x)
+    check_positive_int("chunk_size", chunk_size)
+
+
+def check_scale_offset(z, gamma, beta) -> None:
+    """``z (..., L, D)``; ``gamma``, ``beta`` ``(D,)``: real floating, one device."""
+    for name, t in (("z", z), ("gamma", gamma), ("beta", beta)):
+        check_floating(name, t)
+    check_rank("gamma", gamma, 1, "(D,)")
+    check_rank("beta", beta, 1, "(D,)")
+    check_same_device(z=z, gamma=gamma, beta=beta)
+    if z.dim() < 1 or gamma.shape[0] != z.shape[-1] or beta.shape[0] != z.shape[-1]:
+        raise ValueError(f"gamma {tuple(gamma.shape)} and beta {tuple(beta.shape)} "
+                         f"need D entries for z of shape {tuple(z.shape)} (..., L, D)")
+
+
+def check_real_or_none(name: str, value) -> None:
+    """``TypeError`` unless ``value`` is ``None`` or a real number (not a bool)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a real number or None, "
+                        f"got {type(value).__name__}")
+
+
+def check_squared_relu_inputs(q, k, v, mask=None, scale=None, bias=None) -> None:
+    """``q (..., L, D)``, ``k (..., S, D)``, ``v (..., S, Dv)`` as in
+    :func:`check_feature_inputs`; ``mask`` boolean and ``bias`` floating, both
+    broadcastable to ``(..., L, S)``; ``scale`` ``None`` or a real."""
+    check_feature_inputs(q, k, v, names=("q", "k", "v"))
+    batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2])
+    scores_shape = (*batch, q.shape[-2], k.shape[-2])
+    if mask is not None:
+        check_mask(mask, scores_shape)
+        check_same_device(q=q, mask=mask)
+    if bias is not None:
+        check_floating("bias", bias)
+        check_same_device(q=q, bias=bias)
+        pairs = zip(reversed(bias.shape), reversed(scores_shape))
+        if bias.dim() > len(scores_shape) or any(b not in (1, t) for b, t in pairs):
+            raise ValueError(f"bias of shape {tuple(bias.shape)} does not broadcast to "
+                             f"the scores' shape {scores_shape} (..., L, S)")
+    check_real_or_none("scale", scale)
+
+
+def check_gau_inputs(x, weights: dict, pairs: int, key_padding=None) -> None:
+    """``x (B, L, E)``; ``w_u``, ``w_v (Dh, E)``, ``w_z (D, E)``, ``gamma``, ``beta``
+    ``(pairs, D)``, ``w_o (E, Dh)``: real floating, one dtype and device."""
+    check_floating("x", x)
+    check_rank("x", x, 3, "(B, L, E)")
+    for name, t in weights.items():
+        check_floating(name, t)
+        check_rank(name, t, 2, "")
+    check_same_device(x=x, **weights)
+    check_same_dtype(x=x, **weights)
+    E, Dh, D = x.shape[-1], weights["w_u"].shape[0], weights["w_z"].shape[0]
+    want = {"w_u": (Dh, E), "w_v": (Dh, E), "w_z": (D, E), "gamma": (pairs, D),
+            "beta": (pairs, D), "w_o": (E, Dh)}
+    for name, shape in want.items():
+        if tuple(weights[name].shape) != shape:
+            raise ValueError(
+                f"{name} must have shape {shape} for x of shape {tuple(x.shape)} "
+                f"(E={E}, Dh={Dh}, D={D}), got {tuple(weights[name].shape)}")
+    check_key_padding(key_padding, x, "x")
+
+
+def check_mixed_chunk_inputs(q_quad, k_quad, q_lin, k_lin, v, chunk_size,
+                             key_padding=None) -> None:
+    """Four ``(..., n, D)`` queries and keys, ``v (..., n, Dv)``, one length ``n``."""
+    check_feature_inputs(q_quad, k_quad, v, key_padding=key_padding,
+                         chunk_size=chunk_size, names=("q_quad", "k_quad", "v"))
+    check_feature_inputs(q_lin, k_lin, v, names=("q_lin", "k_lin", "v"))
+    n = v.shape[-2]
+    for name, t in (("q_quad", q_quad), ("k_quad", k_quad), ("q_lin", q_lin)):
+        if t.shape[-2] != n:
+            raise ValueError(f"mixed-chunk attention is self-attention: {name} has "
+                             f"{t.shape[-2]} positions (shape {tuple(t.shape)}), "
+                             f"v has {n}")
+    check_same_dtype(q_quad=q_quad, k_quad=k_quad, q_lin=q_lin, k_lin=k_lin, v=v)
+
+
+def check_vq_inputs(q, k, v, codebook, *, key_padding=None, causal=False) -> None:
+    """``q``, ``k``, ``v``, ``key_padding`` as in :func:`check_feature_inputs` (``q``
+    may be ``None``), a real floating ``codebook (M, D)`` with ``M ≥ 1`` on their device
+    and dtype; causal needs ``L = S``."""
+    check_feature_inputs(k if q is None else q, k, v, key_padding=key_padding,
+                         names=("k" if q is None else "q", "k", "v"))
+    check_floating("codebook", codebook)
+    check_rank("codebook", codebook, 2, "(M, D)")
+    check_same_device(k=k, codebook=codebook)
+    tensors = {"k": k, "v": v, "codebook": codebook} if q is None else {
+        "q": q, "k": k, "v": v, "codebook": codebook}
+    check_same_dtype(**tensors)
+    if codebook.shape[0] == 0 or codebook.shape[1] != k.shape[-1]:
+        raise ValueError(f"codebook must be (M, D) with M >= 1 and D = {k.shape[-1]} "
+                         f"(k of shape {tuple(k.shape)}), got {tuple(codebook.shape)}")
+    if causal and q is not None and q.shape[-2] != k.shape[-2]:
+        raise ValueError(f"causal VQ attention needs L = S, got q {tuple(q.shape)} "
+                         f"and k {tuple(k.shape)}")
+
+
+def check_vq_quantize_inputs(k, codebook) -> None:
+    """Keys ``k (..., S, D)`` (1 to 8 dimensions) and a ``codebook (M, D)``, as in
+    :func:`check_vq_inputs`."""
+    check_floating("k", k)
+    check_rank("k", k, range(1, 9), "(..., S, D)")
+    check_vq_inputs(None, k, k, codebook)
+
+
+def check_ssm_inputs(a, b, c, x=None) -> None:
+    """``a``, ``b``, ``c`` ``(..., L, M)`` and ``x (..., L, Dv)``: real floating, one
+    device, same ``L`` (and ``M``), leading axes that broadcast."""
+    names = {"a": a, "b": b, "c": c} if x is None else {"a": a, "b": b, "c": c, "x": x}
+    for name, t in names.items():
+        check_floating(name, t)
+        check_min_rank(name, t, 2, "(..., L, M)" if name != "x" else "(..., L, Dv)")
+    for name, t in (("a", a), ("c", c)):
+        if t.shape[-2:] != b.shape[-2:]:
+            raise ValueError(f"{name} has shape {tuple(t.shape)} but b has "
+                             f"{tuple(b.shape)}: both must end in (L, M)")
+    if x is not None:
+        check_feature_inputs(c, b, x, names=("c", "b", "x"))  # device, L, broadcasting
+    try:
+        torch.broadcast_shapes(*(t.shape[:-2] for t in names.values()))
+    except RuntimeError:
+        shapes = ", ".join(f"{n} {tuple(t.shape)}" for n, t in names.items())
+        raise ValueError(f"the leading axes do not broadcast: {shapes}") from None
+
+
+def check_ssm_attention_inputs(phi_q, phi_k, v, *, eps, gate=None) -> None:
+    """Causal (gated) linear attention as an SSM: ``phi_q``, ``phi_k (..., L, M)``,
+    ``v (..., L, Dv)`` and ``eps`` as in :func:`check_feature_inputs`, and as an SSM's
+    ``c``, ``b``, ``x`` (:func:`check_ssm_inputs`); ``gate (..., L)`` floating when
+    given."""
+    check_feature_inputs(phi_q, phi_k, v, eps=eps)
+    if gate is not None:
+        check_floating("gate", gate)
+    check_ssm_inputs(phi_q, phi_k, phi_q, v)
+    if gate is not None and gate.shape[-1:] != phi_k.shape[-2:-1]:
+        raise ValueError(f"gate must be (..., L) with L = {phi_k.shape[-2]}, "
+                         f"got {tuple(gate.shape)}")
+
+
+def check_weight_function_inputs(scores, mask=None, **reals) -> None:
+    """``scores (..., L, S)`` and ``mask`` as in :func:`check_softmax_inputs`; each
+    keyword (a ``scale``, a ``bias``) a real number."""
+    check_softmax_inputs(scores, mask=mask, name="scores")
+    for name, value in reals.items():
+        check_real(name, value)

@@ -23,7 +23,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import check_floating, check_rank
+from ._checks import (
+    check_bool,
+    check_choice,
+    check_ffn_inputs,
+    check_positive_int,
+    check_transformer_block_inputs,
+)
 from .multihead import MultiHeadAttention
 
 __all__ = [
@@ -34,47 +40,11 @@ __all__ = [
     "PositionWiseFFN",
     "TransformerBlock",
     "TransformerStack",
-    "check_width",
-    "check_setting",
 ]
 
 #: the activations a feed-forward network may use, by name
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": F.relu, "gelu": F.gelu}
-
-
-# --- argument checks (kept here until they move to attnkit._checks)
-
-def check_width(name: str, x, width: int | None = None) -> None:
-    """Raise unless ``x`` is a floating ``(B, L, E)`` tensor (with ``E == width`` if
-    given)."""
-    check_floating(name, x)
-    check_rank(name, x, 3, "(B, L, E)")
-    if width is not None and x.shape[-1] != width:
-        raise ValueError(
-            f"{name} must have E = {width} features, got shape {tuple(x.shape)}")
-
-
-def check_setting(name: str, value, kind: type, minimum: int | None = None) -> None:
-    """Raise ``TypeError`` unless ``value`` is a ``kind`` (``bool`` is no ``int``), and
-    ``ValueError`` if it is below ``minimum``."""
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise TypeError(
-            f"{name} must be {kind.__name__}, got {type(value).__name__} {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
-
-
-def _check_activation(activation) -> None:
-    if activation not in ACTIVATIONS:
-        raise ValueError(
-            f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-
-
-def _check_callables(**functions) -> None:
-    for name, fn in functions.items():
-        if not callable(fn):
-            raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
 
 
 # --- the maths
@@ -89,11 +59,7 @@ def position_wise_ffn(x, W1, b1, W2, b2, *, activation: str = "gelu",
     never mix, so any split of the ``L`` axis gives the same result. ``dropout`` acts on
     the hidden layer while ``training``.
     """
-    check_floating("x", x)
-    _check_activation(activation)
-    if W1.dim() != 2 or W2.shape != W1.shape[::-1] or x.shape[-1] != W1.shape[1]:
-        raise ValueError(f"need W1 (Dh, E), W2 (E, Dh) and x (..., E); got W1 "
-                         f"{tuple(W1.shape)}, W2 {tuple(W2.shape)}, x {tuple(x.shape)}")
+    check_ffn_inputs(x, W1, W2, activation, ACTIVATIONS)
     hidden = ACTIVATIONS[activation](F.linear(x, W1, b1))  # (..., L, Dh)
     hidden = F.dropout(hidden, dropout, training)
     return F.linear(hidden, W2, b2)  # (..., L, E)
@@ -125,9 +91,7 @@ def transformer_block(x, attend, feed_forward, norm1, norm2, *,
     Returns:
         ``(B, L, E)``.
     """
-    check_width("x", x)
-    _check_callables(attend=attend, feed_forward=feed_forward, norm1=norm1, norm2=norm2)
-    check_setting("norm_first", norm_first, bool)
+    check_transformer_block_inputs(x, attend, feed_forward, norm1, norm2, norm_first)
     x = residual(x, attend, norm1, norm_first=norm_first)  # (B, L, E)
     return residual(x, feed_forward, norm2, norm_first=norm_first)  # (B, L, E)
 
@@ -146,9 +110,9 @@ class PositionWiseFFN(nn.Module):
     def __init__(self, num_hiddens: int, ffn_num_hiddens: int, *,
                  activation: str = "gelu", dropout: float = 0.0, bias: bool = True):
         super().__init__()
-        check_setting("num_hiddens", num_hiddens, int, 1)
-        check_setting("ffn_num_hiddens", ffn_num_hiddens, int, 1)
-        _check_activation(activation)
+        check_positive_int("num_hiddens", num_hiddens)
+        check_positive_int("ffn_num_hiddens", ffn_num_hiddens)
+        check_choice("activation", activation, ACTIVATIONS)
         self.activation = activation
         self.dropout = dropout
         self.linear1 = nn.Linear(num_hiddens, ffn_num_hiddens, bias=bias)
@@ -183,8 +147,8 @@ class TransformerBlock(nn.Module):
                  norm_first: bool = True, activation: str = "gelu", mechanism="softmax",
                  mechanism_settings: dict | None = None, bias: bool = False):
         super().__init__()
-        check_setting("num_hiddens", num_hiddens, int, 1)
-        check_setting("norm_first", norm_first, bool)
+        check_positive_int("num_hiddens", num_hiddens)
+        check_bool("norm_first", norm_first)
         if ffn_num_hiddens is None:
             ffn_num_hiddens = 4 * num_hiddens
         self.norm_first = norm_first
@@ -226,7 +190,7 @@ class TransformerStack(nn.Module):
                  norm_first: bool = True, activation: str = "gelu", mechanism="softmax",
                  mechanism_settings: dict | None = None, bias: bool = False):
         super().__init__()
-        check_setting("num_layers", num_layers, int, 1)
+        check_positive_int("num_layers", num_layers)
         self.blocks = nn.ModuleList(
             TransformerBlock(num_hiddens, num_heads, ffn_num_hiddens, dropout,
                              norm_first=norm_first, activation=activation,

@@ -19,8 +19,13 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from ._checks import check_floating, check_rank
-from .block import check_setting
+from ._checks import (
+    check_conv1d_weight,
+    check_convolution_attention_inputs,
+    check_kernel_size,
+    check_offset_weights_args,
+    check_parameter_count_args,
+)
 from .masking import masked_softmax
 from .multihead import merge_heads, split_heads
 
@@ -33,17 +38,10 @@ __all__ = [
 ]
 
 
-def _check_kernel_size(kernel_size) -> None:
-    check_setting("kernel_size", kernel_size, int, 1)
-    if kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be odd (padding K//2 keeps the length), "
-                         f"got {kernel_size}")
-
-
 def kernel_offsets(kernel_size: int) -> torch.Tensor:
     """The offsets ``Δ_h = h − K//2`` a kernel of odd size ``K`` covers: ``(H,)`` with
     ``H = K``."""
-    _check_kernel_size(kernel_size)
+    check_kernel_size(kernel_size)
     return torch.arange(kernel_size) - kernel_size // 2  # (H,)
 
 
@@ -60,10 +58,7 @@ def offset_attention_weights(num_positions: int, offsets: torch.Tensor, *, alpha
             ``h`` is one-hot on key ``i + Δ_h``, or all zeros when that key is outside
             ``0 … L−1``.
     """
-    check_setting("num_positions", num_positions, int, 1)
-    check_rank("offsets", offsets, 1, "(H,)")
-    if alpha is not None and not (isinstance(alpha, (int, float)) and alpha > 0):
-        raise ValueError(f"alpha must be None or a number > 0, got {alpha!r}")
+    check_offset_weights_args(num_positions, offsets, alpha)
     pos = torch.arange(num_positions, device=device)
     delta = pos[None, :] - pos[:, None]  # (L, S): key minus query position
     shift = delta[None] - offsets.to(device)[:, None, None]  # (H, L, S): j − i − Δ_h
@@ -88,16 +83,8 @@ def convolution_as_attention(x, W_v, W_o, b_o=None, *, offsets: torch.Tensor,
         :func:`conv1d_weights_as_attention`, exactly ``nn.Conv1d`` with padding
         ``H//2``.
     """
-    check_floating("x", x)
-    check_rank("x", x, 3, "(B, L, Dvin)")
-    check_rank("offsets", offsets, 1, "(H,)")
+    check_convolution_attention_inputs(x, W_v, W_o, offsets)
     H = offsets.shape[0]
-    if W_v.dim() != 2 or W_v.shape[1] != x.shape[-1] or W_v.shape[0] % H != 0:
-        raise ValueError(f"W_v must be (H·Dv, Dvin) with H = {H}, "
-                         f"Dvin = {x.shape[-1]}; got {tuple(W_v.shape)}")
-    if W_o.dim() != 2 or W_o.shape[1] != W_v.shape[0]:
-        raise ValueError(
-            f"W_o must be (E, H·Dv = {W_v.shape[0]}), got {tuple(W_o.shape)}")
     v = split_heads(F.linear(x, W_v), H)  # (B, H, L, Dv)
     weights = offset_attention_weights(x.shape[1], offsets, alpha=alpha, dtype=x.dtype,
                                        device=x.device)  # (H, L, S)
@@ -113,10 +100,8 @@ def conv1d_weights_as_attention(weight: torch.Tensor):
     ``(H·Dvin, Dvin)``); head ``h``'s block of ``W_o`` is the kernel's slice
     ``weight[:, :, h]`` (``W_o``: ``(E, H·Dvin)``).
     """
-    check_floating("weight", weight)
-    check_rank("weight", weight, 3, "(E, Dvin, H)")
+    check_conv1d_weight(weight)
     E, Dvin, H = weight.shape
-    _check_kernel_size(H)
     eye = torch.eye(Dvin, dtype=weight.dtype, device=weight.device)
     W_v = eye.repeat(H, 1)  # (H·Dvin, Dvin)
     W_o = weight.permute(0, 2, 1).reshape(E, H * Dvin)  # (E, H·Dvin), head-major
@@ -133,9 +118,7 @@ def layer_parameter_counts(width: int, kernel_size: int = 3, *,
     three and an LSTM four times an RNN. With ``bias``, each weight matrix of PyTorch's
     layers brings ``d`` biases (``nn.RNN`` has two bias vectors).
     """
-    check_setting("width", width, int, 1)
-    check_setting("kernel_size", kernel_size, int, 1)
-    check_setting("bias", bias, bool)
+    check_parameter_count_args(width, kernel_size, bias)
     d, b = width, int(bias)
     rnn = 2 * d * d + 2 * b * d
     return {

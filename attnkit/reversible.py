@@ -20,20 +20,20 @@ times smaller.
 :func:`reversible_stack_naive` is the reference (ordinary autograd through the same
 blocks); :func:`reversible_stack` the memory-saving version. ``F`` and ``G`` must be
 deterministic (no dropout while training): the backward pass calls them again and needs
-the same values. :class:`PeakMemory` measures what a computation allocates, forward and
-backward.
+the same values. :mod:`attnkit.bench.memory` measures what they save and allocate.
 """
 from __future__ import annotations
 
-import weakref
-
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
-from ._checks import check_floating, check_rank
-from .block import PositionWiseFFN, check_setting, check_width
+from ._checks import (
+    check_bool,
+    check_chunked_ffn_inputs,
+    check_positive_int,
+    check_reversible_inputs,
+)
+from .block import PositionWiseFFN
 from .multihead import MultiHeadAttention
 
 __all__ = [
@@ -47,27 +47,7 @@ __all__ = [
     "FeedForwardBranch",
     "ReversibleBlock",
     "ReversibleStack",
-    "PeakMemory",
-    "saved_tensor_count",
 ]
-
-
-def _check_pair(x1, x2) -> None:
-    check_width("x1", x1)
-    check_width("x2", x2)
-    if x1.shape != x2.shape:
-        raise ValueError(f"x1 and x2 must have the same shape, got {tuple(x1.shape)} "
-                         f"and {tuple(x2.shape)}")
-
-
-def _check_layers(layers) -> None:
-    if len(layers) == 0:
-        raise ValueError("layers must hold at least one (F, G) pair")
-    for i, pair in enumerate(layers):
-        if not (isinstance(pair, (tuple, list)) and len(pair) == 2
-                and all(isinstance(fn, nn.Module) for fn in pair)):
-            raise TypeError(
-                f"layers[{i}] must be a pair (F, G) of nn.Modules, got {pair!r}")
 
 
 def reversible_forward(x1, x2, F, G):
@@ -87,8 +67,7 @@ def reversible_inverse(y1, y2, F, G):
 def reversible_stack_naive(x1, x2, layers):
     """The reference: the blocks ``layers = [(F, G), …]`` in a row, with ordinary
     autograd (which keeps every block's intermediate tensors for the backward pass)."""
-    _check_pair(x1, x2)
-    _check_layers(layers)
+    check_reversible_inputs(x1, x2, layers)
     for F, G in layers:
         x1, x2 = reversible_forward(x1, x2, F, G)  # (B, L, E) each
     return x1, x2
@@ -160,8 +139,7 @@ def reversible_stack(x1, x2, layers):
     """The blocks ``layers = [(F, G), …]`` in a row, ``(B, L, E)`` pairs in and out,
     with the memory-saving backward of :class:`ReversibleStackFunction`; same values and
     gradients as :func:`reversible_stack_naive` up to rounding."""
-    _check_pair(x1, x2)
-    _check_layers(layers)
+    check_reversible_inputs(x1, x2, layers)
     params = [p for F, G in layers for p in (*_trainable(F), *_trainable(G))]
     return ReversibleStackFunction.apply(x1, x2, tuple(layers), *params)
 
@@ -172,9 +150,7 @@ def chunked_feed_forward(x, ff, chunk_size: int):
     Exactly ``ff(x)`` when ``ff`` treats each position on its own (a position-wise FFN),
     with a hidden tensor of ``chunk_size`` positions instead of ``L``.
     """
-    check_floating("x", x)
-    check_rank("x", x, 3, "(B, L, E)")
-    check_setting("chunk_size", chunk_size, int, 1)
+    check_chunked_ffn_inputs(x, chunk_size)
     parts = x.split(chunk_size, dim=1)  # (B, c, E) each
     return torch.cat([ff(part) for part in parts], dim=1)  # (B, L, E)
 
@@ -186,7 +162,7 @@ class AttentionBranch(nn.Module):
     def __init__(self, num_hiddens: int, num_heads: int, *, causal: bool = False,
                  mechanism="softmax", mechanism_settings: dict | None = None):
         super().__init__()
-        check_setting("causal", causal, bool)
+        check_bool("causal", causal)
         self.causal = causal
         self.norm = nn.LayerNorm(num_hiddens)
         self.attention = MultiHeadAttention(
@@ -207,7 +183,7 @@ class FeedForwardBranch(nn.Module):
                  activation: str = "gelu", chunk_size: int | None = None):
         super().__init__()
         if chunk_size is not None:
-            check_setting("chunk_size", chunk_size, int, 1)
+            check_positive_int("chunk_size", chunk_size)
         self.chunk_size = chunk_size
         self.norm = nn.LayerNorm(num_hiddens)
         self.ff = PositionWiseFFN(num_hiddens, ffn_num_hiddens, activation=activation)
@@ -263,8 +239,8 @@ class ReversibleStack(nn.Module):
                  chunk_size: int | None = None, mechanism="softmax",
                  mechanism_settings: dict | None = None):
         super().__init__()
-        check_setting("num_layers", num_layers, int, 1)
-        check_setting("reversible", reversible, bool)
+        check_positive_int("num_layers", num_layers)
+        check_bool("reversible", reversible)
         self.reversible = reversible
         self.blocks = nn.ModuleList(
             ReversibleBlock(num_hiddens, num_heads, ffn_num_hiddens, causal=causal,
@@ -277,56 +253,3 @@ class ReversibleStack(nn.Module):
         run = reversible_stack if self.reversible else reversible_stack_naive
         y1, y2 = run(x, x, layers)  # (B, L, E) each
         return (y1 + y2) / 2
-
-
-class PeakMemory(TorchDispatchMode):
-    """The largest number of bytes that tensors made inside ``with PeakMemory() as m:``
-    held at one time (``m.peak``), forward and backward alike; tensors made before do
-    not count.
-
-    Every storage an operator returns is counted from its creation until it is freed (a
-    finaliser on the storage), so it measures what the computation allocates, on any
-    device, without depending on the allocator or on timing. Views and in-place results
-    share an input's storage and add nothing.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.current = 0
-        self.peak = 0
-        self._live = set()
-
-    def _free(self, key, nbytes):
-        self._live.discard(key)
-        self.current -= nbytes
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        inputs = {t.untyped_storage()._cdata for t in tree_flatten((args, kwargs))[0]
-                  if isinstance(t, torch.Tensor)}
-        for t in tree_flatten(out)[0]:
-            if not isinstance(t, torch.Tensor):
-                continue
-            storage = t.untyped_storage()
-            key = storage._cdata
-            if key in self._live or key in inputs:  # a view or an in-place result
-                continue
-            self._live.add(key)
-            self.current += storage.nbytes()
-            self.peak = max(self.peak, self.current)
-            weakref.finalize(storage, self._free, key, storage.nbytes())
-        return out
-
-
-def saved_tensor_count(fn, *args) -> int:
-    """How many tensors autograd keeps for the backward pass of ``fn(*args)``."""
-    count = 0
-
-    def pack(t):
-        nonlocal count
-        count += 1
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn(*args)
-    return count

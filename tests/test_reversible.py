@@ -5,16 +5,15 @@ import torch
 from helpers import randn
 from torch import nn
 
+from attnkit.bench.memory import PeakMemory, saved_tensor_count
 from attnkit.block import PositionWiseFFN
 from attnkit.reversible import (
     FeedForwardBranch,
-    PeakMemory,
     ReversibleBlock,
     ReversibleStack,
     chunked_feed_forward,
     reversible_stack,
     reversible_stack_naive,
-    saved_tensor_count,
 )
 
 

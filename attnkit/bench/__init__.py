@@ -6,8 +6,10 @@
 
 Modules: ``runner`` (one process per (mechanism, length), budgets, ratios, CSV),
 ``stats`` (growth exponent, ratio columns, budget summary), ``plots`` (log–log growth,
-ratio bars, bubble chart), ``timing`` (warm-up, repeats, interleaving), ``mha``.
+ratio bars, bubble chart), ``timing`` (warm-up, repeats, interleaving), ``mha``,
+``memory`` (peak bytes allocated, tensors saved for backward: :class:`PeakMemory`).
 """
+from .memory import PeakMemory, saved_tensor_count
 from .plots import bubble_chart, plot_ratios, plot_rows
 from .runner import (
     DEFAULT_BASELINES,
@@ -29,10 +31,12 @@ __all__ = [
     "main",
     "measure",
     "parse_spec",
+    "PeakMemory",
     "plot_ratios",
     "plot_rows",
     "ratio_key",
     "run_benchmark",
+    "saved_tensor_count",
     "time_call",
     "time_interleaved",
 ]
