@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_softmax_inputs
+from ._checks import check_softmax_inputs, check_weight_function_inputs
 from .masking import apply_mask, masked_softmax, softmax_one
 
 __all__ = [
@@ -46,9 +46,7 @@ def relu_weights(scores: torch.Tensor, *, mask=None, scale: float = 1.0):
     No normalisation: a row sums to whatever its positive scores add up to
     (``scale = 1/S`` is a common choice to keep that sum from growing with ``S``).
     """
-    check_softmax_inputs(scores, mask=mask, name="scores")
-    if not isinstance(scale, (int, float)) or isinstance(scale, bool):
-        raise TypeError(f"scale must be a real number, got {type(scale).__name__}")
+    check_weight_function_inputs(scores, mask, scale=scale)
     return scale * torch.relu(apply_mask(scores, mask))  # (..., L, S); relu(-inf) = 0
 
 
@@ -59,9 +57,7 @@ def sigmoid_weights(scores: torch.Tensor, *, mask=None, bias: float = 0.0):
     Each weight lies in (0, 1) independently of the other keys; a negative ``bias``
     (e.g. ``-log S``) keeps row sums near 1 at the start of training.
     """
-    check_softmax_inputs(scores, mask=mask, name="scores")
-    if not isinstance(bias, (int, float)) or isinstance(bias, bool):
-        raise TypeError(f"bias must be a real number, got {type(bias).__name__}")
+    check_weight_function_inputs(scores, mask, bias=bias)
     return torch.sigmoid(apply_mask(scores, mask) + bias)  # (..., L, S); σ(-inf) = 0
 
 

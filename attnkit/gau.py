@@ -24,7 +24,7 @@ quadratic and linear queries and keys.
 
 Shapes use the legend: ``E`` model width (``W_o``'s rows), ``Dh`` the expanded width of
 ``U`` and ``V`` (the values, so ``Dv = Dh``), ``D`` the width of ``Z``, ``C`` chunks of
-``c`` positions. Input checks live in this module for now (``check_gau_*``).
+``c`` positions.
 """
 from __future__ import annotations
 
@@ -33,14 +33,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import (
-    check_feature_inputs,
-    check_floating,
-    check_key_padding,
-    check_mask,
+    check_gau_inputs,
+    check_mixed_chunk_inputs,
     check_positive_int,
-    check_rank,
-    check_same_device,
-    check_same_dtype,
+    check_real_or_none,
+    check_scale_offset,
+    check_squared_relu_inputs,
 )
 from .masking import build_mask
 from .mechanisms import Mechanism
@@ -55,84 +53,6 @@ __all__ = [
     "mixed_chunk_attention",
     "GatedAttentionUnit",
 ]
-
-
-# --------------------------------------------------------------------------- checks
-def check_scale_offset(z, gamma, beta) -> None:
-    """``z (..., L, D)``; ``gamma``, ``beta`` ``(D,)``: real floating, one device."""
-    for name, t in (("z", z), ("gamma", gamma), ("beta", beta)):
-        check_floating(name, t)
-    check_rank("gamma", gamma, 1, "(D,)")
-    check_rank("beta", beta, 1, "(D,)")
-    check_same_device(z=z, gamma=gamma, beta=beta)
-    if z.dim() < 1 or gamma.shape[0] != z.shape[-1] or beta.shape[0] != z.shape[-1]:
-        raise ValueError(f"gamma {tuple(gamma.shape)} and beta {tuple(beta.shape)} "
-                         f"need D entries for z of shape {tuple(z.shape)} (..., L, D)")
-
-
-def check_squared_relu_inputs(q, k, v, mask=None, scale=None, bias=None) -> None:
-    """``q (..., L, D)``, ``k (..., S, D)``, ``v (..., S, Dv)`` as in
-    :func:`~attnkit._checks.check_feature_inputs`; ``mask`` boolean and ``bias``
-    floating, both broadcastable to ``(..., L, S)``; ``scale`` ``None`` or a real."""
-    check_feature_inputs(q, k, v, names=("q", "k", "v"))
-    batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2])
-    scores_shape = (*batch, q.shape[-2], k.shape[-2])
-    if mask is not None:
-        check_mask(mask, scores_shape)
-        check_same_device(q=q, mask=mask)
-    if bias is not None:
-        check_floating("bias", bias)
-        check_same_device(q=q, bias=bias)
-        pairs = zip(reversed(bias.shape), reversed(scores_shape))
-        if bias.dim() > len(scores_shape) or any(b not in (1, t) for b, t in pairs):
-            raise ValueError(f"bias of shape {tuple(bias.shape)} does not broadcast to "
-                             f"the scores' shape {scores_shape} (..., L, S)")
-    check_real_or_none("scale", scale)
-
-
-def check_real_or_none(name: str, value) -> None:
-    """``TypeError`` unless ``value`` is ``None`` or a real number (not a bool)."""
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a real number or None, "
-                        f"got {type(value).__name__}")
-
-
-def check_gau_inputs(x, weights: dict, pairs: int, key_padding=None) -> None:
-    """``x (B, L, E)``; ``w_u``, ``w_v (Dh, E)``, ``w_z (D, E)``, ``gamma``, ``beta``
-    ``(pairs, D)``, ``w_o (E, Dh)``: real floating, one dtype and device."""
-    check_floating("x", x)
-    check_rank("x", x, 3, "(B, L, E)")
-    for name, t in weights.items():
-        check_floating(name, t)
-        check_rank(name, t, 2, "")
-    check_same_device(x=x, **weights)
-    check_same_dtype(x=x, **weights)
-    E, Dh, D = x.shape[-1], weights["w_u"].shape[0], weights["w_z"].shape[0]
-    want = {"w_u": (Dh, E), "w_v": (Dh, E), "w_z": (D, E), "gamma": (pairs, D),
-            "beta": (pairs, D), "w_o": (E, Dh)}
-    for name, shape in want.items():
-        if tuple(weights[name].shape) != shape:
-            raise ValueError(
-                f"{name} must have shape {shape} for x of shape {tuple(x.shape)} "
-                f"(E={E}, Dh={Dh}, D={D}), got {tuple(weights[name].shape)}")
-    check_key_padding(key_padding, x, "x")
-
-
-def check_mixed_chunk_inputs(q_quad, k_quad, q_lin, k_lin, v, chunk_size,
-                             key_padding=None) -> None:
-    """Four ``(..., n, D)`` queries and keys, ``v (..., n, Dv)``, one length ``n``."""
-    check_feature_inputs(q_quad, k_quad, v, key_padding=key_padding,
-                         chunk_size=chunk_size, names=("q_quad", "k_quad", "v"))
-    check_feature_inputs(q_lin, k_lin, v, names=("q_lin", "k_lin", "v"))
-    n = v.shape[-2]
-    for name, t in (("q_quad", q_quad), ("k_quad", k_quad), ("q_lin", q_lin)):
-        if t.shape[-2] != n:
-            raise ValueError(f"mixed-chunk attention is self-attention: {name} has "
-                             f"{t.shape[-2]} positions (shape {tuple(t.shape)}), "
-                             f"v has {n}")
-    check_same_dtype(q_quad=q_quad, k_quad=k_quad, q_lin=q_lin, k_lin=k_lin, v=v)
 
 
 # ------------------------------------------------------------------------ attention

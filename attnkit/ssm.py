@@ -19,14 +19,13 @@ Unrolling the recurrence gives ``y_t = Σ_{j≤t} (c_tᵀ diag(a_{j+1} ⋯ a_t) 
 SSM is also a causal "attention" with an ``L × L`` matrix (:func:`ssm_matrix`).
 
 Shapes: ``a``, ``b``, ``c`` ``(..., L, M)``; ``x (..., L, Dv)`` → ``y (..., L, Dv)``.
-Input checks live here for now (:func:`check_ssm_inputs`).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_feature_inputs, check_floating, check_min_rank
+from ._checks import check_ssm_attention_inputs, check_ssm_inputs
 
 __all__ = [
     "ssm_scan",
@@ -34,26 +33,6 @@ __all__ = [
     "linear_attention_ssm",
     "gated_rfa_ssm",
 ]
-
-
-def check_ssm_inputs(a, b, c, x=None) -> None:
-    """``a``, ``b``, ``c`` ``(..., L, M)`` and ``x (..., L, Dv)``: real floating, one
-    device, same ``L`` (and ``M``), leading axes that broadcast."""
-    names = {"a": a, "b": b, "c": c} if x is None else {"a": a, "b": b, "c": c, "x": x}
-    for name, t in names.items():
-        check_floating(name, t)
-        check_min_rank(name, t, 2, "(..., L, M)" if name != "x" else "(..., L, Dv)")
-    for name, t in (("a", a), ("c", c)):
-        if t.shape[-2:] != b.shape[-2:]:
-            raise ValueError(f"{name} has shape {tuple(t.shape)} but b has "
-                             f"{tuple(b.shape)}: both must end in (L, M)")
-    if x is not None:
-        check_feature_inputs(c, b, x, names=("c", "b", "x"))  # device, L, broadcasting
-    try:
-        torch.broadcast_shapes(*(t.shape[:-2] for t in names.values()))
-    except RuntimeError:
-        shapes = ", ".join(f"{n} {tuple(t.shape)}" for n, t in names.items())
-        raise ValueError(f"the leading axes do not broadcast: {shapes}") from None
 
 
 def ssm_scan(a, b, c, x):
@@ -108,8 +87,7 @@ def linear_attention_ssm(phi_q, phi_k, v, *, eps=1e-6):
     :func:`~attnkit.linear.linear_attention_recurrent` (denominator
     ``φ(q_t)·z_t + eps``).
     """
-    check_feature_inputs(phi_q, phi_k, v, eps=eps)
-    check_ssm_inputs(phi_q, phi_k, phi_q, v)
+    check_ssm_attention_inputs(phi_q, phi_k, v, eps=eps)
     a = torch.ones_like(phi_k)  # (..., L, M): A_t = I
     y = ssm_scan(a, phi_k, phi_q, _with_normaliser(v))  # (..., L, Dv + 1)
     return y[..., :-1] / (y[..., -1:] + eps)  # (..., L, Dv)
@@ -124,12 +102,7 @@ def gated_rfa_ssm(phi_q, phi_k, v, gate, *, eps=1e-6):
     ``(..., L, Dv)``, equal to :func:`~attnkit.random_features.rfa_attention` with
     ``causal=True`` (normaliser clamped at ``eps``).
     """
-    check_feature_inputs(phi_q, phi_k, v, eps=eps)
-    check_floating("gate", gate)
-    check_ssm_inputs(phi_q, phi_k, phi_q, v)
-    if gate.shape[-1:] != phi_k.shape[-2:-1]:
-        raise ValueError(f"gate must be (..., L) with L = {phi_k.shape[-2]}, "
-                         f"got {tuple(gate.shape)}")
+    check_ssm_attention_inputs(phi_q, phi_k, v, eps=eps, gate=gate)
     g = gate.unsqueeze(-1)  # (..., L, 1)
     a = g.expand(*g.shape[:-1], phi_k.shape[-1])  # (..., L, M): A_t = g_t I
     y = ssm_scan(a, (1 - g) * phi_k, phi_q, _with_normaliser(v))  # (..., L, Dv + 1)

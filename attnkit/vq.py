@@ -19,7 +19,6 @@ Shapes: ``q (..., L, D)``, ``k (..., S, D)``, ``v (..., S, Dv)``, ``codebook (M,
 ``True`` = a real key. How the codebook is learned (k-means-like updates, a
 straight-through estimator for the keys) is outside this module: the argmin gives
 the keys no gradient, the codebook gets the gradient of the quantised keys.
-Input checks live here for now (:func:`check_vq_inputs`).
 """
 from __future__ import annotations
 
@@ -28,13 +27,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ._checks import (
-    check_feature_inputs,
-    check_floating,
-    check_rank,
-    check_same_device,
-    check_same_dtype,
-)
+from ._checks import check_vq_inputs, check_vq_quantize_inputs
 from .linear import key_padding_view
 from .masking import masked_softmax
 
@@ -46,27 +39,6 @@ __all__ = [
 ]
 
 
-def check_vq_inputs(q, k, v, codebook, *, key_padding=None, causal=False) -> None:
-    """``q``, ``k``, ``v``, ``key_padding`` as in
-    :func:`~attnkit._checks.check_feature_inputs` (``q`` may be ``None``), a real
-    floating ``codebook (M, D)`` with ``M ≥ 1`` on their device and dtype; causal needs
-    ``L = S``."""
-    check_feature_inputs(k if q is None else q, k, v, key_padding=key_padding,
-                         names=("k" if q is None else "q", "k", "v"))
-    check_floating("codebook", codebook)
-    check_rank("codebook", codebook, 2, "(M, D)")
-    check_same_device(k=k, codebook=codebook)
-    tensors = {"k": k, "v": v, "codebook": codebook} if q is None else {
-        "q": q, "k": k, "v": v, "codebook": codebook}
-    check_same_dtype(**tensors)
-    if codebook.shape[0] == 0 or codebook.shape[1] != k.shape[-1]:
-        raise ValueError(f"codebook must be (M, D) with M >= 1 and D = {k.shape[-1]} "
-                         f"(k of shape {tuple(k.shape)}), got {tuple(codebook.shape)}")
-    if causal and q is not None and q.shape[-2] != k.shape[-2]:
-        raise ValueError(f"causal VQ attention needs L = S, got q {tuple(q.shape)} "
-                         f"and k {tuple(k.shape)}")
-
-
 def vq_quantize(k: torch.Tensor, codebook: torch.Tensor):
     """The nearest codeword of each key (squared distance; ties → the lower index).
 
@@ -74,9 +46,7 @@ def vq_quantize(k: torch.Tensor, codebook: torch.Tensor):
     ``k_hat (..., S, D))``
     with ``k_hat = codebook[codes]``.
     """
-    check_floating("k", k)
-    check_rank("k", k, range(1, 9), "(..., S, D)")
-    check_vq_inputs(None, k, k, codebook)
+    check_vq_quantize_inputs(k, codebook)
     sq_k = (k * k).sum(dim=-1, keepdim=True)  # (..., S, 1)
     dist = sq_k - 2 * k @ codebook.T + (codebook * codebook).sum(dim=-1)  # (..., S, M)
     codes = dist.argmin(dim=-1)  # (..., S)
