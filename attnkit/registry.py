@@ -9,6 +9,7 @@ keyword-only settings in its constructor and a usable default for each.
 from __future__ import annotations
 
 from .blocksparse import BigBirdAttention, LongformerAttention
+from .gau import SquaredReLUAttention
 from .linear import LinearAttention
 from .local import LocalAttention
 from .lsh import LSHAttention
@@ -42,6 +43,7 @@ MECHANISMS: dict[str, type[Mechanism]] = {
     "performer": PerformerAttention,
     "rfa": RFA,
     "nystrom": NystromAttention,
+    "squared_relu": SquaredReLUAttention,
 }
 
 

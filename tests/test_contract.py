@@ -157,6 +157,6 @@ def test_the_contract_covers_the_softmax_reference():
     assert set(NAMES) == {
         "softmax", "linear", "lsh", "local", "strided", "bigbird", "longformer", "performer", "rfa", "nystrom", "synthesizer_dense",
         "synthesizer_random", "synthesizer_factorized_dense", "synthesizer_factorized_random",
-        "synthesizer_mixture",
+        "synthesizer_mixture", "squared_relu",
     }
     assert all(issubclass(cls, Mechanism) for cls in MECHANISMS.values())
