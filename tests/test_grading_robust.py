@@ -1,9 +1,11 @@
-"""attnkit.grading: the students' self-check and the instructors' batch grading of hostile submissions.
+"""attnkit.grading: the students' self-check and the instructors' batch grading of hostile
+submissions.
 
 One batch run (``python -m attnkit.grading grade``, 2 jobs) grades every case of
 tests/fixtures/hostile/cases.py together with legitimate students; then a second run must
 re-grade nothing and change nothing (resumption without double counting).
 """
+
 from __future__ import annotations
 
 import csv
@@ -16,8 +18,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
-from grading import ROOT, cells_by_grade_id, fill, make_course, generate, solution_cells, SOLUTIONS
+from grading import (
+    cells_by_grade_id,
+    fill,
+    make_course,
+    released_notebook,
+    solution_cells,
+    source_notebook,
+)
 
 A = "ch01-soft-lookup"
 CASES = runpy.run_path(str(Path(__file__).parent / "fixtures" / "hostile" / "cases.py"))
@@ -26,12 +34,18 @@ pytestmark = pytest.mark.xdist_group("grading_robust")
 
 def _grade(*args, cwd):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run([sys.executable, "-m", "attnkit.grading", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "attnkit.grading", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def _build(folder: Path, released, answers):
-    for name, (where, edits) in CASES["NOTEBOOKS"].items():
+    for where, edits in CASES["NOTEBOOKS"].values():
         nb = fill(released, answers)
         cells = cells_by_grade_id(nb)
         for gid, source in edits.items():
@@ -53,22 +67,42 @@ def _build(folder: Path, released, answers):
 def batch(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hostile")
     course = make_course(tmp, A)
-    released = nbformat.read(generate(course, A), as_version=4)
-    (course / "gradebook.db").unlink()
-    answers = solution_cells(nbformat.read(SOLUTIONS / A / f"{A}.ipynb", as_version=4))
+    # the committed release (test_exercises checks it is what generate_assignment makes);
+    # the batch grader runs its own generate_assignment for the gradebook
+    released = released_notebook(A)
+    answers = solution_cells(source_notebook(A))
     folder = tmp / "handed-in"
     _build(folder, released, answers)
     out = tmp / "grading"
-    first = _grade("grade", A, str(folder), "--course", str(course), "--out", str(out), "--jobs", "2",
-                   "--timeout", "20", cwd=tmp)
+    first = _grade(
+        "grade",
+        A,
+        str(folder),
+        "--course",
+        str(course),
+        "--out",
+        str(out),
+        "--jobs",
+        "2",
+        "--timeout",
+        "20",
+        cwd=tmp,
+    )
     manifest = json.loads((out / ".attnkit-grading" / "manifest.json").read_text())
     with open(out / "grades.csv") as f:
         grades = {r["student_id"]: r for r in csv.DictReader(f)}
     second = _grade("grade", A, str(folder), "--course", str(course), "--out", str(out), cwd=tmp)
     with open(out / "grades.csv") as f:
         regraded = {r["student_id"]: r for r in csv.DictReader(f)}
-    return {"out": out, "first": first, "second": second, "manifest": manifest, "grades": grades,
-            "regraded": regraded, "folder": folder}
+    return {
+        "out": out,
+        "first": first,
+        "second": second,
+        "manifest": manifest,
+        "grades": grades,
+        "regraded": regraded,
+        "folder": folder,
+    }
 
 
 @pytest.mark.parametrize("case", sorted(CASES["EXPECTED"]))
@@ -120,9 +154,10 @@ def test_empty_submissions_folder(tmp_path):
 
 
 def test_check_reports_visible_tests(tmp_path):
-    """The student's command: per question passed/failed, the message, the points; hidden tests only counted."""
-    released = nbformat.read(ROOT / "exercises" / A / f"{A}.ipynb", as_version=4)
-    answers = solution_cells(nbformat.read(SOLUTIONS / A / f"{A}.ipynb", as_version=4))
+    """The student's command: per question passed/failed, the message, the points; hidden tests
+    only counted."""
+    released = released_notebook(A)
+    answers = solution_cells(source_notebook(A))
     answers["q2"] = "def hard_lookup(queries, keys, values):\n    return values[:1], None"
     nbformat.write(fill(released, answers), tmp_path / f"{A}.ipynb")
     proc = _grade("check", str(tmp_path / f"{A}.ipynb"), cwd=tmp_path)
@@ -136,11 +171,22 @@ def test_check_reports_visible_tests(tmp_path):
 def test_forbidden_names_read_from_the_notebooks():
     from attnkit.grading import forbidden_names
 
-    found = {a: forbidden_names(nbformat.read(SOLUTIONS / a / f"{a}.ipynb", as_version=4))
-             for a in ("ch01-soft-lookup", "ch02-scoring", "ch03-masked-softmax")}
-    assert found["ch01-soft-lookup"] == {  # the solution cells' metadata, dotted paths (tests/test_forbidden.py)
-        "q1": ["attnkit.gaussian_kernel_weights"], "q2": ["attnkit.hard_lookup"],
-        "q3": ["attnkit.nadaraya_watson", "attnkit.gaussian_kernel_weights", "attnkit.NWKernelRegression"], "q4": []}
+    found = {
+        a: forbidden_names(source_notebook(a))
+        for a in ("ch01-soft-lookup", "ch02-scoring", "ch03-masked-softmax")
+    }
+    assert found[
+        "ch01-soft-lookup"
+    ] == {  # the solution cells' metadata, dotted paths (tests/test_forbidden.py)
+        "q1": ["attnkit.gaussian_kernel_weights"],
+        "q2": ["attnkit.hard_lookup"],
+        "q3": [
+            "attnkit.nadaraya_watson",
+            "attnkit.gaussian_kernel_weights",
+            "attnkit.NWKernelRegression",
+        ],
+        "q4": [],
+    }
     assert found["ch03-masked-softmax"]["q2"] == ["attnkit.masked_softmax", "attnkit.apply_mask"]
     assert all(q in found["ch02-scoring"] for q in ("q1", "q2", "q3"))
 
