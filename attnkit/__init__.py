@@ -9,16 +9,20 @@ L      number of queries (query length)
 S      number of keys and values (key length)
 D      query/key feature size (per head)
 Dv     value feature size (per head)
-M      number of random features, buckets or landmarks
-R      number of hash rounds (LSH)
+M      number of random features, buckets, landmarks or codewords (VQ); the state size (SSM)
+R      number of hash rounds (LSH); rows of the strided grid
 C      number of chunks or blocks; ``b``/``c`` positions per block/chunk
 W      keys in a block's window (blocked local attention)
 G      number of global tokens
 N      number of positions or points (a table's rows, ``max_len``)
-E      output feature size (``W_o``'s rows)
+E      output feature size (``W_o``'s rows); the model width of a block, a GAU
 Dq     query input size; ``Dk`` key input size; ``Dvin`` value input size
-h      hidden size of additive scoring; ``Dh`` a hidden or fused feature size
+h      hidden size of additive scoring; ``Dh`` a hidden or fused feature size (FFN, GAU)
 P      number of feature vectors fused; ``A`` attention size (fusion)
+K      kernel size of a convolution (as attention: ``H = K`` heads)
+n      sequence length when queries and keys are one sequence (``L = S = n``)
+l      stride of the strided pattern (a grid of ``⌈n/l⌉`` rows of ``l`` positions)
+d      dilation (a window over ``d`` interleaved sub-sequences of ``nb`` blocks each)
 =====  =====================================================
 
 Single-head functions take ``(..., L, D)``; mechanisms take ``(B, H, L, D)``.
@@ -26,6 +30,7 @@ A boolean mask is ``True`` where attention is *allowed* and broadcasts to
 ``(B, H, L, S)`` (or ``(B, L, S)`` for single-head code). A key-padding tensor is
 boolean ``(B, S)``, ``True`` = a real key.
 """
+from .alternatives import relu_weights, sigmoid_weights, softmax_weights
 from .attention import (
     AdditiveAttention,
     BilinearAttention,
@@ -34,6 +39,14 @@ from .attention import (
     attend,
     bilinear_attention,
     dot_product_attention,
+)
+from .block import (
+    PositionWiseFFN,
+    TransformerBlock,
+    TransformerStack,
+    position_wise_ffn,
+    residual,
+    transformer_block,
 )
 from .blocksparse import (
     BigBirdAttention,
@@ -47,7 +60,22 @@ from .blocksparse import (
     dilated_attention_naive,
     dilated_layout,
 )
+from .convolution import (
+    conv1d_weights_as_attention,
+    convolution_as_attention,
+    layer_parameter_counts,
+    offset_attention_weights,
+)
 from .fusion import AttentionFusion, attention_fusion
+from .gau import (
+    GatedAttentionUnit,
+    SquaredReLUAttention,
+    gated_attention_unit,
+    gau_naive,
+    mixed_chunk_attention,
+    mixed_chunk_attention_naive,
+    squared_relu_attention,
+)
 from .hashing import (
     angular_hash,
     hyperplane_bits,
@@ -136,6 +164,15 @@ from .random_features import (
     trig_features,
 )
 from .registry import MECHANISMS, get_mechanism_class, make_mechanism
+from .reversible import (
+    ReversibleBlock,
+    ReversibleStack,
+    chunked_feed_forward,
+    reversible_forward,
+    reversible_inverse,
+    reversible_stack,
+    reversible_stack_naive,
+)
 from .scoring import additive_scores, bilinear_scores, dot_product_scores
 from .sparse import (
     atrous_pattern,
@@ -149,6 +186,7 @@ from .sparse import (
     sparse_attention_naive,
     strided_pattern,
 )
+from .ssm import gated_rfa_ssm, linear_attention_ssm, ssm_scan
 from .strided import (
     StridedAttention,
     fixed_attention,
@@ -169,6 +207,7 @@ from .synthesizer import (
     synthesizer_attention,
     synthesizer_attention_naive,
 )
+from .vq import vq_attention, vq_attention_naive, vq_quantize
 
 __version__ = "0.1.0"
 
@@ -308,4 +347,49 @@ __all__ += [
     "strided_attention",
     "strided_attention_naive",
     "strided_layout",
+]
+# chapter 3: softmax alternatives
+__all__ += [
+    "relu_weights",
+    "sigmoid_weights",
+    "softmax_weights",
+]
+# chapter 4: the Transformer block, attention as convolution
+__all__ += [
+    "position_wise_ffn",
+    "residual",
+    "transformer_block",
+    "PositionWiseFFN",
+    "TransformerBlock",
+    "TransformerStack",
+    "convolution_as_attention",
+    "conv1d_weights_as_attention",
+    "offset_attention_weights",
+    "layer_parameter_counts",
+]
+# chapter 6: reversible layers and the chunked feed-forward network
+__all__ += [
+    "reversible_forward",
+    "reversible_inverse",
+    "reversible_stack",
+    "reversible_stack_naive",
+    "ReversibleBlock",
+    "ReversibleStack",
+    "chunked_feed_forward",
+]
+# chapter 7: what linear attention led to (GAU/FLASH, VQ keys, state-space models)
+__all__ += [
+    "squared_relu_attention",
+    "SquaredReLUAttention",
+    "gated_attention_unit",
+    "gau_naive",
+    "mixed_chunk_attention",
+    "mixed_chunk_attention_naive",
+    "GatedAttentionUnit",
+    "vq_quantize",
+    "vq_attention",
+    "vq_attention_naive",
+    "ssm_scan",
+    "linear_attention_ssm",
+    "gated_rfa_ssm",
 ]

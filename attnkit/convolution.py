@@ -110,8 +110,8 @@ def conv1d_weights_as_attention(weight: torch.Tensor):
 
 def layer_parameter_counts(width: int, kernel_size: int = 3, *,
                            bias: bool = True) -> dict:
-    """Parameters of one layer of each kind mapping ``width`` features to ``width``
-    features.
+    """Parameters of one layer of each kind mapping ``d = width`` features to ``d``
+    features, with ``k = kernel_size`` (``d`` and ``k`` are local to this count).
 
     Self-attention has ``W_q, W_k, W_v, W_o`` (``4 d²``, whatever the number of heads);
     a convolution ``k d²``; an RNN ``d²`` for the input and ``d²`` for the state; a GRU
