@@ -99,13 +99,14 @@ def nystrom_matrices(q, k, *, num_landmarks=64, key_padding=None):
     """The three softmax matrices of the approximation ``F A⁺ Bm``, for looking at them.
 
     ``q (..., L, D)``, ``k (..., S, D)``, ``key_padding (B, S)`` → ``(F (..., L, M),
-    A (..., M, M), Bm (..., M, S))`` in at least float32; every row sums to 1 (a ``Bm`` row
-    whose segment has no real key: 0).
+    A (..., M, M), Bm (..., M, S))`` in at least float32; every row sums to 1 (a ``Bm``
+    row whose segment has no real key: 0).
     """
     check_nystrom_inputs(q, k, None, num_landmarks=num_landmarks, pinv_iterations=None,
                          key_padding=key_padding)
     acc = accumulation_dtype(q.dtype)
-    return _parts(q.to(acc), k.to(acc), num_landmarks, key_padding_view(key_padding, k.dim()))
+    kp = key_padding_view(key_padding, k.dim())  # (B, 1, ..., 1, S) or None
+    return _parts(q.to(acc), k.to(acc), num_landmarks, kp)
 
 
 def nystrom_attention_naive(q, k, v, *, num_landmarks=64, pinv_iterations=6, key_padding=None):

@@ -475,54 +475,62 @@ class RFA(_RandomFeatureModule):
 
 # ----------------------------------------------------------------------------- arc-cosine
 def arccos_features(x: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
-    """Arc-cosine features ``ReLU(Ωx)/√M``: ``x (..., L, D)``, ``Ω (M, D)`` → ``(..., L, M)``.
-
-    With Gaussian rows ``ω``, ``φ(x)·φ(y)`` is an unbiased estimate of :func:`arccos_kernel`.
-    """
+    """Arc-cosine features ``ReLU(Ωx)/√M``: ``x (..., L, D)``, ``Ω (M, D)`` →
+    ``(..., L, M)``. With Gaussian rows ``ω``, ``φ(x)·φ(y)`` is an unbiased estimate of
+    :func:`arccos_kernel`."""
     check_projection(x, omega)
     x = x.to(accumulation_dtype(x.dtype))
-    return torch.relu(x @ omega.to(x.dtype).T) / math.sqrt(omega.shape[0])  # (..., L, M)
+    m = omega.shape[0]
+    return torch.relu(x @ omega.to(x.dtype).T) / math.sqrt(m)  # (..., L, M)
 
 
 def arccos_kernel(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """The order-1 arc-cosine kernel in closed form: ``q (..., L, D)``, ``k (..., S, D)`` →
-    ``(..., L, S)``, ``k₁ = ‖q‖‖k‖ (sin θ + (π − θ) cos θ) / (2π)``."""
+    """The order-1 arc-cosine kernel in closed form, ``q (..., L, D)``,
+    ``k (..., S, D)`` → ``(..., L, S)``:
+    ``k₁ = ‖q‖‖k‖ (sin θ + (π − θ) cos θ) / (2π)``, θ the angle between q and k."""
     check_query_key(q, k)
     norms = q.norm(dim=-1).unsqueeze(-1) * k.norm(dim=-1).unsqueeze(-2)  # (..., L, S)
     tiny = torch.finfo(norms.dtype).tiny
-    cos = (q @ k.transpose(-2, -1) / norms.clamp(min=tiny)).clamp(-1.0, 1.0)  # (..., L, S)
-    theta = torch.arccos(cos)  # (..., L, S) in [0, π]
-    return norms * (torch.sin(theta) + (math.pi - theta) * cos) / (2 * math.pi)  # (..., L, S)
+    cos = q @ k.transpose(-2, -1) / norms.clamp(min=tiny)  # (..., L, S)
+    theta = torch.arccos(cos.clamp(-1.0, 1.0))  # (..., L, S) in [0, π]
+    j = torch.sin(theta) + (math.pi - theta) * torch.cos(theta)  # (..., L, S)
+    return norms * j / (2 * math.pi)  # (..., L, S)
 
 
 def arccos_attention_naive(q, k, v, omega, *, key_padding=None, causal=False, eps=1e-6):
-    """Dense reference: ``A = φ(Q)φ(K)ᵀ`` with arc-cosine features, masked, rows divided by
-    ``Σ_j A_ij + eps``.
+    """Dense reference: ``A = φ(Q)φ(K)ᵀ`` with arc-cosine features, masked, rows divided
+    by ``Σ_j A_ij + eps``.
 
     Shapes: ``q (..., L, D)``, ``k (..., S, D)``, ``v (..., S, Dv)``, ``Ω (M, D)``,
-    ``key_padding (B, S)`` → ``(out (..., L, Dv), weights (..., L, S))`` in ``v``'s dtype.
+    ``key_padding (B, S)`` → ``(out (..., L, Dv), weights (..., L, S))`` in ``v``'s
+    dtype.
     """
     check_arccos_inputs(q, k, v, omega, key_padding=key_padding, eps=eps)
     a = arccos_features(q, omega) @ arccos_features(k, omega).transpose(-2, -1)  # (..., L, S)
     if key_padding is not None:
-        a = a * key_padding_view(key_padding, a.dim()).unsqueeze(-2)  # (B, 1, ..., 1, S)
+        keep = key_padding_view(key_padding, a.dim()).unsqueeze(-2)  # (B, 1, ..., 1, S)
+        a = a * keep
     if causal:
-        allowed = torch.ones(a.shape[-2], a.shape[-1], dtype=torch.bool, device=a.device).tril()
-        a = a.masked_fill(~allowed, 0.0)  # (L, S) top-left causal
+        ones = torch.ones(a.shape[-2], a.shape[-1], dtype=torch.bool, device=a.device)
+        a = a.masked_fill(~ones.tril(), 0.0)  # (L, S) top-left causal
     weights = a / (a.sum(dim=-1, keepdim=True) + eps)  # (..., L, S)
-    return (weights @ v.to(a.dtype)).to(v.dtype), weights.to(v.dtype)  # (..., L, Dv), (..., L, S)
+    out = weights @ v.to(a.dtype)  # (..., L, Dv)
+    return out.to(v.dtype), weights.to(v.dtype)
 
 
-def arccos_attention(q, k, v, omega, *, key_padding=None, causal=False, chunk_size=64, eps=1e-6):
+def arccos_attention(q, k, v, omega, *, key_padding=None, causal=False, chunk_size=64,
+                     eps=1e-6):
     """Attention with arc-cosine features in O(n·M·Dv): chapter 7's linear attention on
-    ``ReLU(ΩQ)/√M`` and ``ReLU(ΩK)/√M`` (non-negative, so the normaliser is never < 0).
+    ``ReLU(ΩQ)/√M`` and ``ReLU(ΩK)/√M`` (non-negative: the normaliser is never < 0).
 
-    No ``D^{-1/4}`` scaling: ``k₁`` is linear in each norm, so the weights do not depend on
-    ``‖q‖`` at all and grow only linearly with ``‖k_j‖``. Shapes as in the naive form;
-    returns ``(..., L, Dv)``.
+    No ``D^{-1/4}`` scaling: ``k₁`` is linear in each norm, so the weights do not depend
+    on ``‖q‖`` at all and grow only linearly with ``‖k_j‖``. Shapes as in the naive
+    form; returns ``(..., L, Dv)``.
     """
-    check_arccos_inputs(q, k, v, omega, key_padding=key_padding, eps=eps, chunk_size=chunk_size)
-    phi_q, phi_k = arccos_features(q, omega), arccos_features(k, omega)  # (..., L, M), (..., S, M)
+    check_arccos_inputs(q, k, v, omega, key_padding=key_padding, eps=eps,
+                        chunk_size=chunk_size)
+    phi_q = arccos_features(q, omega)  # (..., L, M)
+    phi_k = arccos_features(k, omega)  # (..., S, M)
     if causal:
         return linear_attention_chunked(phi_q, phi_k, v, key_padding=key_padding,
                                         chunk_size=chunk_size, eps=eps)
