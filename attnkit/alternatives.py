@@ -15,6 +15,7 @@ scores) and go through :func:`~attnkit.masking.apply_mask`, which writes ``-inf`
 masked positions; every function maps ``-inf`` to an exact 0, so a fully masked row
 gives zeros, never NaN.
 """
+
 from __future__ import annotations
 
 import torch

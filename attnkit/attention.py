@@ -5,6 +5,7 @@ Functions return ``(output, weights)`` explicitly; the d2l-compatible modules
 in ``attention_weights`` for plotting, as d2l's do, and so does
 :class:`BilinearAttention` (Luong's "general" score, which d2l does not have).
 """
+
 from __future__ import annotations
 
 import torch
@@ -73,7 +74,9 @@ def dot_product_attention(
     """
     check_attention_inputs(queries, keys, values, valid_lens=valid_lens, mask=mask)
     scores = dot_product_scores(queries, keys, scale=scale)  # (..., L, S)
-    weights = masked_softmax(scores, valid_lens, mask=mask, causal=causal)  # (..., L, S)
+    weights = masked_softmax(
+        scores, valid_lens, mask=mask, causal=causal
+    )  # (..., L, S)
     return attend(F.dropout(weights, p=dropout), values), weights
 
 
@@ -134,10 +137,18 @@ class DotProductAttention(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.attention_weights: torch.Tensor | None = None
 
-    def forward(self, queries, keys, values, valid_lens=None, *, mask=None, causal=False):
+    def forward(
+        self, queries, keys, values, valid_lens=None, *, mask=None, causal=False
+    ):
         p = self.dropout.p if self.training else 0.0
         out, self.attention_weights = dot_product_attention(
-            queries, keys, values, valid_lens=valid_lens, mask=mask, causal=causal, dropout=p
+            queries,
+            keys,
+            values,
+            valid_lens=valid_lens,
+            mask=mask,
+            causal=causal,
+            dropout=p,
         )
         return out  # (B, L, Dv)
 
@@ -166,7 +177,9 @@ class AdditiveAttention(nn.Module):
             raise ValueError(f"num_hiddens must be ≥ 1, got {num_hiddens}")
         for name, size in (("key_size", key_size), ("query_size", query_size)):
             if size is not None and size < 1:
-                raise ValueError(f"{name} must be ≥ 1 (or None to infer it), got {size}")
+                raise ValueError(
+                    f"{name} must be ≥ 1 (or None to infer it), got {size}"
+                )
         # a given size creates the weight now; None leaves it to be inferred on the first call
         if key_size is None:
             self.W_k = nn.LazyLinear(num_hiddens, bias=False)
@@ -183,14 +196,22 @@ class AdditiveAttention(nn.Module):
     def forward(self, queries, keys, values, valid_lens=None, *, mask=None):
         if isinstance(self.W_q, nn.LazyLinear) or isinstance(self.W_k, nn.LazyLinear):
             # the inputs size the lazy weights, so they are checked before they do
-            check_attention_inputs(queries, keys, values, valid_lens=valid_lens, mask=mask,
-                                   same_size=False)
+            check_attention_inputs(
+                queries, keys, values, valid_lens=valid_lens, mask=mask, same_size=False
+            )
             self.W_q(queries[..., :1, :])  # sets W_q.weight to (h, Dq)
             self.W_k(keys[..., :1, :])  # sets W_k.weight to (h, Dk)
         p = self.dropout.p if self.training else 0.0
         out, self.attention_weights = additive_attention(
-            queries, keys, values, self.W_q.weight, self.W_k.weight, self.w_v.weight,
-            mask=mask, valid_lens=valid_lens, dropout=p,
+            queries,
+            keys,
+            values,
+            self.W_q.weight,
+            self.W_k.weight,
+            self.w_v.weight,
+            mask=mask,
+            valid_lens=valid_lens,
+            dropout=p,
         )
         return out  # (B, L, Dv)
 
@@ -204,14 +225,22 @@ class BilinearAttention(nn.Module):
     returns ``(B, L, Dv)`` and stores the weights ``(B, L, S)`` in ``attention_weights``.
     """
 
-    def __init__(self, query_size: int, key_size: int, dropout: float = 0.0, *,
-                 generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        query_size: int,
+        key_size: int,
+        dropout: float = 0.0,
+        *,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         for name, size in (("query_size", query_size), ("key_size", key_size)):
             if isinstance(size, bool) or not isinstance(size, int) or size < 1:
                 raise ValueError(f"{name} must be an int ≥ 1, got {size!r}")
         bound = 1.0 / key_size**0.5
-        W = torch.empty(query_size, key_size).uniform_(-bound, bound, generator=generator)
+        W = torch.empty(query_size, key_size).uniform_(
+            -bound, bound, generator=generator
+        )
         self.W = nn.Parameter(W)  # (Dq, Dk)
         self.dropout = nn.Dropout(dropout)
         self.attention_weights: torch.Tensor | None = None

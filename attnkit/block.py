@@ -15,6 +15,7 @@ ways:
 :class:`PositionWiseFFN`, :class:`TransformerBlock` and :class:`TransformerStack` own
 the parameters and call them.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -44,13 +45,25 @@ __all__ = [
 
 #: the activations a feed-forward network may use, by name
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "relu": F.relu, "gelu": F.gelu}
+    "relu": F.relu,
+    "gelu": F.gelu,
+}
 
 
 # --- the maths
 
-def position_wise_ffn(x, W1, b1, W2, b2, *, activation: str = "gelu",
-                      dropout: float = 0.0, training: bool = False):
+
+def position_wise_ffn(
+    x,
+    W1,
+    b1,
+    W2,
+    b2,
+    *,
+    activation: str = "gelu",
+    dropout: float = 0.0,
+    training: bool = False,
+):
     """The position-wise feed-forward network ``W2 act(W1 x + b1) + b2`` at every
     position.
 
@@ -77,8 +90,9 @@ def residual(x, sublayer, norm, *, norm_first: bool = True):
     return norm(x + sublayer(x))
 
 
-def transformer_block(x, attend, feed_forward, norm1, norm2, *,
-                      norm_first: bool = True):
+def transformer_block(
+    x, attend, feed_forward, norm1, norm2, *, norm_first: bool = True
+):
     """A Transformer block: an attention sub-layer, then a feed-forward sub-layer.
 
     Args:
@@ -98,6 +112,7 @@ def transformer_block(x, attend, feed_forward, norm1, norm2, *,
 
 # --- thin modules
 
+
 class PositionWiseFFN(nn.Module):
     """``linear2(act(linear1(x)))`` at every position: ``(..., L, E) → (..., L, E)``.
 
@@ -107,8 +122,15 @@ class PositionWiseFFN(nn.Module):
             training.
     """
 
-    def __init__(self, num_hiddens: int, ffn_num_hiddens: int, *,
-                 activation: str = "gelu", dropout: float = 0.0, bias: bool = True):
+    def __init__(
+        self,
+        num_hiddens: int,
+        ffn_num_hiddens: int,
+        *,
+        activation: str = "gelu",
+        dropout: float = 0.0,
+        bias: bool = True,
+    ):
         super().__init__()
         check_positive_int("num_hiddens", num_hiddens)
         check_positive_int("ffn_num_hiddens", ffn_num_hiddens)
@@ -119,10 +141,16 @@ class PositionWiseFFN(nn.Module):
         self.linear2 = nn.Linear(ffn_num_hiddens, num_hiddens, bias=bias)
 
     def forward(self, x):
-        return position_wise_ffn(x, self.linear1.weight, self.linear1.bias,
-                                 self.linear2.weight, self.linear2.bias,
-                                 activation=self.activation, dropout=self.dropout,
-                                 training=self.training)
+        return position_wise_ffn(
+            x,
+            self.linear1.weight,
+            self.linear1.bias,
+            self.linear2.weight,
+            self.linear2.bias,
+            activation=self.activation,
+            dropout=self.dropout,
+            training=self.training,
+        )
 
 
 class TransformerBlock(nn.Module):
@@ -142,10 +170,19 @@ class TransformerBlock(nn.Module):
     ``valid_lens`` and ``mask`` are :class:`MultiHeadAttention`'s.
     """
 
-    def __init__(self, num_hiddens: int, num_heads: int,
-                 ffn_num_hiddens: int | None = None, dropout: float = 0.0, *,
-                 norm_first: bool = True, activation: str = "gelu", mechanism="softmax",
-                 mechanism_settings: dict | None = None, bias: bool = False):
+    def __init__(
+        self,
+        num_hiddens: int,
+        num_heads: int,
+        ffn_num_hiddens: int | None = None,
+        dropout: float = 0.0,
+        *,
+        norm_first: bool = True,
+        activation: str = "gelu",
+        mechanism="softmax",
+        mechanism_settings: dict | None = None,
+        bias: bool = False,
+    ):
         super().__init__()
         check_positive_int("num_hiddens", num_hiddens)
         check_bool("norm_first", norm_first)
@@ -157,24 +194,33 @@ class TransformerBlock(nn.Module):
         # depend on it
         self.norm1 = nn.LayerNorm(num_hiddens)
         self.attention = MultiHeadAttention(
-            num_hiddens, num_heads, mechanism=mechanism,
-            mechanism_settings=mechanism_settings, bias=bias, query_size=num_hiddens,
-            key_size=num_hiddens, value_size=num_hiddens)
+            num_hiddens,
+            num_heads,
+            mechanism=mechanism,
+            mechanism_settings=mechanism_settings,
+            bias=bias,
+            query_size=num_hiddens,
+            key_size=num_hiddens,
+            value_size=num_hiddens,
+        )
         self.norm2 = nn.LayerNorm(num_hiddens)
-        self.ff = PositionWiseFFN(num_hiddens, ffn_num_hiddens, activation=activation,
-                                  dropout=dropout)
+        self.ff = PositionWiseFFN(
+            num_hiddens, ffn_num_hiddens, activation=activation, dropout=dropout
+        )
 
     def forward(self, x, valid_lens=None, *, mask=None, causal: bool = False):
         def attend(h):
-            out = self.attention(h, h, h, valid_lens, mask=mask,
-                                 causal=causal)  # (B, L, E)
+            out = self.attention(
+                h, h, h, valid_lens, mask=mask, causal=causal
+            )  # (B, L, E)
             return F.dropout(out, self.dropout, self.training)
 
         def feed_forward(h):
             return F.dropout(self.ff(h), self.dropout, self.training)  # (B, L, E)
 
-        return transformer_block(x, attend, feed_forward, self.norm1, self.norm2,
-                                 norm_first=self.norm_first)
+        return transformer_block(
+            x, attend, feed_forward, self.norm1, self.norm2, norm_first=self.norm_first
+        )
 
 
 class TransformerStack(nn.Module):
@@ -185,18 +231,36 @@ class TransformerStack(nn.Module):
     The other arguments are :class:`TransformerBlock`'s, shared by every block.
     """
 
-    def __init__(self, num_layers: int, num_hiddens: int, num_heads: int,
-                 ffn_num_hiddens: int | None = None, dropout: float = 0.0, *,
-                 norm_first: bool = True, activation: str = "gelu", mechanism="softmax",
-                 mechanism_settings: dict | None = None, bias: bool = False):
+    def __init__(
+        self,
+        num_layers: int,
+        num_hiddens: int,
+        num_heads: int,
+        ffn_num_hiddens: int | None = None,
+        dropout: float = 0.0,
+        *,
+        norm_first: bool = True,
+        activation: str = "gelu",
+        mechanism="softmax",
+        mechanism_settings: dict | None = None,
+        bias: bool = False,
+    ):
         super().__init__()
         check_positive_int("num_layers", num_layers)
         self.blocks = nn.ModuleList(
-            TransformerBlock(num_hiddens, num_heads, ffn_num_hiddens, dropout,
-                             norm_first=norm_first, activation=activation,
-                             mechanism=mechanism, mechanism_settings=mechanism_settings,
-                             bias=bias)
-            for _ in range(num_layers))
+            TransformerBlock(
+                num_hiddens,
+                num_heads,
+                ffn_num_hiddens,
+                dropout,
+                norm_first=norm_first,
+                activation=activation,
+                mechanism=mechanism,
+                mechanism_settings=mechanism_settings,
+                bias=bias,
+            )
+            for _ in range(num_layers)
+        )
         self.final_norm = nn.LayerNorm(num_hiddens) if norm_first else nn.Identity()
 
     def forward(self, x, valid_lens=None, *, mask=None, causal: bool = False):

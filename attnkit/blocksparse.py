@@ -19,6 +19,7 @@ Zaheer et al., 2020) and Longformer's dilated window (Beltagy et al., 2020), who
 dilation ``d`` is a local window over the ``d`` interleaved sub-sequences
 ``r, r + d, r + 2d, …``. Each has a ``*_naive`` reference on the dense masked matrix.
 """
+
 from __future__ import annotations
 
 import torch
@@ -33,7 +34,12 @@ from ._checks import (
 from .local import CHUNK_ELEMENTS, block_attention
 from .masking import masked_softmax
 from .mechanisms import Mechanism, key_padding_from_mask
-from .sparse import bigbird_pattern, bigbird_random_blocks, dilated_pattern, sparse_attention_naive
+from .sparse import (
+    bigbird_pattern,
+    bigbird_random_blocks,
+    dilated_pattern,
+    sparse_attention_naive,
+)
 
 __all__ = [
     "block_sparse_attention",
@@ -55,7 +61,9 @@ def _tile_mask(q_pos, k_pos, allowed, S, is_global, key_padding, causal):
     Returns ``(B|1, 1, C, b, W)``.
     """
     k_at = k_pos.clamp(0, S - 1)  # (C, W) safe indices; empty slots are masked below
-    ok = allowed & ((k_pos >= 0) & (k_pos < S) & ~is_global[k_at])[:, None, :]  # (C, b, W)
+    ok = (
+        allowed & ((k_pos >= 0) & (k_pos < S) & ~is_global[k_at])[:, None, :]
+    )  # (C, b, W)
     if causal:
         ok = ok & (k_pos[:, None, :] <= q_pos[:, :, None])
     ok = ok[None, None]  # (1, 1, C, b, W)
@@ -66,7 +74,9 @@ def _tile_mask(q_pos, k_pos, allowed, S, is_global, key_padding, causal):
 
 def _global_mask(q_pos, g, key_padding, causal):
     """Which global keys ``g (G,)`` each query of the blocks may see: ``(B|1, 1, C, b, G)``."""
-    ok = torch.ones(*q_pos.shape, g.numel(), dtype=torch.bool, device=g.device)  # (C, b, G)
+    ok = torch.ones(
+        *q_pos.shape, g.numel(), dtype=torch.bool, device=g.device
+    )  # (C, b, G)
     if causal:
         ok = g[None, None, :] <= q_pos[:, :, None]
     ok = ok[None, None]  # (1, 1, C, b, G)
@@ -85,11 +95,24 @@ def _global_rows(out, q, k, v, g, key_padding, causal, scale):
     if key_padding is not None:
         row_mask = row_mask & key_padding[:, None, None, :]  # (B, 1, G, S)
     scores = q[:, :, g] @ k.transpose(-2, -1) * scale  # (B, H, G, S)
-    return out.index_copy(2, g, masked_softmax(scores, mask=row_mask) @ v)  # (B, H, L, Dv)
+    return out.index_copy(
+        2, g, masked_softmax(scores, mask=row_mask) @ v
+    )  # (B, H, L, Dv)
 
 
-def block_sparse_attention(q, k, v, q_pos, k_pos, allowed, *, global_tokens=None,
-                           key_padding=None, causal=False, scale=None):
+def block_sparse_attention(
+    q,
+    k,
+    v,
+    q_pos,
+    k_pos,
+    allowed,
+    *,
+    global_tokens=None,
+    key_padding=None,
+    causal=False,
+    scale=None,
+):
     """Softmax attention over a block layout, a few query blocks at a time.
 
     ``q (B, H, L, D)``, ``k (B, H, S, D)``, ``v (B, H, S, Dv)``; the layout
@@ -97,8 +120,9 @@ def block_sparse_attention(q, k, v, q_pos, k_pos, allowed, *, global_tokens=None
     all keys, all queries see it); ``key_padding (B, S)``. Returns ``(B, H, L, Dv)``,
     zeros for a query with no allowed key.
     """
-    g = check_block_sparse_inputs(q, k, v, q_pos, k_pos, allowed, global_tokens,
-                                  key_padding)
+    g = check_block_sparse_inputs(
+        q, k, v, q_pos, k_pos, allowed, global_tokens, key_padding
+    )
     B, H, L, D = q.shape
     S = k.shape[2]
     scale = D**-0.5 if scale is None else scale
@@ -130,14 +154,26 @@ def block_sparse_attention(q, k, v, q_pos, k_pos, allowed, *, global_tokens=None
     return out  # (B, H, L, Dv)
 
 
-def block_sparse_loop(q, k, v, q_pos, k_pos, allowed, *, global_tokens=None,
-                      key_padding=None, causal=False, scale=None):
+def block_sparse_loop(
+    q,
+    k,
+    v,
+    q_pos,
+    k_pos,
+    allowed,
+    *,
+    global_tokens=None,
+    key_padding=None,
+    causal=False,
+    scale=None,
+):
     """Teaching version of :func:`block_sparse_attention`: one query block at a time.
 
     Same arguments and result; tested equal to the fast version.
     """
-    g = check_block_sparse_inputs(q, k, v, q_pos, k_pos, allowed, global_tokens,
-                                  key_padding)
+    g = check_block_sparse_inputs(
+        q, k, v, q_pos, k_pos, allowed, global_tokens, key_padding
+    )
     L, S, D = q.shape[2], k.shape[2], q.shape[3]
     scale = D**-0.5 if scale is None else scale
     out = q.new_zeros(*q.shape[:3], v.shape[-1])  # (B, H, L, Dv)
@@ -198,8 +234,20 @@ def bigbird_layout(n: int, window: int, block_size: int, num_random: int, seed: 
     return q_pos, k_pos, near_enough | whole[:, None, :]
 
 
-def bigbird_attention(q, k, v, *, window, block_size, num_random, seed=0, global_tokens=None,
-                      key_padding=None, causal=False, scale=None):
+def bigbird_attention(
+    q,
+    k,
+    v,
+    *,
+    window,
+    block_size,
+    num_random,
+    seed=0,
+    global_tokens=None,
+    key_padding=None,
+    causal=False,
+    scale=None,
+):
     """BigBird attention, blocked: :func:`bigbird_layout` through :func:`block_sparse_attention`.
 
     Args:
@@ -210,28 +258,77 @@ def bigbird_attention(q, k, v, *, window, block_size, num_random, seed=0, global
     Returns:
         ``(B, H, L, Dv)``, equal to :func:`bigbird_attention_naive`.
     """
-    g = check_sparse_settings(q, k, v, key_padding, global_tokens, window=(window, 0),
-                              block_size=(block_size, 1), num_random=(num_random, 0))
+    g = check_sparse_settings(
+        q,
+        k,
+        v,
+        key_padding,
+        global_tokens,
+        window=(window, 0),
+        block_size=(block_size, 1),
+        num_random=(num_random, 0),
+    )
     n = max(q.shape[2], k.shape[2])
-    layout = (t.to(q.device) for t in bigbird_layout(n, window, block_size, num_random, seed))
-    return block_sparse_attention(q, k, v, *layout, global_tokens=g, key_padding=key_padding,
-                                  causal=causal, scale=scale)  # (B, H, L, Dv)
+    layout = (
+        t.to(q.device) for t in bigbird_layout(n, window, block_size, num_random, seed)
+    )
+    return block_sparse_attention(
+        q,
+        k,
+        v,
+        *layout,
+        global_tokens=g,
+        key_padding=key_padding,
+        causal=causal,
+        scale=scale,
+    )  # (B, H, L, Dv)
 
 
-def bigbird_attention_naive(q, k, v, *, window, block_size, num_random, seed=0,
-                            global_tokens=None, key_padding=None, causal=False, scale=None):
+def bigbird_attention_naive(
+    q,
+    k,
+    v,
+    *,
+    window,
+    block_size,
+    num_random,
+    seed=0,
+    global_tokens=None,
+    key_padding=None,
+    causal=False,
+    scale=None,
+):
     """:func:`~attnkit.sparse.bigbird_pattern` on the dense masked ``L × S`` matrix.
 
     Returns:
         ``(out (B, H, L, Dv), weights (B, H, L, S))``.
     """
-    g = check_sparse_settings(q, k, v, key_padding, global_tokens, window=(window, 0),
-                              block_size=(block_size, 1), num_random=(num_random, 0))
+    g = check_sparse_settings(
+        q,
+        k,
+        v,
+        key_padding,
+        global_tokens,
+        window=(window, 0),
+        block_size=(block_size, 1),
+        num_random=(num_random, 0),
+    )
     L, S = q.shape[2], k.shape[2]
-    pattern = bigbird_pattern(max(L, S), window, g.tolist(), num_random=num_random,
-                              block_size=block_size, seed=seed, device=q.device)[:L, :S]
-    mask = None if key_padding is None else key_padding[:, None, None, :]  # (B, 1, 1, S)
-    return sparse_attention_naive(q, k, v, pattern, mask=mask, causal=causal, scale=scale)
+    pattern = bigbird_pattern(
+        max(L, S),
+        window,
+        g.tolist(),
+        num_random=num_random,
+        block_size=block_size,
+        seed=seed,
+        device=q.device,
+    )[:L, :S]
+    mask = (
+        None if key_padding is None else key_padding[:, None, None, :]
+    )  # (B, 1, 1, S)
+    return sparse_attention_naive(
+        q, k, v, pattern, mask=mask, causal=causal, scale=scale
+    )
 
 
 # --- Longformer: a dilated window (+ global tokens)
@@ -263,8 +360,18 @@ def dilated_layout(n: int, window: int, dilation: int):
     return q_pos, k_pos, allowed
 
 
-def dilated_attention(q, k, v, *, window, dilation, global_tokens=None, key_padding=None,
-                      causal=False, scale=None):
+def dilated_attention(
+    q,
+    k,
+    v,
+    *,
+    window,
+    dilation,
+    global_tokens=None,
+    key_padding=None,
+    causal=False,
+    scale=None,
+):
     """Longformer's dilated sliding window, blocked: :func:`dilated_layout` through
     :func:`block_sparse_attention`, with symmetric global tokens.
 
@@ -275,27 +382,53 @@ def dilated_attention(q, k, v, *, window, dilation, global_tokens=None, key_padd
     Returns:
         ``(B, H, L, Dv)``, equal to :func:`dilated_attention_naive`.
     """
-    g = check_sparse_settings(q, k, v, key_padding, global_tokens, window=(window, 0),
-                              dilation=(dilation, 1))
+    g = check_sparse_settings(
+        q, k, v, key_padding, global_tokens, window=(window, 0), dilation=(dilation, 1)
+    )
     n = max(q.shape[2], k.shape[2])
     layout = (t.to(q.device) for t in dilated_layout(n, window, dilation))
-    return block_sparse_attention(q, k, v, *layout, global_tokens=g, key_padding=key_padding,
-                                  causal=causal, scale=scale)  # (B, H, L, Dv)
+    return block_sparse_attention(
+        q,
+        k,
+        v,
+        *layout,
+        global_tokens=g,
+        key_padding=key_padding,
+        causal=causal,
+        scale=scale,
+    )  # (B, H, L, Dv)
 
 
-def dilated_attention_naive(q, k, v, *, window, dilation, global_tokens=None, key_padding=None,
-                            causal=False, scale=None):
+def dilated_attention_naive(
+    q,
+    k,
+    v,
+    *,
+    window,
+    dilation,
+    global_tokens=None,
+    key_padding=None,
+    causal=False,
+    scale=None,
+):
     """:func:`~attnkit.sparse.dilated_pattern` on the dense masked ``L × S`` matrix.
 
     Returns:
         ``(out (B, H, L, Dv), weights (B, H, L, S))``.
     """
-    g = check_sparse_settings(q, k, v, key_padding, global_tokens, window=(window, 0),
-                              dilation=(dilation, 1))
+    g = check_sparse_settings(
+        q, k, v, key_padding, global_tokens, window=(window, 0), dilation=(dilation, 1)
+    )
     L, S = q.shape[2], k.shape[2]
-    pattern = dilated_pattern(max(L, S), window, dilation, g.tolist(), device=q.device)[:L, :S]
-    mask = None if key_padding is None else key_padding[:, None, None, :]  # (B, 1, 1, S)
-    return sparse_attention_naive(q, k, v, pattern, mask=mask, causal=causal, scale=scale)
+    pattern = dilated_pattern(max(L, S), window, dilation, g.tolist(), device=q.device)[
+        :L, :S
+    ]
+    mask = (
+        None if key_padding is None else key_padding[:, None, None, :]
+    )  # (B, 1, 1, S)
+    return sparse_attention_naive(
+        q, k, v, pattern, mask=mask, causal=causal, scale=scale
+    )
 
 
 # --- mechanisms
@@ -312,26 +445,47 @@ class BigBirdAttention(Mechanism):
     ``mask`` may only be a key-padding mask ``(B, 1, 1, S)`` or ``(B, S)``.
     """
 
-    def __init__(self, *, window: int = 8, block_size: int = 8, num_random: int = 2,
-                 seed: int = 0, global_tokens=None, blocked: bool = True):
+    def __init__(
+        self,
+        *,
+        window: int = 8,
+        block_size: int = 8,
+        num_random: int = 2,
+        seed: int = 0,
+        global_tokens=None,
+        blocked: bool = True,
+    ):
         super().__init__()
-        check_counts(window=(window, 0), block_size=(block_size, 1), num_random=(num_random, 0),
-                     seed=(seed, -(2**63)))
+        check_counts(
+            window=(window, 0),
+            block_size=(block_size, 1),
+            num_random=(num_random, 0),
+            seed=(seed, -(2**63)),
+        )
         check_bool("blocked", blocked)
         # positions are checked against the sequence length at each call
         if global_tokens is not None:
             global_tokens = check_global_tokens(global_tokens, 2**62).tolist()
-        self.settings = dict(window=window, block_size=block_size, num_random=num_random,
-                             seed=seed, global_tokens=global_tokens)
+        self.settings = dict(
+            window=window,
+            block_size=block_size,
+            num_random=num_random,
+            seed=seed,
+            global_tokens=global_tokens,
+        )
         self.blocked = blocked
 
     def forward(self, q, k, v, *, mask=None, causal=False):
-        key_padding = key_padding_from_mask(mask, q.shape[0], k.shape[2], "bigbird")  # (B, S)
+        key_padding = key_padding_from_mask(
+            mask, q.shape[0], k.shape[2], "bigbird"
+        )  # (B, S)
         if self.blocked:
-            return bigbird_attention(q, k, v, **self.settings, key_padding=key_padding,
-                                     causal=causal)  # (B, H, L, Dv)
-        out, _ = bigbird_attention_naive(q, k, v, **self.settings, key_padding=key_padding,
-                                         causal=causal)
+            return bigbird_attention(
+                q, k, v, **self.settings, key_padding=key_padding, causal=causal
+            )  # (B, H, L, Dv)
+        out, _ = bigbird_attention_naive(
+            q, k, v, **self.settings, key_padding=key_padding, causal=causal
+        )
         return out  # (B, H, L, Dv)
 
 
@@ -351,20 +505,37 @@ class LongformerAttention(Mechanism):
         check_counts(window=(window, 0))
         self.dilation = (dilation,) if isinstance(dilation, int) else tuple(dilation)
         check_counts(**{f"dilation[{i}]": (d, 1) for i, d in enumerate(self.dilation)})
-        if global_tokens is not None:  # checked against the sequence length at each call
+        if (
+            global_tokens is not None
+        ):  # checked against the sequence length at each call
             global_tokens = check_global_tokens(global_tokens, 2**62).tolist()
         self.window, self.global_tokens = window, global_tokens
 
     def forward(self, q, k, v, *, mask=None, causal=False):
-        key_padding = key_padding_from_mask(mask, q.shape[0], k.shape[2], "longformer")  # (B, S)
-        per_head = self.dilation * q.shape[1] if len(self.dilation) == 1 else self.dilation
+        key_padding = key_padding_from_mask(
+            mask, q.shape[0], k.shape[2], "longformer"
+        )  # (B, S)
+        per_head = (
+            self.dilation * q.shape[1] if len(self.dilation) == 1 else self.dilation
+        )
         if len(per_head) != q.shape[1]:
-            raise ValueError(f"dilation has {len(per_head)} entries but q has {q.shape[1]} heads")
+            raise ValueError(
+                f"dilation has {len(per_head)} entries but q has {q.shape[1]} heads"
+            )
         out = q.new_zeros(*q.shape[:3], v.shape[-1])  # (B, H, L, Dv)
         for d in sorted(set(per_head)):  # the heads that share a dilation, together
-            heads = torch.tensor([h for h, dh in enumerate(per_head) if dh == d], device=q.device)
-            o = dilated_attention(q[:, heads], k[:, heads], v[:, heads], window=self.window,
-                                  dilation=d, global_tokens=self.global_tokens,
-                                  key_padding=key_padding, causal=causal)  # (B, H_d, L, Dv)
+            heads = torch.tensor(
+                [h for h, dh in enumerate(per_head) if dh == d], device=q.device
+            )
+            o = dilated_attention(
+                q[:, heads],
+                k[:, heads],
+                v[:, heads],
+                window=self.window,
+                dilation=d,
+                global_tokens=self.global_tokens,
+                key_padding=key_padding,
+                causal=causal,
+            )  # (B, H_d, L, Dv)
             out = out.index_copy(1, heads, o)
         return out  # (B, H, L, Dv)

@@ -14,6 +14,7 @@ that offset and sums over heads.
 is the attention layer, :func:`conv1d_weights_as_attention` turns ``nn.Conv1d``'s weight
 into its ``W_v`` and ``W_o``. Shapes: the kernel size is the number of heads ``H``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -45,8 +46,14 @@ def kernel_offsets(kernel_size: int) -> torch.Tensor:
     return torch.arange(kernel_size) - kernel_size // 2  # (H,)
 
 
-def offset_attention_weights(num_positions: int, offsets: torch.Tensor, *, alpha=None,
-                             dtype=torch.float64, device=None) -> torch.Tensor:
+def offset_attention_weights(
+    num_positions: int,
+    offsets: torch.Tensor,
+    *,
+    alpha=None,
+    dtype=torch.float64,
+    device=None,
+) -> torch.Tensor:
     """Attention weights from relative-position scores ``−α (j − i − Δ_h)²``:
     ``(H, L, L)``.
 
@@ -68,8 +75,9 @@ def offset_attention_weights(num_positions: int, offsets: torch.Tensor, *, alpha
     return torch.softmax(-alpha * shift.to(dtype) ** 2, dim=-1)  # (H, L, S)
 
 
-def convolution_as_attention(x, W_v, W_o, b_o=None, *, offsets: torch.Tensor,
-                             alpha=None):
+def convolution_as_attention(
+    x, W_v, W_o, b_o=None, *, offsets: torch.Tensor, alpha=None
+):
     """Multi-head self-attention with one relative offset per head, then ``W_o``.
 
     Args:
@@ -86,8 +94,9 @@ def convolution_as_attention(x, W_v, W_o, b_o=None, *, offsets: torch.Tensor,
     check_convolution_attention_inputs(x, W_v, W_o, offsets)
     H = offsets.shape[0]
     v = split_heads(F.linear(x, W_v), H)  # (B, H, L, Dv)
-    weights = offset_attention_weights(x.shape[1], offsets, alpha=alpha, dtype=x.dtype,
-                                       device=x.device)  # (H, L, S)
+    weights = offset_attention_weights(
+        x.shape[1], offsets, alpha=alpha, dtype=x.dtype, device=x.device
+    )  # (H, L, S)
     heads = weights @ v  # (B, H, L, Dv)
     return F.linear(merge_heads(heads), W_o, b_o)  # (B, L, E)
 
@@ -108,8 +117,9 @@ def conv1d_weights_as_attention(weight: torch.Tensor):
     return W_v, W_o, kernel_offsets(H)
 
 
-def layer_parameter_counts(width: int, kernel_size: int = 3, *,
-                           bias: bool = True) -> dict:
+def layer_parameter_counts(
+    width: int, kernel_size: int = 3, *, bias: bool = True
+) -> dict:
     """Parameters of one layer of each kind mapping ``d = width`` features to ``d``
     features, with ``k = kernel_size`` (``d`` and ``k`` are local to this count).
 

@@ -9,6 +9,7 @@ already of size ``Dh``), a small network scores each one against a learned
 so the fused vector is a convex combination of the inputs, with weights that depend
 on the inputs themselves. A mask can drop missing modalities.
 """
+
 from __future__ import annotations
 
 import math
@@ -53,11 +54,17 @@ class AttentionFusion(nn.Module):
         super().__init__()
         check_counts(feature_size=(feature_size, 1), attention_size=(attention_size, 1))
         bound = 1.0 / math.sqrt(feature_size)
-        self.W = nn.Parameter(torch.empty(attention_size, feature_size).uniform_(-bound, bound))
+        self.W = nn.Parameter(
+            torch.empty(attention_size, feature_size).uniform_(-bound, bound)
+        )
         self.b = nn.Parameter(torch.zeros(attention_size))
         self.c = nn.Parameter(torch.empty(attention_size).uniform_(-bound, bound))
         self.attention_weights: torch.Tensor | None = None
 
-    def forward(self, H: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        fused, self.attention_weights = attention_fusion(H, self.W, self.b, self.c, mask=mask)
+    def forward(
+        self, H: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        fused, self.attention_weights = attention_fusion(
+            H, self.W, self.b, self.c, mask=mask
+        )
         return fused  # (B, Dh)

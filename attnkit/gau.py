@@ -26,6 +26,7 @@ Shapes use the legend: ``E`` model width (``W_o``'s rows), ``Dh`` the expanded w
 ``U`` and ``V`` (the values, so ``Dv = Dh``), ``D`` the width of ``Z``, ``C`` chunks of
 ``c`` positions.
 """
+
 from __future__ import annotations
 
 import torch
@@ -105,15 +106,17 @@ class SquaredReLUAttention(Mechanism):
         self.attention_weights: torch.Tensor | None = None
 
     def forward(self, q, k, v, *, mask=None, causal=False):
-        out, weights = squared_relu_attention(q, k, v, mask=mask, causal=causal,
-                                              scale=self.scale)  # (B, H, L, Dv)
+        out, weights = squared_relu_attention(
+            q, k, v, mask=mask, causal=causal, scale=self.scale
+        )  # (B, H, L, Dv)
         self.attention_weights = weights  # (B, H, L, S)
         return out
 
 
 # ---------------------------------------------------------------------------- FLASH
-def mixed_chunk_attention_naive(q_quad, k_quad, q_lin, k_lin, v, *, chunk_size,
-                                causal=False, key_padding=None):
+def mixed_chunk_attention_naive(
+    q_quad, k_quad, q_lin, k_lin, v, *, chunk_size, causal=False, key_padding=None
+):
     """FLASH's mixed-chunk attention with its ``n × n`` weight matrix written out.
 
     Shapes: four ``(..., n, D)`` tensors, ``v (..., n, Dv)``, ``key_padding (B, n)``.
@@ -141,8 +144,9 @@ def mixed_chunk_attention_naive(q_quad, k_quad, q_lin, k_lin, v, *, chunk_size,
     return weights @ v, weights  # (..., n, Dv), (..., n, n)
 
 
-def mixed_chunk_attention(q_quad, k_quad, q_lin, k_lin, v, *, chunk_size=64,
-                          causal=False, key_padding=None):
+def mixed_chunk_attention(
+    q_quad, k_quad, q_lin, k_lin, v, *, chunk_size=64, causal=False, key_padding=None
+):
     """FLASH's mixed-chunk attention in ``O(n·c·(D + Dv) + n·D·Dv)`` time.
 
     Same arguments and maths as :func:`mixed_chunk_attention_naive`; returns
@@ -175,8 +179,19 @@ def mixed_chunk_attention(q_quad, k_quad, q_lin, k_lin, v, *, chunk_size=64,
 
 
 # ------------------------------------------------------------------------- the unit
-def gated_attention_unit(x, w_u, w_v, w_z, gamma, beta, w_o, *, causal=False,
-                         key_padding=None, chunk_size=None):
+def gated_attention_unit(
+    x,
+    w_u,
+    w_v,
+    w_z,
+    gamma,
+    beta,
+    w_o,
+    *,
+    causal=False,
+    key_padding=None,
+    chunk_size=None,
+):
     """The GAU, ``O = (U ⊙ A V) W_oᵀ`` (see the module docstring).
 
     Args:
@@ -189,8 +204,14 @@ def gated_attention_unit(x, w_u, w_v, w_z, gamma, beta, w_o, *, causal=False,
     Returns:
         ``(B, L, E)``.
     """
-    weights = {"w_u": w_u, "w_v": w_v, "w_z": w_z, "gamma": gamma, "beta": beta,
-               "w_o": w_o}
+    weights = {
+        "w_u": w_u,
+        "w_v": w_v,
+        "w_z": w_z,
+        "gamma": gamma,
+        "beta": beta,
+        "w_o": w_o,
+    }
     check_gau_inputs(x, weights, 2 if chunk_size is None else 4, key_padding)
     u = F.silu(x @ w_u.T)  # (B, L, Dh) gate
     v = F.silu(x @ w_v.T)  # (B, L, Dh) values
@@ -201,8 +222,16 @@ def gated_attention_unit(x, w_u, w_v, w_z, gamma, beta, w_o, *, causal=False,
         av, _ = squared_relu_attention(q, k, v, mask=mask, causal=causal)  # (B, L, Dh)
     else:
         q_lin, k_lin = (scale_offset(z, gamma[i], beta[i]) for i in (2, 3))  # (B, L, D)
-        av = mixed_chunk_attention(q, k, q_lin, k_lin, v, chunk_size=chunk_size,
-                                   causal=causal, key_padding=key_padding)  # (B, L, Dh)
+        av = mixed_chunk_attention(
+            q,
+            k,
+            q_lin,
+            k_lin,
+            v,
+            chunk_size=chunk_size,
+            causal=causal,
+            key_padding=key_padding,
+        )  # (B, L, Dh)
     return (u * av) @ w_o.T  # (B, L, E)
 
 
@@ -211,8 +240,14 @@ def gau_naive(x, w_u, w_v, w_z, gamma, beta, w_o, *, causal=False, key_padding=N
 
     Shapes as in :func:`gated_attention_unit`; ``gamma`` and ``beta`` are ``(2, D)``.
     """
-    weights = {"w_u": w_u, "w_v": w_v, "w_z": w_z, "gamma": gamma, "beta": beta,
-               "w_o": w_o}
+    weights = {
+        "w_u": w_u,
+        "w_v": w_v,
+        "w_z": w_z,
+        "gamma": gamma,
+        "beta": beta,
+        "w_o": w_o,
+    }
     check_gau_inputs(x, weights, 2, key_padding)
     n = x.shape[1]
     u, v, z = F.silu(x @ w_u.T), F.silu(x @ w_v.T), F.silu(x @ w_z.T)  # (B, L, Dh|Dh|D)
@@ -244,8 +279,15 @@ class GatedAttentionUnit(nn.Module):
     residual and a normalisation outside, as the block around it chooses.
     """
 
-    def __init__(self, dim: int, *, hidden: int | None = None, qk_dim: int = 128,
-                 chunk_size: int | None = None, seed: int = 0):
+    def __init__(
+        self,
+        dim: int,
+        *,
+        hidden: int | None = None,
+        qk_dim: int = 128,
+        chunk_size: int | None = None,
+        seed: int = 0,
+    ):
         super().__init__()
         check_positive_int("dim", dim)
         hidden = 2 * dim if hidden is None else hidden
@@ -269,5 +311,14 @@ class GatedAttentionUnit(nn.Module):
 
     def forward(self, x, *, causal=False, key_padding=None):
         return gated_attention_unit(
-            x, self.w_u, self.w_v, self.w_z, self.gamma, self.beta, self.w_o,
-            causal=causal, key_padding=key_padding, chunk_size=self.chunk_size)
+            x,
+            self.w_u,
+            self.w_v,
+            self.w_z,
+            self.gamma,
+            self.beta,
+            self.w_o,
+            causal=causal,
+            key_padding=key_padding,
+            chunk_size=self.chunk_size,
+        )

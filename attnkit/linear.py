@@ -26,6 +26,7 @@ Bad input: each public function validates its arguments in one call to
 boolean and complex tensors raise ``TypeError``). Empty sizes are fine: ``L = 0`` or an
 empty batch gives an empty ``(..., L, Dv)`` output, ``S = 0`` (no key) gives zeros.
 """
+
 from __future__ import annotations
 
 from typing import Callable, NamedTuple
@@ -95,7 +96,9 @@ def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.promote_types(dtype, torch.float32)
 
 
-def key_padding_view(key_padding: torch.Tensor | None, ndim: int) -> torch.Tensor | None:
+def key_padding_view(
+    key_padding: torch.Tensor | None, ndim: int
+) -> torch.Tensor | None:
     """A ``(B, S)`` key-padding mask viewed as ``(B, 1, …, 1, S)`` with ``ndim − 1`` axes, so it
     broadcasts against the ``(B, …, S)`` leading-and-key axes of an ``ndim``-axis key tensor
     (e.g. ``(B, 1, S)`` for ``(B, H, S, M)`` features). ``None`` stays ``None``."""
@@ -105,7 +108,9 @@ def key_padding_view(key_padding: torch.Tensor | None, ndim: int) -> torch.Tenso
     return key_padding.reshape(B, *([1] * (ndim - 3)), S)  # (B, 1, ..., 1, S)
 
 
-def mask_key_features(phi_k: torch.Tensor, key_padding: torch.Tensor | None) -> torch.Tensor:
+def mask_key_features(
+    phi_k: torch.Tensor, key_padding: torch.Tensor | None
+) -> torch.Tensor:
     """Zero the feature rows of padded keys: ``phi_k (B, ..., S, M)``, ``key_padding (B, S)``
     (True = real key) → ``(B, ..., S, M)``.
 
@@ -116,7 +121,9 @@ def mask_key_features(phi_k: torch.Tensor, key_padding: torch.Tensor | None) -> 
     if key_padding is None:
         return phi_k
     keep = key_padding_view(key_padding, phi_k.dim())  # (B, 1, ..., 1, S)
-    return torch.where(keep[..., None], phi_k, torch.zeros((), dtype=phi_k.dtype, device=phi_k.device))
+    return torch.where(
+        keep[..., None], phi_k, torch.zeros((), dtype=phi_k.dtype, device=phi_k.device)
+    )
 
 
 def _prepare(phi_q, phi_k, v, key_padding):
@@ -135,14 +142,18 @@ def align_causal(phi_k: torch.Tensor, v: torch.Tensor, num_queries: int):
     """
     s = phi_k.shape[-2]
     if s >= num_queries:
-        return phi_k[..., :num_queries, :], v[..., :num_queries, :]  # (..., L, M), (..., L, Dv)
+        return phi_k[..., :num_queries, :], v[
+            ..., :num_queries, :
+        ]  # (..., L, M), (..., L, Dv)
     pad = num_queries - s
     phi_k = F.pad(phi_k, (0, 0, 0, pad))  # (..., L, M)
     v = F.pad(v, (0, 0, 0, pad))  # (..., L, Dv)
     return phi_k, v
 
 
-def linear_attention_naive(phi_q, phi_k, v, *, key_padding=None, causal=False, eps=1e-6):
+def linear_attention_naive(
+    phi_q, phi_k, v, *, key_padding=None, causal=False, eps=1e-6
+):
     """The dense reference: build the ``L × S`` similarity matrix and normalise its rows.
 
     Args:
@@ -162,7 +173,9 @@ def linear_attention_naive(phi_q, phi_k, v, *, key_padding=None, causal=False, e
         allowed = torch.ones(L, S, dtype=torch.bool, device=sim.device).tril()  # (L, S)
         sim = sim.masked_fill(~allowed, 0.0)
     weights = sim / (sim.sum(dim=-1, keepdim=True) + eps)  # (..., L, S)
-    return (weights @ v).to(out_dtype), weights.to(out_dtype)  # (..., L, Dv), (..., L, S)
+    return (weights @ v).to(out_dtype), weights.to(
+        out_dtype
+    )  # (..., L, Dv), (..., L, S)
 
 
 def linear_attention_noncausal(phi_q, phi_k, v, *, key_padding=None, eps=1e-6):
@@ -190,18 +203,23 @@ class LinearState(NamedTuple):
     z: torch.Tensor
 
 
-def linear_attention_init_state(batch_shape, num_features: int, value_dim: int, *,
-                                dtype=torch.float32, device=None) -> LinearState:
+def linear_attention_init_state(
+    batch_shape, num_features: int, value_dim: int, *, dtype=torch.float32, device=None
+) -> LinearState:
     """An empty state: zeros ``(*batch_shape, M, Dv)`` and ``(*batch_shape, M)``, in
     ``accumulation_dtype(dtype)``."""
     check_state_settings(batch_shape, num_features, value_dim, dtype)
     acc = accumulation_dtype(dtype)
-    kv = torch.zeros(*batch_shape, num_features, value_dim, dtype=acc, device=device)  # (..., M, Dv)
+    kv = torch.zeros(
+        *batch_shape, num_features, value_dim, dtype=acc, device=device
+    )  # (..., M, Dv)
     z = torch.zeros(*batch_shape, num_features, dtype=acc, device=device)  # (..., M)
     return LinearState(kv, z)
 
 
-def linear_attention_step(state: LinearState, phi_q_i, phi_k_i, v_i, *, key_allowed=None, eps=1e-6):
+def linear_attention_step(
+    state: LinearState, phi_q_i, phi_k_i, v_i, *, key_allowed=None, eps=1e-6
+):
     """One decoding step: add token ``i`` to the state, then read it with query ``i``.
 
     Args:
@@ -216,7 +234,11 @@ def linear_attention_step(state: LinearState, phi_q_i, phi_k_i, v_i, *, key_allo
     acc = state.kv.dtype
     phi_q_i, phi_k_i, v_i_acc = phi_q_i.to(acc), phi_k_i.to(acc), v_i.to(acc)
     if key_allowed is not None:
-        phi_k_i = torch.where(key_allowed[..., None], phi_k_i, torch.zeros((), dtype=acc, device=phi_k_i.device))
+        phi_k_i = torch.where(
+            key_allowed[..., None],
+            phi_k_i,
+            torch.zeros((), dtype=acc, device=phi_k_i.device),
+        )
     kv = state.kv + phi_k_i.unsqueeze(-1) * v_i_acc.unsqueeze(-2)  # (..., M, Dv)
     z = state.z + phi_k_i  # (..., M)
     num = (phi_q_i.unsqueeze(-2) @ kv).squeeze(-2)  # (..., Dv)
@@ -234,10 +256,14 @@ def linear_attention_recurrent(phi_q, phi_k, v, *, key_padding=None, eps=1e-6):
     L = phi_q.shape[-2]
     phi_k, v = align_causal(phi_k, v, L)  # (..., L, M), (..., L, Dv)
     batch = torch.broadcast_shapes(phi_q.shape[:-2], phi_k.shape[:-2], v.shape[:-2])
-    state = linear_attention_init_state(batch, phi_q.shape[-1], v.shape[-1], dtype=phi_q.dtype, device=phi_q.device)
+    state = linear_attention_init_state(
+        batch, phi_q.shape[-1], v.shape[-1], dtype=phi_q.dtype, device=phi_q.device
+    )
     outs = []
     for i in range(L):
-        out_i, state = linear_attention_step(state, phi_q[..., i, :], phi_k[..., i, :], v[..., i, :], eps=eps)
+        out_i, state = linear_attention_step(
+            state, phi_q[..., i, :], phi_k[..., i, :], v[..., i, :], eps=eps
+        )
         outs.append(out_i)
     if not outs:
         return v.new_zeros(*batch, 0, v.shape[-1]).to(out_dtype)
@@ -265,14 +291,19 @@ GROUP_STATE_BYTES = 2**22
 
 
 def _split_chunks(x, chunk_size: int):
-    """``(..., L, F) → (..., N, C, F)``, zero-padding ``L`` up to a multiple of ``C`` only when needed."""
+    """``(..., L, F) → (..., N, C, F)``.
+
+    ``L`` is zero-padded up to a multiple of ``C`` only when needed.
+    """
     pad = (-x.shape[-2]) % chunk_size
     if pad:
         x = F.pad(x, (0, 0, 0, pad))  # (..., N·C, F)
     return x.reshape(*x.shape[:-2], -1, chunk_size, x.shape[-1])  # (..., N, C, F)
 
 
-def linear_attention_chunked(phi_q, phi_k, v, *, key_padding=None, chunk_size=64, eps=1e-6):
+def linear_attention_chunked(
+    phi_q, phi_k, v, *, key_padding=None, chunk_size=64, eps=1e-6
+):
     """Causal form (c): exact (masked) attention inside each chunk of ``C`` tokens plus
     the state carried from all *earlier* chunks.
 
@@ -282,58 +313,99 @@ def linear_attention_chunked(phi_q, phi_k, v, *, key_padding=None, chunk_size=64
     so they stay in cache), the running state carried from group to group.
     O(L·C + G·M·Dv) extra memory. Shapes as in :func:`linear_attention_naive`.
     """
-    check_feature_inputs(phi_q, phi_k, v, key_padding=key_padding, eps=eps, chunk_size=chunk_size)
+    check_feature_inputs(
+        phi_q, phi_k, v, key_padding=key_padding, eps=eps, chunk_size=chunk_size
+    )
     phi_q, phi_k, v, out_dtype = _prepare(phi_q, phi_k, v, key_padding)
     L, M, Dv = phi_q.shape[-2], phi_q.shape[-1], v.shape[-1]
     phi_k, v = align_causal(phi_k, v, L)  # (..., L, M), (..., L, Dv)
     batch = torch.broadcast_shapes(phi_q.shape[:-2], phi_k.shape[:-2], v.shape[:-2])
     if L == 0 or batch.numel() == 0:  # nothing to compute: an empty (..., L, Dv) output
         return v.new_zeros(*batch, L, Dv).to(out_dtype)
-    phi_q, phi_k, v = phi_q.expand(*batch, L, M), phi_k.expand(*batch, L, M), v.expand(*batch, L, Dv)
+    phi_q, phi_k, v = (
+        phi_q.expand(*batch, L, M),
+        phi_k.expand(*batch, L, M),
+        v.expand(*batch, L, Dv),
+    )
     C = min(chunk_size, L)
     q_c = _split_chunks(phi_q, C)  # (..., N, C, M)
     k_c = _split_chunks(phi_k, C)  # (..., N, C, M)
     v_c = _split_chunks(v, C)  # (..., N, C, Dv)
     N = q_c.shape[-3]
-    G = max(1, GROUP_STATE_BYTES // (batch.numel() * M * Dv * phi_q.element_size()))  # chunks per group
+    G = max(
+        1, GROUP_STATE_BYTES // (batch.numel() * M * Dv * phi_q.element_size())
+    )  # chunks per group
     tril = torch.ones(C, C, dtype=torch.bool, device=phi_q.device).tril()  # (C, C)
-    kv_carry = phi_q.new_zeros(*batch, 1, M, Dv)  # (..., 1, M, Dv) state of all earlier groups
+    kv_carry = phi_q.new_zeros(
+        *batch, 1, M, Dv
+    )  # (..., 1, M, Dv) state of all earlier groups
     z_carry = phi_q.new_zeros(*batch, 1, M)  # (..., 1, M)
     outs = []
     for start in range(0, N, G):
-        q_g, k_g, v_g = (x[..., start : start + G, :, :] for x in (q_c, k_c, v_c))  # (..., G, C, .)
+        q_g, k_g, v_g = (
+            x[..., start : start + G, :, :] for x in (q_c, k_c, v_c)
+        )  # (..., G, C, .)
         # between chunks: chunk c reads the states of chunks 0..c-1 (an exclusive prefix sum)
         kv = k_g.transpose(-2, -1) @ v_g  # (..., G, M, Dv)
-        kv_prev = torch.cumsum(F.pad(kv[..., :-1, :, :], (0, 0, 0, 0, 1, 0)), dim=-3).add_(kv_carry)  # (..., G, M, Dv)
+        kv_prev = torch.cumsum(
+            F.pad(kv[..., :-1, :, :], (0, 0, 0, 0, 1, 0)), dim=-3
+        ).add_(kv_carry)  # (..., G, M, Dv)
         z = k_g.sum(dim=-2)  # (..., G, M)
-        z_prev = torch.cumsum(F.pad(z[..., :-1, :], (0, 0, 1, 0)), dim=-2).add_(z_carry)  # (..., G, M)
+        z_prev = torch.cumsum(F.pad(z[..., :-1, :], (0, 0, 1, 0)), dim=-2).add_(
+            z_carry
+        )  # (..., G, M)
         kv_carry = kv_prev[..., -1:, :, :] + kv[..., -1:, :, :]  # (..., 1, M, Dv)
         z_carry = z_prev[..., -1:, :] + z[..., -1:, :]  # (..., 1, M)
         # inside a chunk: dense similarities with the inclusive lower triangle (j <= i)
-        sim = (q_g @ k_g.transpose(-2, -1)).masked_fill_(~tril, 0.0)  # (..., G, C, C), in place: fresh tensor
-        den = q_g @ z_prev.unsqueeze(-1) + sim.sum(dim=-1, keepdim=True) + eps  # (..., G, C, 1)
+        sim = (q_g @ k_g.transpose(-2, -1)).masked_fill_(
+            ~tril, 0.0
+        )  # (..., G, C, C), in place: fresh tensor
+        den = (
+            q_g @ z_prev.unsqueeze(-1) + sim.sum(dim=-1, keepdim=True) + eps
+        )  # (..., G, C, 1)
         outs.append((q_g @ kv_prev).add_(sim @ v_g).div_(den))  # (..., G, C, Dv)
     out = torch.cat(outs, dim=-3).reshape(*batch, -1, Dv)[..., :L, :]  # (..., L, Dv)
     return out.to(out_dtype)
 
 
-def linear_attention(phi_q, phi_k, v, *, key_padding=None, causal=False, causal_form="chunked",
-                     chunk_size=64, eps=1e-6):
+def linear_attention(
+    phi_q,
+    phi_k,
+    v,
+    *,
+    key_padding=None,
+    causal=False,
+    causal_form="chunked",
+    chunk_size=64,
+    eps=1e-6,
+):
     """Linear attention on mapped features, choosing the fast form.
 
     Non-causal: :func:`linear_attention_noncausal`. Causal: ``causal_form`` picks
     ``"chunked"`` (default), ``"cumsum"`` or ``"recurrent"``. Shapes as in
     :func:`linear_attention_naive`; returns ``(..., L, Dv)``.
     """
-    check_linear_inputs(phi_q, phi_k, v, key_padding=key_padding, causal_form=causal_form,
-                        chunk_size=chunk_size, eps=eps)
+    check_linear_inputs(
+        phi_q,
+        phi_k,
+        v,
+        key_padding=key_padding,
+        causal_form=causal_form,
+        chunk_size=chunk_size,
+        eps=eps,
+    )
     if not causal:
-        return linear_attention_noncausal(phi_q, phi_k, v, key_padding=key_padding, eps=eps)
+        return linear_attention_noncausal(
+            phi_q, phi_k, v, key_padding=key_padding, eps=eps
+        )
     if causal_form == "chunked":
-        return linear_attention_chunked(phi_q, phi_k, v, key_padding=key_padding, chunk_size=chunk_size,
-                                        eps=eps)
+        return linear_attention_chunked(
+            phi_q, phi_k, v, key_padding=key_padding, chunk_size=chunk_size, eps=eps
+        )
     if causal_form == "cumsum":
-        return linear_attention_cumsum(phi_q, phi_k, v, key_padding=key_padding, eps=eps)
+        return linear_attention_cumsum(
+            phi_q, phi_k, v, key_padding=key_padding, eps=eps
+        )
     return linear_attention_recurrent(phi_q, phi_k, v, key_padding=key_padding, eps=eps)
 
 
@@ -341,7 +413,8 @@ class LinearAttention(Mechanism):
     """Linear attention as a mechanism (Katharopoulos et al., 2020).
 
     Args (keyword-only):
-        feature_map: ``"elu"`` (elu + 1, default), ``"relu"``, or a callable ``(..., D) → (..., M)``.
+        feature_map: ``"elu"`` (elu + 1, default), ``"relu"``, or a callable
+            ``(..., D) → (..., M)``.
         chunk_size: chunk length ``C`` of the chunked causal form.
         causal_form: ``"chunked"`` (default), ``"cumsum"`` or ``"recurrent"``.
         eps: added to the denominator.
@@ -351,19 +424,32 @@ class LinearAttention(Mechanism):
     The constructor checks its settings; ``forward`` leaves the inputs to the functions it calls.
     """
 
-    def __init__(self, *, feature_map="elu", chunk_size: int = 64, causal_form: str = "chunked",
-                 eps: float = 1e-6):
+    def __init__(
+        self,
+        *,
+        feature_map="elu",
+        chunk_size: int = 64,
+        causal_form: str = "chunked",
+        eps: float = 1e-6,
+    ):
         super().__init__()
         if isinstance(feature_map, str):
             if feature_map not in FEATURE_MAPS:
-                raise ValueError(f"feature_map must be one of {sorted(FEATURE_MAPS)} or a callable, got {feature_map!r}")
+                raise ValueError(
+                    f"feature_map must be one of {sorted(FEATURE_MAPS)} or a callable, "
+                    f"got {feature_map!r}"
+                )
             self.feature_map = FEATURE_MAPS[feature_map]
         elif callable(feature_map):
             self.feature_map = feature_map
         else:
-            raise TypeError(f"feature_map must be a name or a callable, got {type(feature_map).__name__}")
+            raise TypeError(
+                f"feature_map must be a name or a callable, got {type(feature_map).__name__}"
+            )
         if causal_form not in CAUSAL_FORMS:
-            raise ValueError(f"causal_form must be one of {CAUSAL_FORMS}, got {causal_form!r}")
+            raise ValueError(
+                f"causal_form must be one of {CAUSAL_FORMS}, got {causal_form!r}"
+            )
         check_positive_int("chunk_size", chunk_size)
         check_positive_real("eps", eps)
         self.chunk_size = chunk_size
@@ -371,8 +457,20 @@ class LinearAttention(Mechanism):
         self.eps = eps
 
     def forward(self, q, k, v, *, mask=None, causal=False):
-        kp = None if mask is None else key_padding_from_mask(mask, k.shape[0], k.shape[-2], "linear")
+        kp = (
+            None
+            if mask is None
+            else key_padding_from_mask(mask, k.shape[0], k.shape[-2], "linear")
+        )
         phi_q = self.feature_map(q)  # (B, H, L, M)
         phi_k = self.feature_map(k)  # (B, H, S, M)
-        return linear_attention(phi_q, phi_k, v, key_padding=kp, causal=causal, causal_form=self.causal_form,
-                                chunk_size=self.chunk_size, eps=self.eps)  # (B, H, L, Dv)
+        return linear_attention(
+            phi_q,
+            phi_k,
+            v,
+            key_padding=kp,
+            causal=causal,
+            causal_form=self.causal_form,
+            chunk_size=self.chunk_size,
+            eps=self.eps,
+        )  # (B, H, L, Dv)

@@ -14,6 +14,7 @@ Scores cost ``n · 3b = O(n·w)`` time and memory instead of ``n²``. Global row
 computed densely, ``G × n``. :func:`local_attention_naive` is the same maths on the full
 masked matrix, the reference the tests compare against.
 """
+
 from __future__ import annotations
 
 import torch
@@ -31,13 +32,20 @@ from .mechanisms import Mechanism, key_padding_from_mask
 from .scoring import dot_product_scores
 from .sparse import longformer_pattern, sparse_attention_naive
 
-__all__ = ["block_attention", "local_attention", "local_attention_naive", "LocalAttention"]
+__all__ = [
+    "block_attention",
+    "local_attention",
+    "local_attention_naive",
+    "LocalAttention",
+]
 
 # scores computed at once, at most (a few MB): blocks are processed in groups of this size
 CHUNK_ELEMENTS = 2**20
 
 
-def _windows(x: torch.Tensor, num_blocks: int, b: int, look_forward: int) -> torch.Tensor:
+def _windows(
+    x: torch.Tensor, num_blocks: int, b: int, look_forward: int
+) -> torch.Tensor:
     """Stack each block's keys with its neighbours' along the position axis.
 
     Args:
@@ -47,12 +55,16 @@ def _windows(x: torch.Tensor, num_blocks: int, b: int, look_forward: int) -> tor
         ``(..., num_blocks, (2 + look_forward)·b, E)``: for block ``c`` the keys of
         blocks ``c − 1, c`` (and ``c + 1`` when ``look_forward`` is 1).
     """
-    blocks = x.reshape(*x.shape[:-2], num_blocks + 2, b, x.shape[-1])  # (..., nb+2, b, E)
+    blocks = x.reshape(
+        *x.shape[:-2], num_blocks + 2, b, x.shape[-1]
+    )  # (..., nb+2, b, E)
     parts = [blocks[..., s : s + num_blocks, :, :] for s in range(2 + look_forward)]
     return torch.cat(parts, dim=-2)  # (..., nb, (2+f)·b, E)
 
 
-def block_attention(q_blk, k_win, v_win, tile_mask, k_glob=None, v_glob=None, glob_mask=None):
+def block_attention(
+    q_blk, k_win, v_win, tile_mask, k_glob=None, v_glob=None, glob_mask=None
+):
     """Attention inside query blocks, each against its own window of keys (one softmax per row).
 
     Args:
@@ -71,12 +83,18 @@ def block_attention(q_blk, k_win, v_win, tile_mask, k_glob=None, v_glob=None, gl
         return masked_softmax(scores, mask=tile_mask) @ v_win  # (B, H, C, b, Dv)
     g_scores = q_blk @ k_glob.transpose(-2, -1)[:, :, None]  # (B, H, C, b, G)
     both = torch.cat([scores, g_scores], dim=-1)  # (B, H, C, b, W + G)
-    weights = masked_softmax(both, mask=torch.cat([tile_mask, glob_mask], dim=-1))  # (B, H, C, b, W + G)
+    weights = masked_softmax(
+        both, mask=torch.cat([tile_mask, glob_mask], dim=-1)
+    )  # (B, H, C, b, W + G)
     W = k_win.shape[-2]
-    return weights[..., :W] @ v_win + weights[..., W:] @ v_glob[:, :, None]  # (B, H, C, b, Dv)
+    return (
+        weights[..., :W] @ v_win + weights[..., W:] @ v_glob[:, :, None]
+    )  # (B, H, C, b, Dv)
 
 
-def local_attention(q, k, v, *, window, global_tokens=None, key_padding=None, causal=False, scale=None):
+def local_attention(
+    q, k, v, *, window, global_tokens=None, key_padding=None, causal=False, scale=None
+):
     """Blocked sliding-window attention (optionally with global tokens).
 
     Args:
@@ -91,27 +109,41 @@ def local_attention(q, k, v, *, window, global_tokens=None, key_padding=None, ca
         ``(B, H, L, Dv)``; a query with no allowed key gets zeros (so does every query
         when ``S = 0``); ``L = 0`` or ``B = 0`` gives an empty output.
     """
-    g = check_local_inputs(q, k, v, window, global_tokens, key_padding)  # (G,) global positions
+    g = check_local_inputs(
+        q, k, v, window, global_tokens, key_padding
+    )  # (G,) global positions
     B, H, L, D = q.shape
     S = k.shape[2]
     scale = D**-0.5 if scale is None else scale
     n = max(L, S, 1)  # at least one block, so empty sequences give empty outputs
-    b = max(1, min(window, n))  # block size: every key within `window` is in a neighbour block
+    b = max(
+        1, min(window, n)
+    )  # block size: every key within `window` is in a neighbour block
     nb = -(-n // b)  # number of blocks
     P = nb * b  # padded length
     f = 0 if causal else 1  # look-forward blocks
     dev = q.device
 
-    qb = (F.pad(q, (0, 0, 0, P - L)) * scale).reshape(B, H, nb, b, D)  # (B, H, nb, b, D)
-    kw = _windows(F.pad(k, (0, 0, b, P - S + b)), nb, b, f)  # (B, H, nb, W, D), W = (2+f)·b
+    qb = (F.pad(q, (0, 0, 0, P - L)) * scale).reshape(
+        B, H, nb, b, D
+    )  # (B, H, nb, b, D)
+    kw = _windows(
+        F.pad(k, (0, 0, b, P - S + b)), nb, b, f
+    )  # (B, H, nb, W, D), W = (2+f)·b
     vw = _windows(F.pad(v, (0, 0, b, P - S + b)), nb, b, f)  # (B, H, nb, W, Dv)
 
     # which (query, key) pairs of each tile are allowed. Inside tile c, query c·b + r and key
     # (c − 1)·b + s are b + r − s apart whatever c is: one (b, W) band serves every tile, and
     # only which keys exist (not padding, not global, not padded out) depends on the tile.
     q_pos = torch.arange(P, device=dev).reshape(nb, b)  # (nb, b)
-    k_pos = _windows(torch.arange(-b, P + b, device=dev)[:, None], nb, b, f)[..., 0]  # (nb, W)
-    dist = b + torch.arange(b, device=dev)[:, None] - torch.arange(k_pos.shape[1], device=dev)[None, :]  # (b, W)
+    k_pos = _windows(torch.arange(-b, P + b, device=dev)[:, None], nb, b, f)[
+        ..., 0
+    ]  # (nb, W)
+    dist = (
+        b
+        + torch.arange(b, device=dev)[:, None]
+        - torch.arange(k_pos.shape[1], device=dev)[None, :]
+    )  # (b, W)
     band = dist.abs() <= window  # (b, W)
     if causal:
         band = band & (dist >= 0)
@@ -119,7 +151,9 @@ def local_attention(q, k, v, *, window, global_tokens=None, key_padding=None, ca
     if g.numel():
         is_global = torch.zeros(P + 2 * b, dtype=torch.bool, device=dev)
         is_global[g + b] = True
-        key_ok = key_ok & ~_windows(is_global[:, None], nb, b, f)[..., 0]  # global keys get their own columns
+        key_ok = (
+            key_ok & ~_windows(is_global[:, None], nb, b, f)[..., 0]
+        )  # global keys get their own columns
     key_ok = key_ok[None, None, :, None, :]  # (1, 1, nb, 1, W)
     if key_padding is not None:
         kp = torch.zeros(B, P + 2 * b, dtype=torch.bool, device=dev)
@@ -130,12 +164,16 @@ def local_attention(q, k, v, *, window, global_tokens=None, key_padding=None, ca
     kg = vg = g_mask = None
     if g.numel():  # every query also scores the global keys, in the same softmax
         kg, vg = k[:, :, g], v[:, :, g]  # (B, H, G, D), (B, H, G, Dv)
-        g_mask = torch.ones(nb, b, g.numel(), dtype=torch.bool, device=dev)  # (nb, b, G)
+        g_mask = torch.ones(
+            nb, b, g.numel(), dtype=torch.bool, device=dev
+        )  # (nb, b, G)
         if causal:
             g_mask = q_pos[:, :, None] >= g[None, None, :]
         g_mask = g_mask[None, None]  # (1, 1, nb, b, G)
         if key_padding is not None:
-            g_mask = g_mask & key_padding[:, g][:, None, None, None, :]  # (B, 1, nb, b, G)
+            g_mask = (
+                g_mask & key_padding[:, g][:, None, None, None, :]
+            )  # (B, 1, nb, b, G)
 
     # a few blocks at a time, so the scores in flight stay small (and in cache)
     per_block = max(1, B * H * b * (kw.shape[-2] + g.numel()))
@@ -143,11 +181,20 @@ def local_attention(q, k, v, *, window, global_tokens=None, key_padding=None, ca
     outs = []
     for c in range(0, nb, step):
         blocks = slice(c, c + step)
-        outs.append(block_attention(
-            qb[:, :, blocks], kw[:, :, blocks], vw[:, :, blocks], key_ok[:, :, blocks] & band,  # (., 1, C, b, W)
-            kg, vg, None if g_mask is None else g_mask[:, :, blocks],
-        ))  # (B, H, C, b, Dv)
-    out = torch.cat(outs, dim=2).reshape(B, H, P, v.shape[-1])[:, :, :L]  # (B, H, L, Dv)
+        outs.append(
+            block_attention(
+                qb[:, :, blocks],
+                kw[:, :, blocks],
+                vw[:, :, blocks],
+                key_ok[:, :, blocks] & band,  # (., 1, C, b, W)
+                kg,
+                vg,
+                None if g_mask is None else g_mask[:, :, blocks],
+            )
+        )  # (B, H, C, b, Dv)
+    out = torch.cat(outs, dim=2).reshape(B, H, P, v.shape[-1])[
+        :, :, :L
+    ]  # (B, H, L, Dv)
     if not g.numel():
         return out
 
@@ -158,11 +205,16 @@ def local_attention(q, k, v, *, window, global_tokens=None, key_padding=None, ca
     row_mask = row_mask[None, None]  # (1, 1, G, S)
     if key_padding is not None:
         row_mask = row_mask & key_padding[:, None, None, :]  # (B, 1, G, S)
-    g_rows = masked_softmax(dot_product_scores(q[:, :, g], k, scale=scale), mask=row_mask) @ v  # (B, H, G, Dv)
+    g_rows = (
+        masked_softmax(dot_product_scores(q[:, :, g], k, scale=scale), mask=row_mask)
+        @ v
+    )  # (B, H, G, Dv)
     return out.index_copy(2, g, g_rows)  # (B, H, L, Dv)
 
 
-def local_attention_naive(q, k, v, *, window, global_tokens=None, key_padding=None, causal=False, scale=None):
+def local_attention_naive(
+    q, k, v, *, window, global_tokens=None, key_padding=None, causal=False, scale=None
+):
     """The same attention as :func:`local_attention`, on the full masked ``L × S`` matrix.
 
     Builds :func:`~attnkit.sparse.longformer_pattern` (a plain local window when there are
@@ -171,11 +223,19 @@ def local_attention_naive(q, k, v, *, window, global_tokens=None, key_padding=No
     Returns:
         ``(out (B, H, L, Dv), weights (B, H, L, S))``, like every ``*_naive`` reference.
     """
-    g = check_local_inputs(q, k, v, window, global_tokens, key_padding)  # (G,) global positions
+    g = check_local_inputs(
+        q, k, v, window, global_tokens, key_padding
+    )  # (G,) global positions
     L, S = q.shape[2], k.shape[2]
-    pattern = longformer_pattern(max(L, S), window, g.tolist(), device=q.device)[:L, :S]  # (L, S)
-    mask = None if key_padding is None else key_padding[:, None, None, :]  # (B, 1, 1, S)
-    return sparse_attention_naive(q, k, v, pattern, mask=mask, causal=causal, scale=scale)
+    pattern = longformer_pattern(max(L, S), window, g.tolist(), device=q.device)[
+        :L, :S
+    ]  # (L, S)
+    mask = (
+        None if key_padding is None else key_padding[:, None, None, :]
+    )  # (B, 1, 1, S)
+    return sparse_attention_naive(
+        q, k, v, pattern, mask=mask, causal=causal, scale=scale
+    )
 
 
 class LocalAttention(Mechanism):
@@ -195,12 +255,23 @@ class LocalAttention(Mechanism):
         check_int_in_range("window", window, 0)
         check_bool("blocked", blocked)
         # positions are checked against the sequence length at each call
-        self.global_tokens = None if global_tokens is None else check_global_tokens(global_tokens, 2**62).tolist()
+        self.global_tokens = (
+            None
+            if global_tokens is None
+            else check_global_tokens(global_tokens, 2**62).tolist()
+        )
         self.window, self.blocked = window, blocked
 
     def forward(self, q, k, v, *, mask=None, causal=False):
-        key_padding = key_padding_from_mask(mask, q.shape[0], k.shape[2], "local")  # (B, S) or None
-        settings = dict(window=self.window, global_tokens=self.global_tokens, key_padding=key_padding, causal=causal)
+        key_padding = key_padding_from_mask(
+            mask, q.shape[0], k.shape[2], "local"
+        )  # (B, S) or None
+        settings = dict(
+            window=self.window,
+            global_tokens=self.global_tokens,
+            key_padding=key_padding,
+            causal=causal,
+        )
         if self.blocked:
             return local_attention(q, k, v, **settings)  # (B, H, L, Dv)
         out, _ = local_attention_naive(q, k, v, **settings)

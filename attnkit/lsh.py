@@ -19,6 +19,7 @@ queries and keys share their buckets, and a position's score with itself is repl
 large *finite* negative number, so it attends to itself only when nothing else is allowed.
 Lengths that are not a multiple of the chunk are padded and the padding masked.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,24 +52,36 @@ SELF_PENALTY = 1e5
 """Shared-QK: a position's score with itself becomes ``-SELF_PENALTY`` (finite, not ``-inf``)."""
 
 
-def chunk_layout(num_queries: int, num_keys: int, bucket_size: int) -> tuple[int, int, int]:
+def chunk_layout(
+    num_queries: int, num_keys: int, bucket_size: int
+) -> tuple[int, int, int]:
     """Chunks ``C``, queries per chunk and keys per chunk: ``C = ⌈L / bucket_size⌉``.
 
     Queries are cut into ``C`` chunks of ``⌈L/C⌉`` and keys into ``C`` chunks of ``⌈S/C⌉``
     (equal when ``L = S``); the last chunk is padded.
     """
-    check_counts(num_queries=(num_queries, 1), num_keys=(num_keys, 1), bucket_size=(bucket_size, 1))
+    check_counts(
+        num_queries=(num_queries, 1),
+        num_keys=(num_keys, 1),
+        bucket_size=(bucket_size, 1),
+    )
     n_chunks = math.ceil(num_queries / bucket_size)
     return n_chunks, math.ceil(num_queries / n_chunks), math.ceil(num_keys / n_chunks)
 
 
 def default_n_buckets(num_queries: int, num_keys: int, bucket_size: int) -> int:
     """About one bucket per ``bucket_size`` positions, rounded up to an even number ≥ 2."""
-    check_counts(num_queries=(num_queries, 1), num_keys=(num_keys, 1), bucket_size=(bucket_size, 1))
+    check_counts(
+        num_queries=(num_queries, 1),
+        num_keys=(num_keys, 1),
+        bucket_size=(bucket_size, 1),
+    )
     return max(2, 2 * math.ceil(max(num_queries, num_keys) / (2 * bucket_size)))
 
 
-def sort_by_bucket(buckets: torch.Tensor, padded_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def sort_by_bucket(
+    buckets: torch.Tensor, padded_len: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sort positions by ``(bucket, position)``; padding positions go last.
 
     Args:
@@ -83,20 +96,29 @@ def sort_by_bucket(buckets: torch.Tensor, padded_len: int | None = None) -> tupl
     n = buckets.shape[-1]
     padded_len = n if padded_len is None else padded_len
     pos = torch.arange(padded_len, device=buckets.device)  # (Np,)
-    key = (2 ** 62 + pos).expand(*buckets.shape[:-1], padded_len).clone()  # (..., Np)
-    key[..., :n] = buckets * padded_len + pos[:n]  # unique keys: bucket first, then position
+    key = (2**62 + pos).expand(*buckets.shape[:-1], padded_len).clone()  # (..., Np)
+    key[..., :n] = (
+        buckets * padded_len + pos[:n]
+    )  # unique keys: bucket first, then position
     order = key.argsort(dim=-1)  # (..., Np)
-    rank = torch.empty_like(order).scatter_(-1, order, pos.expand_as(order))  # (..., Np)
+    rank = torch.empty_like(order).scatter_(
+        -1, order, pos.expand_as(order)
+    )  # (..., Np)
     return order, rank
 
 
 def _take(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """Rows of ``x (B, H, N, F)`` picked per round at ``index (B, H, R, ...)`` → ``(B, H, R, ..., F)``.
+    """Rows of ``x (B, H, N, F)`` picked per round at ``index (B, H, R, ...)``.
+
+    Returns ``(B, H, R, ..., F)``.
 
     One flat row lookup (``index_select``) instead of a gather over a broadcast copy.
     """
     B, H, N, Fx = x.shape
-    row = torch.arange(B * H, device=x.device).reshape(B, H, *([1] * (index.dim() - 2))) * N  # (B, H, 1, ...)
+    row = (
+        torch.arange(B * H, device=x.device).reshape(B, H, *([1] * (index.dim() - 2)))
+        * N
+    )  # (B, H, 1, ...)
     return x.reshape(B * H * N, Fx)[index + row]  # (B, H, R, ..., F)
 
 
@@ -110,8 +132,19 @@ def _with_previous(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.roll(x, 1, dims=3), x], dim=4)
 
 
-def lsh_attention(q, k, v, q_buckets, k_buckets, *, bucket_size: int = 64, causal: bool = False,
-                  key_padding: torch.Tensor | None = None, not_self: bool = False, scale: float | None = None):
+def lsh_attention(
+    q,
+    k,
+    v,
+    q_buckets,
+    k_buckets,
+    *,
+    bucket_size: int = 64,
+    causal: bool = False,
+    key_padding: torch.Tensor | None = None,
+    not_self: bool = False,
+    scale: float | None = None,
+):
     """Chunked LSH attention for given buckets: never builds the ``L × S`` matrix.
 
     Args:
@@ -130,52 +163,88 @@ def lsh_attention(q, k, v, q_buckets, k_buckets, *, bucket_size: int = 64, causa
     check_lsh_inputs(q, k, v, q_buckets, k_buckets, bucket_size, key_padding)
     B, H, L, D = q.shape
     S, R = k.shape[2], q_buckets.shape[2]
-    scale = D ** -0.5 if scale is None else scale
+    scale = D**-0.5 if scale is None else scale
     n_chunks, qc, kc = chunk_layout(L, S, bucket_size)
     Lp, Sp = n_chunks * qc, n_chunks * kc
     q_order, q_rank = sort_by_bucket(q_buckets, Lp)  # (B, H, R, Lp) each
     k_order, k_rank = sort_by_bucket(k_buckets, Sp)  # (B, H, R, Sp) each
     chunked_q = (B, H, R, n_chunks, qc)
     chunked_k = (B, H, R, n_chunks, kc)
-    q_pos = q_order.reshape(chunked_q)  # (B, H, R, C, qc): original position in each sorted slot
-    k_pos = _with_previous(k_order.reshape(chunked_k))  # (B, H, R, C, 2kc): own chunk + the one before
+    q_pos = q_order.reshape(
+        chunked_q
+    )  # (B, H, R, C, qc): original position in each sorted slot
+    k_pos = _with_previous(
+        k_order.reshape(chunked_k)
+    )  # (B, H, R, C, 2kc): own chunk + the one before
 
-    qb = F.pad(q_buckets, (0, Lp - L), value=-1).gather(-1, q_order).reshape(chunked_q)  # (B, H, R, C, qc)
-    kb = _with_previous(F.pad(k_buckets, (0, Sp - S), value=-2).gather(-1, k_order).reshape(chunked_k))
+    qb = (
+        F.pad(q_buckets, (0, Lp - L), value=-1).gather(-1, q_order).reshape(chunked_q)
+    )  # (B, H, R, C, qc)
+    kb = _with_previous(
+        F.pad(k_buckets, (0, Sp - S), value=-2).gather(-1, k_order).reshape(chunked_k)
+    )
 
     # the mask inside a chunk: same bucket, a real key, not chunk 0's wrapped predecessor, causal.
-    # A key that is not allowed for anyone gets bucket -3 (no query has it), so one comparison does it all.
+    # A key that is not allowed for anyone gets bucket -3 (no query has it), so one
+    # comparison does it all.
     key_ok = k_pos < S  # (B, H, R, C, 2kc)
     if key_padding is not None:
-        padded = F.pad(key_padding, (0, Sp - S), value=False)[:, None, None, :]  # (B, 1, 1, Sp)
-        key_ok = key_ok & _with_previous(padded.expand(B, H, R, Sp).gather(-1, k_order).reshape(chunked_k))
+        padded = F.pad(key_padding, (0, Sp - S), value=False)[
+            :, None, None, :
+        ]  # (B, 1, 1, Sp)
+        key_ok = key_ok & _with_previous(
+            padded.expand(B, H, R, Sp).gather(-1, k_order).reshape(chunked_k)
+        )
     key_ok[..., 0, :kc] = False  # chunk 0 has no predecessor
     kb = torch.where(key_ok, kb, -3)  # (B, H, R, C, 2kc)
 
-    # duplicates: in a round, query and key meet iff same bucket and key chunk ∈ {query chunk − 1, query chunk};
-    # with tag = bucket·(C+1) + chunk that is exactly "tag_q − tag_k ∈ {0, 1}". other_tags[s] holds, in
+    # duplicates: in a round, query and key meet iff same bucket and key chunk
+    # ∈ {query chunk − 1, query chunk}; with tag = bucket·(C+1) + chunk that is exactly
+    # "tag_q − tag_k ∈ {0, 1}". other_tags[s] holds, in
     # round r's sorted layout, the tags the same positions got in round (r + s) mod R.
-    q_tag = (F.pad(q_buckets, (0, Lp - L), value=-1) * (n_chunks + 1) + q_rank // qc).int()  # (B, H, R, Lp)
-    k_tag = (F.pad(k_buckets, (0, Sp - S), value=-2) * (n_chunks + 1) + k_rank // kc).int()  # (B, H, R, Sp)
-    other_tags = [(q_tag.roll(-s, dims=2).gather(-1, q_order).reshape(chunked_q)[..., :, None],  # (B, H, R, C, qc, 1)
-                   _with_previous(k_tag.roll(-s, dims=2).gather(-1, k_order).reshape(chunked_k))[..., None, :])
-                  for s in range(1, R)]  # (B, H, R, C, 1, 2kc)
+    q_tag = (
+        F.pad(q_buckets, (0, Lp - L), value=-1) * (n_chunks + 1) + q_rank // qc
+    ).int()  # (B, H, R, Lp)
+    k_tag = (
+        F.pad(k_buckets, (0, Sp - S), value=-2) * (n_chunks + 1) + k_rank // kc
+    ).int()  # (B, H, R, Sp)
+    other_tags = [
+        (
+            q_tag.roll(-s, dims=2)
+            .gather(-1, q_order)
+            .reshape(chunked_q)[..., :, None],  # (B, H, R, C, qc, 1)
+            _with_previous(
+                k_tag.roll(-s, dims=2).gather(-1, k_order).reshape(chunked_k)
+            )[..., None, :],
+        )
+        for s in range(1, R)
+    ]  # (B, H, R, C, 1, 2kc)
 
-    q_rows = q * scale if Lp == L else F.pad(q * scale, (0, 0, 0, Lp - L))  # (B, H, Lp, D), scaled once here
+    q_rows = (
+        q * scale if Lp == L else F.pad(q * scale, (0, 0, 0, Lp - L))
+    )  # (B, H, Lp, D), scaled once here
     k_rows = k if Sp == S else F.pad(k, (0, 0, 0, Sp - S))  # (B, H, Sp, D)
     v_rows = v if Sp == S else F.pad(v, (0, 0, 0, Sp - S))  # (B, H, Sp, Dv)
     outs, lses = [], []
-    for r in range(R):  # one round at a time: the big (qc × 2kc) blocks exist for one round only
+    for r in range(
+        R
+    ):  # one round at a time: the big (qc × 2kc) blocks exist for one round only
         rd = slice(r, r + 1)  # keeps the round axis, with size 1
         qp, kp = q_pos[:, :, rd], k_pos[:, :, rd]  # (B, H, 1, C, qc), (B, H, 1, C, 2kc)
-        allowed = qb[:, :, rd, :, :, None] == kb[:, :, rd, :, None, :]  # (B, H, 1, C, qc, 2kc)
+        allowed = (
+            qb[:, :, rd, :, :, None] == kb[:, :, rd, :, None, :]
+        )  # (B, H, 1, C, qc, 2kc)
         if causal:
             allowed &= kp[..., None, :] <= qp[..., :, None]
-        scores = _take(q_rows, qp) @ _take(k_rows, kp).transpose(-1, -2)  # (B, H, 1, C, qc, 2kc)
+        scores = _take(q_rows, qp) @ _take(k_rows, kp).transpose(
+            -1, -2
+        )  # (B, H, 1, C, qc, 2kc)
         # (the in-place edits below are autograd-safe: the product does not need its result)
         if not_self:
             scores.masked_fill_(kp[..., None, :] == qp[..., :, None], -SELF_PENALTY)
-        if R > 1:  # a pair allowed in N rounds: subtract log N in each, so it counts once overall
+        if (
+            R > 1
+        ):  # a pair allowed in N rounds: subtract log N in each, so it counts once overall
             counts = torch.ones_like(scores)  # (B, H, 1, C, qc, 2kc): round r itself
             for q_other, k_other in other_tags:
                 q_other, k_other = q_other[:, :, rd], k_other[:, :, rd]
@@ -183,23 +252,38 @@ def lsh_attention(q, k, v, q_buckets, k_buckets, *, bucket_size: int = 64, causa
             scores.sub_(counts.log_())
             del counts
 
-        masked = apply_mask(scores, allowed)  # (B, H, 1, C, qc, 2kc), -inf where not allowed
+        masked = apply_mask(
+            scores, allowed
+        )  # (B, H, 1, C, qc, 2kc), -inf where not allowed
         del scores, allowed  # free the big blocks early
         top = masked.detach().amax(dim=-1, keepdim=True)  # (B, H, 1, C, qc, 1)
         top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-        e = masked.sub_(top).exp_()  # (B, H, 1, C, qc, 2kc), in place: one big block, not three
+        e = masked.sub_(
+            top
+        ).exp_()  # (B, H, 1, C, qc, 2kc), in place: one big block, not three
         total = e.sum(dim=-1, keepdim=True)  # (B, H, 1, C, qc, 1)
         safe = torch.where(total > 0, total, torch.ones_like(total))
-        outs.append((e @ _take(v_rows, kp)) / safe)  # (B, H, 1, C, qc, Dv): normalised after the product
-        lses.append(torch.where(total > 0, top + safe.log(), torch.full_like(total, -math.inf)))
+        outs.append(
+            (e @ _take(v_rows, kp)) / safe
+        )  # (B, H, 1, C, qc, Dv): normalised after the product
+        lses.append(
+            torch.where(total > 0, top + safe.log(), torch.full_like(total, -math.inf))
+        )
         del masked, e
-    out, lse = torch.cat(outs, dim=2), torch.cat(lses, dim=2)  # (B, H, R, C, qc, Dv), (B, H, R, C, qc, 1)
+    out, lse = (
+        torch.cat(outs, dim=2),
+        torch.cat(lses, dim=2),
+    )  # (B, H, R, C, qc, Dv), (B, H, R, C, qc, 1)
 
     # undo the sort: the output of position i sits in sorted slot rank[i]
     Dv = out.shape[-1]
-    slot = q_rank[..., :L] + Lp * torch.arange(R, device=q.device)[:, None]  # (B, H, R, L) in the R·Lp outputs
+    slot = (
+        q_rank[..., :L] + Lp * torch.arange(R, device=q.device)[:, None]
+    )  # (B, H, R, L) in the R·Lp outputs
     out = _take(out.reshape(B, H, R * Lp, Dv), slot)  # (B, H, R, L, Dv)
-    lse = lse.reshape(B, H, R, Lp).gather(3, q_rank[..., :L]).transpose(2, 3)  # (B, H, L, R)
+    lse = (
+        lse.reshape(B, H, R, Lp).gather(3, q_rank[..., :L]).transpose(2, 3)
+    )  # (B, H, L, R)
     round_weights = masked_softmax(lse, mask=torch.isfinite(lse))  # (B, H, L, R)
     return torch.einsum("bhlr,bhrld->bhld", round_weights, out)  # (B, H, L, Dv)
 
@@ -210,9 +294,19 @@ def _sorted_ranks(buckets: torch.Tensor) -> torch.Tensor:
     return torch.argsort(order, dim=-1)  # (..., N)
 
 
-def lsh_attention_naive(q, k, v, q_buckets, k_buckets, *, bucket_size: int = 64, causal: bool = False,
-                        key_padding: torch.Tensor | None = None, not_self: bool = False,
-                        scale: float | None = None):
+def lsh_attention_naive(
+    q,
+    k,
+    v,
+    q_buckets,
+    k_buckets,
+    *,
+    bucket_size: int = 64,
+    causal: bool = False,
+    key_padding: torch.Tensor | None = None,
+    not_self: bool = False,
+    scale: float | None = None,
+):
     """Reference: dense softmax attention restricted to the pairs the same buckets allow.
 
     Query ``i`` may attend to key ``j`` when, in at least one round, they share a bucket and
@@ -229,7 +323,9 @@ def lsh_attention_naive(q, k, v, q_buckets, k_buckets, *, bucket_size: int = 64,
     k_chunk = _sorted_ranks(k_buckets) // kc  # (B, H, R, S)
     gap = q_chunk[..., :, None] - k_chunk[..., None, :]  # (B, H, R, L, S)
     same = q_buckets[..., :, None] == k_buckets[..., None, :]  # (B, H, R, L, S)
-    allowed = (same & (gap >= 0) & (gap <= 1)).any(dim=2)  # (B, H, L, S): union over rounds
+    allowed = (same & (gap >= 0) & (gap <= 1)).any(
+        dim=2
+    )  # (B, H, L, S): union over rounds
     if key_padding is not None:
         allowed = allowed & key_padding[:, None, None, :]
     scale = q.shape[-1] ** -0.5 if scale is None else scale
@@ -255,29 +351,49 @@ class LSHAttention(Mechanism):
             with ``seed + 1``); in eval mode the rotations always come from ``seed``.
         seed: seed of the random rotations.
 
-    Only key-padding masks (``(B, 1, 1, S)`` or ``(B, S)``) are accepted; ``causal=True`` for causal.
+    Only key-padding masks (``(B, 1, 1, S)`` or ``(B, S)``) are accepted;
+    ``causal=True`` for causal.
     No query ever gets weight on a later (causal) or masked key. The *grouping* depends on the
     whole sequence, though: buckets are sorted and chunked together, so a later query or key can
-    shift chunk boundaries and change which earlier keys share a chunk (``content_dependent_grouping``).
+    shift chunk boundaries and change which earlier keys share a chunk
+    (``content_dependent_grouping``).
     Masked keys are moved to a bucket of their own (non-shared mode), so they never shift them.
-    The last buckets are kept in ``last_buckets`` (``(q_buckets, k_buckets)``, each ``(B, H, R, ·)``).
+    The last buckets are kept in ``last_buckets`` (``(q_buckets, k_buckets)``, each
+    ``(B, H, R, ·)``).
     """
 
     content_dependent_grouping = True
 
-    def __init__(self, *, bucket_size: int = 64, n_hashes: int = 2, n_buckets: int | None = None,
-                 shared_qk: bool = False, redraw: bool = False, seed: int = 0):
+    def __init__(
+        self,
+        *,
+        bucket_size: int = 64,
+        n_hashes: int = 2,
+        n_buckets: int | None = None,
+        shared_qk: bool = False,
+        redraw: bool = False,
+        seed: int = 0,
+    ):
         super().__init__()
         check_lsh_settings(bucket_size, n_hashes, n_buckets, seed, shared_qk, redraw)
-        self.bucket_size, self.n_hashes, self.n_buckets = bucket_size, n_hashes, n_buckets
+        self.bucket_size, self.n_hashes, self.n_buckets = (
+            bucket_size,
+            n_hashes,
+            n_buckets,
+        )
         self.shared_qk, self.redraw, self.seed = shared_qk, redraw, seed
         self._train_generator = torch.Generator().manual_seed(seed + 1)
         self.last_buckets = None
 
     def rotations(self, dim: int, n_buckets: int) -> torch.Tensor:
-        """The ``(R, D, M/2)`` rotations for this call: fixed by ``seed`` unless redrawing in training."""
+        """The ``(R, D, M/2)`` rotations for this call.
+
+        Fixed by ``seed``, unless redrawing in training.
+        """
         if self.training and self.redraw:
-            return random_rotations(dim, n_buckets, self.n_hashes, generator=self._train_generator)
+            return random_rotations(
+                dim, n_buckets, self.n_hashes, generator=self._train_generator
+            )
         return random_rotations(dim, n_buckets, self.n_hashes, seed=self.seed)
 
     def forward(self, q, k, v, *, mask=None, causal=False):
@@ -287,19 +403,43 @@ class LSHAttention(Mechanism):
         S = k.shape[2]
         key_padding = key_padding_from_mask(mask, B, S, "lsh")  # (B, S) or None
         if self.shared_qk and L != S:
-            raise ValueError(f"shared_qk needs as many queries as keys, got q {tuple(q.shape)} and k {tuple(k.shape)}")
+            raise ValueError(
+                f"shared_qk needs as many queries as keys, got q {tuple(q.shape)} "
+                f"and k {tuple(k.shape)}"
+            )
         n_buckets = self.n_buckets or default_n_buckets(L, S, self.bucket_size)
         if n_buckets == 1:
-            q_buckets = torch.zeros(B, H, self.n_hashes, L, dtype=torch.long, device=q.device)  # (B, H, R, L)
-            k_buckets = torch.zeros(B, H, self.n_hashes, S, dtype=torch.long, device=q.device)  # (B, H, R, S)
+            q_buckets = torch.zeros(
+                B, H, self.n_hashes, L, dtype=torch.long, device=q.device
+            )  # (B, H, R, L)
+            k_buckets = torch.zeros(
+                B, H, self.n_hashes, S, dtype=torch.long, device=q.device
+            )  # (B, H, R, S)
         else:
             rot = self.rotations(D, n_buckets).to(q.device)  # (R, D, M/2)
             q_buckets = angular_hash(q.detach(), rot)  # (B, H, R, L)
-            k_buckets = q_buckets if self.shared_qk else angular_hash(k.detach(), rot)  # (B, H, R, S)
-        if key_padding is not None and not self.shared_qk:  # masked keys: a bucket no query has
-            k_buckets = torch.where(key_padding[:, None, None, :], k_buckets, n_buckets)  # (B, H, R, S)
+            k_buckets = (
+                q_buckets if self.shared_qk else angular_hash(k.detach(), rot)
+            )  # (B, H, R, S)
+        if (
+            key_padding is not None and not self.shared_qk
+        ):  # masked keys: a bucket no query has
+            k_buckets = torch.where(
+                key_padding[:, None, None, :], k_buckets, n_buckets
+            )  # (B, H, R, S)
         if self.shared_qk:
-            k = F.normalize(q, dim=-1)  # keys are the unit-length queries; queries stay as they are
+            k = F.normalize(
+                q, dim=-1
+            )  # keys are the unit-length queries; queries stay as they are
         self.last_buckets = (q_buckets, k_buckets)
-        return lsh_attention(q, k, v, q_buckets, k_buckets, bucket_size=self.bucket_size, causal=causal,
-                             key_padding=key_padding, not_self=self.shared_qk)  # (B, H, L, Dv)
+        return lsh_attention(
+            q,
+            k,
+            v,
+            q_buckets,
+            k_buckets,
+            bucket_size=self.bucket_size,
+            causal=causal,
+            key_padding=key_padding,
+            not_self=self.shared_qk,
+        )  # (B, H, L, Dv)

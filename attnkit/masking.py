@@ -11,6 +11,7 @@ d2l-style ``valid_lens`` — shape ``(B,)`` (one length per sequence) or ``(B, L
 
 A row with nothing to attend to gets all-zero weights, never NaN.
 """
+
 from __future__ import annotations
 
 import torch
@@ -38,7 +39,9 @@ __all__ = [
 ]
 
 
-def sequence_mask(X: torch.Tensor, valid_len: torch.Tensor, value: float = 0.0) -> torch.Tensor:
+def sequence_mask(
+    X: torch.Tensor, valid_len: torch.Tensor, value: float = 0.0
+) -> torch.Tensor:
     """Replace the entries of each row of ``X`` past its valid length by ``value``.
 
     d2l's ``sequence_mask``, except that ``X`` is not modified in place.
@@ -56,7 +59,9 @@ def sequence_mask(X: torch.Tensor, valid_len: torch.Tensor, value: float = 0.0) 
     return X.masked_fill(~keep, value)
 
 
-def lengths_to_mask(valid_lens: torch.Tensor, num_queries: int, num_keys: int) -> torch.Tensor:
+def lengths_to_mask(
+    valid_lens: torch.Tensor, num_queries: int, num_keys: int
+) -> torch.Tensor:
     """Turn d2l-style valid lengths into a boolean mask (``True`` = allowed).
 
     Args:
@@ -198,12 +203,14 @@ def masked_softmax(
     """
     check_softmax_inputs(X, valid_lens, mask, causal)
     L = X.shape[-2] if X.dim() >= 2 else 1
-    full = build_mask(L, X.shape[-1], mask=mask, valid_lens=valid_lens, causal=causal, device=X.device)
+    full = build_mask(
+        L, X.shape[-1], mask=mask, valid_lens=valid_lens, causal=causal, device=X.device
+    )
     return _softmax_with_empty_rows(apply_mask(X, full))
 
 
 def softmax_one(X: torch.Tensor, *, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """"Softmax off by one": ``exp(x_i) / (1 + Σ_j exp(x_j))`` along the last axis.
+    """ "Softmax off by one": ``exp(x_i) / (1 + Σ_j exp(x_j))`` along the last axis.
 
     The extra 1 acts as an invisible key with score 0 and a zero value, so a query
     can put (almost) no weight anywhere; rows then sum to less than 1. Masked
@@ -220,7 +227,9 @@ def softmax_one(X: torch.Tensor, *, mask: torch.Tensor | None = None) -> torch.T
     if X.shape[-1] == 0:
         return X.clone()  # no positions: nothing to weigh
     x = apply_mask(X.float() if X.dtype in (torch.float16, torch.bfloat16) else X, mask)
-    shift = x.amax(dim=-1, keepdim=True).clamp_min(0.0).detach()  # (..., 1); ≥ 0, so finite
+    shift = (
+        x.amax(dim=-1, keepdim=True).clamp_min(0.0).detach()
+    )  # (..., 1); ≥ 0, so finite
     e = torch.exp(x - shift)
     out = e / (torch.exp(-shift) + e.sum(dim=-1, keepdim=True))
     return out.to(X.dtype)

@@ -36,6 +36,7 @@ and :func:`~attnkit.registry.make_mechanism`); this module holds what every mech
 shares: the base class, key-padding masks, and exact softmax attention. (The input
 checks, :func:`~attnkit._checks.check_mechanism_inputs`, live in :mod:`attnkit._checks`.)
 """
+
 from __future__ import annotations
 
 import torch
@@ -73,11 +74,17 @@ class Mechanism(nn.Module):
     content_dependent_grouping: bool = False
     max_len: int | None = None
 
-    def forward(self, q, k, v, *, mask=None, causal=False):  # pragma: no cover - abstract
-        raise NotImplementedError(f"{type(self).__name__} must implement forward(q, k, v, *, mask, causal)")
+    def forward(
+        self, q, k, v, *, mask=None, causal=False
+    ):  # pragma: no cover - abstract
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement forward(q, k, v, *, mask, causal)"
+        )
 
 
-def key_padding_from_mask(mask, batch: int, num_keys: int, mechanism: str) -> torch.Tensor | None:
+def key_padding_from_mask(
+    mask, batch: int, num_keys: int, mechanism: str
+) -> torch.Tensor | None:
     """Reduce a mask to a key-padding vector ``(B, S)`` (``True`` = real key), or fail clearly.
 
     Accepts ``None``, ``(B, S)``, or anything broadcastable to ``(B, H, L, S)`` whose
@@ -88,7 +95,9 @@ def key_padding_from_mask(mask, batch: int, num_keys: int, mechanism: str) -> to
         return None
     check_tensor("mask", mask)
     if mask.dtype != torch.bool:
-        raise TypeError(f"mask must be a boolean tensor (True = attend), got dtype {mask.dtype}")
+        raise TypeError(
+            f"mask must be a boolean tensor (True = attend), got dtype {mask.dtype}"
+        )
     if mask.dim() == 2:
         m = mask  # (B, S) or (1, S)
     elif mask.dim() == 4 and mask.shape[1] == 1 and mask.shape[2] == 1:
@@ -106,7 +115,9 @@ def key_padding_from_mask(mask, batch: int, num_keys: int, mechanism: str) -> to
     return m.expand(batch, num_keys)  # (B, S)
 
 
-def softmax_attention_naive(q, k, v, *, mask=None, causal=False, scale=None, dropout=0.0):
+def softmax_attention_naive(
+    q, k, v, *, mask=None, causal=False, scale=None, dropout=0.0
+):
     """Exact softmax attention, written out: the reference for every mechanism.
 
     Args:
@@ -138,7 +149,9 @@ class SoftmaxAttention(Mechanism):
         need_weights: always take the explicit path and store the weights.
     """
 
-    def __init__(self, *, dropout: float = 0.0, fast: bool = True, need_weights: bool = False):
+    def __init__(
+        self, *, dropout: float = 0.0, fast: bool = True, need_weights: bool = False
+    ):
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
@@ -150,13 +163,22 @@ class SoftmaxAttention(Mechanism):
     def forward(self, q, k, v, *, mask=None, causal=False):
         p = self.dropout if self.training else 0.0
         if not self.fast or self.need_weights:
-            out, self.attention_weights = softmax_attention_naive(q, k, v, mask=mask, causal=causal, dropout=p)
+            out, self.attention_weights = softmax_attention_naive(
+                q, k, v, mask=mask, causal=causal, dropout=p
+            )
             return out  # (B, H, L, Dv)
         # the fused kernel stands for softmax_attention_naive: the same validator, before it
         check_mechanism_inputs(q, k, v, mask)
         self.attention_weights = None
         if mask is None:
-            # no L×S mask at all: the fused kernel skips the masked blocks (is_causal is top-left aligned)
-            return F.scaled_dot_product_attention(q, k, v, is_causal=causal, dropout_p=p)  # (B, H, L, Dv)
-        full = build_mask(q.shape[2], k.shape[2], mask=mask, causal=causal, device=q.device)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=full, dropout_p=p)  # (B, H, L, Dv)
+            # no L×S mask at all: the fused kernel skips the masked blocks
+            # (is_causal is top-left aligned)
+            return F.scaled_dot_product_attention(
+                q, k, v, is_causal=causal, dropout_p=p
+            )  # (B, H, L, Dv)
+        full = build_mask(
+            q.shape[2], k.shape[2], mask=mask, causal=causal, device=q.device
+        )
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=full, dropout_p=p
+        )  # (B, H, L, Dv)

@@ -14,6 +14,7 @@ matrices (the reference); :class:`MultiHeadAttention` owns the projections and h
 d2l 1.0.3's signature. With the softmax mechanism and no weights requested its
 mechanism calls PyTorch's fused ``scaled_dot_product_attention`` (the fast path).
 """
+
 from __future__ import annotations
 
 import math
@@ -59,7 +60,9 @@ def merge_heads(X: torch.Tensor) -> torch.Tensor:
     return X.transpose(1, 2).reshape(B, L, H * D)  # (B, L, H*D)
 
 
-def valid_lens_to_mask(valid_lens: torch.Tensor, num_queries: int, num_keys: int) -> torch.Tensor:
+def valid_lens_to_mask(
+    valid_lens: torch.Tensor, num_queries: int, num_keys: int
+) -> torch.Tensor:
     """d2l-style valid lengths as a boolean mask with a head axis (``True`` = allowed).
 
     Args:
@@ -80,8 +83,21 @@ def _project(X, W, b):
 
 
 def multi_head_attention(
-    queries, keys, values, W_q, W_k, W_v, W_o, num_heads: int,
-    *, b_q=None, b_k=None, b_v=None, b_o=None, mask=None, causal: bool = False,
+    queries,
+    keys,
+    values,
+    W_q,
+    W_k,
+    W_v,
+    W_o,
+    num_heads: int,
+    *,
+    b_q=None,
+    b_k=None,
+    b_v=None,
+    b_o=None,
+    mask=None,
+    causal: bool = False,
 ):
     """Multi-head scaled dot-product attention, written out (the reference).
 
@@ -100,7 +116,9 @@ def multi_head_attention(
         gives zeros, so the output is ``b_o`` (or zeros).
     """
     biases = {"b_q": b_q, "b_k": b_k, "b_v": b_v, "b_o": b_o}
-    check_multi_head_inputs(queries, keys, values, W_q, W_k, W_v, W_o, num_heads, biases, mask)
+    check_multi_head_inputs(
+        queries, keys, values, W_q, W_k, W_v, W_o, num_heads, biases, mask
+    )
     q = split_heads(_project(queries, W_q, b_q), num_heads)  # (B, H, L, D)
     k = split_heads(_project(keys, W_k, b_k), num_heads)  # (B, H, S, D)
     v = split_heads(_project(values, W_v, b_v), num_heads)  # (B, H, S, Dv)
@@ -119,7 +137,10 @@ def _linear(in_features: int | None, out_features: int, bias: bool) -> nn.Module
 
 def _in_features(layer: nn.Module) -> int | None:
     """The input size of a projection, or ``None`` while a lazy one is not yet sized."""
-    if isinstance(layer, nn.modules.lazy.LazyModuleMixin) and layer.has_uninitialized_params():
+    if (
+        isinstance(layer, nn.modules.lazy.LazyModuleMixin)
+        and layer.has_uninitialized_params()
+    ):
         return None
     return layer.in_features
 
@@ -130,7 +151,8 @@ class MultiHeadAttention(nn.Module):
     ``MultiHeadAttention(num_hiddens, num_heads, dropout, bias=False)`` builds ``W_q``,
     ``W_k``, ``W_v`` as ``nn.LazyLinear(num_hiddens)`` (input sizes inferred on the first
     call, as in d2l) unless ``query_size=``/``key_size=``/``value_size=`` are given, and
-    ``W_o`` as ``nn.Linear(num_hiddens, num_hiddens)``. Each head has size ``D = num_hiddens // num_heads``.
+    ``W_o`` as ``nn.Linear(num_hiddens, num_hiddens)``. Each head has size
+    ``D = num_hiddens // num_heads``.
 
     Args (keyword-only):
         mechanism: a name in :data:`attnkit.registry.MECHANISMS` (``"softmax"``,
@@ -152,10 +174,18 @@ class MultiHeadAttention(nn.Module):
     """
 
     def __init__(
-        self, num_hiddens: int, num_heads: int, dropout: float = 0.0, bias: bool = False,
-        *, mechanism="softmax", mechanism_settings: dict | None = None,
-        need_weights: bool = False, query_size: int | None = None,
-        key_size: int | None = None, value_size: int | None = None,
+        self,
+        num_hiddens: int,
+        num_heads: int,
+        dropout: float = 0.0,
+        bias: bool = False,
+        *,
+        mechanism="softmax",
+        mechanism_settings: dict | None = None,
+        need_weights: bool = False,
+        query_size: int | None = None,
+        key_size: int | None = None,
+        value_size: int | None = None,
     ):
         super().__init__()
         check_counts(num_hiddens=(num_hiddens, 1), num_heads=(num_heads, 1))
@@ -165,11 +195,15 @@ class MultiHeadAttention(nn.Module):
             )
         self.num_hiddens = num_hiddens
         self.num_heads = num_heads
-        self.attention = self._build_mechanism(mechanism, mechanism_settings, dropout, need_weights)
+        self.attention = self._build_mechanism(
+            mechanism, mechanism_settings, dropout, need_weights
+        )
         self.W_q = _linear(query_size, num_hiddens, bias)
         self.W_k = _linear(key_size, num_hiddens, bias)
         self.W_v = _linear(value_size, num_hiddens, bias)
-        self.W_o = nn.Linear(num_hiddens, num_hiddens, bias=bias)  # its input size is known
+        self.W_o = nn.Linear(
+            num_hiddens, num_hiddens, bias=bias
+        )  # its input size is known
 
     @staticmethod
     def _build_mechanism(mechanism, settings, dropout, need_weights) -> nn.Module:
@@ -186,10 +220,15 @@ class MultiHeadAttention(nn.Module):
             )
         mechanism_class = get_mechanism_class(mechanism)
         settings = dict(settings or {})
-        for key, value, default in (("dropout", dropout, 0.0), ("need_weights", need_weights, False)):
+        for key, value, default in (
+            ("dropout", dropout, 0.0),
+            ("need_weights", need_weights, False),
+        ):
             if value != default:
                 if key in settings:
-                    raise ValueError(f"{key} is given both as an argument and in mechanism_settings")
+                    raise ValueError(
+                        f"{key} is given both as an argument and in mechanism_settings"
+                    )
                 settings[key] = value
         try:
             return mechanism_class(**settings)
@@ -203,13 +242,19 @@ class MultiHeadAttention(nn.Module):
         """The last weights ``(B, H, L, S)`` when the mechanism keeps them, else ``None``."""
         return getattr(self.attention, "attention_weights", None)
 
-    def forward(self, queries, keys, values, valid_lens=None, *, mask=None, causal=False):
+    def forward(
+        self, queries, keys, values, valid_lens=None, *, mask=None, causal=False
+    ):
         # the projections come first, so the inputs are checked before they meet them
         sizes = (_in_features(self.W_q), _in_features(self.W_k), _in_features(self.W_v))
-        check_projection_inputs(queries, keys, values, sizes, self.num_heads, valid_lens, mask)
+        check_projection_inputs(
+            queries, keys, values, sizes, self.num_heads, valid_lens, mask
+        )
         if valid_lens is not None:
             L, S = queries.shape[1], keys.shape[1]
-            mask = combine_masks(mask, valid_lens_to_mask(valid_lens, L, S))  # (B, 1, L|1, S)
+            mask = combine_masks(
+                mask, valid_lens_to_mask(valid_lens, L, S)
+            )  # (B, 1, L|1, S)
         q = split_heads(self.W_q(queries), self.num_heads)  # (B, H, L, D)
         k = split_heads(self.W_k(keys), self.num_heads)  # (B, H, S, D)
         v = split_heads(self.W_v(values), self.num_heads)  # (B, H, S, D)

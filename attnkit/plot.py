@@ -16,12 +16,34 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["COURSE_CMAP", "COURSE_COLORS", "describe_figure", "show_heatmaps", "use_course_style"]
+__all__ = [
+    "COURSE_CMAP",
+    "COURSE_COLORS",
+    "describe_figure",
+    "show_heatmaps",
+    "use_course_style",
+]
 
 # Okabe & Ito's palette (without yellow, too light on white): distinct under every common colour
 # vision deficiency. Each colour gets its own line style and marker, so lines differ without colour.
-COURSE_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
-COURSE_LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 1)))
+COURSE_COLORS = (
+    "#0072B2",
+    "#D55E00",
+    "#009E73",
+    "#CC79A7",
+    "#E69F00",
+    "#56B4E9",
+    "#000000",
+)
+COURSE_LINESTYLES = (
+    "-",
+    "--",
+    "-.",
+    ":",
+    (0, (5, 1, 1, 1)),
+    (0, (3, 1, 1, 1, 1, 1)),
+    (0, (1, 1)),
+)
 COURSE_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 COURSE_CMAP = "cividis"
 # a line with more points than this shows about this many markers (a marker per point would smear)
@@ -61,7 +83,9 @@ def use_course_style() -> None:
     # load the notebook's backend now: loading it later (pyplot does so at the first figure) would
     # install the backend's own PNG formatter over this one
     plt.switch_backend(mpl.get_backend())
-    shell.display_formatter.formatters["image/png"].for_type(Figure, _png_with_description)
+    shell.display_formatter.formatters["image/png"].for_type(
+        Figure, _png_with_description
+    )
 
 
 def _thin_markers(fig) -> None:
@@ -85,7 +109,11 @@ def _png_with_description(fig) -> str | None:
         return None  # an empty figure shows nothing, as IPython's own formatter does
     _thin_markers(fig)
     return print_figure(
-        fig, "png", bbox_inches="tight", base64=True, metadata={"Description": describe_figure(fig)}
+        fig,
+        "png",
+        bbox_inches="tight",
+        base64=True,
+        metadata={"Description": describe_figure(fig)},
     )
 
 
@@ -153,14 +181,19 @@ def describe_figure(fig) -> str:
         im.colorbar.ax for ax in fig.axes for im in ax.images if im.colorbar is not None
     }
     colorbar_axes |= {
-        c.colorbar.ax for ax in fig.axes for c in ax.collections if getattr(c, "colorbar", None)
+        c.colorbar.ax
+        for ax in fig.axes
+        for c in ax.collections
+        if getattr(c, "colorbar", None)
     }
     panels = [ax for ax in fig.axes if ax not in colorbar_axes and ax.get_visible()]
     suptitle = fig.get_suptitle().strip() if hasattr(fig, "get_suptitle") else ""
     head = f'Figure "{suptitle}"' if suptitle else "Figure"
     if len(panels) == 1:
         return f"{head}: {_describe_axes(panels[0])}."
-    body = " ".join(f"Panel {i}, {_describe_axes(ax)}." for i, ax in enumerate(panels, 1))
+    body = " ".join(
+        f"Panel {i}, {_describe_axes(ax)}." for i, ax in enumerate(panels, 1)
+    )
     return f"{head} with {len(panels)} panels. {body}"
 
 
@@ -192,10 +225,14 @@ def show_heatmaps(
         cmap = COURSE_CMAP if plt.rcParams["image.cmap"] == COURSE_CMAP else "Reds"
     m = torch.as_tensor(matrices).detach().float().cpu()
     if m.dim() != 4:
-        raise ValueError(f"matrices must be 4-D (rows, cols, L, S), got shape {tuple(m.shape)}")
+        raise ValueError(
+            f"matrices must be 4-D (rows, cols, L, S), got shape {tuple(m.shape)}"
+        )
     rows, cols = m.shape[:2]
     if titles is not None and len(titles) != cols:
-        raise ValueError(f"titles has {len(titles)} entries but matrices has {cols} columns")
+        raise ValueError(
+            f"titles has {len(titles)} entries but matrices has {cols} columns"
+        )
     fig, axes = plt.subplots(
         rows,
         cols,

@@ -8,12 +8,18 @@ example: the weights come from a Gaussian kernel of the query–key distance.
 Shapes here use L queries and S key–value pairs; keys and queries are scalars
 ``(L,)``/``(S,)`` or vectors ``(L, D)``/``(S, D)``; values are ``(S,)`` or ``(S, Dv)``.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ._checks import check_counts, check_floating, check_lookup_inputs, check_pooling_inputs
+from ._checks import (
+    check_counts,
+    check_floating,
+    check_lookup_inputs,
+    check_pooling_inputs,
+)
 from .masking import masked_softmax
 
 __all__ = [
@@ -50,7 +56,9 @@ def hard_lookup(
     """
     check_lookup_inputs(queries, keys, values, min_keys=1)
     d2 = squared_distances(queries, keys)  # (L, S)
-    weights = torch.zeros_like(d2).scatter_(1, d2.argmin(dim=1, keepdim=True), 1.0)  # (L, S)
+    weights = torch.zeros_like(d2).scatter_(
+        1, d2.argmin(dim=1, keepdim=True), 1.0
+    )  # (L, S)
     return weights @ values, weights  # (L,)|(L, Dv), (L, S)
 
 
@@ -108,7 +116,9 @@ class NWKernelRegression(nn.Module):
         self.attention_weights: torch.Tensor | None = None
 
     def forward(self, queries, keys, values):
-        out, self.attention_weights = nadaraya_watson(queries, keys, values, bandwidth=1 / self.w)
+        out, self.attention_weights = nadaraya_watson(
+            queries, keys, values, bandwidth=1 / self.w
+        )
         return out
 
 
@@ -131,4 +141,9 @@ def make_regression_data(
     x_train, _ = torch.sort(torch.rand(n_train, generator=g) * 5)
     y_train = regression_target(x_train) + noise * torch.randn(n_train, generator=g)
     x_test = torch.arange(n_test, dtype=torch.float32) * (5 / n_test)
-    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_truth": regression_target(x_test)}
+    return {
+        "x_train": x_train,
+        "y_train": y_train,
+        "x_test": x_test,
+        "y_truth": regression_target(x_test),
+    }

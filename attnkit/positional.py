@@ -9,6 +9,7 @@ and feature pair ``2j, 2j+1``::
     P[i, 2j]   = sin(i / base^(2j / d))
     P[i, 2j+1] = cos(i / base^(2j / d))
 """
+
 from __future__ import annotations
 
 import torch
@@ -20,7 +21,12 @@ __all__ = ["sinusoidal_encoding", "add_positional_encoding", "PositionalEncoding
 
 
 def sinusoidal_encoding(
-    num_positions: int, num_hiddens: int, *, base: float = 10000.0, dtype=torch.float32, device=None
+    num_positions: int,
+    num_hiddens: int,
+    *,
+    base: float = 10000.0,
+    dtype=torch.float32,
+    device=None,
 ) -> torch.Tensor:
     """The sinusoidal table ``P`` of shape ``(num_positions, num_hiddens)``.
 
@@ -28,8 +34,13 @@ def sinusoidal_encoding(
     ``cos``. An odd ``num_hiddens`` drops the last cosine.
     """
     check_counts(num_positions=(num_positions, 0), num_hiddens=(num_hiddens, 1))
-    pos = torch.arange(num_positions, dtype=torch.float64, device=device)[:, None]  # (N, 1)
-    freq = base ** (torch.arange(0, num_hiddens, 2, dtype=torch.float64, device=device) / num_hiddens)
+    pos = torch.arange(num_positions, dtype=torch.float64, device=device)[
+        :, None
+    ]  # (N, 1)
+    freq = base ** (
+        torch.arange(0, num_hiddens, 2, dtype=torch.float64, device=device)
+        / num_hiddens
+    )
     angles = pos / freq  # (N, ceil(d/2))
     P = torch.zeros(num_positions, num_hiddens, dtype=torch.float64, device=device)
     P[:, 0::2] = torch.sin(angles)
@@ -60,7 +71,11 @@ class PositionalEncoding(nn.Module):
         self.num_hiddens = num_hiddens
         self.max_len = max_len
         self.dropout = nn.Dropout(dropout)
-        self.register_buffer("P", sinusoidal_encoding(max_len, num_hiddens)[None], persistent=False)
+        self.register_buffer(
+            "P", sinusoidal_encoding(max_len, num_hiddens)[None], persistent=False
+        )
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        return self.dropout(add_positional_encoding(X, self.P[0]))  # (B, L, num_hiddens)
+        return self.dropout(
+            add_positional_encoding(X, self.P[0])
+        )  # (B, L, num_hiddens)

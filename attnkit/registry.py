@@ -6,6 +6,7 @@ implements the interface described in :mod:`attnkit.mechanisms`:
 ``forward(q, k, v, *, mask=None, causal=False)`` on ``(B, H, L, D)`` tensors, with
 keyword-only settings in its constructor and a usable default for each.
 """
+
 from __future__ import annotations
 
 from .blocksparse import BigBirdAttention, LongformerAttention
@@ -54,7 +55,9 @@ def get_mechanism_class(name: str) -> type[Mechanism]:
     names) if it is not registered.
     """
     if not isinstance(name, str):
-        raise TypeError(f"a mechanism name must be a str, got {type(name).__name__} {name!r}")
+        raise TypeError(
+            f"a mechanism name must be a str, got {type(name).__name__} {name!r}"
+        )
     if name not in MECHANISMS:
         known = ", ".join(sorted(MECHANISMS))
         raise ValueError(f"unknown mechanism {name!r}; known mechanisms: {known}")

@@ -22,6 +22,7 @@ blocks); :func:`reversible_stack` the memory-saving version. ``F`` and ``G`` mus
 deterministic (no dropout while training): the backward pass calls them again and needs
 the same values. :mod:`attnkit.bench.memory` measures what they save and allocate.
 """
+
 from __future__ import annotations
 
 import torch
@@ -127,8 +128,9 @@ def _recompute_grad(fn, x, params, d_out, chunk_size):
         with torch.enable_grad():
             x_part = x[:, rows].detach().requires_grad_()  # (B, c, E)
             out = fn(x_part)
-            d = torch.autograd.grad(out, (x_part, *params), d_out[:, rows],
-                                    allow_unused=True)
+            d = torch.autograd.grad(
+                out, (x_part, *params), d_out[:, rows], allow_unused=True
+            )
         outs.append(out.detach())
         dxs.append(d[0])
         dparams = [acc if g is None else acc + g for acc, g in zip(dparams, d[1:])]
@@ -159,16 +161,28 @@ class AttentionBranch(nn.Module):
     """``F(x) = MHA(LN(x))``, the attention branch of a reversible block (``causal`` is
     a setting, since ``F`` takes ``x`` only)."""
 
-    def __init__(self, num_hiddens: int, num_heads: int, *, causal: bool = False,
-                 mechanism="softmax", mechanism_settings: dict | None = None):
+    def __init__(
+        self,
+        num_hiddens: int,
+        num_heads: int,
+        *,
+        causal: bool = False,
+        mechanism="softmax",
+        mechanism_settings: dict | None = None,
+    ):
         super().__init__()
         check_bool("causal", causal)
         self.causal = causal
         self.norm = nn.LayerNorm(num_hiddens)
         self.attention = MultiHeadAttention(
-            num_hiddens, num_heads, mechanism=mechanism,
-            mechanism_settings=mechanism_settings, query_size=num_hiddens,
-            key_size=num_hiddens, value_size=num_hiddens)
+            num_hiddens,
+            num_heads,
+            mechanism=mechanism,
+            mechanism_settings=mechanism_settings,
+            query_size=num_hiddens,
+            key_size=num_hiddens,
+            value_size=num_hiddens,
+        )
 
     def forward(self, x):
         h = self.norm(x)  # (B, L, E)
@@ -179,8 +193,14 @@ class FeedForwardBranch(nn.Module):
     """``G(x) = FFN(LN(x))``, run ``chunk_size`` positions at a time when it is
     given."""
 
-    def __init__(self, num_hiddens: int, ffn_num_hiddens: int, *,
-                 activation: str = "gelu", chunk_size: int | None = None):
+    def __init__(
+        self,
+        num_hiddens: int,
+        ffn_num_hiddens: int,
+        *,
+        activation: str = "gelu",
+        chunk_size: int | None = None,
+    ):
         super().__init__()
         if chunk_size is not None:
             check_positive_int("chunk_size", chunk_size)
@@ -204,18 +224,31 @@ class ReversibleBlock(nn.Module):
     ``forward(x1, x2) → (y1, y2)``; ``inverse(y1, y2) → (x1, x2)``; all ``(B, L, E)``.
     """
 
-    def __init__(self, num_hiddens: int, num_heads: int,
-                 ffn_num_hiddens: int | None = None, *, causal: bool = False,
-                 activation: str = "gelu", chunk_size: int | None = None,
-                 mechanism="softmax", mechanism_settings: dict | None = None):
+    def __init__(
+        self,
+        num_hiddens: int,
+        num_heads: int,
+        ffn_num_hiddens: int | None = None,
+        *,
+        causal: bool = False,
+        activation: str = "gelu",
+        chunk_size: int | None = None,
+        mechanism="softmax",
+        mechanism_settings: dict | None = None,
+    ):
         super().__init__()
         if ffn_num_hiddens is None:
             ffn_num_hiddens = 4 * num_hiddens
-        self.f = AttentionBranch(num_hiddens, num_heads, causal=causal,
-                                 mechanism=mechanism,
-                                 mechanism_settings=mechanism_settings)
-        self.g = FeedForwardBranch(num_hiddens, ffn_num_hiddens, activation=activation,
-                                   chunk_size=chunk_size)
+        self.f = AttentionBranch(
+            num_hiddens,
+            num_heads,
+            causal=causal,
+            mechanism=mechanism,
+            mechanism_settings=mechanism_settings,
+        )
+        self.g = FeedForwardBranch(
+            num_hiddens, ffn_num_hiddens, activation=activation, chunk_size=chunk_size
+        )
 
     def forward(self, x1, x2):
         return reversible_forward(x1, x2, self.f, self.g)
@@ -233,20 +266,37 @@ class ReversibleStack(nn.Module):
     :class:`ReversibleBlock`'s.
     """
 
-    def __init__(self, num_layers: int, num_hiddens: int, num_heads: int,
-                 ffn_num_hiddens: int | None = None, *, reversible: bool = True,
-                 causal: bool = False, activation: str = "gelu",
-                 chunk_size: int | None = None, mechanism="softmax",
-                 mechanism_settings: dict | None = None):
+    def __init__(
+        self,
+        num_layers: int,
+        num_hiddens: int,
+        num_heads: int,
+        ffn_num_hiddens: int | None = None,
+        *,
+        reversible: bool = True,
+        causal: bool = False,
+        activation: str = "gelu",
+        chunk_size: int | None = None,
+        mechanism="softmax",
+        mechanism_settings: dict | None = None,
+    ):
         super().__init__()
         check_positive_int("num_layers", num_layers)
         check_bool("reversible", reversible)
         self.reversible = reversible
         self.blocks = nn.ModuleList(
-            ReversibleBlock(num_hiddens, num_heads, ffn_num_hiddens, causal=causal,
-                            activation=activation, chunk_size=chunk_size,
-                            mechanism=mechanism, mechanism_settings=mechanism_settings)
-            for _ in range(num_layers))
+            ReversibleBlock(
+                num_hiddens,
+                num_heads,
+                ffn_num_hiddens,
+                causal=causal,
+                activation=activation,
+                chunk_size=chunk_size,
+                mechanism=mechanism,
+                mechanism_settings=mechanism_settings,
+            )
+            for _ in range(num_layers)
+        )
 
     def forward(self, x):
         layers = [(block.f, block.g) for block in self.blocks]

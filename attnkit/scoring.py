@@ -10,6 +10,7 @@ Two classic choices, as pure functions of tensors (the modules in
 * bilinear ("general") ``a(q, k) = qᵀ W k`` — one learned matrix between the two, so
   queries and keys may differ in size, yet the scores are two matrix products.
 """
+
 from __future__ import annotations
 
 import math
@@ -66,7 +67,9 @@ def additive_scores(
     return features @ w_v.reshape(-1)  # (..., L, S)
 
 
-def bilinear_scores(queries: torch.Tensor, keys: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+def bilinear_scores(
+    queries: torch.Tensor, keys: torch.Tensor, W: torch.Tensor
+) -> torch.Tensor:
     """Bilinear ("general") scores ``qᵀ W k`` (Luong, Pham & Manning, 2015).
 
     ``W`` maps a key into the queries' space, ``W k``, and the score is a dot product

@@ -17,11 +17,17 @@ building the full ``L × L`` scores and masking them through :mod:`attnkit.maski
 as much as full attention: the sparse *implementation* of window patterns, which never
 builds the ``L × L`` matrix, is in :mod:`attnkit.local`.
 """
+
 from __future__ import annotations
 
 import torch
 
-from ._checks import check_counts, check_global_tokens, check_nonempty_bool, check_pattern_inputs
+from ._checks import (
+    check_counts,
+    check_global_tokens,
+    check_nonempty_bool,
+    check_pattern_inputs,
+)
 from .masking import causal_mask, combine_masks
 from .mechanisms import softmax_attention_naive
 
@@ -52,7 +58,9 @@ def _cut(pattern: torch.Tensor, causal: bool) -> torch.Tensor:
     return combine_masks(pattern, causal_mask(pattern.shape[0], device=pattern.device))
 
 
-def local_pattern(n: int, window: int, *, causal: bool = False, device=None) -> torch.Tensor:
+def local_pattern(
+    n: int, window: int, *, causal: bool = False, device=None
+) -> torch.Tensor:
     """Local window: query ``i`` sees keys ``j`` with ``|i − j| ≤ window`` (and itself).
 
     Row ``i`` has ``min(i, window) + min(n − 1 − i, window) + 1`` allowed keys
@@ -86,8 +94,12 @@ def atrous_pattern(
     return _cut(allowed, causal)
 
 
-def strided_pattern(n: int, stride: int, *, causal: bool = True, device=None) -> torch.Tensor:
-    """Strided Sparse Transformer pattern (Child et al., 2019): local window ∪ every ``stride``-th key.
+def strided_pattern(
+    n: int, stride: int, *, causal: bool = True, device=None
+) -> torch.Tensor:
+    """Strided Sparse Transformer pattern (Child et al., 2019).
+
+    The local window ∪ every ``stride``-th key.
 
     With ``causal=True`` (the paper's setting) query ``i`` sees
     ``A¹ = {max(0, i − l), …, i}`` and ``A² = {j ≤ i : (i − j) mod l = 0}`` with ``l = stride``;
@@ -104,7 +116,9 @@ def strided_pattern(n: int, stride: int, *, causal: bool = True, device=None) ->
     )
 
 
-def fixed_pattern(n: int, stride: int, *, summary: int = 1, causal: bool = True, device=None) -> torch.Tensor:
+def fixed_pattern(
+    n: int, stride: int, *, summary: int = 1, causal: bool = True, device=None
+) -> torch.Tensor:
     """Fixed Sparse Transformer pattern (Child et al., 2019): own block ∪ every block's summary.
 
     The sequence is cut into blocks of ``l = stride``. Query ``i`` sees
@@ -143,7 +157,13 @@ def longformer_pattern(
 
 
 def dilated_pattern(
-    n: int, window: int, dilation: int, global_tokens=(), *, causal: bool = False, device=None
+    n: int,
+    window: int,
+    dilation: int,
+    global_tokens=(),
+    *,
+    causal: bool = False,
+    device=None,
 ) -> torch.Tensor:
     """Longformer's dilated sliding window: ``window`` keys each side, ``dilation`` apart.
 
@@ -155,7 +175,9 @@ def dilated_pattern(
         ``(L, L)`` boolean.
     """
     check_counts(window=(window, 0), dilation=(dilation, 1))
-    allowed = atrous_pattern(n, dilation, limit=window * dilation, device=device)  # (L, L)
+    allowed = atrous_pattern(
+        n, dilation, limit=window * dilation, device=device
+    )  # (L, L)
     g = check_global_tokens(global_tokens, n, allowed.device)  # (G,)
     allowed[g, :] = True
     allowed[:, g] = True
@@ -168,7 +190,9 @@ def bigbird_random_blocks(num_blocks: int, num_random: int, seed: int) -> torch.
     Row ``c`` is ``torch.randperm(C)[:r]`` drawn in turn from one ``torch.Generator``
     seeded with ``seed`` (distinct blocks in a row; the same seed gives the same draw).
     """
-    check_counts(num_blocks=(num_blocks, 0), num_random=(num_random, 0), seed=(seed, -(2**63)))
+    check_counts(
+        num_blocks=(num_blocks, 0), num_random=(num_random, 0), seed=(seed, -(2**63))
+    )
     gen = torch.Generator().manual_seed(seed)
     r = min(num_random, num_blocks)
     rows = [torch.randperm(num_blocks, generator=gen)[:r] for _ in range(num_blocks)]
@@ -197,9 +221,13 @@ def bigbird_pattern(
     Returns:
         ``(L, L)`` boolean.
     """
-    check_counts(num_random=(num_random, 0), block_size=(block_size, 1), seed=(seed, -(2**63)))
+    check_counts(
+        num_random=(num_random, 0), block_size=(block_size, 1), seed=(seed, -(2**63))
+    )
     allowed = longformer_pattern(n, window, global_tokens, device=device)  # (L, L)
-    picks = bigbird_random_blocks(-(-n // block_size), num_random, seed)  # (C, r) key blocks
+    picks = bigbird_random_blocks(
+        -(-n // block_size), num_random, seed
+    )  # (C, r) key blocks
     for qb, row in enumerate(picks.tolist()):
         q_rows = slice(qb * block_size, (qb + 1) * block_size)
         for kb in row:
@@ -229,7 +257,8 @@ def sparse_attention_naive(q, k, v, pattern, *, mask=None, causal=False, scale=N
     Args:
         q: ``(B, H, L, D)``; k: ``(B, H, S, D)``; v: ``(B, H, S, Dv)``.
         pattern: boolean ``(L, S)`` (True = allowed), on ``q``'s device.
-        mask: extra boolean mask broadcastable to ``(B, H, L, S)`` (e.g. key padding ``(B, 1, 1, S)``).
+        mask: extra boolean mask broadcastable to ``(B, H, L, S)`` (e.g. key padding
+            ``(B, 1, 1, S)``).
         causal: also forbid keys after the query (top-left aligned).
 
     Returns:

@@ -20,6 +20,7 @@ SSM is also a causal "attention" with an ``L × L`` matrix (:func:`ssm_matrix`).
 
 Shapes: ``a``, ``b``, ``c`` ``(..., L, M)``; ``x (..., L, Dv)`` → ``y (..., L, Dv)``.
 """
+
 from __future__ import annotations
 
 import torch

@@ -17,6 +17,7 @@ Each row holds about ``l + n/l`` keys (``l + c·n/l`` for fixed): for ``l ≈ �
 with a constant ``1/l``. :func:`strided_layout` writes the strided pattern one query at
 a time, for the teaching loop :func:`~attnkit.blocksparse.block_sparse_loop`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -87,9 +88,14 @@ def _strided_masks(rows, near, real, causal):
     dist = rows[:, :, None] - near[:, None, :]  # (c, l, W)
     inside = ((near >= 0) & (near < R * stride))[:, None, :]  # (c, 1, W)
     ok_near = (dist.abs() <= stride) & (dist % stride != 0) & inside  # (c, l, W)
-    key_row = torch.arange(R, device=rows.device) * stride  # (R,) each row's first position
-    ok_col = key_row[None, None, :] <= rows[:, :, None] if causal else torch.ones_like(
-        rows[:, :, None].expand(-1, -1, R), dtype=torch.bool)  # (c, l, R)
+    key_row = (
+        torch.arange(R, device=rows.device) * stride
+    )  # (R,) each row's first position
+    ok_col = (
+        key_row[None, None, :] <= rows[:, :, None]
+        if causal
+        else torch.ones_like(rows[:, :, None].expand(-1, -1, R), dtype=torch.bool)
+    )  # (c, l, R)
     if causal:
         ok_near = ok_near & (dist >= 0)
     at = near.clamp(0, R * stride - 1)  # (c, W)
@@ -109,7 +115,7 @@ def strided_attention(q, k, v, *, stride, key_padding=None, causal=False, scale=
     S = k.shape[2]
     R = -(-max(L, S, 1) // stride)  # grid rows of `stride` positions
     P = R * stride
-    qg = (F.pad(q, (0, 0, 0, P - L)) * (D**-0.5 if scale is None else scale))
+    qg = F.pad(q, (0, 0, 0, P - L)) * (D**-0.5 if scale is None else scale)
     qg = qg.reshape(B, H, R, stride, D)  # (B, H, R, l, D)
     kg = F.pad(k, (0, 0, 0, P - S)).reshape(B, H, R, stride, D)  # (B, H, R, l, D)
     vg = F.pad(v, (0, 0, 0, P - S)).reshape(B, H, R, stride, -1)  # (B, H, R, l, Dv)
@@ -137,36 +143,63 @@ def strided_attention(q, k, v, *, stride, key_padding=None, causal=False, scale=
     return torch.cat(outs, dim=2).reshape(B, H, P, -1)[:, :, :L]  # (B, H, L, Dv)
 
 
-def fixed_attention(q, k, v, *, stride, summary=1, key_padding=None, causal=False, scale=None):
+def fixed_attention(
+    q, k, v, *, stride, summary=1, key_padding=None, causal=False, scale=None
+):
     """The fixed pattern, blocked: :func:`fixed_layout` through
     :func:`~attnkit.blocksparse.block_sparse_attention`.
 
     Returns:
         ``(B, H, L, Dv)``, equal to :func:`strided_attention_naive` with ``mode="fixed"``.
     """
-    check_sparse_settings(q, k, v, key_padding, stride=(stride, 1), summary=(summary, 1))
-    layout = (t.to(q.device) for t in fixed_layout(max(q.shape[2], k.shape[2]), stride, summary))
-    return block_sparse_attention(q, k, v, *layout, key_padding=key_padding, causal=causal,
-                                  scale=scale)  # (B, H, L, Dv)
+    check_sparse_settings(
+        q, k, v, key_padding, stride=(stride, 1), summary=(summary, 1)
+    )
+    layout = (
+        t.to(q.device)
+        for t in fixed_layout(max(q.shape[2], k.shape[2]), stride, summary)
+    )
+    return block_sparse_attention(
+        q, k, v, *layout, key_padding=key_padding, causal=causal, scale=scale
+    )  # (B, H, L, Dv)
 
 
-def strided_attention_naive(q, k, v, *, stride, mode="strided", summary=1, key_padding=None,
-                            causal=False, scale=None):
+def strided_attention_naive(
+    q,
+    k,
+    v,
+    *,
+    stride,
+    mode="strided",
+    summary=1,
+    key_padding=None,
+    causal=False,
+    scale=None,
+):
     """:func:`~attnkit.sparse.strided_pattern` (or :func:`~attnkit.sparse.fixed_pattern` when
     ``mode="fixed"``) on the dense masked ``L × S`` matrix.
 
     Returns:
         ``(out (B, H, L, Dv), weights (B, H, L, S))``.
     """
-    check_sparse_settings(q, k, v, key_padding, stride=(stride, 1), summary=(summary, 1))
+    check_sparse_settings(
+        q, k, v, key_padding, stride=(stride, 1), summary=(summary, 1)
+    )
     if mode not in ("strided", "fixed"):
         raise ValueError(f"mode must be 'strided' or 'fixed', got {mode!r}")
     L, S = q.shape[2], k.shape[2]
     n = max(L, S)
-    pattern = (strided_pattern(n, stride, causal=False, device=q.device) if mode == "strided"
-               else fixed_pattern(n, stride, summary=summary, causal=False, device=q.device))
-    mask = None if key_padding is None else key_padding[:, None, None, :]  # (B, 1, 1, S)
-    return sparse_attention_naive(q, k, v, pattern[:L, :S], mask=mask, causal=causal, scale=scale)
+    pattern = (
+        strided_pattern(n, stride, causal=False, device=q.device)
+        if mode == "strided"
+        else fixed_pattern(n, stride, summary=summary, causal=False, device=q.device)
+    )
+    mask = (
+        None if key_padding is None else key_padding[:, None, None, :]
+    )  # (B, 1, 1, S)
+    return sparse_attention_naive(
+        q, k, v, pattern[:L, :S], mask=mask, causal=causal, scale=scale
+    )
 
 
 class StridedAttention(Mechanism):
@@ -180,22 +213,38 @@ class StridedAttention(Mechanism):
     ``mask`` may only be a key-padding mask ``(B, 1, 1, S)`` or ``(B, S)``.
     """
 
-    def __init__(self, *, stride: int = 8, mode: str = "strided", summary: int = 1,
-                 blocked: bool = True):
+    def __init__(
+        self,
+        *,
+        stride: int = 8,
+        mode: str = "strided",
+        summary: int = 1,
+        blocked: bool = True,
+    ):
         super().__init__()
         check_counts(stride=(stride, 1), summary=(summary, 1))
         check_bool("blocked", blocked)
         if mode not in ("strided", "fixed"):
             raise ValueError(f"mode must be 'strided' or 'fixed', got {mode!r}")
-        self.stride, self.mode, self.summary, self.blocked = stride, mode, summary, blocked
+        self.stride, self.mode, self.summary, self.blocked = (
+            stride,
+            mode,
+            summary,
+            blocked,
+        )
 
     def forward(self, q, k, v, *, mask=None, causal=False):
-        key_padding = key_padding_from_mask(mask, q.shape[0], k.shape[2], "strided")  # (B, S)
+        key_padding = key_padding_from_mask(
+            mask, q.shape[0], k.shape[2], "strided"
+        )  # (B, S)
         settings = dict(stride=self.stride, key_padding=key_padding, causal=causal)
         if not self.blocked:
-            out, _ = strided_attention_naive(q, k, v, mode=self.mode, summary=self.summary,
-                                             **settings)
+            out, _ = strided_attention_naive(
+                q, k, v, mode=self.mode, summary=self.summary, **settings
+            )
             return out  # (B, H, L, Dv)
         if self.mode == "fixed":
-            return fixed_attention(q, k, v, summary=self.summary, **settings)  # (B, H, L, Dv)
+            return fixed_attention(
+                q, k, v, summary=self.summary, **settings
+            )  # (B, H, L, Dv)
         return strided_attention(q, k, v, **settings)  # (B, H, L, Dv)

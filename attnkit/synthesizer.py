@@ -29,6 +29,7 @@ modules check their constructor settings (and that a sequence fits ``max_len`` a
 ``num_heads``) and leave the inputs to the functions they call.
 :func:`synthesizer_attention_naive` returns ``(out, weights)`` like every ``*_naive`` reference.
 """
+
 from __future__ import annotations
 
 import math
@@ -259,8 +260,15 @@ class RandomSynthesizer(_SynthesizerBase):
         seed: seed of the initial draw.
     """
 
-    def __init__(self, *, max_len: int = 512, num_heads: int | None = None, trainable: bool = True,
-                 init_std: float = 1.0, seed: int = 0):
+    def __init__(
+        self,
+        *,
+        max_len: int = 512,
+        num_heads: int | None = None,
+        trainable: bool = True,
+        init_std: float = 1.0,
+        seed: int = 0,
+    ):
         super().__init__()
         check_positive_int("max_len", max_len)
         _check_optional_positive_int("num_heads", num_heads)
@@ -268,7 +276,9 @@ class RandomSynthesizer(_SynthesizerBase):
         check_int_in_range("seed", seed, -(2**63))
         self.max_len, self.num_heads = max_len, num_heads
         g = torch.Generator().manual_seed(seed)
-        R = init_std * torch.randn(num_heads or 1, max_len, max_len, generator=g)  # (H|1, N, N)
+        R = init_std * torch.randn(
+            num_heads or 1, max_len, max_len, generator=g
+        )  # (H|1, N, N)
         if trainable:
             self.R = nn.Parameter(R)
         else:
@@ -282,14 +292,24 @@ class RandomSynthesizer(_SynthesizerBase):
 
 
 class FactorizedRandomSynthesizer(_SynthesizerBase):
-    """Factorised Random Synthesizer: ``R = R₁ R₂ᵀ`` of rank ``k`` (``2Nk`` instead of ``N²`` numbers).
+    """Factorised Random Synthesizer: ``R = R₁ R₂ᵀ`` of rank ``k``.
+
+    It holds ``2Nk`` instead of ``N²`` numbers.
 
     Args (keyword-only): as :class:`RandomSynthesizer`, plus ``rank`` (k, default 8 as in
     the paper). ``init_std`` is the standard deviation of the initial product's entries.
     """
 
-    def __init__(self, *, max_len: int = 512, rank: int = 8, num_heads: int | None = None,
-                 trainable: bool = True, init_std: float = 1.0, seed: int = 0):
+    def __init__(
+        self,
+        *,
+        max_len: int = 512,
+        rank: int = 8,
+        num_heads: int | None = None,
+        trainable: bool = True,
+        init_std: float = 1.0,
+        seed: int = 0,
+    ):
         super().__init__()
         check_positive_int("max_len", max_len)
         check_positive_int("rank", rank)
@@ -298,9 +318,15 @@ class FactorizedRandomSynthesizer(_SynthesizerBase):
         check_int_in_range("seed", seed, -(2**63))
         self.max_len, self.rank, self.num_heads = max_len, rank, num_heads
         g = torch.Generator().manual_seed(seed)
-        std = math.sqrt(init_std / math.sqrt(rank))  # entries of R₁R₂ᵀ then have std init_std
-        R1 = std * torch.randn(num_heads or 1, max_len, rank, generator=g)  # (H|1, N, k)
-        R2 = std * torch.randn(num_heads or 1, max_len, rank, generator=g)  # (H|1, N, k)
+        std = math.sqrt(
+            init_std / math.sqrt(rank)
+        )  # entries of R₁R₂ᵀ then have std init_std
+        R1 = std * torch.randn(
+            num_heads or 1, max_len, rank, generator=g
+        )  # (H|1, N, k)
+        R2 = std * torch.randn(
+            num_heads or 1, max_len, rank, generator=g
+        )  # (H|1, N, k)
         if trainable:
             self.R1, self.R2 = nn.Parameter(R1), nn.Parameter(R2)
         else:
@@ -309,11 +335,16 @@ class FactorizedRandomSynthesizer(_SynthesizerBase):
         self.attention_weights = None
 
     def logits(self, q, num_keys: int):
-        """``(1, H|1, L, S)``: rows ``:L`` of ``R₁`` times rows ``:S`` of ``R₂`` (no ``N × N`` matrix)."""
+        """``(1, H|1, L, S)``: rows ``:L`` of ``R₁`` times rows ``:S`` of ``R₂``.
+
+        No ``N × N`` matrix is built.
+        """
         _check_heads(self.num_heads, q)
         L = q.shape[2]
         check_length(L, num_keys, self.max_len)
-        return factorized_random_logits(self.R1[:, :L], self.R2[:, :num_keys]).unsqueeze(0)  # (1, H|1, L, S)
+        return factorized_random_logits(
+            self.R1[:, :L], self.R2[:, :num_keys]
+        ).unsqueeze(0)  # (1, H|1, L, S)
 
 
 class _LazyDenseBase(LazyModuleMixin, _SynthesizerBase):
@@ -356,13 +387,19 @@ class DenseSynthesizer(_LazyDenseBase):
         max_len: N; hidden: Dh, the MLP's hidden size; head_dim: D or ``None``.
     """
 
-    def __init__(self, *, max_len: int = 512, hidden: int = 64, head_dim: int | None = None):
+    def __init__(
+        self, *, max_len: int = 512, hidden: int = 64, head_dim: int | None = None
+    ):
         super().__init__()
         check_positive_int("max_len", max_len)
         check_positive_int("hidden", hidden)
         _check_optional_positive_int("head_dim", head_dim)
         self.max_len, self.hidden = max_len, hidden
-        self.W1 = nn.UninitializedParameter() if head_dim is None else nn.Parameter(torch.empty(hidden, head_dim))
+        self.W1 = (
+            nn.UninitializedParameter()
+            if head_dim is None
+            else nn.Parameter(torch.empty(hidden, head_dim))
+        )
         self.b1 = nn.Parameter(torch.empty(hidden))
         self.W2 = nn.Parameter(torch.empty(max_len, hidden))
         self.b2 = nn.Parameter(torch.empty(max_len))
@@ -376,12 +413,16 @@ class DenseSynthesizer(_LazyDenseBase):
     def logits(self, q, num_keys: int):
         """``(B, H, L, S)`` from the queries alone."""
         check_length(q.shape[2], num_keys, self.max_len)
-        rows = dense_synthesizer_logits(q, self.W1, self.b1, self.W2, self.b2)  # (B, H, L, N)
+        rows = dense_synthesizer_logits(
+            q, self.W1, self.b1, self.W2, self.b2
+        )  # (B, H, L, N)
         return rows[..., :num_keys]  # (B, H, L, S)
 
 
 class FactorizedDenseSynthesizer(_LazyDenseBase):
-    """Factorised Dense Synthesizer: row ``i`` is the outer product of ``a_i`` (``n_a``) and ``b_i`` (``n_b``).
+    """Factorised Dense Synthesizer.
+
+    Row ``i`` is the outer product of ``a_i`` (``n_a``) and ``b_i`` (``n_b``).
 
     The second layer shrinks from ``Dh × N`` to ``Dh × (n_a + n_b)`` numbers.
 
@@ -390,8 +431,14 @@ class FactorizedDenseSynthesizer(_LazyDenseBase):
         ``(⌈√N⌉, ⌈N/⌈√N⌉⌉)``; head_dim: D or ``None`` (lazy, as :class:`DenseSynthesizer`).
     """
 
-    def __init__(self, *, max_len: int = 512, hidden: int = 64, factors: tuple[int, int] | None = None,
-                 head_dim: int | None = None):
+    def __init__(
+        self,
+        *,
+        max_len: int = 512,
+        hidden: int = 64,
+        factors: tuple[int, int] | None = None,
+        head_dim: int | None = None,
+    ):
         super().__init__()
         check_positive_int("max_len", max_len)
         check_positive_int("hidden", hidden)
@@ -404,9 +451,15 @@ class FactorizedDenseSynthesizer(_LazyDenseBase):
         check_positive_int("factors[0]", factors[0])
         check_positive_int("factors[1]", factors[1])
         if factors[0] * factors[1] < max_len:
-            raise ValueError(f"factors {tuple(factors)} give fewer than max_len={max_len} logits per row")
+            raise ValueError(
+                f"factors {tuple(factors)} give fewer than max_len={max_len} logits per row"
+            )
         self.max_len, self.hidden, self.factors = max_len, hidden, tuple(factors)
-        self.W1 = nn.UninitializedParameter() if head_dim is None else nn.Parameter(torch.empty(hidden, head_dim))
+        self.W1 = (
+            nn.UninitializedParameter()
+            if head_dim is None
+            else nn.Parameter(torch.empty(hidden, head_dim))
+        )
         self.b1 = nn.Parameter(torch.empty(hidden))
         self.Wa = nn.Parameter(torch.empty(factors[0], hidden))
         self.ba = nn.Parameter(torch.empty(factors[0]))
@@ -445,29 +498,45 @@ class SynthesizerMixture(Mechanism):
         max_len, num_heads, seed: for the default synthesizer.
     """
 
-    def __init__(self, *, synthesizer: nn.Module | None = None, init_weights: tuple[float, float] = (0.5, 0.5),
-                 mixing: str = "softmax", max_len: int = 512, num_heads: int | None = None, seed: int = 0):
+    def __init__(
+        self,
+        *,
+        synthesizer: nn.Module | None = None,
+        init_weights: tuple[float, float] = (0.5, 0.5),
+        mixing: str = "softmax",
+        max_len: int = 512,
+        num_heads: int | None = None,
+        seed: int = 0,
+    ):
         super().__init__()
         if mixing not in ("softmax", "raw"):
             raise ValueError(f"mixing must be 'softmax' or 'raw', got {mixing!r}")
         w = torch.tensor(init_weights, dtype=torch.float32)
         if w.shape != (2,):
-            raise ValueError(f"init_weights must be two numbers (synth, dot), got {init_weights!r}")
+            raise ValueError(
+                f"init_weights must be two numbers (synth, dot), got {init_weights!r}"
+            )
         if mixing == "softmax":
             if (w <= 0).any():
-                raise ValueError(f"init_weights must be > 0 with mixing='softmax', got {init_weights!r}")
+                raise ValueError(
+                    f"init_weights must be > 0 with mixing='softmax', got {init_weights!r}"
+                )
             w = torch.log(w / w.sum())
         self.mixing = mixing
         self.theta = nn.Parameter(w)
         if synthesizer is None:
-            synthesizer = RandomSynthesizer(max_len=max_len, num_heads=num_heads, seed=seed)
+            synthesizer = RandomSynthesizer(
+                max_len=max_len, num_heads=num_heads, seed=seed
+            )
         self.synthesizer = synthesizer
         self.max_len = synthesizer.max_len  # the longest L and S accepted
         self.attention_weights = None
 
     def alphas(self):
         """``(2,)``: the current ``(α_synth, α_dot)``."""
-        return torch.softmax(self.theta, dim=0) if self.mixing == "softmax" else self.theta
+        return (
+            torch.softmax(self.theta, dim=0) if self.mixing == "softmax" else self.theta
+        )
 
     def forward(self, q, k, v, *, mask=None, causal=False):
         """q ``(B, H, L, D)``, k ``(B, H, S, D)``, v ``(B, H, S, Dv)`` → ``(B, H, L, Dv)``."""

@@ -20,6 +20,7 @@ Shapes: ``q (..., L, D)``, ``k (..., S, D)``, ``v (..., S, Dv)``, ``codebook (M,
 straight-through estimator for the keys) is outside this module: the argmin gives
 the keys no gradient, the codebook gets the gradient of the quantised keys.
 """
+
 from __future__ import annotations
 
 import math
@@ -71,8 +72,9 @@ def codeword_stats(codes, v, num_codes: int, *, key_padding=None, causal=False):
     return counts, sums
 
 
-def vq_attention_naive(q, k, v, codebook, *, key_padding=None, causal=False,
-                       scale=None):
+def vq_attention_naive(
+    q, k, v, codebook, *, key_padding=None, causal=False, scale=None
+):
     """The reference: softmax attention over the quantised keys, with its ``L × S``
     matrix.
 
@@ -99,8 +101,9 @@ def vq_attention(q, k, v, codebook, *, key_padding=None, causal=False, scale=Non
     check_vq_inputs(q, k, v, codebook, key_padding=key_padding, causal=causal)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     codes, _ = vq_quantize(k, codebook)  # (..., S)
-    counts, sums = codeword_stats(codes, v, codebook.shape[0], key_padding=key_padding,
-                                  causal=causal)  # (..., [S,] M), (..., [S,] M, Dv)
+    counts, sums = codeword_stats(
+        codes, v, codebook.shape[0], key_padding=key_padding, causal=causal
+    )  # (..., [S,] M), (..., [S,] M, Dv)
     present = counts > 0  # (..., [L,] M) codewords that some allowed key uses
     n_safe = torch.where(present, counts, torch.ones_like(counts))  # (..., [L,] M)
     means = sums / n_safe.unsqueeze(-1)  # (..., [L,] M, Dv) mean value per codeword

@@ -9,6 +9,7 @@ Modules: ``runner`` (one process per (mechanism, length), budgets, ratios, CSV),
 ratio bars, bubble chart), ``timing`` (warm-up, repeats, interleaving), ``mha``,
 ``memory`` (peak bytes allocated, tensors saved for backward: :class:`PeakMemory`).
 """
+
 from .memory import PeakMemory, saved_tensor_count
 from .plots import bubble_chart, plot_ratios, plot_rows
 from .runner import (

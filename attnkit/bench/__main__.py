@@ -1,4 +1,5 @@
 """``python -m attnkit.bench``: see :mod:`attnkit.bench.runner`."""
+
 import sys
 
 from .runner import main

@@ -6,6 +6,7 @@ counts what a computation allocates on any device without depending on the alloc
 or on timing; :func:`saved_tensor_count` counts what autograd keeps. Chapter 6 uses both
 to compare reversible layers (:mod:`attnkit.reversible`) with ordinary ones.
 """
+
 from __future__ import annotations
 
 import weakref
@@ -40,8 +41,11 @@ class PeakMemory(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        inputs = {t.untyped_storage()._cdata for t in tree_flatten((args, kwargs))[0]
-                  if isinstance(t, torch.Tensor)}
+        inputs = {
+            t.untyped_storage()._cdata
+            for t in tree_flatten((args, kwargs))[0]
+            if isinstance(t, torch.Tensor)
+        }
         for t in tree_flatten(out)[0]:
             if not isinstance(t, torch.Tensor):
                 continue

@@ -6,6 +6,7 @@ inputs in the same process; each is warmed up, then the models are timed in turn
 round after round (``--repeats`` rounds), so that background load hits all of them alike;
 the table gives medians and ratios to PyTorch. ``--out FILE.csv`` also writes the table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,10 +28,18 @@ def bench_mha(batch=8, length=512, width=512, heads=8, *, warmup=2, repeats=7, s
     """
     torch.manual_seed(seed)
     ref = nn.MultiheadAttention(width, heads, bias=False, batch_first=True).eval()
-    fast = MultiHeadAttention(width, heads, 0.0, query_size=width, key_size=width,
-                              value_size=width).eval()
-    explicit = MultiHeadAttention(width, heads, 0.0, mechanism_settings={"fast": False},
-                                  query_size=width, key_size=width, value_size=width).eval()
+    fast = MultiHeadAttention(
+        width, heads, 0.0, query_size=width, key_size=width, value_size=width
+    ).eval()
+    explicit = MultiHeadAttention(
+        width,
+        heads,
+        0.0,
+        mechanism_settings={"fast": False},
+        query_size=width,
+        key_size=width,
+        value_size=width,
+    ).eval()
     with torch.no_grad():
         for model in (fast, explicit):
             W_q, W_k, W_v = ref.in_proj_weight.chunk(3)
@@ -53,7 +62,11 @@ def bench_mha(batch=8, length=512, width=512, heads=8, *, warmup=2, repeats=7, s
         medians = time_interleaved(models, warmup=warmup, repeats=repeats)
     t_ref = medians["torch.nn.MultiheadAttention"]
     return [
-        {"model": name, "median_ms": round(1000 * t, 3), "ratio_to_torch": round(t / t_ref, 3)}
+        {
+            "model": name,
+            "median_ms": round(1000 * t, 3),
+            "ratio_to_torch": round(t / t_ref, 3),
+        }
         for name, t in medians.items()
     ]
 
@@ -68,21 +81,50 @@ def main(argv=None) -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--out", default=None, help="write the table as CSV here")
     args = parser.parse_args(argv)
-    rows = bench_mha(args.batch, args.length, args.width, args.heads,
-                     warmup=args.warmup, repeats=args.repeats)
-    print(f"batch {args.batch}, length {args.length}, width {args.width}, heads {args.heads}, "
-          f"threads {torch.get_num_threads()}, median of {args.repeats}")
+    rows = bench_mha(
+        args.batch,
+        args.length,
+        args.width,
+        args.heads,
+        warmup=args.warmup,
+        repeats=args.repeats,
+    )
+    print(
+        f"batch {args.batch}, length {args.length}, width {args.width}, heads {args.heads}, "
+        f"threads {torch.get_num_threads()}, median of {args.repeats}"
+    )
     print(f"{'model':32s} {'median ms':>10s} {'ratio':>7s}")
     for row in rows:
-        print(f"{row['model']:32s} {row['median_ms']:10.2f} {row['ratio_to_torch']:7.2f}")
+        print(
+            f"{row['model']:32s} {row['median_ms']:10.2f} {row['ratio_to_torch']:7.2f}"
+        )
     if args.out:
         with open(args.out, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["batch", "length", "width", "heads", "threads",
-                                                   "model", "median_ms", "ratio_to_torch"])
+            writer = csv.DictWriter(
+                f,
+                fieldnames=[
+                    "batch",
+                    "length",
+                    "width",
+                    "heads",
+                    "threads",
+                    "model",
+                    "median_ms",
+                    "ratio_to_torch",
+                ],
+            )
             writer.writeheader()
             for row in rows:
-                writer.writerow({"batch": args.batch, "length": args.length, "width": args.width,
-                                 "heads": args.heads, "threads": torch.get_num_threads(), **row})
+                writer.writerow(
+                    {
+                        "batch": args.batch,
+                        "length": args.length,
+                        "width": args.width,
+                        "heads": args.heads,
+                        "threads": torch.get_num_threads(),
+                        **row,
+                    }
+                )
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@
   (``error.csv``: relative error of each mechanism's output against exact softmax, without
   and with the causal mask). The plots are drawn by :mod:`attnkit.bench.plots`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,13 +73,18 @@ def parse_spec(spec: str) -> tuple[str, dict]:
     for item in filter(None, rest.split(",")):
         key, eq, value = item.partition("=")
         if not eq or not key:
-            raise ValueError(f"mechanism settings must look like key=value, got {item!r} in {spec!r}")
+            raise ValueError(
+                f"mechanism settings must look like key=value, got {item!r} in {spec!r}"
+            )
         settings[key.strip()] = _parse_value(value.strip())
     return name, settings
 
 
 def _status_kib(field: str) -> int:
-    """A field of ``/proc/self/status`` (Linux), in KiB: ``VmSize``, ``VmRSS``, ``VmHWM`` (peak RSS)."""
+    """A field of ``/proc/self/status`` (Linux), in KiB.
+
+    ``VmSize``, ``VmRSS`` or ``VmHWM`` (the peak RSS).
+    """
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith(field + ":"):
@@ -103,7 +109,10 @@ def _reset_peak_rss() -> float:
 
 def _build(name: str, settings: dict, length: int):
     """The mechanism ``name`` with ``settings``; ``max_len`` follows the length unless given."""
-    if "max_len" in inspect.signature(get_mechanism_class(name).__init__).parameters and "max_len" not in settings:
+    if (
+        "max_len" in inspect.signature(get_mechanism_class(name).__init__).parameters
+        and "max_len" not in settings
+    ):
         settings = {**settings, "max_len": length}
     return make_mechanism(name, **settings)
 
@@ -122,8 +131,12 @@ def _worker(job: dict) -> dict:
     mech.train(train)
     g = torch.Generator(device="cpu").manual_seed(job["seed"])
     shape = (job["batch"], job["heads"], job["length"], job["head_dim"])
-    q, k, v = (torch.randn(shape, generator=g).to(device=device, dtype=dtype).requires_grad_(train)
-               for _ in range(3))
+    q, k, v = (
+        torch.randn(shape, generator=g)
+        .to(device=device, dtype=dtype)
+        .requires_grad_(train)
+        for _ in range(3)
+    )
 
     def step():
         with torch.set_grad_enabled(train):
@@ -143,7 +156,9 @@ def _worker(job: dict) -> dict:
         base_cuda = torch.cuda.memory_allocated()
         if job["budget_bytes"]:  # the budget counts on top of what is already allocated
             total = torch.cuda.get_device_properties(device).total_memory
-            torch.cuda.set_per_process_memory_fraction(min(1.0, (base_cuda + job["budget_bytes"]) / total), device)
+            torch.cuda.set_per_process_memory_fraction(
+                min(1.0, (base_cuda + job["budget_bytes"]) / total), device
+            )
     try:
         for _ in range(job["warmup"]):
             step()
@@ -163,9 +178,24 @@ def _worker(job: dict) -> dict:
     return {"status": "ok", "time_s": statistics.median(times), "peak_mb": peak_mb}
 
 
-def measure(spec: str, length: int, *, batch=1, heads=4, head_dim=64, causal=False, dtype="float32",
-            device="cpu", mode="forward", repeats=3, warmup=1, budget_gb=8.0, seed=0, threads=0,
-            timeout=900) -> dict:
+def measure(
+    spec: str,
+    length: int,
+    *,
+    batch=1,
+    heads=4,
+    head_dim=64,
+    causal=False,
+    dtype="float32",
+    device="cpu",
+    mode="forward",
+    repeats=3,
+    warmup=1,
+    budget_gb=8.0,
+    seed=0,
+    threads=0,
+    timeout=900,
+) -> dict:
     """Measure one (mechanism, length) in a fresh Python process; returns a result dict.
 
     ``status`` is ``"ok"`` (with ``time_s``, the median, and ``peak_mb``), ``"over budget"``
@@ -173,24 +203,46 @@ def measure(spec: str, length: int, *, batch=1, heads=4, head_dim=64, causal=Fal
     """
     if mode not in ("forward", "train"):
         raise ValueError(f"mode must be 'forward' or 'train', got {mode!r}")
-    job = dict(spec=spec, length=length, batch=batch, heads=heads, head_dim=head_dim, causal=causal,
-               dtype=dtype, device=device, mode=mode, repeats=repeats, warmup=warmup, seed=seed, threads=threads,
-               budget_bytes=int(budget_gb * 2**30) if budget_gb else 0)
-    proc = subprocess.run([sys.executable, "-m", "attnkit.bench", "_worker", json.dumps(job)],
-                          capture_output=True, text=True, timeout=timeout)
+    job = dict(
+        spec=spec,
+        length=length,
+        batch=batch,
+        heads=heads,
+        head_dim=head_dim,
+        causal=causal,
+        dtype=dtype,
+        device=device,
+        mode=mode,
+        repeats=repeats,
+        warmup=warmup,
+        seed=seed,
+        threads=threads,
+        budget_bytes=int(budget_gb * 2**30) if budget_gb else 0,
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "attnkit.bench", "_worker", json.dumps(job)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         if proc.returncode < 0 or any("memory" in line.lower() for line in tail):
             return {"status": "over budget"}
-        raise RuntimeError(f"benchmark worker failed for {spec} at n={length}:\n" + "\n".join(tail))
+        raise RuntimeError(
+            f"benchmark worker failed for {spec} at n={length}:\n" + "\n".join(tail)
+        )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run_benchmark(specs, lengths, *, baselines=DEFAULT_BASELINES, progress=True, **settings) -> list[dict]:
+def run_benchmark(
+    specs, lengths, *, baselines=DEFAULT_BASELINES, progress=True, **settings
+) -> list[dict]:
     """Measure every spec (baselines first) at every length; returns rows with ratios.
 
     Each row: spec, length, status, time_s, peak_mb, and for each baseline b
-    ``speedup_vs_<b>`` (baseline time / time) and ``memory_ratio_vs_<b>`` (baseline memory / memory),
+    ``speedup_vs_<b>`` (baseline time / time) and ``memory_ratio_vs_<b>``
+    (baseline memory / memory),
     ``<b>`` being :func:`ratio_key` of b. ``settings`` go to :func:`measure`.
     """
     for s in list(specs) + list(baselines):
@@ -217,13 +269,16 @@ def run_benchmark(specs, lengths, *, baselines=DEFAULT_BASELINES, progress=True,
             base = results[b, n]
             ok = r["status"] == "ok" and base["status"] == "ok"
             r[f"speedup_vs_{ratio_key(b)}"] = base["time_s"] / r["time_s"] if ok else ""
-            r[f"memory_ratio_vs_{ratio_key(b)}"] = base["peak_mb"] / r["peak_mb"] if ok and r["peak_mb"] > 0 else ""
+            r[f"memory_ratio_vs_{ratio_key(b)}"] = (
+                base["peak_mb"] / r["peak_mb"] if ok and r["peak_mb"] > 0 else ""
+            )
         rows.append(r)
     return rows
 
 
-def approximation_errors(specs, *, length=512, batch=1, heads=4, head_dim=64, causal=(False, True),
-                         seed=0) -> list[dict]:
+def approximation_errors(
+    specs, *, length=512, batch=1, heads=4, head_dim=64, causal=(False, True), seed=0
+) -> list[dict]:
     """Relative error ‖out − exact‖ / ‖exact‖ of each mechanism against exact softmax attention.
 
     Every spec sees the same ``q, k, v`` (B, H, L, D) at ``L = length``, once per value in
@@ -231,7 +286,9 @@ def approximation_errors(specs, *, length=512, batch=1, heads=4, head_dim=64, ca
     (``relative_error`` is ``""`` for a mechanism that has no causal form).
     """
     g = torch.Generator().manual_seed(seed)
-    q, k, v = (torch.randn(batch, heads, length, head_dim, generator=g) for _ in range(3))  # (B, H, L, D)
+    q, k, v = (
+        torch.randn(batch, heads, length, head_dim, generator=g) for _ in range(3)
+    )  # (B, H, L, D)
     rows = []
     for is_causal in (causal,) if isinstance(causal, bool) else causal:
         exact, _ = softmax_attention_naive(q, k, v, causal=is_causal)  # (B, H, L, D)
@@ -243,7 +300,14 @@ def approximation_errors(specs, *, length=512, batch=1, heads=4, head_dim=64, ca
                 with torch.no_grad():
                     out = mech(q, k, v, causal=is_causal)  # (B, H, L, D)
                 err = float((out - exact).norm() / exact.norm())
-            rows.append({"spec": spec, "length": length, "causal": is_causal, "relative_error": err})
+            rows.append(
+                {
+                    "spec": spec,
+                    "length": length,
+                    "causal": is_causal,
+                    "relative_error": err,
+                }
+            )
     return rows
 
 
@@ -256,15 +320,26 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def _print_table(rows: list[dict]) -> None:
-    ratio_cols = [c for c in rows[0] if c.startswith("speedup_vs_") or c.startswith("memory_ratio_vs_")]
-    head = f"{'mechanism':38s} {'n':>7s} {'time ms':>10s} {'peak MB':>9s} " + " ".join(f"{c[:26]:>26s}" for c in ratio_cols)
+    ratio_cols = [
+        c
+        for c in rows[0]
+        if c.startswith("speedup_vs_") or c.startswith("memory_ratio_vs_")
+    ]
+    head = f"{'mechanism':38s} {'n':>7s} {'time ms':>10s} {'peak MB':>9s} " + " ".join(
+        f"{c[:26]:>26s}" for c in ratio_cols
+    )
     print(head)
     for r in rows:
         if r["status"] != "ok":
             print(f"{r['spec']:38s} {r['length']:7d} {r['status']:>20s}")
             continue
-        ratios = " ".join(f"{r[c]:26.2f}" if r[c] != "" else f"{'':26s}" for c in ratio_cols)
-        print(f"{r['spec']:38s} {r['length']:7d} {r['time_s'] * 1e3:10.2f} {r['peak_mb']:9.1f} {ratios}")
+        ratios = " ".join(
+            f"{r[c]:26.2f}" if r[c] != "" else f"{'':26s}" for c in ratio_cols
+        )
+        print(
+            f"{r['spec']:38s} {r['length']:7d} {r['time_s'] * 1e3:10.2f} "
+            f"{r['peak_mb']:9.1f} {ratios}"
+        )
 
 
 def main(argv=None) -> int:
@@ -273,29 +348,57 @@ def main(argv=None) -> int:
     if argv[:1] == ["_worker"]:
         print(json.dumps(_worker(json.loads(argv[1]))))
         return 0
-    p = argparse.ArgumentParser(prog="python -m attnkit.bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--mechanisms", nargs="+", default=sorted(MECHANISMS),
-                   help="names or name:key=value,... specs (default: every registered mechanism)")
+    p = argparse.ArgumentParser(
+        prog="python -m attnkit.bench", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument(
+        "--mechanisms",
+        nargs="+",
+        default=sorted(MECHANISMS),
+        help="names or name:key=value,... specs (default: every registered mechanism)",
+    )
     p.add_argument("--lengths", nargs="+", type=int, default=[256, 1024, 4096])
     p.add_argument("--baselines", nargs="*", default=list(DEFAULT_BASELINES))
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--head-dim", type=int, default=64)
     p.add_argument("--causal", action="store_true")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float64", "float16", "bfloat16"])
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "float64", "float16", "bfloat16"],
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--mode", default="forward", choices=["forward", "train"],
-                   help="time the forward pass, or forward + backward (a training step)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads per run (0: torch's default)")
+    p.add_argument(
+        "--mode",
+        default="forward",
+        choices=["forward", "train"],
+        help="time the forward pass, or forward + backward (a training step)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads per run (0: torch's default)",
+    )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--budget-gb", type=float, default=8.0)
-    p.add_argument("--error-length", type=int, default=512,
-                   help="length for the approximation-error table, causal and not (0: skip)")
+    p.add_argument(
+        "--error-length",
+        type=int,
+        default=512,
+        help="length for the approximation-error table, causal and not (0: skip)",
+    )
     p.add_argument("--out", type=Path, default=Path("bench-results"))
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
-    for name, value in (("--batch", a.batch), ("--heads", a.heads), ("--head-dim", a.head_dim), ("--repeats", a.repeats)):
+    for name, value in (
+        ("--batch", a.batch),
+        ("--heads", a.heads),
+        ("--head-dim", a.head_dim),
+        ("--repeats", a.repeats),
+    ):
         if value <= 0:
             p.error(f"{name} must be positive, got {value}")
     if any(n <= 0 for n in a.lengths):
@@ -306,10 +409,23 @@ def main(argv=None) -> int:
     except ValueError as err:
         p.error(str(err))
     a.out.mkdir(parents=True, exist_ok=True)
-    rows = run_benchmark(a.mechanisms, a.lengths, baselines=a.baselines, progress=not a.no_progress,
-                         batch=a.batch, heads=a.heads, head_dim=a.head_dim, causal=a.causal, dtype=a.dtype,
-                         device=a.device, mode=a.mode, repeats=a.repeats, warmup=a.warmup,
-                         budget_gb=a.budget_gb, threads=a.threads)
+    rows = run_benchmark(
+        a.mechanisms,
+        a.lengths,
+        baselines=a.baselines,
+        progress=not a.no_progress,
+        batch=a.batch,
+        heads=a.heads,
+        head_dim=a.head_dim,
+        causal=a.causal,
+        dtype=a.dtype,
+        device=a.device,
+        mode=a.mode,
+        repeats=a.repeats,
+        warmup=a.warmup,
+        budget_gb=a.budget_gb,
+        threads=a.threads,
+    )
     _print_table(rows)
     _write_csv(a.out / "bench.csv", rows)
     step = "forward" if a.mode == "forward" else "forward + backward"
@@ -320,18 +436,40 @@ def main(argv=None) -> int:
             summary = budget_summary(rows, baseline)
         except ValueError:
             continue
-        print(f"at n = {summary['length']}, the longest {baseline} ran at within {a.budget_gb} GB:")
+        print(
+            f"at n = {summary['length']}, the longest {baseline} ran at within {a.budget_gb} GB:"
+        )
         for r in summary["rows"]:
-            ratios = "did not run" if r["speedup"] is None else f"{r['speedup']:.2f}x faster"
-            ratios += "" if r["memory_ratio"] is None else f", {r['memory_ratio']:.2f}x less memory"
+            ratios = (
+                "did not run" if r["speedup"] is None else f"{r['speedup']:.2f}x faster"
+            )
+            ratios += (
+                ""
+                if r["memory_ratio"] is None
+                else f", {r['memory_ratio']:.2f}x less memory"
+            )
             print(f"  {r['spec']:38s} {ratios:40s} longest n run: {r['longest']}")
     if a.error_length:
-        errors = approximation_errors(a.mechanisms, length=a.error_length, batch=a.batch, heads=a.heads,
-                                      head_dim=a.head_dim)
+        errors = approximation_errors(
+            a.mechanisms,
+            length=a.error_length,
+            batch=a.batch,
+            heads=a.heads,
+            head_dim=a.head_dim,
+        )
         _write_csv(a.out / "error.csv", errors)
         for e in errors:
-            err = "no causal form" if e["relative_error"] == "" else f"{e['relative_error']:.3g}"
-            print(f"relative error vs exact softmax at n={e['length']}, causal={e['causal']!s:5s}: "
-                  f"{e['spec']:38s} {err}")
-    print(f"wrote {a.out / 'bench.csv'}, time.png, memory.png" + (", error.csv" if a.error_length else ""))
+            err = (
+                "no causal form"
+                if e["relative_error"] == ""
+                else f"{e['relative_error']:.3g}"
+            )
+            print(
+                f"relative error vs exact softmax at n={e['length']}, causal={e['causal']!s:5s}: "
+                f"{e['spec']:38s} {err}"
+            )
+    print(
+        f"wrote {a.out / 'bench.csv'}, time.png, memory.png"
+        + (", error.csv" if a.error_length else "")
+    )
     return 0

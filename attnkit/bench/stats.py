@@ -3,6 +3,7 @@
 Every function takes plain numbers or the rows :func:`attnkit.bench.run_benchmark` returns
 (or the same rows read back from ``bench.csv``: numbers may be strings).
 """
+
 from __future__ import annotations
 
 import math
@@ -12,9 +13,15 @@ __all__ = ["fit_exponent", "ratio_key", "budget_summary"]
 
 def fit_exponent(lengths, times) -> float:
     """Least-squares slope of log(time) against log(length): time ≈ c · length^slope."""
-    pairs = [(math.log(n), math.log(t)) for n, t in zip(lengths, times) if t and t > 0 and n > 0]
+    pairs = [
+        (math.log(n), math.log(t))
+        for n, t in zip(lengths, times)
+        if t and t > 0 and n > 0
+    ]
     if len(pairs) < 2:
-        raise ValueError(f"need at least two positive (length, time) pairs, got {len(pairs)}")
+        raise ValueError(
+            f"need at least two positive (length, time) pairs, got {len(pairs)}"
+        )
     mx = sum(x for x, _ in pairs) / len(pairs)
     my = sum(y for _, y in pairs) / len(pairs)
     sxx = sum((x - mx) ** 2 for x, _ in pairs)
@@ -49,6 +56,17 @@ def budget_summary(rows: list[dict], baseline: str = "softmax:fast=false") -> di
         mine = {int(r["length"]): r for r in ok if r["spec"] == spec}
         at = mine.get(n_star)
         speed = float(base[n_star]["time_s"]) / float(at["time_s"]) if at else None
-        mem = float(base[n_star]["peak_mb"]) / float(at["peak_mb"]) if at and float(at["peak_mb"]) > 0 else None
-        out.append({"spec": spec, "speedup": speed, "memory_ratio": mem, "longest": max(mine, default=None)})
+        mem = (
+            float(base[n_star]["peak_mb"]) / float(at["peak_mb"])
+            if at and float(at["peak_mb"]) > 0
+            else None
+        )
+        out.append(
+            {
+                "spec": spec,
+                "speedup": speed,
+                "memory_ratio": mem,
+                "longest": max(mine, default=None),
+            }
+        )
     return {"length": n_star, "rows": out}

@@ -4,6 +4,7 @@ Wall-clock times on a shared machine are noisy: every helper here warms up first
 and reduces the repeats to one number (the median by default; the minimum, the run least
 disturbed by other programs, on request). Ratios measured in one run are what to report.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -29,18 +30,30 @@ def _check_counts(warmup: int, repeats: int) -> None:
         raise ValueError(f"warmup must be a non-negative integer, got {warmup!r}")
 
 
-def time_call(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1,
-              reduce: str = "median") -> float:
+def time_call(
+    fn: Callable[[], object],
+    *,
+    repeats: int = 5,
+    warmup: int = 1,
+    reduce: str = "median",
+) -> float:
     """Seconds one ``fn()`` takes: ``warmup`` untimed calls, then ``repeats`` timed ones.
 
     Runs without autograd (timing a forward pass should not build a graph).
     ``reduce`` is ``"median"`` or ``"min"``.
     """
-    return time_interleaved({"fn": fn}, repeats=repeats, warmup=warmup, reduce=reduce)["fn"]
+    return time_interleaved({"fn": fn}, repeats=repeats, warmup=warmup, reduce=reduce)[
+        "fn"
+    ]
 
 
-def time_interleaved(fns: dict[str, Callable[[], object]], *, warmup: int = 2, repeats: int = 7,
-                     reduce: str = "median") -> dict[str, float]:
+def time_interleaved(
+    fns: dict[str, Callable[[], object]],
+    *,
+    warmup: int = 2,
+    repeats: int = 7,
+    reduce: str = "median",
+) -> dict[str, float]:
     """Seconds per call of each ``fns[name]()``, timed in turn, round after round.
 
     Interleaving makes background load hit every function alike, so the *ratios* between

@@ -8,6 +8,7 @@ loss and the accuracy).
 * :func:`reorder_task` and :func:`recall_task`: chapter 9's fixed-position reordering (where to
   look depends on the position only) and associative recall (it depends on the content).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,10 +35,14 @@ class SequenceTask:
     vocab_size: int
 
     def __post_init__(self):
-        if self.inputs.shape != self.targets.shape or self.inputs.shape != self.scored.shape:
+        if (
+            self.inputs.shape != self.targets.shape
+            or self.inputs.shape != self.scored.shape
+        ):
             raise ValueError(
                 "inputs, targets and scored must have the same shape (N, T), got "
-                f"{tuple(self.inputs.shape)}, {tuple(self.targets.shape)} and {tuple(self.scored.shape)}"
+                f"{tuple(self.inputs.shape)}, {tuple(self.targets.shape)} "
+                f"and {tuple(self.scored.shape)}"
             )
 
     def __len__(self) -> int:
@@ -45,10 +50,14 @@ class SequenceTask:
 
     def subset(self, index: torch.Tensor) -> "SequenceTask":
         """The samples at ``index`` (a 1-D index tensor), as a new task."""
-        return SequenceTask(self.inputs[index], self.targets[index], self.scored[index], self.vocab_size)
+        return SequenceTask(
+            self.inputs[index], self.targets[index], self.scored[index], self.vocab_size
+        )
 
 
-def duplication_task(n_samples: int, word_len: int, vocab: int, *, seed: int = 0) -> SequenceTask:
+def duplication_task(
+    n_samples: int, word_len: int, vocab: int, *, seed: int = 0
+) -> SequenceTask:
     """Reformer's duplication task: the sequence ``0 w 0 w`` for a random word ``w``.
 
     ``w`` has ``word_len`` symbols drawn uniformly from ``1 … vocab-1`` (0 is the separator).
@@ -61,7 +70,9 @@ def duplication_task(n_samples: int, word_len: int, vocab: int, *, seed: int = 0
         ``targets = seq[1:]``, ``scored`` true on the last ``word_len`` positions.
     """
     if n_samples < 1 or word_len < 1:
-        raise ValueError(f"n_samples and word_len must be ≥ 1, got {n_samples} and {word_len}")
+        raise ValueError(
+            f"n_samples and word_len must be ≥ 1, got {n_samples} and {word_len}"
+        )
     if vocab < 2:
         raise ValueError(f"vocab must be ≥ 2 (0 is the separator), got {vocab}")
     gen = torch.Generator().manual_seed(seed)
@@ -70,11 +81,13 @@ def duplication_task(n_samples: int, word_len: int, vocab: int, *, seed: int = 0
     seq = torch.cat([zero, word, zero, word], dim=1)  # (N, 2W+2)
     inputs, targets = seq[:, :-1], seq[:, 1:]  # (N, T) each, T = 2W+1
     scored = torch.zeros_like(targets, dtype=torch.bool)
-    scored[:, word_len + 1:] = True  # the second copy of w
+    scored[:, word_len + 1 :] = True  # the second copy of w
     return SequenceTask(inputs, targets, scored, vocab)
 
 
-def reorder_task(n_samples: int, seq_len: int, vocab: int, *, seed: int = 0, perm_seed: int = 1234) -> SequenceTask:
+def reorder_task(
+    n_samples: int, seq_len: int, vocab: int, *, seed: int = 0, perm_seed: int = 1234
+) -> SequenceTask:
     """A fixed-position reordering: output position ``t`` must copy input position ``π(t)``.
 
     ``π`` is one random permutation of ``0 … seq_len-1`` (drawn from ``perm_seed``), the same
@@ -86,15 +99,23 @@ def reorder_task(n_samples: int, seq_len: int, vocab: int, *, seed: int = 0, per
         A :class:`SequenceTask` with ``T = seq_len``.
     """
     if n_samples < 1 or seq_len < 1 or vocab < 2:
-        raise ValueError(f"need n_samples ≥ 1, seq_len ≥ 1, vocab ≥ 2; got {n_samples}, {seq_len}, {vocab}")
-    perm = torch.randperm(seq_len, generator=torch.Generator().manual_seed(perm_seed))  # (T,)
+        raise ValueError(
+            f"need n_samples ≥ 1, seq_len ≥ 1, vocab ≥ 2; got {n_samples}, {seq_len}, {vocab}"
+        )
+    perm = torch.randperm(
+        seq_len, generator=torch.Generator().manual_seed(perm_seed)
+    )  # (T,)
     gen = torch.Generator().manual_seed(seed)
     inputs = torch.randint(0, vocab, (n_samples, seq_len), generator=gen)  # (N, T)
     targets = inputs[:, perm]  # (N, T)
-    return SequenceTask(inputs, targets, torch.ones_like(inputs, dtype=torch.bool), vocab)
+    return SequenceTask(
+        inputs, targets, torch.ones_like(inputs, dtype=torch.bool), vocab
+    )
 
 
-def recall_task(n_samples: int, n_pairs: int, n_keys: int, n_values: int, *, seed: int = 0) -> SequenceTask:
+def recall_task(
+    n_samples: int, n_pairs: int, n_keys: int, n_values: int, *, seed: int = 0
+) -> SequenceTask:
     """Associative recall: ``n_pairs`` key–value pairs, then a query key; answer its value.
 
     Each pair is one token, id ``key·n_values + value`` (distinct keys per sample); the last
@@ -107,9 +128,13 @@ def recall_task(n_samples: int, n_pairs: int, n_keys: int, n_values: int, *, see
         A :class:`SequenceTask` with ``T = n_pairs + 1`` and vocabulary ``n_keys·(n_values + 1)``.
     """
     if n_pairs < 1 or n_pairs > n_keys or n_values < 2:
-        raise ValueError(f"need 1 ≤ n_pairs ≤ n_keys and n_values ≥ 2; got {n_pairs}, {n_keys}, {n_values}")
+        raise ValueError(
+            f"need 1 ≤ n_pairs ≤ n_keys and n_values ≥ 2; got {n_pairs}, {n_keys}, {n_values}"
+        )
     gen = torch.Generator().manual_seed(seed)
-    keys = torch.rand(n_samples, n_keys, generator=gen).argsort(dim=1)[:, :n_pairs]  # (N, P) distinct
+    keys = torch.rand(n_samples, n_keys, generator=gen).argsort(dim=1)[
+        :, :n_pairs
+    ]  # (N, P) distinct
     values = torch.randint(0, n_values, (n_samples, n_pairs), generator=gen)  # (N, P)
     pick = torch.randint(0, n_pairs, (n_samples,), generator=gen)  # (N,)
     rows = torch.arange(n_samples)

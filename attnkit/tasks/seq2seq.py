@@ -11,6 +11,7 @@ Shapes: ``N`` sequences, ``T`` positions (source and target have the same length
 ``V`` tokens, ``Dh`` hidden size. Token 0 is the decoder's start token and never occurs in
 a source, so the ``V − 1`` others are the task's symbols.
 """
+
 from __future__ import annotations
 
 import torch
@@ -35,8 +36,11 @@ def reversal_task(n_samples: int, seq_len: int, vocab: int, *, seed: int = 0):
 
     Returns ``(source (N, T), target (N, T))`` with ``target = source.flip(1)``.
     """
-    for name, value, low in (("n_samples", n_samples, 1), ("seq_len", seq_len, 1),
-                             ("vocab", vocab, 3)):
+    for name, value, low in (
+        ("n_samples", n_samples, 1),
+        ("seq_len", seq_len, 1),
+        ("vocab", vocab, 3),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an int ≥ {low}, got {value!r}")
     g = torch.Generator().manual_seed(seed)
@@ -60,19 +64,27 @@ class Seq2SeqAttention(nn.Module):
         super().__init__()
         if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
             raise ValueError(f"hidden must be an int ≥ 1, got {hidden!r}")
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 2:
+        if (
+            isinstance(vocab_size, bool)
+            or not isinstance(vocab_size, int)
+            or vocab_size < 2
+        ):
             raise ValueError(f"vocab_size must be an int ≥ 2, got {vocab_size!r}")
         torch.manual_seed(seed)  # the layers below draw their initial weights from it
         self.embed = nn.Embedding(vocab_size, hidden)
         # bidirectional, as in Bahdanau et al.: h_j = [h→_j; h←_j] is centred on x_j
         self.encoder = nn.GRU(hidden, hidden, batch_first=True, bidirectional=True)
-        self.attention = AdditiveAttention(hidden, key_size=2 * hidden, query_size=hidden)
+        self.attention = AdditiveAttention(
+            hidden, key_size=2 * hidden, query_size=hidden
+        )
         self.decoder = nn.GRUCell(3 * hidden, hidden)
         self.out = nn.Linear(3 * hidden, vocab_size)
 
     def forward(self, source: torch.Tensor, target: torch.Tensor | None = None):
         h, _ = self.encoder(self.embed(source))  # (N, T, 2Dh)
-        s = h.new_zeros(h.shape[0], h.shape[2] // 2)  # (N, Dh): no summary C, only the C_i
+        s = h.new_zeros(
+            h.shape[0], h.shape[2] // 2
+        )  # (N, Dh): no summary C, only the C_i
         token = torch.full_like(source[:, 0], START)  # (N,)
         steps = source.shape[1] if target is None else target.shape[1]
         logits, weights = [], []
@@ -85,9 +97,16 @@ class Seq2SeqAttention(nn.Module):
         return torch.stack(logits, 1), torch.stack(weights, 1)  # (N, T', V), (N, T', T)
 
 
-def train_seq2seq(model: Seq2SeqAttention, source: torch.Tensor, target: torch.Tensor, *,
-                  steps: int = 300, batch_size: int = 64, lr: float = 1e-2,
-                  seed: int = 0) -> list[float]:
+def train_seq2seq(
+    model: Seq2SeqAttention,
+    source: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    steps: int = 300,
+    batch_size: int = 64,
+    lr: float = 1e-2,
+    seed: int = 0,
+) -> list[float]:
     """Fit ``model`` with Adam and teacher forcing on random mini-batches of
     ``(source (N, T), target (N, T))``; returns the cross-entropy per step."""
     gen = torch.Generator().manual_seed(seed)
@@ -108,8 +127,9 @@ def train_seq2seq(model: Seq2SeqAttention, source: torch.Tensor, target: torch.T
 
 
 @torch.no_grad()
-def seq2seq_accuracy(model: Seq2SeqAttention, source: torch.Tensor,
-                     target: torch.Tensor) -> dict:
+def seq2seq_accuracy(
+    model: Seq2SeqAttention, source: torch.Tensor, target: torch.Tensor
+) -> dict:
     """Greedy decoding (no teacher forcing) of ``source (N, T)`` against ``target (N, T)``.
 
     Returns ``{"token": fraction of tokens right, "sequence": fraction of sequences all
@@ -118,8 +138,11 @@ def seq2seq_accuracy(model: Seq2SeqAttention, source: torch.Tensor,
     model.eval()
     logits, weights = model(source)
     right = logits.argmax(-1) == target  # (N, T)
-    return {"token": right.float().mean().item(),
-            "sequence": right.all(-1).float().mean().item(), "weights": weights}
+    return {
+        "token": right.float().mean().item(),
+        "sequence": right.all(-1).float().mean().item(),
+        "weights": weights,
+    }
 
 
 def antidiagonal_mass(weights: torch.Tensor, width: int = 0) -> float:
@@ -128,9 +151,14 @@ def antidiagonal_mass(weights: torch.Tensor, width: int = 0) -> float:
 
     With ``width=0``: 1 for a perfect reversal alignment, ``1/T`` for uniform weights.
     """
-    if not isinstance(weights, torch.Tensor) or weights.dim() < 2 \
-            or weights.shape[-1] != weights.shape[-2]:
-        shape = tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights)
+    if (
+        not isinstance(weights, torch.Tensor)
+        or weights.dim() < 2
+        or weights.shape[-1] != weights.shape[-2]
+    ):
+        shape = (
+            tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights)
+        )
         raise ValueError(f"weights must be a (..., T, T) tensor, got {shape}")
     if isinstance(width, bool) or not isinstance(width, int) or width < 0:
         raise ValueError(f"width must be an int ≥ 0, got {width!r}")

@@ -1,4 +1,5 @@
 """Training and evaluating a model on a :class:`~attnkit.tasks.data.SequenceTask`."""
+
 from __future__ import annotations
 
 import torch
@@ -20,8 +21,17 @@ def _loss_and_hits(model, task: SequenceTask):
     return loss, hits, wanted.numel()
 
 
-def train(model: nn.Module, data: SequenceTask, *, steps: int = 1000, lr: float = 3e-3,
-          batch_size: int = 64, seed: int = 0, progress: bool = True, desc: str = "train") -> list[float]:
+def train(
+    model: nn.Module,
+    data: SequenceTask,
+    *,
+    steps: int = 1000,
+    lr: float = 3e-3,
+    batch_size: int = 64,
+    seed: int = 0,
+    progress: bool = True,
+    desc: str = "train",
+) -> list[float]:
     """Fit ``model`` on ``data`` with Adam on random mini-batches; returns the loss per step.
 
     Args:
@@ -42,8 +52,12 @@ def train(model: nn.Module, data: SequenceTask, *, steps: int = 1000, lr: float 
     for _ in bar:
         index = torch.randint(0, len(data), (batch_size,), generator=gen)
         batch = data.subset(index)
-        batch = SequenceTask(batch.inputs.to(device), batch.targets.to(device), batch.scored.to(device),
-                             batch.vocab_size)
+        batch = SequenceTask(
+            batch.inputs.to(device),
+            batch.targets.to(device),
+            batch.scored.to(device),
+            batch.vocab_size,
+        )
         loss, _, _ = _loss_and_hits(model, batch)
         opt.zero_grad()
         loss.backward()
@@ -69,8 +83,12 @@ def evaluate(model: nn.Module, data: SequenceTask, *, batch_size: int = 256) -> 
     total_loss, total_hits, total = 0.0, 0, 0
     for start in range(0, len(data), batch_size):
         batch = data.subset(torch.arange(start, min(start + batch_size, len(data))))
-        batch = SequenceTask(batch.inputs.to(device), batch.targets.to(device), batch.scored.to(device),
-                             batch.vocab_size)
+        batch = SequenceTask(
+            batch.inputs.to(device),
+            batch.targets.to(device),
+            batch.scored.to(device),
+            batch.vocab_size,
+        )
         loss, hits, n = _loss_and_hits(model, batch)
         total_loss += loss.item() * n
         total_hits += int(hits)
