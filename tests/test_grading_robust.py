@@ -19,6 +19,8 @@ from pathlib import Path
 import nbformat
 import pytest
 from grading import (
+    SOLUTIONS,
+    assignments,
     cells_by_grade_id,
     fill,
     make_course,
@@ -33,7 +35,10 @@ pytestmark = pytest.mark.xdist_group("grading_robust")
 
 
 def _grade(*args, cwd):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
     return subprocess.run(
         [sys.executable, "-m", "attnkit.grading", *args],
         cwd=cwd,
@@ -59,7 +64,9 @@ def _build(folder: Path, released, answers):
     old = folder / "duplicate.ipynb"  # the older of two copies: the blank release
     nbformat.write(released, old)
     os.utime(old, (1_600_000_000, 1_600_000_000))
-    (folder / "malformed.ipynb").write_text('{"cells": [ {"cell_type": "code", "source": "x = 1"')
+    (folder / "malformed.ipynb").write_text(
+        '{"cells": [ {"cell_type": "code", "source": "x = 1"'
+    )
     (folder / "empty").mkdir()
 
 
@@ -91,7 +98,9 @@ def batch(tmp_path_factory):
     manifest = json.loads((out / ".attnkit-grading" / "manifest.json").read_text())
     with open(out / "grades.csv") as f:
         grades = {r["student_id"]: r for r in csv.DictReader(f)}
-    second = _grade("grade", A, str(folder), "--course", str(course), "--out", str(out), cwd=tmp)
+    second = _grade(
+        "grade", A, str(folder), "--course", str(course), "--out", str(out), cwd=tmp
+    )
     with open(out / "grades.csv") as f:
         regraded = {r["student_id"]: r for r in csv.DictReader(f)}
     return {
@@ -133,7 +142,9 @@ def test_bounds_kept_the_autograded_notebook_small(batch):
 def test_nothing_written_outside(batch):
     assert not (Path.home() / "attnkit-hostile-was-here.txt").exists()
     assert (batch["out"] / "gradebook.db").exists()
-    nb = nbformat.read(batch["out"] / "autograded" / "outside" / A / f"{A}.ipynb", as_version=4)
+    nb = nbformat.read(
+        batch["out"] / "autograded" / "outside" / A / f"{A}.ipynb", as_version=4
+    )
     q1 = cells_by_grade_id(nb)["q1"]
     text = "".join(o.get("text", "") for o in q1.outputs)
     assert "NOT REFUSED" not in text and text.count("refused:") == 6, text
@@ -141,14 +152,18 @@ def test_nothing_written_outside(batch):
 
 def test_rerun_grades_nothing_and_changes_nothing(batch):
     assert batch["second"].returncode == 0, batch["second"].stderr
-    assert f"{len(batch['manifest'])} already graded, grading 0" in batch["second"].stdout
+    assert (
+        f"{len(batch['manifest'])} already graded, grading 0" in batch["second"].stdout
+    )
     assert batch["regraded"] == batch["grades"]
 
 
 def test_empty_submissions_folder(tmp_path):
     course = make_course(tmp_path, A)
     (tmp_path / "none").mkdir()
-    proc = _grade("grade", A, str(tmp_path / "none"), "--course", str(course), cwd=tmp_path)
+    proc = _grade(
+        "grade", A, str(tmp_path / "none"), "--course", str(course), cwd=tmp_path
+    )
     assert proc.returncode == 2 and "no submissions found" in proc.stderr
     assert not (course / "gradebook.db").exists()
 
@@ -158,37 +173,65 @@ def test_check_reports_visible_tests(tmp_path):
     only counted."""
     released = released_notebook(A)
     answers = solution_cells(source_notebook(A))
-    answers["q2"] = "def hard_lookup(queries, keys, values):\n    return values[:1], None"
+    answers["q2"] = (
+        "def hard_lookup(queries, keys, values):\n    return values[:1], None"
+    )
     nbformat.write(fill(released, answers), tmp_path / f"{A}.ipynb")
     proc = _grade("check", str(tmp_path / f"{A}.ipynb"), cwd=tmp_path)
     assert proc.returncode == 1
-    assert "visible tests 3/4 points passed (8 more points in hidden tests" in proc.stdout
+    assert (
+        "visible tests 3/4 points passed (8 more points in hidden tests" in proc.stdout
+    )
     q2 = [line for line in proc.stdout.splitlines() if "q2_visible" in line][0]
     assert "FAILED" in q2 and "AttributeError" in q2 and "1 pt" in q2
     assert sum("passed  q" in line for line in proc.stdout.splitlines()) == 3
 
 
 def test_forbidden_names_read_from_the_notebooks():
+    """forbidden_names reads the solution cells' metadata (dotted paths), question by question:
+    on a hand-made notebook, and on every assignment against a plain JSON reading."""
+    import json
+
     from attnkit.grading import forbidden_names
 
-    found = {
-        a: forbidden_names(source_notebook(a))
-        for a in ("ch01-soft-lookup", "ch02-scoring", "ch03-masked-softmax")
+    def solution(gid, forbidden=None):
+        meta = {
+            "nbgrader": {
+                "grade": False,
+                "grade_id": gid,
+                "solution": True,
+                "locked": False,
+            }
+        }
+        if forbidden is not None:
+            meta["attnkit"] = {"forbidden": forbidden}
+        return nbformat.v4.new_code_cell("pass", metadata=meta)
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(
+            "Do not call `attnkit.masked_softmax`."
+        ),  # prose: ignored
+        solution("q1", ["attnkit.lsh.sort_by_bucket", "attnkit.hashing.angular_hash"]),
+        solution("q2", []),
+        solution("q3"),
+    ]
+    assert forbidden_names(nb) == {
+        "q1": ["attnkit.lsh.sort_by_bucket", "attnkit.hashing.angular_hash"],
+        "q2": [],
+        "q3": [],
     }
-    assert found[
-        "ch01-soft-lookup"
-    ] == {  # the solution cells' metadata, dotted paths (tests/test_forbidden.py)
-        "q1": ["attnkit.gaussian_kernel_weights"],
-        "q2": ["attnkit.hard_lookup"],
-        "q3": [
-            "attnkit.nadaraya_watson",
-            "attnkit.gaussian_kernel_weights",
-            "attnkit.NWKernelRegression",
-        ],
-        "q4": [],
-    }
-    assert found["ch03-masked-softmax"]["q2"] == ["attnkit.masked_softmax", "attnkit.apply_mask"]
-    assert all(q in found["ch02-scoring"] for q in ("q1", "q2", "q3"))
+    for a in assignments():
+        raw = json.loads((SOLUTIONS / a / f"{a}.ipynb").read_text())
+        expected = {
+            c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]
+            .get("attnkit", {})
+            .get("forbidden", [])
+            for c in raw["cells"]
+            if c["metadata"].get("nbgrader", {}).get("solution")
+            and c["cell_type"] == "code"
+        }
+        assert forbidden_names(source_notebook(a)) == expected, a
 
 
 def test_collect_both_layouts(tmp_path):
@@ -206,7 +249,9 @@ def test_collect_both_layouts(tmp_path):
     assert chosen["z"] is None and "no notebook" in problems["z"][0]
 
 
-def test_self_check_finds_the_notebook_and_stays_quiet_while_grading(tmp_path, monkeypatch, capsys):
+def test_self_check_finds_the_notebook_and_stays_quiet_while_grading(
+    tmp_path, monkeypatch, capsys
+):
     from attnkit.grading import selfcheck as grading
 
     nb = tmp_path / f"{A}.ipynb"
