@@ -30,6 +30,7 @@ A boolean mask is ``True`` where attention is *allowed* and broadcasts to
 ``(B, H, L, S)`` (or ``(B, L, S)`` for single-head code). A key-padding tensor is
 boolean ``(B, S)``, ``True`` = a real key.
 """
+
 from .alternatives import relu_weights, sigmoid_weights, softmax_weights
 from .attention import (
     AdditiveAttention,
@@ -99,8 +100,19 @@ from .linear import (
     mask_key_features,
     relu_feature_map,
 )
-from .local import LocalAttention, block_attention, local_attention, local_attention_naive
-from .lsh import LSHAttention, chunk_layout, lsh_attention, lsh_attention_naive, sort_by_bucket
+from .local import (
+    LocalAttention,
+    block_attention,
+    local_attention,
+    local_attention_naive,
+)
+from .lsh import (
+    LSHAttention,
+    chunk_layout,
+    lsh_attention,
+    lsh_attention_naive,
+    sort_by_bucket,
+)
 from .masking import (
     apply_mask,
     build_mask,

@@ -12,6 +12,7 @@ checking again.** Where a ``forward`` must compute with its inputs before it rea
 function (projecting them, sizing lazy weights, hashing them), it makes that one call
 itself, to the validator of the function it stands for.
 """
+
 from __future__ import annotations
 
 import torch
@@ -189,8 +190,14 @@ def check_global_tokens(global_tokens, n: int, device=None) -> torch.Tensor:
     if global_tokens is None:
         return torch.zeros(0, dtype=torch.long, device=device)
     if isinstance(global_tokens, torch.Tensor):
-        if global_tokens.dtype == torch.bool or global_tokens.is_floating_point() or global_tokens.is_complex():
-            raise TypeError(f"global_tokens must hold integer positions, got dtype {global_tokens.dtype}")
+        if (
+            global_tokens.dtype == torch.bool
+            or global_tokens.is_floating_point()
+            or global_tokens.is_complex()
+        ):
+            raise TypeError(
+                f"global_tokens must hold integer positions, got dtype {global_tokens.dtype}"
+            )
         check_rank("global_tokens", global_tokens, (0, 1), "(G,)")
         positions = global_tokens.reshape(-1).tolist()
     else:
@@ -202,25 +209,34 @@ def check_global_tokens(global_tokens, n: int, device=None) -> torch.Tensor:
             ) from None
         for p in positions:
             if isinstance(p, bool) or not isinstance(p, int):
-                raise TypeError(f"global_tokens must hold int positions, got {p!r} in {positions}")
+                raise TypeError(
+                    f"global_tokens must hold int positions, got {p!r} in {positions}"
+                )
     if any(p < 0 or p >= n for p in positions):
-        raise ValueError(f"global_tokens must be positions in [0, {n - 1}] for length {n}, got {positions}")
+        raise ValueError(
+            f"global_tokens must be positions in [0, {n - 1}] for length {n}, got {positions}"
+        )
     return torch.tensor(sorted(set(positions)), dtype=torch.long, device=device)  # (G,)
 
 
 # --- lengths and masks
 
 
-def check_lengths(valid_lens, max_len: int, num_queries: int | None = None,
-                  name: str = "valid_lens") -> torch.Tensor:
+def check_lengths(
+    valid_lens, max_len: int, num_queries: int | None = None, name: str = "valid_lens"
+) -> torch.Tensor:
     """Validate d2l-style lengths ``(B,)`` (or ``(B, L)`` with ``L = num_queries``); return int64.
 
     Whole-valued float lengths are accepted (d2l passes them at times); every length must
     lie in ``[0, max_len]``, ``max_len`` being the number of keys.
     """
     check_int_in_range("num_keys", max_len, 0)
-    check_rank(name, valid_lens, (1, 2) if num_queries is not None else 1,
-               "(B,) or (B, L)" if num_queries is not None else "(N,)")
+    check_rank(
+        name,
+        valid_lens,
+        (1, 2) if num_queries is not None else 1,
+        "(B,) or (B, L)" if num_queries is not None else "(N,)",
+    )
     if num_queries is not None:
         check_int_in_range("num_queries", num_queries, 0)
         if valid_lens.dim() == 2 and valid_lens.shape[1] != num_queries:
@@ -229,10 +245,17 @@ def check_lengths(valid_lens, max_len: int, num_queries: int | None = None,
                 f"queries: a 2-D {name} needs one length per query, shape (B, L)"
             )
     if valid_lens.is_floating_point():
-        if not (torch.isfinite(valid_lens).all() and torch.equal(valid_lens, valid_lens.round())):
-            raise ValueError(f"{name} must hold whole numbers, got {valid_lens.tolist()}")
+        if not (
+            torch.isfinite(valid_lens).all()
+            and torch.equal(valid_lens, valid_lens.round())
+        ):
+            raise ValueError(
+                f"{name} must hold whole numbers, got {valid_lens.tolist()}"
+            )
     elif valid_lens.dtype == torch.bool or valid_lens.is_complex():
-        raise TypeError(f"{name} must be an integer tensor, got dtype {valid_lens.dtype}")
+        raise TypeError(
+            f"{name} must be an integer tensor, got dtype {valid_lens.dtype}"
+        )
     lens = valid_lens.long()
     if lens.numel() and (lens.min() < 0 or lens.max() > max_len):
         raise ValueError(
@@ -250,7 +273,9 @@ def check_mask(mask, scores_shape, name: str = "mask") -> None:
     """
     check_tensor(name, mask)
     if mask.dtype != torch.bool:
-        raise TypeError(f"{name} must be a boolean tensor (True = attend), got dtype {mask.dtype}")
+        raise TypeError(
+            f"{name} must be a boolean tensor (True = attend), got dtype {mask.dtype}"
+        )
     target = tuple(scores_shape)
     if mask.dim() > len(target) or any(
         m not in (1, t) for m, t in zip(reversed(mask.shape), reversed(target))
@@ -270,7 +295,9 @@ def check_combine_masks(masks) -> None:
         name = f"masks[{i}]"
         check_tensor(name, m)
         if m.dtype != torch.bool:
-            raise TypeError(f"{name} must be a boolean tensor (True = attend), got dtype {m.dtype}")
+            raise TypeError(
+                f"{name} must be a boolean tensor (True = attend), got dtype {m.dtype}"
+            )
         if first is None:
             first = (name, m)
         else:
@@ -285,11 +312,14 @@ def check_combine_masks(masks) -> None:
 
 
 def _same_device(a: torch.device, b: torch.device) -> bool:
-    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
+    return a.type == b.type and (
+        a.index is None or b.index is None or a.index == b.index
+    )
 
 
-def check_build_mask_args(num_queries, num_keys, mask=None, valid_lens=None, causal=False,
-                          device=None) -> None:
+def check_build_mask_args(
+    num_queries, num_keys, mask=None, valid_lens=None, causal=False, device=None
+) -> None:
     """Sizes ``L, S ≥ 0`` (ints), ``causal`` a bool, ``device`` ``None`` or a device; ``mask``
     boolean, broadcasting to ``(..., L, S)`` — to ``(B, L, S)`` when ``valid_lens`` (``(B,)``
     or ``(B, L)``; its values are checked by ``lengths_to_mask``) is given. Every part lies on
@@ -323,16 +353,27 @@ def check_build_mask_args(num_queries, num_keys, mask=None, valid_lens=None, cau
     if valid_lens is not None:
         parts.append(("valid_lens", valid_lens.device if here is None else here))
     if causal and here is None:
-        parts.append(("the causal mask (on the default device: device=None)",
-                      torch.get_default_device()))
-    (first, d0), verb = parts[0] if parts else (None, None), "is" if here is not None else "is on"
+        parts.append(
+            (
+                "the causal mask (on the default device: device=None)",
+                torch.get_default_device(),
+            )
+        )
+    (first, d0), verb = (
+        parts[0] if parts else (None, None),
+        "is" if here is not None else "is on",
+    )
     for name, d in parts[1:]:
         if not _same_device(d, d0):
-            raise ValueError(f"{name} is on {d} but {first} {verb} {d0}; pass device= or move them "
-                             "to one device")
+            raise ValueError(
+                f"{name} is on {d} but {first} {verb} {d0}; pass device= or move them "
+                "to one device"
+            )
 
 
-def check_softmax_inputs(X, valid_lens=None, mask=None, causal: bool = False, name: str = "X") -> None:
+def check_softmax_inputs(
+    X, valid_lens=None, mask=None, causal: bool = False, name: str = "X"
+) -> None:
     """Scores ``X`` (floating point), optional d2l ``valid_lens`` and boolean ``mask``.
 
     With ``valid_lens``, ``X`` is ``(B, L, S)`` and ``valid_lens`` is ``(B,)`` or ``(B, L)``
@@ -352,7 +393,9 @@ def check_softmax_inputs(X, valid_lens=None, mask=None, causal: bool = False, na
     else:
         check_min_rank(name, X, 1, "(..., L, S)")
     if causal and X.dim() < 2:
-        raise ValueError(f"causal=True needs {name} of shape (..., L, S), got {tuple(X.shape)}")
+        raise ValueError(
+            f"causal=True needs {name} of shape (..., L, S), got {tuple(X.shape)}"
+        )
     if mask is not None:
         check_mask(mask, X.shape)
         check_same_device(**{name: X, "mask": mask})
@@ -400,9 +443,17 @@ def check_additive_inputs(queries, keys, W_q, W_k, w_v, values=None) -> None:
     check_rank("W_q", W_q, 2, "(h, Dq)")
     check_rank("W_k", W_k, 2, "(h, Dk)")
     check_rank("w_v", w_v, (1, 2), "(h,) or (1, h)")
-    check_float_tensors(queries=queries, keys=keys, W_q=W_q, W_k=W_k, w_v=w_v,
-                        **({} if values is None else {"values": values}))
-    check_batch_dims(queries=queries, keys=keys, **({} if values is None else {"values": values}))
+    check_float_tensors(
+        queries=queries,
+        keys=keys,
+        W_q=W_q,
+        W_k=W_k,
+        w_v=w_v,
+        **({} if values is None else {"values": values}),
+    )
+    check_batch_dims(
+        queries=queries, keys=keys, **({} if values is None else {"values": values})
+    )
     if values is not None:
         check_dim("values", values, -2, keys.shape[-2], "the number of keys S")
     check_dim("W_q", W_q, 1, queries.shape[-1], "the queries' feature size Dq")
@@ -430,8 +481,9 @@ def check_bilinear_inputs(queries, keys, W, values=None) -> None:
     check_dim("W", W, 1, keys.shape[-1], "the keys' feature size Dk")
 
 
-def check_attention_inputs(queries, keys, values, *, valid_lens=None, mask=None,
-                           same_size: bool = True) -> None:
+def check_attention_inputs(
+    queries, keys, values, *, valid_lens=None, mask=None, same_size: bool = True
+) -> None:
     """``queries (..., L, D)``, ``keys (..., S, D)``, ``values (..., S, Dv)``: floats on one
     device, one dtype, the same batch dims and S (and D, unless ``same_size=False``, as for
     additive scores); plus the masking arguments."""
@@ -479,7 +531,9 @@ def check_mechanism_inputs(q, k, v, mask=None) -> None:
         check_floating(name, t)
     check_same_device(q=q, k=k, v=v)
     if q.dtype != k.dtype or k.dtype != v.dtype:
-        raise TypeError(f"q, k and v must share a dtype, got {q.dtype}, {k.dtype} and {v.dtype}")
+        raise TypeError(
+            f"q, k and v must share a dtype, got {q.dtype}, {k.dtype} and {v.dtype}"
+        )
     if k.shape[:2] != q.shape[:2] or v.shape[:2] != q.shape[:2]:
         raise ValueError(
             "q, k and v must agree in (B, H); got shapes "
@@ -519,7 +573,9 @@ def check_nonempty_bool(name: str, x) -> None:
 # --- soft lookup (pooling)
 
 
-def check_lookup_inputs(queries, keys, values=None, bandwidth=None, *, min_keys: int = 0) -> None:
+def check_lookup_inputs(
+    queries, keys, values=None, bandwidth=None, *, min_keys: int = 0
+) -> None:
     """``queries (L,)|(L, D)``, ``keys (S,)|(S, D)``, ``values (S,)|(S, Dv)``: floats on one
     device, one dtype, the same D and S; at least ``min_keys`` keys; ``bandwidth > 0``."""
     check_rank("queries", queries, (1, 2), "(L,) or (L, D)")
@@ -528,13 +584,17 @@ def check_lookup_inputs(queries, keys, values=None, bandwidth=None, *, min_keys:
     if values is not None:
         check_rank("values", values, (1, 2), "(S,) or (S, Dv)")
         named["values"] = values
-    if isinstance(bandwidth, torch.Tensor):  # e.g. a learned parameter, in any float dtype
+    if isinstance(
+        bandwidth, torch.Tensor
+    ):  # e.g. a learned parameter, in any float dtype
         check_rank("bandwidth", bandwidth, 0, "(a scalar tensor)")
         check_floating("bandwidth", bandwidth)
         check_same_device(queries=queries, bandwidth=bandwidth)
     elif bandwidth is not None:
         if isinstance(bandwidth, bool) or not isinstance(bandwidth, (int, float)):
-            raise TypeError(f"bandwidth must be a number or a 0-D tensor, got {type(bandwidth).__name__}")
+            raise TypeError(
+                f"bandwidth must be a number or a 0-D tensor, got {type(bandwidth).__name__}"
+            )
         if not bandwidth > 0:
             raise ValueError(f"bandwidth must be > 0, got {bandwidth}")
     check_float_tensors(**named)
@@ -544,7 +604,9 @@ def check_lookup_inputs(queries, keys, values=None, bandwidth=None, *, min_keys:
     if values is not None:
         check_dim("values", values, 0, keys.shape[0], "the number of keys S")
     if keys.shape[0] < min_keys:
-        raise ValueError(f"keys must hold at least {min_keys} key, got shape {tuple(keys.shape)}")
+        raise ValueError(
+            f"keys must hold at least {min_keys} key, got shape {tuple(keys.shape)}"
+        )
 
 
 def check_pooling_inputs(values, num_queries) -> None:
@@ -552,7 +614,9 @@ def check_pooling_inputs(values, num_queries) -> None:
     check_rank("values", values, (1, 2), "(S,) or (S, Dv)")
     check_floating("values", values)
     if values.shape[0] == 0:
-        raise ValueError(f"values must hold at least one value to average, got shape {tuple(values.shape)}")
+        raise ValueError(
+            f"values must hold at least one value to average, got shape {tuple(values.shape)}"
+        )
     check_int_in_range("num_queries", num_queries, 0)
 
 
@@ -572,7 +636,9 @@ def check_positional_inputs(X, P) -> None:
             f"has num_hiddens={P.shape[-1]}"
         )
     if X.shape[1] > P.shape[0]:
-        raise ValueError(f"X has length {X.shape[1]} but max_len is {P.shape[0]} (the rows of P)")
+        raise ValueError(
+            f"X has length {X.shape[1]} but max_len is {P.shape[0]} (the rows of P)"
+        )
 
 
 def check_fusion_inputs(H, W, b, c, mask=None) -> None:
@@ -589,9 +655,13 @@ def check_fusion_inputs(H, W, b, c, mask=None) -> None:
     if mask is not None:
         check_rank("mask", mask, 2, "(B, P)")
         if mask.dtype != torch.bool:
-            raise TypeError(f"mask must be a boolean tensor (True = present), got dtype {mask.dtype}")
+            raise TypeError(
+                f"mask must be a boolean tensor (True = present), got dtype {mask.dtype}"
+            )
         if tuple(mask.shape) != tuple(H.shape[:2]):
-            raise ValueError(f"mask has shape {tuple(mask.shape)} but H has (B, P) = {tuple(H.shape[:2])}")
+            raise ValueError(
+                f"mask has shape {tuple(mask.shape)} but H has (B, P) = {tuple(H.shape[:2])}"
+            )
         check_same_device(H=H, mask=mask)
 
 
@@ -631,7 +701,9 @@ def _check_head_masks(queries, keys, num_heads, valid_lens, mask) -> None:
     if valid_lens is not None:
         check_rank("valid_lens", valid_lens, (1, 2), "(B,) or (B, L)")
         if valid_lens.shape[0] != B:
-            raise ValueError(f"valid_lens has shape {tuple(valid_lens.shape)} but the batch size is {B}")
+            raise ValueError(
+                f"valid_lens has shape {tuple(valid_lens.shape)} but the batch size is {B}"
+            )
         check_same_device(queries=queries, valid_lens=valid_lens)
         check_lengths(valid_lens, S, L)
     if mask is not None:
@@ -639,21 +711,34 @@ def _check_head_masks(queries, keys, num_heads, valid_lens, mask) -> None:
         check_same_device(queries=queries, mask=mask)
 
 
-def check_multi_head_inputs(queries, keys, values, W_q, W_k, W_v, W_o, num_heads,
-                            biases=None, mask=None) -> None:
+def check_multi_head_inputs(
+    queries, keys, values, W_q, W_k, W_v, W_o, num_heads, biases=None, mask=None
+) -> None:
     """The explicit multi-head computation: inputs ``(B, L, Dq)``, ``(B, S, Dk)``, ``(B, S, Dvin)``;
     weights in ``nn.Linear`` layout ``W_q (H·D, Dq)``, ``W_k (H·D, Dk)``, ``W_v (H·Dv, Dvin)``,
     ``W_o (E, H·Dv)``; ``biases`` a dict ``{"b_q": (H·D,) or None, …}``; ``mask`` broadcastable
     to ``(B, H, L, S)``. All floating point, on one device, one dtype."""
     _check_sequences(queries, keys, values)
-    for name, W, legend in (("W_q", W_q, "(H*D, Dq)"), ("W_k", W_k, "(H*D, Dk)"),
-                            ("W_v", W_v, "(H*Dv, Dvin)"), ("W_o", W_o, "(E, H*Dv)")):
+    for name, W, legend in (
+        ("W_q", W_q, "(H*D, Dq)"),
+        ("W_k", W_k, "(H*D, Dk)"),
+        ("W_v", W_v, "(H*Dv, Dvin)"),
+        ("W_o", W_o, "(E, H*Dv)"),
+    ):
         check_rank(name, W, 2, legend)
     biases = {n: b for n, b in (biases or {}).items() if b is not None}
     for name, b in biases.items():
         check_rank(name, b, 1, f"(rows of W_{name[-1]},)")
-    check_float_tensors(queries=queries, keys=keys, values=values,
-                        W_q=W_q, W_k=W_k, W_v=W_v, W_o=W_o, **biases)
+    check_float_tensors(
+        queries=queries,
+        keys=keys,
+        values=values,
+        W_q=W_q,
+        W_k=W_k,
+        W_v=W_v,
+        W_o=W_o,
+        **biases,
+    )
     check_dim("W_q", W_q, 1, queries.shape[-1], "the queries' feature size Dq")
     check_dim("W_k", W_k, 1, keys.shape[-1], "the keys' feature size Dk")
     check_dim("W_v", W_v, 1, values.shape[-1], "the values' feature size Dvin")
@@ -672,8 +757,9 @@ def check_multi_head_inputs(queries, keys, values, W_q, W_k, W_v, W_o, num_heads
     _check_head_masks(queries, keys, num_heads, None, mask)
 
 
-def check_projection_inputs(queries, keys, values, in_features, num_heads,
-                            valid_lens=None, mask=None) -> None:
+def check_projection_inputs(
+    queries, keys, values, in_features, num_heads, valid_lens=None, mask=None
+) -> None:
     """What :class:`~attnkit.multihead.MultiHeadAttention` needs before it projects: three
     float ``(B, ·, ·)`` sequences on one device with the sizes its projections expect
     (``in_features``: ``(Dq, Dk, Dvin)``, ``None`` where still lazy), lengths and a mask."""
@@ -681,7 +767,9 @@ def check_projection_inputs(queries, keys, values, in_features, num_heads,
     for name, t in (("queries", queries), ("keys", keys), ("values", values)):
         check_floating(name, t)
     check_same_device(queries=queries, keys=keys, values=values)
-    for name, x, size in zip(("queries", "keys", "values"), (queries, keys, values), in_features):
+    for name, x, size in zip(
+        ("queries", "keys", "values"), (queries, keys, values), in_features
+    ):
         if size is not None and x.shape[-1] != size:
             raise ValueError(
                 f"{name} has feature size {x.shape[-1]} (shape {tuple(x.shape)}) but its "
@@ -698,7 +786,9 @@ def check_pattern_inputs(q, k, v, pattern, mask=None) -> None:
     check_mechanism_inputs(q, k, v, mask)
     check_tensor("pattern", pattern)
     if pattern.dtype != torch.bool:
-        raise TypeError(f"pattern must be a boolean (L, S) tensor (True = allowed), got dtype {pattern.dtype}")
+        raise TypeError(
+            f"pattern must be a boolean (L, S) tensor (True = allowed), got dtype {pattern.dtype}"
+        )
     check_rank("pattern", pattern, 2, "(L, S)")
     if tuple(pattern.shape) != (q.shape[-2], k.shape[-2]):
         raise ValueError(
@@ -708,7 +798,9 @@ def check_pattern_inputs(q, k, v, pattern, mask=None) -> None:
     check_same_device(q=q, pattern=pattern)
 
 
-def check_local_inputs(q, k, v, window, global_tokens=None, key_padding=None) -> torch.Tensor:
+def check_local_inputs(
+    q, k, v, window, global_tokens=None, key_padding=None
+) -> torch.Tensor:
     """Mechanism inputs, an int ``window ≥ 0``, a ``(B, S)`` key padding and global tokens in
     ``[0, min(L, S))``; returns the global positions as a sorted ``(G,)`` int64 tensor."""
     check_mechanism_inputs(q, k, v)
@@ -717,7 +809,9 @@ def check_local_inputs(q, k, v, window, global_tokens=None, key_padding=None) ->
     return check_global_tokens(global_tokens, min(q.shape[2], k.shape[2]), q.device)
 
 
-def check_block_inputs(q_blk, k_win, v_win, tile_mask, k_glob=None, v_glob=None, glob_mask=None) -> None:
+def check_block_inputs(
+    q_blk, k_win, v_win, tile_mask, k_glob=None, v_glob=None, glob_mask=None
+) -> None:
     """Blocked attention: ``q_blk (B, H, C, b, D)``, ``k_win (B, H, C, W, D)``,
     ``v_win (B, H, C, W, Dv)``, a tile mask broadcastable to ``(B, H, C, b, W)``; and either no
     global keys or ``k_glob (B, H, G, D)``, ``v_glob (B, H, G, Dv)`` with a mask
@@ -728,7 +822,9 @@ def check_block_inputs(q_blk, k_win, v_win, tile_mask, k_glob=None, v_glob=None,
     glob = {"k_glob": k_glob, "v_glob": v_glob, "glob_mask": glob_mask}
     given = [n for n, t in glob.items() if t is not None]
     if given and len(given) != 3:
-        raise ValueError(f"k_glob, v_glob and glob_mask go together, got only {', '.join(given)}")
+        raise ValueError(
+            f"k_glob, v_glob and glob_mask go together, got only {', '.join(given)}"
+        )
     if given:
         check_rank("k_glob", k_glob, 4, "(B, H, G, D)")
         check_rank("v_glob", v_glob, 4, "(B, H, G, Dv)")
@@ -738,7 +834,9 @@ def check_block_inputs(q_blk, k_win, v_win, tile_mask, k_glob=None, v_glob=None,
     check_float_tensors(**tensors)
     for name, t in list(tensors.items())[1:]:
         if t.shape[:2] != q_blk.shape[:2]:
-            raise ValueError(f"{name} has (B, H) = {tuple(t.shape[:2])} but q_blk has {tuple(q_blk.shape[:2])}")
+            raise ValueError(
+                f"{name} has (B, H) = {tuple(t.shape[:2])} but q_blk has {tuple(q_blk.shape[:2])}"
+            )
     check_dim("k_win", k_win, 2, q_blk.shape[2], "the number of query blocks C")
     check_dim("v_win", v_win, 2, q_blk.shape[2], "the number of query blocks C")
     check_dim("k_win", k_win, -1, q_blk.shape[-1], "the queries' feature size D")
@@ -756,7 +854,9 @@ def check_block_inputs(q_blk, k_win, v_win, tile_mask, k_glob=None, v_glob=None,
 __all__ += ["check_sparse_settings", "check_block_sparse_inputs"]
 
 
-def check_sparse_settings(q, k, v, key_padding=None, global_tokens=None, **counts) -> torch.Tensor:
+def check_sparse_settings(
+    q, k, v, key_padding=None, global_tokens=None, **counts
+) -> torch.Tensor:
     """Mechanism inputs, a ``(B, S)`` key padding, int settings given as ``name=(value, minimum)``
     and global tokens in ``[0, min(L, S))``; returns those as a sorted ``(G,)`` int64 tensor."""
     check_mechanism_inputs(q, k, v)
@@ -765,8 +865,9 @@ def check_sparse_settings(q, k, v, key_padding=None, global_tokens=None, **count
     return check_global_tokens(global_tokens, min(q.shape[2], k.shape[2]), q.device)
 
 
-def check_block_sparse_inputs(q, k, v, q_pos, k_pos, allowed, global_tokens=None,
-                              key_padding=None) -> torch.Tensor:
+def check_block_sparse_inputs(
+    q, k, v, q_pos, k_pos, allowed, global_tokens=None, key_padding=None
+) -> torch.Tensor:
     """:func:`check_sparse_settings` plus a block layout: integer ``q_pos (C, b)`` and
     ``k_pos (C, W)`` (positions, ``−1`` = none) and a boolean ``allowed (C, b, W)``, all on
     ``q``'s device; returns the global positions as a sorted ``(G,)`` int64 tensor."""
@@ -776,7 +877,9 @@ def check_block_sparse_inputs(q, k, v, q_pos, k_pos, allowed, global_tokens=None
             raise TypeError(f"{name} must hold integer positions, got dtype {t.dtype}")
     check_rank("allowed", allowed, 3, "(C, b, W)")
     if allowed.dtype != torch.bool:
-        raise TypeError(f"allowed must be a boolean (C, b, W) tensor, got dtype {allowed.dtype}")
+        raise TypeError(
+            f"allowed must be a boolean (C, b, W) tensor, got dtype {allowed.dtype}"
+        )
     want = (q_pos.shape[0], q_pos.shape[1], k_pos.shape[1])
     if k_pos.shape[0] != q_pos.shape[0] or tuple(allowed.shape) != want:
         raise ValueError(
@@ -795,7 +898,9 @@ def check_random_source(seed, generator) -> None:
     if seed is not None:
         check_int_in_range("seed", seed, -(2**63))
     if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        raise TypeError(
+            f"generator must be a torch.Generator, got {type(generator).__name__}"
+        )
 
 
 def check_hash_settings(seed=None, generator=None, n_buckets=None, **counts) -> None:
@@ -810,10 +915,14 @@ def check_hash_settings(seed=None, generator=None, n_buckets=None, **counts) -> 
 def check_n_buckets(n_buckets, allow_one: bool = False) -> None:
     """Angular LSH needs an even number of buckets ``M ≥ 2`` (or 1, "no hashing", if allowed)."""
     if isinstance(n_buckets, bool) or not isinstance(n_buckets, int):
-        raise TypeError(f"n_buckets must be an int, got {type(n_buckets).__name__} {n_buckets!r}")
+        raise TypeError(
+            f"n_buckets must be an int, got {type(n_buckets).__name__} {n_buckets!r}"
+        )
     if not ((n_buckets >= 2 and n_buckets % 2 == 0) or (allow_one and n_buckets == 1)):
         one = "1 or " if allow_one else ""
-        raise ValueError(f"n_buckets must be {one}an even number ≥ 2 for angular LSH, got {n_buckets}")
+        raise ValueError(
+            f"n_buckets must be {one}an even number ≥ 2 for angular LSH, got {n_buckets}"
+        )
 
 
 def check_hash_projection(x, proj, name: str, rank: int, legend: str) -> None:
@@ -833,21 +942,37 @@ def check_angle(theta, n_bits) -> None:
     if isinstance(theta, torch.Tensor):
         check_floating("theta", theta)
     elif isinstance(theta, bool) or not isinstance(theta, (int, float)):
-        raise TypeError(f"theta must be a number or a floating tensor, got {type(theta).__name__}")
+        raise TypeError(
+            f"theta must be a number or a floating tensor, got {type(theta).__name__}"
+        )
     check_int_in_range("n_bits", n_bits, 0)
 
 
-def check_buckets(name: str, buckets, shape=None, device=None, limit: int | None = None) -> None:
+def check_buckets(
+    name: str, buckets, shape=None, device=None, limit: int | None = None
+) -> None:
     """Integer bucket ids (not bool), of ``shape`` when given, in ``[0, limit)`` when given."""
     check_tensor(name, buckets)
-    if buckets.dtype == torch.bool or buckets.is_floating_point() or buckets.is_complex():
-        raise TypeError(f"{name} must be an integer tensor of bucket ids, got dtype {buckets.dtype}")
+    if (
+        buckets.dtype == torch.bool
+        or buckets.is_floating_point()
+        or buckets.is_complex()
+    ):
+        raise TypeError(
+            f"{name} must be an integer tensor of bucket ids, got dtype {buckets.dtype}"
+        )
     check_min_rank(name, buckets, 1, "(..., N)")
     if shape is not None and tuple(buckets.shape) != tuple(shape):
-        raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(buckets.shape)}")
+        raise ValueError(
+            f"{name} must have shape {tuple(shape)}, got {tuple(buckets.shape)}"
+        )
     if device is not None and buckets.device != device:
         raise ValueError(f"{name} is on {buckets.device} but q is on {device}")
-    if limit is not None and buckets.numel() and (buckets.min() < 0 or buckets.max() >= limit):
+    if (
+        limit is not None
+        and buckets.numel()
+        and (buckets.min() < 0 or buckets.max() >= limit)
+    ):
         raise ValueError(
             f"{name} must lie in [0, {limit - 1}], got values from {int(buckets.min())} "
             f"to {int(buckets.max())}"
@@ -861,7 +986,9 @@ def check_sort_inputs(buckets, padded_len) -> None:
         check_int_in_range("padded_len", padded_len, buckets.shape[-1])
 
 
-def check_lsh_inputs(q, k, v, q_buckets, k_buckets, bucket_size, key_padding=None) -> None:
+def check_lsh_inputs(
+    q, k, v, q_buckets, k_buckets, bucket_size, key_padding=None
+) -> None:
     """Mechanism inputs with ``L, S ≥ 1``, an int ``bucket_size ≥ 1``, integer buckets
     ``q_buckets (B, H, R, L)`` and ``k_buckets (B, H, R, S)`` (``R ≥ 1``, ids ≥ 0, small
     enough that ``bucket · (L + 1)`` fits in 32 bits) and a ``(B, S)`` key padding."""
@@ -875,14 +1002,18 @@ def check_lsh_inputs(q, k, v, q_buckets, k_buckets, bucket_size, key_padding=Non
     check_rank("q_buckets", q_buckets, 4, "(B, H, R, L)")
     R = q_buckets.shape[2]
     if R < 1:
-        raise ValueError(f"q_buckets must hold at least one hash round, got shape {tuple(q_buckets.shape)}")
+        raise ValueError(
+            f"q_buckets must hold at least one hash round, got shape {tuple(q_buckets.shape)}"
+        )
     limit = 2**31 // (max(L, S) + 1)
     check_buckets("q_buckets", q_buckets, (B, H, R, L), q.device, limit)
     check_buckets("k_buckets", k_buckets, (B, H, R, S), q.device, limit)
     check_key_padding(key_padding, k)
 
 
-def check_lsh_settings(bucket_size, n_hashes, n_buckets, seed, shared_qk, redraw) -> None:
+def check_lsh_settings(
+    bucket_size, n_hashes, n_buckets, seed, shared_qk, redraw
+) -> None:
     """:class:`~attnkit.lsh.LSHAttention`'s constructor settings."""
     check_counts(bucket_size=(bucket_size, 1), n_hashes=(n_hashes, 1))
     if n_buckets is not None:
@@ -950,7 +1081,9 @@ def check_positive_real(name: str, value) -> None:
     """Raise ``TypeError`` unless ``value`` is a Python number (not ``bool``), ``ValueError``
     unless it is finite and ``> 0`` (``nan`` and ``inf`` are refused)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+        raise TypeError(
+            f"{name} must be a number, got {type(value).__name__} {value!r}"
+        )
     if not (value > 0 and value != float("inf")):  # nan > 0 is False
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
@@ -988,11 +1121,21 @@ def check_key_padding(key_padding, k: torch.Tensor, name: str = "k") -> None:
             f"got shape {tuple(key_padding.shape)}"
         )
     if key_padding.device != k.device:
-        raise ValueError(f"key_padding is on {key_padding.device} but {name} is on {k.device}")
+        raise ValueError(
+            f"key_padding is on {key_padding.device} but {name} is on {k.device}"
+        )
 
 
-def check_feature_inputs(phi_q, phi_k, v, *, key_padding=None, eps=None, chunk_size=None,
-                         names=("phi_q", "phi_k", "v")) -> None:
+def check_feature_inputs(
+    phi_q,
+    phi_k,
+    v,
+    *,
+    key_padding=None,
+    eps=None,
+    chunk_size=None,
+    names=("phi_q", "phi_k", "v"),
+) -> None:
     """Queries ``(..., L, M)``, keys ``(..., S, M)`` and values ``(..., S, Dv)`` (``v`` may be
     ``None``): real floating tensors on one device whose leading axes broadcast, with
     matching ``M`` and ``S``; then ``key_padding`` (:func:`check_key_padding`), ``eps > 0``
@@ -1029,27 +1172,51 @@ def check_feature_inputs(phi_q, phi_k, v, *, key_padding=None, eps=None, chunk_s
 LINEAR_CAUSAL_FORMS = ("chunked", "cumsum", "recurrent")
 
 
-def check_linear_inputs(phi_q, phi_k, v, *, key_padding=None, causal_form="chunked",
-                        chunk_size=None, eps=None) -> None:
+def check_linear_inputs(
+    phi_q,
+    phi_k,
+    v,
+    *,
+    key_padding=None,
+    causal_form="chunked",
+    chunk_size=None,
+    eps=None,
+) -> None:
     """As :func:`check_feature_inputs`, and ``causal_form`` one of ``LINEAR_CAUSAL_FORMS``."""
-    check_feature_inputs(phi_q, phi_k, v, key_padding=key_padding, eps=eps, chunk_size=chunk_size)
+    check_feature_inputs(
+        phi_q, phi_k, v, key_padding=key_padding, eps=eps, chunk_size=chunk_size
+    )
     if causal_form not in LINEAR_CAUSAL_FORMS:
-        raise ValueError(f"causal_form must be one of {LINEAR_CAUSAL_FORMS}, got {causal_form!r}")
+        raise ValueError(
+            f"causal_form must be one of {LINEAR_CAUSAL_FORMS}, got {causal_form!r}"
+        )
 
 
 def check_step_inputs(state, phi_q_i, phi_k_i, v_i, key_allowed=None, eps=None) -> None:
     """One decoding step: ``state.kv (..., M, Dv)``, ``state.z (..., M)``, ``phi_q_i``,
     ``phi_k_i (..., M)``, ``v_i (..., Dv)``, optional boolean ``key_allowed (...)``, ``eps > 0``."""
     if not (isinstance(state, tuple) and len(state) == 2):
-        raise TypeError(f"state must be a LinearState (kv, z), got {type(state).__name__}")
+        raise TypeError(
+            f"state must be a LinearState (kv, z), got {type(state).__name__}"
+        )
     kv, z = state
-    tensors = {"state.kv": kv, "state.z": z, "phi_q_i": phi_q_i, "phi_k_i": phi_k_i, "v_i": v_i}
+    tensors = {
+        "state.kv": kv,
+        "state.z": z,
+        "phi_q_i": phi_q_i,
+        "phi_k_i": phi_k_i,
+        "v_i": v_i,
+    }
     for name, t in tensors.items():
         _check_floating_min_rank(name, t, 2 if name == "state.kv" else 1, "")
     check_same_device(**tensors)
     M, Dv = kv.shape[-2], kv.shape[-1]
-    for name, t, size, what in (("state.z", z, M, "M"), ("phi_q_i", phi_q_i, M, "M"),
-                                ("phi_k_i", phi_k_i, M, "M"), ("v_i", v_i, Dv, "Dv")):
+    for name, t, size, what in (
+        ("state.z", z, M, "M"),
+        ("phi_q_i", phi_q_i, M, "M"),
+        ("phi_k_i", phi_k_i, M, "M"),
+        ("v_i", v_i, Dv, "Dv"),
+    ):
         if t.shape[-1] != size:
             raise ValueError(
                 f"{name} has size {t.shape[-1]} in its last axis (shape {tuple(t.shape)}) "
@@ -1070,7 +1237,9 @@ def check_state_settings(batch_shape, num_features, value_dim, dtype) -> None:
     """``batch_shape`` a sequence of non-negative ints, ``num_features`` (M) and ``value_dim``
     (Dv) positive ints, ``dtype`` a real floating dtype."""
     if not isinstance(batch_shape, (tuple, list, torch.Size)):
-        raise TypeError(f"batch_shape must be a tuple of ints, got {type(batch_shape).__name__}")
+        raise TypeError(
+            f"batch_shape must be a tuple of ints, got {type(batch_shape).__name__}"
+        )
     for i, n in enumerate(batch_shape):
         check_int_in_range(f"batch_shape[{i}]", n, 0)
     check_positive_int("num_features", num_features)
@@ -1087,7 +1256,9 @@ def check_projection_size(m, d, seed=None) -> None:
         check_int_in_range("seed", seed, -(2**63))
 
 
-def check_projection(x, omega, *, shift=None, shift_name="stabilizer", name="x") -> None:
+def check_projection(
+    x, omega, *, shift=None, shift_name="stabilizer", name="x"
+) -> None:
     """``x (..., L, D)`` and ``omega (M, D)``: real floating, one device, same ``D``; ``shift``
     (``None`` or a floating tensor broadcastable to ``(..., L, 1)``) on that device too."""
     _check_floating_min_rank(name, x, 2, "(..., L, D)")
@@ -1125,13 +1296,21 @@ def check_stabilizer_inputs(log_k, key_padding=None) -> None:
     check_key_features(log_k, key_padding, "log_k")
 
 
-def check_performer_inputs(q, k, v, omega, *, kind, key_padding=None, eps=None,
-                           chunk_size=None) -> None:
+def check_performer_inputs(
+    q, k, v, omega, *, kind, key_padding=None, eps=None, chunk_size=None
+) -> None:
     """``q (..., L, D)``, ``k (..., S, D)``, ``v (..., S, Dv)`` (or ``None``) as in
     :func:`check_feature_inputs`, ``omega (M, D)`` on their device, ``kind`` ``"positive"``
     or ``"trig"``."""
-    check_feature_inputs(q, k, v, key_padding=key_padding, eps=eps, chunk_size=chunk_size,
-                         names=("q", "k", "v"))
+    check_feature_inputs(
+        q,
+        k,
+        v,
+        key_padding=key_padding,
+        eps=eps,
+        chunk_size=chunk_size,
+        names=("q", "k", "v"),
+    )
     check_projection(q, omega, name="q")
     if kind not in ("positive", "trig"):
         raise ValueError(f"kind must be 'positive' or 'trig', got {kind!r}")
@@ -1156,12 +1335,21 @@ def check_rfa_feature_inputs(x, omega, sigma) -> None:
     check_positive_real("sigma", sigma)
 
 
-def check_arccos_inputs(q, k, v, omega, *, key_padding=None, eps=None, chunk_size=None) -> None:
+def check_arccos_inputs(
+    q, k, v, omega, *, key_padding=None, eps=None, chunk_size=None
+) -> None:
     """Arc-cosine random-feature attention: ``q (..., L, D)``, ``k (..., S, D)``,
     ``v (..., S, Dv)`` and ``key_padding`` as in :func:`check_feature_inputs`, ``omega (M, D)``
     on their device with the same ``D``."""
-    check_feature_inputs(q, k, v, key_padding=key_padding, eps=eps, chunk_size=chunk_size,
-                         names=("q", "k", "v"))
+    check_feature_inputs(
+        q,
+        k,
+        v,
+        key_padding=key_padding,
+        eps=eps,
+        chunk_size=chunk_size,
+        names=("q", "k", "v"),
+    )
     check_projection(q, omega, name="q")
 
 
@@ -1175,12 +1363,15 @@ def check_gate_inputs(k, weight, bias) -> None:
     check_rank("bias", bias, 0, "(a scalar)")
     check_same_device(k=k, weight=weight, bias=bias)
     if weight.shape[0] != k.shape[-1]:
-        raise ValueError(f"weight has {weight.shape[0]} entries but k has D = {k.shape[-1]} "
-                         f"(shape {tuple(k.shape)})")
+        raise ValueError(
+            f"weight has {weight.shape[0]} entries but k has D = {k.shape[-1]} "
+            f"(shape {tuple(k.shape)})"
+        )
 
 
-def check_rfa_inputs(phi_q, phi_k, v, *, gate=None, key_padding=None, causal=False,
-                     eps=None) -> None:
+def check_rfa_inputs(
+    phi_q, phi_k, v, *, gate=None, key_padding=None, causal=False, eps=None
+) -> None:
     """Features and values as in :func:`check_feature_inputs`; ``gate`` (causal only) a real
     floating ``(..., S)`` tensor on their device, with ``L = S``."""
     check_feature_inputs(phi_q, phi_k, v, key_padding=key_padding, eps=eps)
@@ -1188,7 +1379,9 @@ def check_rfa_inputs(phi_q, phi_k, v, *, gate=None, key_padding=None, causal=Fal
     if gate is None:
         return
     if not causal:
-        raise ValueError("gate is a recency decay of the causal recurrence; pass causal=True")
+        raise ValueError(
+            "gate is a recency decay of the causal recurrence; pass causal=True"
+        )
     check_floating("gate", gate)
     check_min_rank("gate", gate, 1, "(..., S)")
     check_same_device(phi_k=phi_k, gate=gate)
@@ -1215,7 +1408,9 @@ def check_segment_inputs(x, num_landmarks, valid=None) -> None:
         return
     check_tensor("valid", valid)
     if valid.dtype != torch.bool:
-        raise TypeError(f"valid must be boolean (True = real position), got dtype {valid.dtype}")
+        raise TypeError(
+            f"valid must be boolean (True = real position), got dtype {valid.dtype}"
+        )
     check_same_device(x=x, valid=valid)
     target = tuple(x.shape[:-1])
     try:
@@ -1239,7 +1434,9 @@ def check_pinv_input(a, iterations) -> None:
     check_positive_int("iterations", iterations, MAX_PINV_ITERATIONS)
 
 
-def check_nystrom_inputs(q, k, v, *, num_landmarks, pinv_iterations, key_padding=None) -> None:
+def check_nystrom_inputs(
+    q, k, v, *, num_landmarks, pinv_iterations, key_padding=None
+) -> None:
     """``q``, ``k``, ``v`` and ``key_padding`` as in :func:`check_feature_inputs`;
     ``num_landmarks`` a positive int; ``pinv_iterations`` ``None`` (exact pinv) or an int in
     ``[1, MAX_PINV_ITERATIONS]``."""
@@ -1267,8 +1464,10 @@ def check_synthesizer_mlp(x, W1, b1, heads: dict, *, max_len=None) -> None:
                 f"{wn} has {W.shape[1]} inputs (shape {tuple(W.shape)}) but {source} is {fan_in}"
             )
         if b.shape[0] != W.shape[0]:
-            raise ValueError(f"{bn} has {b.shape[0]} entries but {wn} has {W.shape[0]} outputs "
-                             f"(shapes {tuple(b.shape)} and {tuple(W.shape)})")
+            raise ValueError(
+                f"{bn} has {b.shape[0]} entries but {wn} has {W.shape[0]} outputs "
+                f"(shapes {tuple(b.shape)} and {tuple(W.shape)})"
+            )
     if max_len is not None:
         check_positive_int("max_len", max_len)
         sizes = [W.shape[0] for W, _ in heads.values()]
@@ -1314,8 +1513,10 @@ def check_crop(logits, num_queries, num_keys) -> None:
     check_int_in_range("num_keys", num_keys, 0)
     check_length(num_queries, num_keys, logits.shape[-1])
     if num_queries > logits.shape[-2]:
-        raise ValueError(f"logits have {logits.shape[-2]} rows (shape {tuple(logits.shape)}) "
-                         f"but there are {num_queries} queries")
+        raise ValueError(
+            f"logits have {logits.shape[-2]} rows (shape {tuple(logits.shape)}) "
+            f"but there are {num_queries} queries"
+        )
 
 
 def check_mix_inputs(logits, alphas) -> None:
@@ -1333,7 +1534,9 @@ def check_mix_inputs(logits, alphas) -> None:
         raise ValueError(
             f"got {len(logits)} logit tensors but {alphas.shape[0]} mixing weights (alphas)"
         )
-    check_same_device(alphas=alphas, **{f"logits[{i}]": t for i, t in enumerate(logits)})
+    check_same_device(
+        alphas=alphas, **{f"logits[{i}]": t for i, t in enumerate(logits)}
+    )
     try:
         torch.broadcast_shapes(*(t.shape for t in logits))
     except RuntimeError:
@@ -1351,7 +1554,11 @@ def check_synthesizer_inputs(logits, v, mask=None) -> None:
     check_same_device(logits=logits, v=v)
     check_same_dtype(logits=logits, v=v)
     B, H, S = v.shape[0], v.shape[1], v.shape[2]
-    if logits.shape[0] not in (1, B) or logits.shape[1] not in (1, H) or logits.shape[3] != S:
+    if (
+        logits.shape[0] not in (1, B)
+        or logits.shape[1] not in (1, H)
+        or logits.shape[3] != S
+    ):
         raise ValueError(
             f"logits of shape {tuple(logits.shape)} do not fit v of shape {tuple(v.shape)}: "
             f"need (B|1, H|1, L, S) with B={B} batches, H={H} heads, S={S} keys"
@@ -1360,7 +1567,9 @@ def check_synthesizer_inputs(logits, v, mask=None) -> None:
         return
     check_tensor("mask", mask)
     if mask.dtype != torch.bool:
-        raise TypeError(f"mask must be a boolean tensor (True = attend), got dtype {mask.dtype}")
+        raise TypeError(
+            f"mask must be a boolean tensor (True = attend), got dtype {mask.dtype}"
+        )
     check_same_device(v=v, mask=mask)
     target = (B, H, logits.shape[2], S)
     pairs = zip(reversed(mask.shape), reversed(target))
@@ -1409,7 +1618,8 @@ def check_width(name: str, x, width: int | None = None) -> None:
     check_rank(name, x, 3, "(B, L, E)")
     if width is not None and x.shape[-1] != width:
         raise ValueError(
-            f"{name} must have E = {width} features, got shape {tuple(x.shape)}")
+            f"{name} must have E = {width} features, got shape {tuple(x.shape)}"
+        )
 
 
 def check_choice(name: str, value, choices) -> None:
@@ -1437,12 +1647,15 @@ def check_ffn_inputs(x, W1, W2, activation, activations) -> None:
     check_floating("x", x)
     check_choice("activation", activation, activations)
     if W1.dim() != 2 or W2.shape != W1.shape[::-1] or x.shape[-1] != W1.shape[1]:
-        raise ValueError(f"need W1 (Dh, E), W2 (E, Dh) and x (..., E); got W1 "
-                         f"{tuple(W1.shape)}, W2 {tuple(W2.shape)}, x {tuple(x.shape)}")
+        raise ValueError(
+            f"need W1 (Dh, E), W2 (E, Dh) and x (..., E); got W1 "
+            f"{tuple(W1.shape)}, W2 {tuple(W2.shape)}, x {tuple(x.shape)}"
+        )
 
 
-def check_transformer_block_inputs(x, attend, feed_forward, norm1, norm2,
-                                   norm_first) -> None:
+def check_transformer_block_inputs(
+    x, attend, feed_forward, norm1, norm2, norm_first
+) -> None:
     """``x (B, L, E)`` floating, four callables, a bool ``norm_first``."""
     check_width("x", x)
     check_callables(attend=attend, feed_forward=feed_forward, norm1=norm1, norm2=norm2)
@@ -1454,8 +1667,10 @@ def check_kernel_size(kernel_size) -> None:
     length)."""
     check_positive_int("kernel_size", kernel_size)
     if kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be odd (padding K//2 keeps the length), "
-                         f"got {kernel_size}")
+        raise ValueError(
+            f"kernel_size must be odd (padding K//2 keeps the length), "
+            f"got {kernel_size}"
+        )
 
 
 def check_offset_weights_args(num_positions, offsets, alpha) -> None:
@@ -1474,11 +1689,14 @@ def check_convolution_attention_inputs(x, W_v, W_o, offsets) -> None:
     check_rank("offsets", offsets, 1, "(H,)")
     H = offsets.shape[0]
     if W_v.dim() != 2 or W_v.shape[1] != x.shape[-1] or W_v.shape[0] % H != 0:
-        raise ValueError(f"W_v must be (H·Dv, Dvin) with H = {H}, "
-                         f"Dvin = {x.shape[-1]}; got {tuple(W_v.shape)}")
+        raise ValueError(
+            f"W_v must be (H·Dv, Dvin) with H = {H}, "
+            f"Dvin = {x.shape[-1]}; got {tuple(W_v.shape)}"
+        )
     if W_o.dim() != 2 or W_o.shape[1] != W_v.shape[0]:
         raise ValueError(
-            f"W_o must be (E, H·Dv = {W_v.shape[0]}), got {tuple(W_o.shape)}")
+            f"W_o must be (E, H·Dv = {W_v.shape[0]}), got {tuple(W_o.shape)}"
+        )
 
 
 def check_conv1d_weight(weight) -> None:
@@ -1501,15 +1719,21 @@ def check_reversible_inputs(x1, x2, layers) -> None:
     check_width("x1", x1)
     check_width("x2", x2)
     if x1.shape != x2.shape:
-        raise ValueError(f"x1 and x2 must have the same shape, got {tuple(x1.shape)} "
-                         f"and {tuple(x2.shape)}")
+        raise ValueError(
+            f"x1 and x2 must have the same shape, got {tuple(x1.shape)} "
+            f"and {tuple(x2.shape)}"
+        )
     if len(layers) == 0:
         raise ValueError("layers must hold at least one (F, G) pair")
     for i, pair in enumerate(layers):
-        if not (isinstance(pair, (tuple, list)) and len(pair) == 2
-                and all(isinstance(fn, torch.nn.Module) for fn in pair)):
+        if not (
+            isinstance(pair, (tuple, list))
+            and len(pair) == 2
+            and all(isinstance(fn, torch.nn.Module) for fn in pair)
+        ):
             raise TypeError(
-                f"layers[{i}] must be a pair (F, G) of nn.Modules, got {pair!r}")
+                f"layers[{i}] must be a pair (F, G) of nn.Modules, got {pair!r}"
+            )
 
 
 def check_chunked_ffn_inputs(x, chunk_size) -> None:
@@ -1526,8 +1750,10 @@ def check_scale_offset(z, gamma, beta) -> None:
     check_rank("beta", beta, 1, "(D,)")
     check_same_device(z=z, gamma=gamma, beta=beta)
     if z.dim() < 1 or gamma.shape[0] != z.shape[-1] or beta.shape[0] != z.shape[-1]:
-        raise ValueError(f"gamma {tuple(gamma.shape)} and beta {tuple(beta.shape)} "
-                         f"need D entries for z of shape {tuple(z.shape)} (..., L, D)")
+        raise ValueError(
+            f"gamma {tuple(gamma.shape)} and beta {tuple(beta.shape)} "
+            f"need D entries for z of shape {tuple(z.shape)} (..., L, D)"
+        )
 
 
 def check_real_or_none(name: str, value) -> None:
@@ -1535,8 +1761,9 @@ def check_real_or_none(name: str, value) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a real number or None, "
-                        f"got {type(value).__name__}")
+        raise TypeError(
+            f"{name} must be a real number or None, got {type(value).__name__}"
+        )
 
 
 def check_squared_relu_inputs(q, k, v, mask=None, scale=None, bias=None) -> None:
@@ -1554,8 +1781,10 @@ def check_squared_relu_inputs(q, k, v, mask=None, scale=None, bias=None) -> None
         check_same_device(q=q, bias=bias)
         pairs = zip(reversed(bias.shape), reversed(scores_shape))
         if bias.dim() > len(scores_shape) or any(b not in (1, t) for b, t in pairs):
-            raise ValueError(f"bias of shape {tuple(bias.shape)} does not broadcast to "
-                             f"the scores' shape {scores_shape} (..., L, S)")
+            raise ValueError(
+                f"bias of shape {tuple(bias.shape)} does not broadcast to "
+                f"the scores' shape {scores_shape} (..., L, S)"
+            )
     check_real_or_none("scale", scale)
 
 
@@ -1570,28 +1799,44 @@ def check_gau_inputs(x, weights: dict, pairs: int, key_padding=None) -> None:
     check_same_device(x=x, **weights)
     check_same_dtype(x=x, **weights)
     E, Dh, D = x.shape[-1], weights["w_u"].shape[0], weights["w_z"].shape[0]
-    want = {"w_u": (Dh, E), "w_v": (Dh, E), "w_z": (D, E), "gamma": (pairs, D),
-            "beta": (pairs, D), "w_o": (E, Dh)}
+    want = {
+        "w_u": (Dh, E),
+        "w_v": (Dh, E),
+        "w_z": (D, E),
+        "gamma": (pairs, D),
+        "beta": (pairs, D),
+        "w_o": (E, Dh),
+    }
     for name, shape in want.items():
         if tuple(weights[name].shape) != shape:
             raise ValueError(
                 f"{name} must have shape {shape} for x of shape {tuple(x.shape)} "
-                f"(E={E}, Dh={Dh}, D={D}), got {tuple(weights[name].shape)}")
+                f"(E={E}, Dh={Dh}, D={D}), got {tuple(weights[name].shape)}"
+            )
     check_key_padding(key_padding, x, "x")
 
 
-def check_mixed_chunk_inputs(q_quad, k_quad, q_lin, k_lin, v, chunk_size,
-                             key_padding=None) -> None:
+def check_mixed_chunk_inputs(
+    q_quad, k_quad, q_lin, k_lin, v, chunk_size, key_padding=None
+) -> None:
     """Four ``(..., n, D)`` queries and keys, ``v (..., n, Dv)``, one length ``n``."""
-    check_feature_inputs(q_quad, k_quad, v, key_padding=key_padding,
-                         chunk_size=chunk_size, names=("q_quad", "k_quad", "v"))
+    check_feature_inputs(
+        q_quad,
+        k_quad,
+        v,
+        key_padding=key_padding,
+        chunk_size=chunk_size,
+        names=("q_quad", "k_quad", "v"),
+    )
     check_feature_inputs(q_lin, k_lin, v, names=("q_lin", "k_lin", "v"))
     n = v.shape[-2]
     for name, t in (("q_quad", q_quad), ("k_quad", k_quad), ("q_lin", q_lin)):
         if t.shape[-2] != n:
-            raise ValueError(f"mixed-chunk attention is self-attention: {name} has "
-                             f"{t.shape[-2]} positions (shape {tuple(t.shape)}), "
-                             f"v has {n}")
+            raise ValueError(
+                f"mixed-chunk attention is self-attention: {name} has "
+                f"{t.shape[-2]} positions (shape {tuple(t.shape)}), "
+                f"v has {n}"
+            )
     check_same_dtype(q_quad=q_quad, k_quad=k_quad, q_lin=q_lin, k_lin=k_lin, v=v)
 
 
@@ -1599,20 +1844,32 @@ def check_vq_inputs(q, k, v, codebook, *, key_padding=None, causal=False) -> Non
     """``q``, ``k``, ``v``, ``key_padding`` as in :func:`check_feature_inputs` (``q``
     may be ``None``), a real floating ``codebook (M, D)`` with ``M ≥ 1`` on their device
     and dtype; causal needs ``L = S``."""
-    check_feature_inputs(k if q is None else q, k, v, key_padding=key_padding,
-                         names=("k" if q is None else "q", "k", "v"))
+    check_feature_inputs(
+        k if q is None else q,
+        k,
+        v,
+        key_padding=key_padding,
+        names=("k" if q is None else "q", "k", "v"),
+    )
     check_floating("codebook", codebook)
     check_rank("codebook", codebook, 2, "(M, D)")
     check_same_device(k=k, codebook=codebook)
-    tensors = {"k": k, "v": v, "codebook": codebook} if q is None else {
-        "q": q, "k": k, "v": v, "codebook": codebook}
+    tensors = (
+        {"k": k, "v": v, "codebook": codebook}
+        if q is None
+        else {"q": q, "k": k, "v": v, "codebook": codebook}
+    )
     check_same_dtype(**tensors)
     if codebook.shape[0] == 0 or codebook.shape[1] != k.shape[-1]:
-        raise ValueError(f"codebook must be (M, D) with M >= 1 and D = {k.shape[-1]} "
-                         f"(k of shape {tuple(k.shape)}), got {tuple(codebook.shape)}")
+        raise ValueError(
+            f"codebook must be (M, D) with M >= 1 and D = {k.shape[-1]} "
+            f"(k of shape {tuple(k.shape)}), got {tuple(codebook.shape)}"
+        )
     if causal and q is not None and q.shape[-2] != k.shape[-2]:
-        raise ValueError(f"causal VQ attention needs L = S, got q {tuple(q.shape)} "
-                         f"and k {tuple(k.shape)}")
+        raise ValueError(
+            f"causal VQ attention needs L = S, got q {tuple(q.shape)} "
+            f"and k {tuple(k.shape)}"
+        )
 
 
 def check_vq_quantize_inputs(k, codebook) -> None:
@@ -1632,8 +1889,10 @@ def check_ssm_inputs(a, b, c, x=None) -> None:
         check_min_rank(name, t, 2, "(..., L, M)" if name != "x" else "(..., L, Dv)")
     for name, t in (("a", a), ("c", c)):
         if t.shape[-2:] != b.shape[-2:]:
-            raise ValueError(f"{name} has shape {tuple(t.shape)} but b has "
-                             f"{tuple(b.shape)}: both must end in (L, M)")
+            raise ValueError(
+                f"{name} has shape {tuple(t.shape)} but b has "
+                f"{tuple(b.shape)}: both must end in (L, M)"
+            )
     if x is not None:
         check_feature_inputs(c, b, x, names=("c", "b", "x"))  # device, L, broadcasting
     try:
@@ -1653,8 +1912,9 @@ def check_ssm_attention_inputs(phi_q, phi_k, v, *, eps, gate=None) -> None:
         check_floating("gate", gate)
     check_ssm_inputs(phi_q, phi_k, phi_q, v)
     if gate is not None and gate.shape[-1:] != phi_k.shape[-2:-1]:
-        raise ValueError(f"gate must be (..., L) with L = {phi_k.shape[-2]}, "
-                         f"got {tuple(gate.shape)}")
+        raise ValueError(
+            f"gate must be (..., L) with L = {phi_k.shape[-2]}, got {tuple(gate.shape)}"
+        )
 
 
 def check_weight_function_inputs(scores, mask=None, **reals) -> None:

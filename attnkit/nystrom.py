@@ -22,6 +22,7 @@ by an iteration that uses only matrix products (6 steps by default), started fro
   integer, boolean and complex tensors, tensors on different devices, ``num_landmarks < 1``
   and ``pinv_iterations`` outside ``[1, MAX_PINV_ITERATIONS]`` (100) raise.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,14 @@ from .linear import accumulation_dtype, key_padding_view
 from .masking import masked_softmax
 from .mechanisms import Mechanism, key_padding_from_mask
 
-__all__ = ["segment_means", "iterative_pinv", "nystrom_matrices", "nystrom_attention_naive",
-           "nystrom_attention", "NystromAttention"]
+__all__ = [
+    "segment_means",
+    "iterative_pinv",
+    "nystrom_matrices",
+    "nystrom_attention_naive",
+    "nystrom_attention",
+    "NystromAttention",
+]
 
 
 def segment_means(x: torch.Tensor, num_landmarks: int, valid=None) -> torch.Tensor:
@@ -58,9 +65,13 @@ def segment_means(x: torch.Tensor, num_landmarks: int, valid=None) -> torch.Tens
     w = torch.ones(x.shape[:-1], dtype=x.dtype, device=x.device)  # (..., n)
     if valid is not None:
         w = w * valid.to(x.dtype)
-    xw = torch.nn.functional.pad(x * w.unsqueeze(-1), (0, 0, 0, pad))  # (..., M·size, D)
+    xw = torch.nn.functional.pad(
+        x * w.unsqueeze(-1), (0, 0, 0, pad)
+    )  # (..., M·size, D)
     w = torch.nn.functional.pad(w, (0, pad))  # (..., M·size)
-    sums = xw.reshape(*x.shape[:-2], num_landmarks, size, x.shape[-1]).sum(dim=-2)  # (..., M, D)
+    sums = xw.reshape(*x.shape[:-2], num_landmarks, size, x.shape[-1]).sum(
+        dim=-2
+    )  # (..., M, D)
     counts = w.reshape(*w.shape[:-1], num_landmarks, size).sum(dim=-1)  # (..., M)
     return sums / counts.clamp(min=1).unsqueeze(-1)  # (..., M, D)
 
@@ -75,7 +86,10 @@ def iterative_pinv(a: torch.Tensor, iterations: int = 6) -> torch.Tensor:
     eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)  # (M, M)
     norm1 = a.abs().sum(dim=-2).amax(dim=-1)  # (...) largest column sum
     norm_inf = a.abs().sum(dim=-1).amax(dim=-1)  # (...) largest row sum
-    z = a.transpose(-2, -1) / (norm1 * norm_inf).clamp(min=torch.finfo(a.dtype).tiny)[..., None, None]  # (..., M, M)
+    z = (
+        a.transpose(-2, -1)
+        / (norm1 * norm_inf).clamp(min=torch.finfo(a.dtype).tiny)[..., None, None]
+    )  # (..., M, M)
     for _ in range(iterations):
         az = a @ z  # (..., M, M)
         z = 0.25 * z @ (13 * eye - az @ (15 * eye - az @ (7 * eye - az)))  # (..., M, M)
@@ -102,14 +116,22 @@ def nystrom_matrices(q, k, *, num_landmarks=64, key_padding=None):
     A (..., M, M), Bm (..., M, S))`` in at least float32; every row sums to 1 (a ``Bm``
     row whose segment has no real key: 0).
     """
-    check_nystrom_inputs(q, k, None, num_landmarks=num_landmarks, pinv_iterations=None,
-                         key_padding=key_padding)
+    check_nystrom_inputs(
+        q,
+        k,
+        None,
+        num_landmarks=num_landmarks,
+        pinv_iterations=None,
+        key_padding=key_padding,
+    )
     acc = accumulation_dtype(q.dtype)
     kp = key_padding_view(key_padding, k.dim())  # (B, 1, ..., 1, S) or None
     return _parts(q.to(acc), k.to(acc), num_landmarks, kp)
 
 
-def nystrom_attention_naive(q, k, v, *, num_landmarks=64, pinv_iterations=6, key_padding=None):
+def nystrom_attention_naive(
+    q, k, v, *, num_landmarks=64, pinv_iterations=6, key_padding=None
+):
     """Reference: build the ``L × S`` Nyström matrix ``F A⁺ Bm`` explicitly, then multiply V.
 
     ``q (..., L, D)``, ``k (..., S, D)``, ``v (..., S, Dv)``, ``key_padding (B, S)`` →
@@ -117,37 +139,63 @@ def nystrom_attention_naive(q, k, v, *, num_landmarks=64, pinv_iterations=6, key
     approximation of the softmax weights (rows sum to about 1). ``pinv_iterations=None``
     uses the exact ``torch.linalg.pinv``.
     """
-    check_nystrom_inputs(q, k, v, num_landmarks=num_landmarks, pinv_iterations=pinv_iterations,
-                         key_padding=key_padding)
+    check_nystrom_inputs(
+        q,
+        k,
+        v,
+        num_landmarks=num_landmarks,
+        pinv_iterations=pinv_iterations,
+        key_padding=key_padding,
+    )
     acc = accumulation_dtype(q.dtype)
     q, k, vv = q.to(acc), k.to(acc), v.to(acc)
     kp = key_padding_view(key_padding, k.dim())  # (B, 1, ..., 1, S) or None
     f, a, b = _parts(q, k, num_landmarks, kp)
-    a_pinv = torch.linalg.pinv(a) if pinv_iterations is None else iterative_pinv(a, pinv_iterations)
+    a_pinv = (
+        torch.linalg.pinv(a)
+        if pinv_iterations is None
+        else iterative_pinv(a, pinv_iterations)
+    )
     weights = f @ a_pinv @ b  # (..., L, S)
     return (weights @ vv).to(v.dtype), weights.to(v.dtype)  # (..., L, Dv), (..., L, S)
 
 
-def nystrom_attention(q, k, v, *, num_landmarks=64, pinv_iterations=6, key_padding=None):
+def nystrom_attention(
+    q, k, v, *, num_landmarks=64, pinv_iterations=6, key_padding=None
+):
     """Nyström attention in O(n·M): ``F (A⁺ (Bm V))``; exact softmax attention when ``M ≥ max(L, S)``.
 
     Shapes as in :func:`nystrom_attention_naive`; returns ``(..., L, Dv)``.
     """
-    check_nystrom_inputs(q, k, v, num_landmarks=num_landmarks, pinv_iterations=pinv_iterations,
-                         key_padding=key_padding)
+    check_nystrom_inputs(
+        q,
+        k,
+        v,
+        num_landmarks=num_landmarks,
+        pinv_iterations=pinv_iterations,
+        key_padding=key_padding,
+    )
     acc = accumulation_dtype(q.dtype)
     q, k, v_acc = q.to(acc), k.to(acc), v.to(acc)
     kp = key_padding_view(key_padding, k.dim())  # (B, 1, ..., 1, S) or None
-    if num_landmarks >= max(q.shape[-2], k.shape[-2]):  # nothing to compress: exact softmax attention
+    if num_landmarks >= max(
+        q.shape[-2], k.shape[-2]
+    ):  # nothing to compress: exact softmax attention
         scores = q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5  # (..., L, S)
         mask = None if kp is None else kp.unsqueeze(-2)  # (B, 1, ..., 1, S)
         return (masked_softmax(scores, mask=mask) @ v_acc).to(v.dtype)  # (..., L, Dv)
     f, a, b = _parts(q, k, num_landmarks, kp)
-    a_pinv = torch.linalg.pinv(a) if pinv_iterations is None else iterative_pinv(a, pinv_iterations)
+    a_pinv = (
+        torch.linalg.pinv(a)
+        if pinv_iterations is None
+        else iterative_pinv(a, pinv_iterations)
+    )
     out = f @ (a_pinv @ (b @ v_acc))  # (..., L, Dv)
     if kp is not None:  # a batch item without any real key gets zeros
         any_key = kp.any(dim=-1)[..., None, None]  # (B, 1, ..., 1, 1, 1)
-        out = torch.where(any_key, out, torch.zeros((), dtype=out.dtype, device=out.device))
+        out = torch.where(
+            any_key, out, torch.zeros((), dtype=out.dtype, device=out.device)
+        )
     return out.to(v.dtype)
 
 
@@ -170,14 +218,28 @@ class NystromAttention(Mechanism):
         super().__init__()
         check_positive_int("num_landmarks", num_landmarks)
         if pinv_iterations is not None:
-            check_int_in_range("pinv_iterations", pinv_iterations, 1, MAX_PINV_ITERATIONS)
+            check_int_in_range(
+                "pinv_iterations", pinv_iterations, 1, MAX_PINV_ITERATIONS
+            )
         self.num_landmarks = num_landmarks
         self.pinv_iterations = pinv_iterations
 
     def forward(self, q, k, v, *, mask=None, causal=False):
         if causal:
-            raise ValueError("the 'nystrom' mechanism is not causal: its landmarks average whole "
-                             "segments, future positions included; use causal=False")
-        kp = None if mask is None else key_padding_from_mask(mask, k.shape[0], k.shape[-2], "nystrom")
-        return nystrom_attention(q, k, v, num_landmarks=self.num_landmarks, pinv_iterations=self.pinv_iterations,
-                                 key_padding=kp)  # (B, H, L, Dv)
+            raise ValueError(
+                "the 'nystrom' mechanism is not causal: its landmarks average whole "
+                "segments, future positions included; use causal=False"
+            )
+        kp = (
+            None
+            if mask is None
+            else key_padding_from_mask(mask, k.shape[0], k.shape[-2], "nystrom")
+        )
+        return nystrom_attention(
+            q,
+            k,
+            v,
+            num_landmarks=self.num_landmarks,
+            pinv_iterations=self.pinv_iterations,
+            key_padding=kp,
+        )  # (B, H, L, Dv)

@@ -40,6 +40,7 @@ and the output cast back; sin/cos features (``kind="trig"``, RFA) refuse float16
 a ``TypeError`` (a normaliser clamped near 0 can give outputs beyond float16's 65504) —
 bfloat16 works. Empty ``B``, ``L`` or ``S`` give empty or zero outputs.
 """
+
 from __future__ import annotations
 
 import math
@@ -116,15 +117,25 @@ def orthogonal_matrix(m: int, d: int, *, generator=None, device=None) -> torch.T
     each row has the length distribution of an iid Gaussian row.
     """
     check_projection_size(m, d)
-    g = torch.randn(math.ceil(m / d), d, d, generator=generator, dtype=torch.float64)  # (blocks, D, D)
+    g = torch.randn(
+        math.ceil(m / d), d, d, generator=generator, dtype=torch.float64
+    )  # (blocks, D, D)
     q, r = torch.linalg.qr(g)  # batched QR, one per block
-    q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)  # sign-corrected columns
-    omega = q.transpose(-2, -1).reshape(-1, d)[:m]  # (M, D) rows orthonormal within each block
-    norms = torch.randn(m, d, generator=generator, dtype=torch.float64).norm(dim=1)  # (M,) ~ chi_D
+    q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(
+        -2
+    )  # sign-corrected columns
+    omega = q.transpose(-2, -1).reshape(-1, d)[
+        :m
+    ]  # (M, D) rows orthonormal within each block
+    norms = torch.randn(m, d, generator=generator, dtype=torch.float64).norm(
+        dim=1
+    )  # (M,) ~ chi_D
     return (omega * norms.unsqueeze(1)).to(device=device, dtype=torch.float32)  # (M, D)
 
 
-def random_projection(m: int, d: int, *, orthogonal: bool = True, seed: int = 0, device=None) -> torch.Tensor:
+def random_projection(
+    m: int, d: int, *, orthogonal: bool = True, seed: int = 0, device=None
+) -> torch.Tensor:
     """``Ω (M, D)`` drawn from ``torch.Generator().manual_seed(seed)`` (CPU, then moved)."""
     check_projection_size(m, d, seed)
     g = torch.Generator().manual_seed(seed)
@@ -138,10 +149,14 @@ def positive_log_features(x: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
     check_projection(x, omega)
     x = x.to(accumulation_dtype(x.dtype))
     proj = x @ omega.to(x.dtype).T  # (..., L, M)
-    return proj.sub_(0.5 * (x * x).sum(dim=-1, keepdim=True))  # in place: saves one (..., L, M) buffer
+    return proj.sub_(
+        0.5 * (x * x).sum(dim=-1, keepdim=True)
+    )  # in place: saves one (..., L, M) buffer
 
 
-def positive_features(x: torch.Tensor, omega: torch.Tensor, *, stabilizer=None) -> torch.Tensor:
+def positive_features(
+    x: torch.Tensor, omega: torch.Tensor, *, stabilizer=None
+) -> torch.Tensor:
     """FAVOR+ features ``exp(Ωx − ‖x‖²/2 − c)/√M``: ``(..., L, D)`` → ``(..., L, M)``.
 
     ``stabilizer`` ``c``: ``None`` (no shift), or a tensor broadcastable to ``(..., L, 1)``.
@@ -154,7 +169,9 @@ def positive_features(x: torch.Tensor, omega: torch.Tensor, *, stabilizer=None) 
     return torch.exp(logits) / math.sqrt(omega.shape[0])  # (..., L, M)
 
 
-def trig_features(x: torch.Tensor, omega: torch.Tensor, *, log_scale=None) -> torch.Tensor:
+def trig_features(
+    x: torch.Tensor, omega: torch.Tensor, *, log_scale=None
+) -> torch.Tensor:
     """Random Fourier features ``[sin(Ωx), cos(Ωx)] · exp(a)/√M``: ``(..., L, D)`` → ``(..., L, 2M)``.
 
     ``log_scale`` ``a`` broadcastable to ``(..., L, 1)``; the default ``‖x‖²/2`` makes
@@ -170,7 +187,9 @@ def trig_features(x: torch.Tensor, omega: torch.Tensor, *, log_scale=None) -> to
     return feats * torch.exp(log_scale) / math.sqrt(omega.shape[0])  # (..., L, 2M)
 
 
-def key_stabilizer(log_k: torch.Tensor, key_padding=None, *, causal: bool = False) -> torch.Tensor:
+def key_stabilizer(
+    log_k: torch.Tensor, key_padding=None, *, causal: bool = False
+) -> torch.Tensor:
     """One detached constant per (batch, head) for all keys: ``log_k (..., S, M)`` → ``(..., 1, 1)``.
 
     Non-causal: max over real keys and features. Causal: max over the features of the first
@@ -180,17 +199,23 @@ def key_stabilizer(log_k: torch.Tensor, key_padding=None, *, causal: bool = Fals
     check_stabilizer_inputs(log_k, key_padding)
     log_k = log_k.detach()
     if key_padding is None:
-        key_padding = torch.ones(log_k.shape[-2], dtype=torch.bool, device=log_k.device)  # (S,)
+        key_padding = torch.ones(
+            log_k.shape[-2], dtype=torch.bool, device=log_k.device
+        )  # (S,)
     else:
         key_padding = key_padding_view(key_padding, log_k.dim())  # (B, 1, ..., 1, S)
     key_padding = key_padding.expand(log_k.shape[:-1])  # (..., S)
     per_key = log_k.amax(dim=-1)  # (..., S)
     if causal:
-        first = (key_padding.cumsum(dim=-1) == 1) & key_padding  # (..., S) one-hot first real key
+        first = (
+            key_padding.cumsum(dim=-1) == 1
+        ) & key_padding  # (..., S) one-hot first real key
         per_key = per_key.masked_fill(~first, -math.inf)
     else:
         per_key = per_key.masked_fill(~key_padding, -math.inf)
-    c = F.pad(per_key, (0, 1), value=-math.inf).amax(dim=-1)  # (...); S = 0 gives −inf, then 0
+    c = F.pad(per_key, (0, 1), value=-math.inf).amax(
+        dim=-1
+    )  # (...); S = 0 gives −inf, then 0
     c = torch.where(torch.isfinite(c), c, torch.zeros_like(c))
     return c[..., None, None]  # (..., 1, 1)
 
@@ -211,14 +236,20 @@ def performer_features(q, k, omega, *, kind="positive", key_padding=None, causal
         log_q = positive_log_features(q, omega)  # (..., L, M)
         log_k = positive_log_features(k, omega)  # (..., S, M)
     else:  # "trig"
-        log_q = 0.5 * (q * q).sum(dim=-1, keepdim=True)  # (..., L, 1) the exp(‖q‖²/2) factor
+        log_q = 0.5 * (q * q).sum(
+            dim=-1, keepdim=True
+        )  # (..., L, 1) the exp(‖q‖²/2) factor
         log_k = 0.5 * (k * k).sum(dim=-1, keepdim=True)  # (..., S, 1)
     c_q = log_q.detach().amax(dim=-1, keepdim=True)  # (..., L, 1)
     c_k = key_stabilizer(log_k, key_padding, causal=causal)  # (..., 1, 1)
     if kind == "positive":
-        half_log_m = 0.5 * math.log(omega.shape[0])  # the 1/√M factor, folded into the exponent
+        half_log_m = 0.5 * math.log(
+            omega.shape[0]
+        )  # the 1/√M factor, folded into the exponent
         phi_q = (log_q - (c_q + half_log_m)).exp_()  # (..., L, M)
-        phi_k = (log_k - (c_k + half_log_m)).clamp_(max=MAX_KEY_LOG - half_log_m).exp_()  # (..., S, M)
+        phi_k = (
+            (log_k - (c_k + half_log_m)).clamp_(max=MAX_KEY_LOG - half_log_m).exp_()
+        )  # (..., S, M)
     else:
         log_k = (log_k - c_k).clamp(max=MAX_KEY_LOG)
         phi_q = trig_features(q, omega, log_scale=log_q - c_q)  # (..., L, 2M)
@@ -227,28 +258,49 @@ def performer_features(q, k, omega, *, kind="positive", key_padding=None, causal
 
 
 # ----------------------------------------------------------------------------- Performer
-def performer_attention_naive(q, k, v, omega, *, kind="positive", key_padding=None, causal=False,
-                              eps=1e-30):
+def performer_attention_naive(
+    q, k, v, omega, *, kind="positive", key_padding=None, causal=False, eps=1e-30
+):
     """Dense reference: ``A = φ(Q)φ(K)ᵀ`` (``(..., L, S)``) built, masked and row-normalised.
 
     Shapes: ``q (..., L, D)``, ``k (..., S, D)``, ``v (..., S, Dv)``, ``Ω (M, D)``,
     ``key_padding (B, S)`` → ``(out (..., L, Dv), weights (..., L, S))``, both in ``v``'s dtype.
     """
     check_performer_inputs(q, k, v, omega, kind=kind, key_padding=key_padding, eps=eps)
-    phi_q, phi_k = performer_features(q, k, omega, kind=kind, key_padding=key_padding, causal=causal)
+    phi_q, phi_k = performer_features(
+        q, k, omega, kind=kind, key_padding=key_padding, causal=causal
+    )
     v_acc = v.to(phi_q.dtype)
     a = phi_q @ phi_k.transpose(-2, -1)  # (..., L, S)
     if causal:
-        allowed = torch.ones(a.shape[-2], a.shape[-1], dtype=torch.bool, device=a.device).tril()  # (L, S)
+        allowed = torch.ones(
+            a.shape[-2], a.shape[-1], dtype=torch.bool, device=a.device
+        ).tril()  # (L, S)
         a = a.masked_fill(~allowed, 0.0)
     den = a.sum(dim=-1, keepdim=True)  # (..., L, 1)
-    den = den + eps if kind == "positive" else den.clamp(min=max(eps, TRIG_MIN_NORMALISER))
+    den = (
+        den + eps
+        if kind == "positive"
+        else den.clamp(min=max(eps, TRIG_MIN_NORMALISER))
+    )
     weights = a / den  # (..., L, S)
-    return (weights @ v_acc).to(v.dtype), weights.to(v.dtype)  # (..., L, Dv), (..., L, S)
+    return (weights @ v_acc).to(v.dtype), weights.to(
+        v.dtype
+    )  # (..., L, Dv), (..., L, S)
 
 
-def performer_attention(q, k, v, omega, *, kind="positive", key_padding=None, causal=False,
-                        chunk_size=64, eps=1e-30):
+def performer_attention(
+    q,
+    k,
+    v,
+    omega,
+    *,
+    kind="positive",
+    key_padding=None,
+    causal=False,
+    chunk_size=64,
+    eps=1e-30,
+):
     """FAVOR+: features, then linear attention in O(n·M·Dv). Shapes as in the naive form.
 
     Positive features use :mod:`attnkit.linear`'s forms (non-causal, chunked causal);
@@ -256,10 +308,23 @@ def performer_attention(q, k, v, omega, *, kind="positive", key_padding=None, ca
     ``max(eps, TRIG_MIN_NORMALISER)``: the tiny ``eps`` that suits stabilised positive
     features would turn a negative sin/cos normaliser into an astronomically large output).
     """
-    check_performer_inputs(q, k, v, omega, kind=kind, key_padding=key_padding, eps=eps, chunk_size=chunk_size)
-    phi_q, phi_k = performer_features(q, k, omega, kind=kind, key_padding=key_padding, causal=causal)
+    check_performer_inputs(
+        q,
+        k,
+        v,
+        omega,
+        kind=kind,
+        key_padding=key_padding,
+        eps=eps,
+        chunk_size=chunk_size,
+    )
+    phi_q, phi_k = performer_features(
+        q, k, omega, kind=kind, key_padding=key_padding, causal=causal
+    )
     if kind == "trig":
-        return rfa_attention(phi_q, phi_k, v, causal=causal, eps=max(eps, TRIG_MIN_NORMALISER))
+        return rfa_attention(
+            phi_q, phi_k, v, causal=causal, eps=max(eps, TRIG_MIN_NORMALISER)
+        )
     if causal:
         return linear_attention_chunked(phi_q, phi_k, v, chunk_size=chunk_size, eps=eps)
     return linear_attention_noncausal(phi_q, phi_k, v, eps=eps)
@@ -280,8 +345,13 @@ class _RandomFeatureModule(Mechanism):
             self.draws += 1
         key = (d, str(device), self.draws)
         if self._omega_key != key:
-            self.omega = random_projection(self.n_features, d, orthogonal=self.orthogonal,
-                                           seed=self.seed + self.draws, device=device)  # (M, D)
+            self.omega = random_projection(
+                self.n_features,
+                d,
+                orthogonal=self.orthogonal,
+                seed=self.seed + self.draws,
+                device=device,
+            )  # (M, D)
             self._omega_key = key
         return self.omega
 
@@ -303,28 +373,57 @@ class PerformerAttention(_RandomFeatureModule):
     The constructor checks its settings; :func:`performer_attention` checks the inputs.
     """
 
-    def __init__(self, *, n_features: int = 256, orthogonal: bool = True, kind: str = "positive",
-                 seed: int = 0, redraw: bool = True, chunk_size: int = 64, eps: float = 1e-30):
+    def __init__(
+        self,
+        *,
+        n_features: int = 256,
+        orthogonal: bool = True,
+        kind: str = "positive",
+        seed: int = 0,
+        redraw: bool = True,
+        chunk_size: int = 64,
+        eps: float = 1e-30,
+    ):
         super().__init__()
         self._check_settings(n_features, seed, eps)
         if kind not in ("positive", "trig"):
             raise ValueError(f"kind must be 'positive' or 'trig', got {kind!r}")
         check_positive_int("chunk_size", chunk_size)
-        self.n_features, self.orthogonal, self.kind, self.seed = n_features, orthogonal, kind, seed
+        self.n_features, self.orthogonal, self.kind, self.seed = (
+            n_features,
+            orthogonal,
+            kind,
+            seed,
+        )
         self.redraw, self.chunk_size, self.eps = redraw, chunk_size, eps
         self.draws = 0
         self.omega = None
         self._omega_key = None
 
     def forward(self, q, k, v, *, mask=None, causal=False):
-        kp = None if mask is None else key_padding_from_mask(mask, k.shape[0], k.shape[-2], "performer")
+        kp = (
+            None
+            if mask is None
+            else key_padding_from_mask(mask, k.shape[0], k.shape[-2], "performer")
+        )
         omega = self.projection(q.shape[-1], q.device)  # (M, D)
-        return performer_attention(q, k, v, omega, kind=self.kind, key_padding=kp, causal=causal,
-                                   chunk_size=self.chunk_size, eps=self.eps)  # (B, H, L, Dv)
+        return performer_attention(
+            q,
+            k,
+            v,
+            omega,
+            kind=self.kind,
+            key_padding=kp,
+            causal=causal,
+            chunk_size=self.chunk_size,
+            eps=self.eps,
+        )  # (B, H, L, Dv)
 
 
 # ----------------------------------------------------------------------------- RFA
-def rfa_features(x: torch.Tensor, omega: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
+def rfa_features(
+    x: torch.Tensor, omega: torch.Tensor, *, sigma: float = 1.0
+) -> torch.Tensor:
     """RFA's features of ℓ2-normalised inputs: ``φ(x) = [sin(Ωx̂/σ), cos(Ωx̂/σ)]/√M`` with
     ``x̂ = x/‖x‖``; ``x (..., L, D)``, ``Ω (M, D)`` → ``(..., L, 2M)`` in at least float32.
 
@@ -332,8 +431,12 @@ def rfa_features(x: torch.Tensor, omega: torch.Tensor, *, sigma: float = 1.0) ->
     """
     check_rfa_feature_inputs(x, omega, sigma)
     x = x.to(accumulation_dtype(x.dtype))
-    x = x / x.norm(dim=-1, keepdim=True).clamp(min=1e-12) / sigma  # (..., L, D) on the sphere of radius 1/σ
-    return trig_features(x, omega, log_scale=torch.zeros((), device=x.device))  # (..., L, 2M)
+    x = (
+        x / x.norm(dim=-1, keepdim=True).clamp(min=1e-12) / sigma
+    )  # (..., L, D) on the sphere of radius 1/σ
+    return trig_features(
+        x, omega, log_scale=torch.zeros((), device=x.device)
+    )  # (..., L, 2M)
 
 
 def rfa_gate(k: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -351,7 +454,9 @@ def _gate_weights(gate: torch.Tensor) -> torch.Tensor:
     G = torch.cumsum(log_g, dim=-1)  # (..., L)
     L = gate.shape[-1]
     tril = torch.ones(L, L, dtype=torch.bool, device=gate.device).tril()  # (L, L)
-    diff = (G.unsqueeze(-1) - G.unsqueeze(-2)).masked_fill(~tril, -math.inf)  # (..., L, L)
+    diff = (G.unsqueeze(-1) - G.unsqueeze(-2)).masked_fill(
+        ~tril, -math.inf
+    )  # (..., L, L)
     return torch.exp(diff) * (1 - gate).unsqueeze(-2)  # (..., L, L)
 
 
@@ -364,11 +469,15 @@ def _rfa_prepare(phi_q, phi_k, v, gate, key_padding):
         gate = gate.to(acc)
         if key_padding is not None:
             keep = key_padding_view(key_padding, phi_k.dim())  # (B, 1, ..., 1, S)
-            gate = torch.where(keep, gate, torch.ones((), dtype=acc, device=gate.device))  # (..., S)
+            gate = torch.where(
+                keep, gate, torch.ones((), dtype=acc, device=gate.device)
+            )  # (..., S)
     return phi_q.to(acc), phi_k, v.to(acc), gate
 
 
-def rfa_attention_naive(phi_q, phi_k, v, *, gate=None, key_padding=None, causal=False, eps=1e-6):
+def rfa_attention_naive(
+    phi_q, phi_k, v, *, gate=None, key_padding=None, causal=False, eps=1e-6
+):
     """Dense reference of (gated) RFA: ``φ(Q)φ(K)ᵀ`` times the decay weights, normalised by
     ``max(row sum, eps)``.
 
@@ -376,48 +485,77 @@ def rfa_attention_naive(phi_q, phi_k, v, *, gate=None, key_padding=None, causal=
     in (0, 1) (causal only, ``S = L``), ``key_padding (B, S)`` → ``(out (..., L, Dv),
     weights (..., L, S))``, both in ``v``'s dtype.
     """
-    check_rfa_inputs(phi_q, phi_k, v, gate=gate, key_padding=key_padding, causal=causal, eps=eps)
+    check_rfa_inputs(
+        phi_q, phi_k, v, gate=gate, key_padding=key_padding, causal=causal, eps=eps
+    )
     phi_q, phi_k, v_acc, gate = _rfa_prepare(phi_q, phi_k, v, gate, key_padding)
     a = phi_q @ phi_k.transpose(-2, -1)  # (..., L, S)
     if gate is not None:
         a = a * _gate_weights(gate)  # (..., L, L)
     elif causal:
-        allowed = torch.ones(a.shape[-2], a.shape[-1], dtype=torch.bool, device=a.device).tril()  # (L, S)
+        allowed = torch.ones(
+            a.shape[-2], a.shape[-1], dtype=torch.bool, device=a.device
+        ).tril()  # (L, S)
         a = a.masked_fill(~allowed, 0.0)
     weights = a / a.sum(dim=-1, keepdim=True).clamp(min=eps)  # (..., L, S)
-    return (weights @ v_acc).to(v.dtype), weights.to(v.dtype)  # (..., L, Dv), (..., L, S)
+    return (weights @ v_acc).to(v.dtype), weights.to(
+        v.dtype
+    )  # (..., L, Dv), (..., L, S)
 
 
-def rfa_attention(phi_q, phi_k, v, *, gate=None, key_padding=None, causal=False, eps=1e-6):
+def rfa_attention(
+    phi_q, phi_k, v, *, gate=None, key_padding=None, causal=False, eps=1e-6
+):
     """RFA on mapped features, normaliser clamped at ``eps`` (sin/cos can make it ≤ 0).
 
     Non-causal: ``φ(Q)(φ(K)ᵀV)``. Causal without gate: cumulative sums. Causal with gate:
     the recurrence ``S_t = g_t S_{t−1} + (1 − g_t) φ(k_t) v_tᵀ``, ``z_t = g_t z_{t−1} + (1 − g_t) φ(k_t)``.
     Shapes as in :func:`rfa_attention_naive`; returns ``(..., L, Dv)``.
     """
-    check_rfa_inputs(phi_q, phi_k, v, gate=gate, key_padding=key_padding, causal=causal, eps=eps)
+    check_rfa_inputs(
+        phi_q, phi_k, v, gate=gate, key_padding=key_padding, causal=causal, eps=eps
+    )
     phi_q, phi_k, v_acc, gate = _rfa_prepare(phi_q, phi_k, v, gate, key_padding)
     if not causal:
         kv = phi_k.transpose(-2, -1) @ v_acc  # (..., M, Dv)
         num = phi_q @ kv  # (..., L, Dv)
         den = phi_q @ phi_k.sum(dim=-2).unsqueeze(-1)  # (..., L, 1)
     elif gate is None:
-        phi_k, v_acc = align_causal(phi_k, v_acc, phi_q.shape[-2])  # (..., L, M), (..., L, Dv)
-        kv = torch.cumsum(phi_k.unsqueeze(-1) * v_acc.unsqueeze(-2), dim=-3)  # (..., L, M, Dv)
+        phi_k, v_acc = align_causal(
+            phi_k, v_acc, phi_q.shape[-2]
+        )  # (..., L, M), (..., L, Dv)
+        kv = torch.cumsum(
+            phi_k.unsqueeze(-1) * v_acc.unsqueeze(-2), dim=-3
+        )  # (..., L, M, Dv)
         num = (phi_q.unsqueeze(-2) @ kv).squeeze(-2)  # (..., L, Dv)
-        den = (phi_q * torch.cumsum(phi_k, dim=-2)).sum(dim=-1, keepdim=True)  # (..., L, 1)
+        den = (phi_q * torch.cumsum(phi_k, dim=-2)).sum(
+            dim=-1, keepdim=True
+        )  # (..., L, 1)
     else:
-        batch = torch.broadcast_shapes(phi_q.shape[:-2], phi_k.shape[:-2], v_acc.shape[:-2], gate.shape[:-1])
+        batch = torch.broadcast_shapes(
+            phi_q.shape[:-2], phi_k.shape[:-2], v_acc.shape[:-2], gate.shape[:-1]
+        )
         s = phi_q.new_zeros(*batch, phi_q.shape[-1], v_acc.shape[-1])  # (..., M, Dv)
         z = phi_q.new_zeros(*batch, phi_q.shape[-1])  # (..., M)
-        nums, dens = [s.new_zeros(*batch, 0, v_acc.shape[-1])], [s.new_zeros(*batch, 0, 1)]  # L = 0: empty
+        nums, dens = (
+            [s.new_zeros(*batch, 0, v_acc.shape[-1])],
+            [s.new_zeros(*batch, 0, 1)],
+        )  # L = 0: empty
         for t in range(phi_q.shape[-2]):
             g = gate[..., t, None]  # (..., 1)
-            s = g[..., None] * s + (1 - g)[..., None] * phi_k[..., t, :, None] * v_acc[..., t, None, :]
+            s = (
+                g[..., None] * s
+                + (1 - g)[..., None] * phi_k[..., t, :, None] * v_acc[..., t, None, :]
+            )
             z = g * z + (1 - g) * phi_k[..., t, :]
             nums.append((phi_q[..., t, None, :] @ s))  # (..., 1, Dv)
-            dens.append((phi_q[..., t, :] * z).sum(-1, keepdim=True)[..., None])  # (..., 1, 1)
-        num, den = torch.cat(nums, dim=-2), torch.cat(dens, dim=-2)  # (..., L, Dv), (..., L, 1)
+            dens.append(
+                (phi_q[..., t, :] * z).sum(-1, keepdim=True)[..., None]
+            )  # (..., 1, 1)
+        num, den = (
+            torch.cat(nums, dim=-2),
+            torch.cat(dens, dim=-2),
+        )  # (..., L, Dv), (..., L, 1)
     return (num / den.clamp(min=eps)).to(v.dtype)  # (..., L, Dv)
 
 
@@ -438,12 +576,26 @@ class RFA(_RandomFeatureModule):
     The constructor checks its settings; the functions it calls check the inputs.
     """
 
-    def __init__(self, *, n_features: int = 128, sigma: float = 1.0, gate: bool = False,
-                 orthogonal: bool = True, seed: int = 0, redraw: bool = True, eps: float = 1e-6):
+    def __init__(
+        self,
+        *,
+        n_features: int = 128,
+        sigma: float = 1.0,
+        gate: bool = False,
+        orthogonal: bool = True,
+        seed: int = 0,
+        redraw: bool = True,
+        eps: float = 1e-6,
+    ):
         super().__init__()
         self._check_settings(n_features, seed, eps)
         check_positive_real("sigma", sigma)
-        self.n_features, self.sigma, self.orthogonal, self.seed = n_features, sigma, orthogonal, seed
+        self.n_features, self.sigma, self.orthogonal, self.seed = (
+            n_features,
+            sigma,
+            orthogonal,
+            seed,
+        )
         self.redraw, self.eps = redraw, eps
         self.draws = 0
         self.omega = None
@@ -465,12 +617,25 @@ class RFA(_RandomFeatureModule):
 
     def forward(self, q, k, v, *, mask=None, causal=False):
         if self.gate_weight is not None and not causal:
-            raise ValueError("RFA(gate=True) is a causal recurrence; call it with causal=True")
-        kp = None if mask is None else key_padding_from_mask(mask, k.shape[0], k.shape[-2], "rfa")
+            raise ValueError(
+                "RFA(gate=True) is a causal recurrence; call it with causal=True"
+            )
+        kp = (
+            None
+            if mask is None
+            else key_padding_from_mask(mask, k.shape[0], k.shape[-2], "rfa")
+        )
         omega = self.projection(q.shape[-1], q.device)  # (M, D)
         g = self.gate(k) if self.gate_weight is not None else None  # (B, H, S)
-        return rfa_attention(self.features(q, omega), self.features(k, omega), v, gate=g, key_padding=kp,
-                             causal=causal, eps=self.eps)  # (B, H, L, Dv)
+        return rfa_attention(
+            self.features(q, omega),
+            self.features(k, omega),
+            v,
+            gate=g,
+            key_padding=kp,
+            causal=causal,
+            eps=self.eps,
+        )  # (B, H, L, Dv)
 
 
 # ----------------------------------------------------------------------------- arc-cosine
@@ -506,7 +671,9 @@ def arccos_attention_naive(q, k, v, omega, *, key_padding=None, causal=False, ep
     dtype.
     """
     check_arccos_inputs(q, k, v, omega, key_padding=key_padding, eps=eps)
-    a = arccos_features(q, omega) @ arccos_features(k, omega).transpose(-2, -1)  # (..., L, S)
+    a = arccos_features(q, omega) @ arccos_features(k, omega).transpose(
+        -2, -1
+    )  # (..., L, S)
     if key_padding is not None:
         keep = key_padding_view(key_padding, a.dim()).unsqueeze(-2)  # (B, 1, ..., 1, S)
         a = a * keep
@@ -518,8 +685,9 @@ def arccos_attention_naive(q, k, v, omega, *, key_padding=None, causal=False, ep
     return out.to(v.dtype), weights.to(v.dtype)
 
 
-def arccos_attention(q, k, v, omega, *, key_padding=None, causal=False, chunk_size=64,
-                     eps=1e-6):
+def arccos_attention(
+    q, k, v, omega, *, key_padding=None, causal=False, chunk_size=64, eps=1e-6
+):
     """Attention with arc-cosine features in O(n·M·Dv): chapter 7's linear attention on
     ``ReLU(ΩQ)/√M`` and ``ReLU(ΩK)/√M`` (non-negative: the normaliser is never < 0).
 
@@ -527,11 +695,13 @@ def arccos_attention(q, k, v, omega, *, key_padding=None, causal=False, chunk_si
     on ``‖q‖`` at all and grow only linearly with ``‖k_j‖``. Shapes as in the naive
     form; returns ``(..., L, Dv)``.
     """
-    check_arccos_inputs(q, k, v, omega, key_padding=key_padding, eps=eps,
-                        chunk_size=chunk_size)
+    check_arccos_inputs(
+        q, k, v, omega, key_padding=key_padding, eps=eps, chunk_size=chunk_size
+    )
     phi_q = arccos_features(q, omega)  # (..., L, M)
     phi_k = arccos_features(k, omega)  # (..., S, M)
     if causal:
-        return linear_attention_chunked(phi_q, phi_k, v, key_padding=key_padding,
-                                        chunk_size=chunk_size, eps=eps)
+        return linear_attention_chunked(
+            phi_q, phi_k, v, key_padding=key_padding, chunk_size=chunk_size, eps=eps
+        )
     return linear_attention_noncausal(phi_q, phi_k, v, key_padding=key_padding, eps=eps)

@@ -36,7 +36,12 @@ print(f"attnkit {{attnkit.__version__}}, torch {{torch.__version__}}, device: {{
 
 
 def _meta(
-    grade_id: str, *, grade: bool, solution: bool, locked: bool, points: float | None = None
+    grade_id: str,
+    *,
+    grade: bool,
+    solution: bool,
+    locked: bool,
+    points: float | None = None,
 ) -> dict:
     m = {
         "grade": grade,
@@ -70,7 +75,8 @@ def setup(extra: str = ""):
 def solution(grade_id: str, source: str):
     """The cell a student fills in; put the answer between ### BEGIN/END SOLUTION."""
     return nbformat.v4.new_code_cell(
-        source.strip("\n"), metadata=_meta(grade_id, grade=False, solution=True, locked=False)
+        source.strip("\n"),
+        metadata=_meta(grade_id, grade=False, solution=True, locked=False),
     )
 
 
@@ -78,7 +84,9 @@ def tests(grade_id: str, source: str, *, points: float):
     """A locked, autograded test cell (hidden tests go between ### BEGIN/END HIDDEN TESTS)."""
     return nbformat.v4.new_code_cell(
         source.strip("\n"),
-        metadata=_meta(grade_id, grade=True, solution=False, locked=True, points=points),
+        metadata=_meta(
+            grade_id, grade=True, solution=False, locked=True, points=points
+        ),
     )
 
 

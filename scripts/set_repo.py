@@ -33,14 +33,20 @@ def set_repo(root: Path, url: str, branch: str | None = None) -> list[Path]:
     """Rewrite every file that names the current repository; return the files changed."""
     match = SLUG.match(url)
     if not match:
-        raise ValueError(f"url must look like https://github.com/OWNER/NAME, got {url!r}")
+        raise ValueError(
+            f"url must look like https://github.com/OWNER/NAME, got {url!r}"
+        )
     new_slug = match.group(1)
     config = (root / "_config.yml").read_text()
     old_url = (
-        re.search(r"^repository:\n(?:  .*\n)*?  url: *(\S+)", config, re.M).group(1).rstrip("/")
+        re.search(r"^repository:\n(?:  .*\n)*?  url: *(\S+)", config, re.M)
+        .group(1)
+        .rstrip("/")
     )
     old_slug = SLUG.match(old_url).group(1)
-    old_branch = re.search(r"^repository:\n(?:  .*\n)*?  branch: *(\S+)", config, re.M).group(1)
+    old_branch = re.search(
+        r"^repository:\n(?:  .*\n)*?  branch: *(\S+)", config, re.M
+    ).group(1)
     branch = branch or old_branch
     # github.com/OLD (install lines, README, config), colab.../github/OLD/blob/BRANCH/ (Colab links)
     pattern = re.compile(

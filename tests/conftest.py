@@ -1,6 +1,7 @@
 """Shared pytest setup: a headless matplotlib backend, the hypothesis profile, a figure-closing
 fixture, the built book. Shared helpers (seeded q, k, v; the largest-tensor recorder) are in
 ``helpers.py``."""
+
 import os
 import subprocess
 import sys
@@ -48,7 +49,9 @@ def built_book(tmp_path_factory) -> Path:
     Sphinx warnings are errors. ATTNKIT_BUILT_BOOK=<dir>/_build/html reuses a build instead."""
     if os.environ.get("ATTNKIT_BUILT_BOOK"):
         html = Path(os.environ["ATTNKIT_BUILT_BOOK"])
-        assert (html / "index.html").exists(), f"ATTNKIT_BUILT_BOOK={html} holds no built book"
+        assert (html / "index.html").exists(), (
+            f"ATTNKIT_BUILT_BOOK={html} holds no built book"
+        )
         return html
     root = Path(__file__).resolve().parents[1]
     out = tmp_path_factory.mktemp("book")
@@ -56,9 +59,24 @@ def built_book(tmp_path_factory) -> Path:
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     env = {**os.environ, "PATH": path}
     proc = subprocess.run(
-        [str(jb), "build", str(root), "--builder", "html", "--path-output", str(out),
-         "-W", "-n", "--keep-going"],
-        capture_output=True, text=True, env=env, cwd=root,
+        [
+            str(jb),
+            "build",
+            str(root),
+            "--builder",
+            "html",
+            "--path-output",
+            str(out),
+            "-W",
+            "-n",
+            "--keep-going",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
     )
-    assert proc.returncode == 0, f"book build failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}"
+    assert proc.returncode == 0, (
+        f"book build failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}"
+    )
     return out / "_build" / "html"

@@ -39,7 +39,9 @@ WRONG_DIR = Path(__file__).resolve().parent / "wrong_answers"
 
 def assignments() -> list[str]:
     """Names of the assignments (``chNN-slug``) found in ``solutions/``."""
-    return sorted(p.name for p in SOLUTIONS.iterdir() if p.is_dir() and p.name.startswith("ch"))
+    return sorted(
+        p.name for p in SOLUTIONS.iterdir() if p.is_dir() and p.name.startswith("ch")
+    )
 
 
 def notebook_name(assignment: str) -> str:
@@ -47,13 +49,17 @@ def notebook_name(assignment: str) -> str:
 
 
 def source_notebook(assignment: str):
-    return nbformat.read(SOLUTIONS / assignment / notebook_name(assignment), as_version=4)
+    return nbformat.read(
+        SOLUTIONS / assignment / notebook_name(assignment), as_version=4
+    )
 
 
 def released_notebook(assignment: str):
     """The committed release in ``exercises/`` (test_exercises checks it is what
     generate_assignment makes)."""
-    return nbformat.read(EXERCISES / assignment / notebook_name(assignment), as_version=4)
+    return nbformat.read(
+        EXERCISES / assignment / notebook_name(assignment), as_version=4
+    )
 
 
 def nbgrader(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -64,10 +70,16 @@ def nbgrader(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "nbgrader", *args], cwd=cwd, capture_output=True, text=True, env=env
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"nbgrader {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+        raise RuntimeError(
+            f"nbgrader {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
@@ -76,7 +88,9 @@ def make_course(tmp: Path, assignment: str) -> Path:
     course = tmp / "course"
     course.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
-    shutil.copytree(SOLUTIONS / assignment, course / "solutions" / assignment, dirs_exist_ok=True)
+    shutil.copytree(
+        SOLUTIONS / assignment, course / "solutions" / assignment, dirs_exist_ok=True
+    )
     return course
 
 
@@ -87,7 +101,11 @@ def generate(course: Path, assignment: str) -> Path:
 
 
 def cells_by_grade_id(nb) -> dict[str, nbformat.NotebookNode]:
-    return {nbgrader_meta(c)["grade_id"]: c for c in nb.cells if "grade_id" in nbgrader_meta(c)}
+    return {
+        nbgrader_meta(c)["grade_id"]: c
+        for c in nb.cells
+        if "grade_id" in nbgrader_meta(c)
+    }
 
 
 def solution_cells(nb) -> dict[str, str]:
@@ -151,7 +169,8 @@ def autograde(
 
 def autograded_notebook(course: Path, assignment: str, student: str):
     return nbformat.read(
-        course / "autograded" / student / assignment / notebook_name(assignment), as_version=4
+        course / "autograded" / student / assignment / notebook_name(assignment),
+        as_version=4,
     )
 
 
@@ -184,16 +203,27 @@ def try_answers(
     Returns ``{qN: [{test grade_id: "" if passed else "ErrorName: message"} per trial]}``.
     """
     cells = [
-        {"grade_id": nbgrader_meta(c).get("grade_id"), "source": c.source, "test": is_test_cell(c)}
+        {
+            "grade_id": nbgrader_meta(c).get("grade_id"),
+            "source": c.source,
+            "test": is_test_cell(c),
+        }
         for c in nb.cells
         if c.cell_type == "code"
     ]
     plan = cwd / "trials.json"
     out = cwd / "results.json"
     plan.write_text(
-        json.dumps({"cells": cells, "trials": trials, "timeout": timeout, "out": str(out)})
+        json.dumps(
+            {"cells": cells, "trials": trials, "timeout": timeout, "out": str(out)}
+        )
     )
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "MPLBACKEND": "Agg",
+    }
     env.pop("ATTNKIT_GRADING", None)
     code = (
         f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
@@ -219,7 +249,9 @@ def _run_cell(source: str, ns: dict, name: str) -> str:
         return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
-def _trial(cells, start: int, last: int, question: str, code: str, ns: dict, write_fd: int) -> None:
+def _trial(
+    cells, start: int, last: int, question: str, code: str, ns: dict, write_fd: int
+) -> None:
     """In the forked child: the trial as solution cell ``start``, then cells up to ``last``."""
     results = {}
     try:
@@ -228,7 +260,9 @@ def _trial(cells, start: int, last: int, question: str, code: str, ns: dict, wri
         os.dup2(devnull, 2)
         _run_cell(code, ns, f"<{question}>")
         for i in range(start + 1, last + 1):
-            error = _run_cell(cells[i]["source"], ns, f"<cell {cells[i]['grade_id'] or i}>")
+            error = _run_cell(
+                cells[i]["source"], ns, f"<cell {cells[i]['grade_id'] or i}>"
+            )
             if cells[i]["test"] and question_of(cells[i]["grade_id"]) == question:
                 results[cells[i]["grade_id"]] = error
         os.write(write_fd, json.dumps(results).encode())
@@ -249,7 +283,9 @@ def _fork_trial(cells, start, last, question, code, ns, timeout) -> dict:
     os.close(write_fd)
     chunks, deadline = [], time.monotonic() + timeout
     while True:
-        ready, _, _ = select.select([read_fd], [], [], max(0.0, deadline - time.monotonic()))
+        ready, _, _ = select.select(
+            [read_fd], [], [], max(0.0, deadline - time.monotonic())
+        )
         if not ready:  # too slow: nbgrader's cell timeout would fail it too
             os.kill(pid, signal.SIGKILL)
             break
@@ -283,7 +319,11 @@ def _trial_runner(plan_path: str) -> None:
     cells, trials, timeout = plan["cells"], plan["trials"], plan["timeout"]
     ns: dict = {"__name__": "__main__", "__builtins__": __builtins__}
     results: dict[str, list[dict]] = {}
-    last = max(j for j, c in enumerate(cells) if c["test"] and question_of(c["grade_id"]) in trials)
+    last = max(
+        j
+        for j, c in enumerate(cells)
+        if c["test"] and question_of(c["grade_id"]) in trials
+    )
     for i, cell in enumerate(
         cells[: last + 1]
     ):  # not beyond: the self-check cell has nothing to try
@@ -295,7 +335,9 @@ def _trial_runner(plan_path: str) -> None:
                 if c["test"] and question_of(c["grade_id"]) == question
             ]
             if not tests or tests[0] < i:
-                raise RuntimeError(f"{question}: its test cells must follow its solution cell")
+                raise RuntimeError(
+                    f"{question}: its test cells must follow its solution cell"
+                )
             results[question] = [
                 _fork_trial(cells, i, tests[-1], question, code, ns, timeout)
                 for code in trials[question]

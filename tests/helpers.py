@@ -4,6 +4,7 @@ The hypothesis profile every property test uses is registered in ``conftest.py``
 (``settings.load_profile("attnkit")``: 25 examples, no deadline), so test files use plain
 ``@given(...)`` without their own ``@settings``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -12,17 +13,31 @@ from torch.utils._python_dispatch import TorchDispatchMode
 __all__ = ["randn", "qkv", "LargestTensor", "largest_tensor"]
 
 
-def randn(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float64,
-          requires_grad: bool = False) -> torch.Tensor:
+def randn(
+    *shape: int,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    requires_grad: bool = False,
+) -> torch.Tensor:
     """A seeded standard-normal tensor (float64 by default, so equalities can be tight)."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(*shape, generator=g, dtype=dtype)
     return x.requires_grad_(requires_grad)
 
 
-def qkv(B: int = 2, H: int = 3, L: int = 11, S: int | None = None, D: int = 5, Dv: int | None = None, *,
-        seed: int = 0, dtype: torch.dtype = torch.float64, scale: float = 1.0,
-        requires_grad: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def qkv(
+    B: int = 2,
+    H: int = 3,
+    L: int = 11,
+    S: int | None = None,
+    D: int = 5,
+    Dv: int | None = None,
+    *,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    scale: float = 1.0,
+    requires_grad: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Seeded ``q (B, H, L, D)``, ``k (B, H, S, D)``, ``v (B, H, S, Dv)``; ``S = L`` and ``Dv = D``
     unless given. ``scale`` multiplies ``q`` and ``k`` (large scores at large ``scale``)."""
     S = L if S is None else S

@@ -38,10 +38,14 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
 _DEUTERANOPIA = np.array(
     [[0.29275, 0.70725, 0.0], [0.29275, 0.70725, 0.0], [-0.02234, 0.02234, 1.0]]
 )
-_PROTANOPIA = np.array([[0.11238, 0.88762, 0.0], [0.11238, 0.88762, 0.0], [0.00401, -0.00401, 1.0]])
+_PROTANOPIA = np.array(
+    [[0.11238, 0.88762, 0.0], [0.11238, 0.88762, 0.0], [0.00401, -0.00401, 1.0]]
+)
 
 
-def test_course_style_pairs_every_colour_with_its_own_line_style_and_marker(course_style):
+def test_course_style_pairs_every_colour_with_its_own_line_style_and_marker(
+    course_style,
+):
     cycle = list(mpl.rcParams["axes.prop_cycle"])
     assert len(cycle) >= 6
     for key in ("color", "linestyle", "marker"):
@@ -56,7 +60,9 @@ def test_course_colours_stay_apart_for_red_green_colour_blindness(course_style):
     lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
     for name, matrix in (("deuteranopia", _DEUTERANOPIA), ("protanopia", _PROTANOPIA)):
         seen = np.clip(lin @ matrix.T, 0, 1)
-        gaps = [np.abs(seen[i] - seen[j]).max() for i in range(len(seen)) for j in range(i)]
+        gaps = [
+            np.abs(seen[i] - seen[j]).max() for i in range(len(seen)) for j in range(i)
+        ]
         assert min(gaps) > 0.05, f"two course colours look alike under {name}"
 
 
@@ -67,9 +73,14 @@ def test_course_colormap_reads_in_greyscale(course_style):
     assert (np.diff(lum) > 0).all() and lum[-1] - lum[0] > 0.6
 
 
-def test_show_heatmaps_uses_the_course_colormap_under_the_style_and_d2ls_without(close_figures):
+def test_show_heatmaps_uses_the_course_colormap_under_the_style_and_d2ls_without(
+    close_figures,
+):
     w = torch.rand(1, 2, 3, 4)
-    assert plot.show_heatmaps(w, "keys", "queries").axes[0].images[0].get_cmap().name == "Reds"
+    assert (
+        plot.show_heatmaps(w, "keys", "queries").axes[0].images[0].get_cmap().name
+        == "Reds"
+    )
     with mpl.rc_context():
         plot.use_course_style()
         fig = plot.show_heatmaps(w, "keys", "queries", titles=["a", "b"])
@@ -101,7 +112,9 @@ def test_describe_figure_says_what_a_figure_shows(course_style):
         "vertical axis queries",
     ):
         assert expected in text, f"{expected!r} missing from {text!r}"
-    heatmaps = plot.describe_figure(plot.show_heatmaps(torch.rand(1, 3, 2, 2), "keys", "queries"))
+    heatmaps = plot.describe_figure(
+        plot.show_heatmaps(torch.rand(1, 3, 2, 2), "keys", "queries")
+    )
     assert heatmaps.count("vertical axis queries") == 3, (
         "panels sharing an axis should read its label"
     )
@@ -118,7 +131,9 @@ def test_displayed_png_carries_the_description_and_the_book_makes_it_the_alt(
     ax.set_xlabel("position")
     png = base64.b64decode(plot._png_with_description(fig))
     assert Image.open(io.BytesIO(png)).text["Description"] == plot.describe_figure(fig)
-    assert line.get_markevery() is not None, "a dense line should not draw a marker at every point"
+    assert line.get_markevery() is not None, (
+        "a dense line should not draw a marker at every point"
+    )
     (tmp_path / "fig.png").write_bytes(png)
     sys.path.insert(0, str(ROOT / "book" / "_ext"))
     try:

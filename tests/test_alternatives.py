@@ -1,5 +1,6 @@
 """Softmax alternatives (attnkit.alternatives): each weight function is its formula on
 allowed positions, exact zeros on masked ones, and zeros (never NaN) on empty rows."""
+
 from __future__ import annotations
 
 import pytest
@@ -31,8 +32,9 @@ def test_formulas_on_allowed_positions():
     x = s.detach()
     torch.testing.assert_close(relu_weights(x, mask=mask), torch.relu(x) * mask, **TOL)
     torch.testing.assert_close(relu_weights(x, scale=0.25), 0.25 * torch.relu(x), **TOL)
-    torch.testing.assert_close(sigmoid_weights(x, mask=mask, bias=-1.5),
-                               torch.sigmoid(x - 1.5) * mask, **TOL)
+    torch.testing.assert_close(
+        sigmoid_weights(x, mask=mask, bias=-1.5), torch.sigmoid(x - 1.5) * mask, **TOL
+    )
     torch.testing.assert_close(softmax_weights(x), torch.softmax(x, dim=-1), **TOL)
 
 
@@ -61,7 +63,9 @@ def test_row_sums_and_sparsity():
     s, mask = scores_and_mask(seed=2)
     x = s.detach()
     soft = weight_summary(softmax_weights(x, mask=mask), mask=mask)
-    assert soft["row_sum_min"] == pytest.approx(1.0) and soft["row_sum_max"] == pytest.approx(1)
+    assert soft["row_sum_min"] == pytest.approx(1.0) and soft[
+        "row_sum_max"
+    ] == pytest.approx(1)
     assert soft["zero_fraction"] == 0.0 and soft["empty_rows_zero"] == 1.0
     one = weight_summary(softmax_one(x, mask=mask), mask=mask)
     assert one["row_sum_max"] < 1.0

@@ -1,4 +1,5 @@
 """Tests for attnkit.attention: softmax-weighted sums, masking and the d2l modules."""
+
 import pytest
 import torch
 from helpers import randn
@@ -27,12 +28,21 @@ def test_dot_product_attention_is_softmax_then_weighted_sum():
 
 
 def _masked_inputs(B, L, S, D, Dv, seed):
-    q, k, v = randn(B, L, D, seed=seed), randn(B, S, D, seed=seed + 1), randn(B, S, Dv, seed=seed + 2)
+    q, k, v = (
+        randn(B, L, D, seed=seed),
+        randn(B, S, D, seed=seed + 1),
+        randn(B, S, Dv, seed=seed + 2),
+    )
     lens = torch.randint(1, S + 1, (B,), generator=torch.Generator().manual_seed(seed))
     return q, k, v, lens
 
 
-@given(B=st.integers(1, 3), L=st.integers(1, 4), S=st.integers(2, 6), seed=st.integers(0, 10_000))
+@given(
+    B=st.integers(1, 3),
+    L=st.integers(1, 4),
+    S=st.integers(2, 6),
+    seed=st.integers(0, 10_000),
+)
 def test_masked_keys_and_values_never_change_the_output(B, L, S, seed):
     q, k, v, lens = _masked_inputs(B, L, S, 3, 2, seed)
     masked = ~lengths_to_mask(lens, 1, S)[:, 0, :]  # (B, S), True where padding
@@ -44,14 +54,23 @@ def test_masked_keys_and_values_never_change_the_output(B, L, S, seed):
     torch.testing.assert_close(out2, out, rtol=0, atol=0)
     torch.testing.assert_close(w2, w, rtol=0, atol=0)
     # the same for additive attention, through a boolean mask
-    W_q, W_k, w_v = randn(4, 3, seed=seed + 5), randn(4, 3, seed=seed + 6), randn(4, seed=seed + 7)
+    W_q, W_k, w_v = (
+        randn(4, 3, seed=seed + 5),
+        randn(4, 3, seed=seed + 6),
+        randn(4, seed=seed + 7),
+    )
     mask = ~masked[:, None, :]  # (B, 1, S)
     a = additive_attention(q, k, v, W_q, W_k, w_v, mask=mask)[0]
     a2 = additive_attention(q, k2, v2, W_q, W_k, w_v, mask=mask)[0]
     torch.testing.assert_close(a2, a, rtol=0, atol=0)
 
 
-@given(B=st.integers(1, 3), L=st.integers(1, 4), S=st.integers(2, 6), seed=st.integers(0, 10_000))
+@given(
+    B=st.integers(1, 3),
+    L=st.integers(1, 4),
+    S=st.integers(2, 6),
+    seed=st.integers(0, 10_000),
+)
 def test_permuting_key_value_pairs_together_leaves_output_unchanged(B, L, S, seed):
     q, k, v, lens = _masked_inputs(B, L, S, 3, 2, seed)
     mask = lengths_to_mask(lens, L, S)  # (B, L, S)
@@ -59,9 +78,15 @@ def test_permuting_key_value_pairs_together_leaves_output_unchanged(B, L, S, see
     out, _ = dot_product_attention(q, k, v, mask=mask)
     out_p, _ = dot_product_attention(q, k[:, perm], v[:, perm], mask=mask[..., perm])
     torch.testing.assert_close(out_p, out)
-    W_q, W_k, w_v = randn(4, 3, seed=seed + 5), randn(4, 3, seed=seed + 6), randn(4, seed=seed + 7)
+    W_q, W_k, w_v = (
+        randn(4, 3, seed=seed + 5),
+        randn(4, 3, seed=seed + 6),
+        randn(4, seed=seed + 7),
+    )
     a = additive_attention(q, k, v, W_q, W_k, w_v, mask=mask)[0]
-    a_p = additive_attention(q, k[:, perm], v[:, perm], W_q, W_k, w_v, mask=mask[..., perm])[0]
+    a_p = additive_attention(
+        q, k[:, perm], v[:, perm], W_q, W_k, w_v, mask=mask[..., perm]
+    )[0]
     torch.testing.assert_close(a_p, a)
 
 
@@ -92,7 +117,9 @@ def _check_worked_example(attention, query_size):
     attention.eval()
     out = attention(queries, keys, values, valid_lens)
     # all keys equal, so the weights are uniform over the valid keys: the mean of the first 2 / 6 value rows
-    torch.testing.assert_close(out, torch.tensor([[[2.0, 3.0, 4.0, 5.0]], [[10.0, 11.0, 12.0, 13.0]]]))
+    torch.testing.assert_close(
+        out, torch.tensor([[[2.0, 3.0, 4.0, 5.0]], [[10.0, 11.0, 12.0, 13.0]]])
+    )
     w = attention.attention_weights
     assert w.shape == (2, 1, 10)
     torch.testing.assert_close(w[0, 0, :2], torch.full((2,), 0.5))
@@ -101,14 +128,22 @@ def _check_worked_example(attention, query_size):
 
 def test_additive_attention_worked_example_old_signature():
     attention = AdditiveAttention(key_size=2, query_size=20, num_hiddens=8, dropout=0.1)
-    assert attention.W_q.weight.shape == (8, 20) and attention.W_k.weight.shape == (8, 2)
+    assert attention.W_q.weight.shape == (8, 20) and attention.W_k.weight.shape == (
+        8,
+        2,
+    )
     _check_worked_example(attention, query_size=20)
 
 
 def test_additive_attention_worked_example_d2l_103_lazy_signature():
-    attention = AdditiveAttention(8, 0.1)  # d2l 1.0.3: AdditiveAttention(num_hiddens, dropout), sizes inferred
+    attention = AdditiveAttention(
+        8, 0.1
+    )  # d2l 1.0.3: AdditiveAttention(num_hiddens, dropout), sizes inferred
     _check_worked_example(attention, query_size=20)
-    assert attention.W_q.weight.shape == (8, 20) and attention.W_k.weight.shape == (8, 2)
+    assert attention.W_q.weight.shape == (8, 20) and attention.W_k.weight.shape == (
+        8,
+        2,
+    )
 
 
 def test_dot_product_attention_worked_example():
@@ -120,7 +155,9 @@ def test_dropout_only_in_training():
     attention = DotProductAttention(dropout=0.5)
     attention.eval()
     first = attention(queries, keys, values, valid_lens)
-    torch.testing.assert_close(attention(queries, keys, values, valid_lens), first, rtol=0, atol=0)
+    torch.testing.assert_close(
+        attention(queries, keys, values, valid_lens), first, rtol=0, atol=0
+    )
     attention.train()
     torch.manual_seed(1)
     assert not torch.allclose(attention(queries, keys, values, valid_lens), first)
@@ -131,7 +168,15 @@ def test_additive_attention_module_equals_function():
     q, k, v = randn(2, 3, 4, seed=0), randn(2, 6, 7, seed=1), randn(2, 6, 2, seed=2)
     lens = torch.tensor([[1, 6, 3], [2, 2, 5]])
     out = attention(q, k, v, lens)
-    want, w = additive_attention(q, k, v, attention.W_q.weight, attention.W_k.weight, attention.w_v.weight, valid_lens=lens)
+    want, w = additive_attention(
+        q,
+        k,
+        v,
+        attention.W_q.weight,
+        attention.W_k.weight,
+        attention.w_v.weight,
+        valid_lens=lens,
+    )
     torch.testing.assert_close(out, want)
     torch.testing.assert_close(attention.attention_weights, w)
 
@@ -142,9 +187,18 @@ def test_additive_attention_module_equals_function():
 @pytest.mark.parametrize(
     "shapes, pattern",
     [
-        (((2, 1, 4), (3, 5, 4), (3, 5, 6)), r"keys has leading \(batch\) shape \(3,\) but queries has \(2,\)"),
-        (((2, 1, 4), (2, 5, 3), (2, 5, 6)), r"keys has size 3 in dimension -1 .* queries' feature size D is 4"),
-        (((2, 1, 4), (2, 5, 4), (2, 7, 6)), r"values has size 7 in dimension -2 .* the number of keys S is 5"),
+        (
+            ((2, 1, 4), (3, 5, 4), (3, 5, 6)),
+            r"keys has leading \(batch\) shape \(3,\) but queries has \(2,\)",
+        ),
+        (
+            ((2, 1, 4), (2, 5, 3), (2, 5, 6)),
+            r"keys has size 3 in dimension -1 .* queries' feature size D is 4",
+        ),
+        (
+            ((2, 1, 4), (2, 5, 4), (2, 7, 6)),
+            r"values has size 7 in dimension -2 .* the number of keys S is 5",
+        ),
         (((4,), (2, 5, 4), (2, 5, 6)), r"queries must have at least 2 dimensions"),
     ],
 )
@@ -158,26 +212,44 @@ def test_dot_product_attention_shape_errors(shapes, pattern):
 
 @pytest.mark.parametrize("which", ["queries", "keys", "values"])
 def test_integer_inputs_raise_type_error_naming_the_argument(which):
-    t = {"queries": torch.zeros(2, 1, 2), "keys": torch.ones(2, 10, 2), "values": torch.zeros(2, 10, 4)}
+    t = {
+        "queries": torch.zeros(2, 1, 2),
+        "keys": torch.ones(2, 10, 2),
+        "values": torch.zeros(2, 10, 4),
+    }
     t[which] = t[which].long()
     with pytest.raises(TypeError, match=f"{which} must be a floating-point tensor"):
         dot_product_attention(t["queries"], t["keys"], t["values"])
     with pytest.raises(TypeError, match=f"{which} must be a floating-point tensor"):
-        AdditiveAttention(4, 0.0)(t["queries"], t["keys"], t["values"])  # lazy: fails before materialising
+        AdditiveAttention(4, 0.0)(
+            t["queries"], t["keys"], t["values"]
+        )  # lazy: fails before materialising
 
 
 def test_mixed_dtypes_raise_type_error():
-    q, k, v = torch.zeros(1, 2, 3), torch.zeros(1, 4, 3), torch.zeros(1, 4, 2, dtype=torch.float64)
-    with pytest.raises(TypeError, match="values has dtype torch.float64 but queries has dtype torch.float32"):
+    q, k, v = (
+        torch.zeros(1, 2, 3),
+        torch.zeros(1, 4, 3),
+        torch.zeros(1, 4, 2, dtype=torch.float64),
+    )
+    with pytest.raises(
+        TypeError,
+        match="values has dtype torch.float64 but queries has dtype torch.float32",
+    ):
         dot_product_attention(q, k, v)
-    with pytest.raises(TypeError, match="W_q has dtype torch.float32 but queries has dtype torch.float64"):
+    with pytest.raises(
+        TypeError,
+        match="W_q has dtype torch.float32 but queries has dtype torch.float64",
+    ):
         AdditiveAttention(4, 0.0, key_size=3, query_size=3)(q.double(), k.double(), v)
 
 
 def test_additive_attention_wrong_feature_size_names_the_weight():
     attention = AdditiveAttention(8, 0.0, key_size=2, query_size=20)
     q, k, v = torch.zeros(2, 1, 20), torch.zeros(2, 10, 3), torch.zeros(2, 10, 4)
-    with pytest.raises(ValueError, match=r"W_k has size 2 in dimension 1 .* keys' feature size Dk is 3"):
+    with pytest.raises(
+        ValueError, match=r"W_k has size 2 in dimension 1 .* keys' feature size Dk is 3"
+    ):
         attention(q, k, v)
     with pytest.raises(ValueError, match="num_hiddens must be"):
         AdditiveAttention(0)

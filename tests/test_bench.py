@@ -49,7 +49,10 @@ def _cli(*args):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--mechanisms", "no_such_mechanism"], "unknown mechanism 'no_such_mechanism'"),
+        (
+            ["--mechanisms", "no_such_mechanism"],
+            "unknown mechanism 'no_such_mechanism'",
+        ),
         (["--lengths", "0", "16"], "--lengths must be positive"),
         (["--lengths", "-8"], "--lengths must be positive"),
         (["--heads", "0"], "--heads must be positive"),
@@ -102,10 +105,16 @@ def test_cli_end_to_end_every_mechanism(tmp_path):
         assert float(r["speedup_vs_softmax"]) > 0
         assert math.isfinite(float(r["speedup_vs_softmax_fast-false"]))
     with open(out / "error.csv") as f:
-        errors = {(r["spec"], r["causal"]): r["relative_error"] for r in csv.DictReader(f)}
-    assert set(errors) == {(name, causal) for name in MECHANISMS for causal in ("False", "True")}
+        errors = {
+            (r["spec"], r["causal"]): r["relative_error"] for r in csv.DictReader(f)
+        }
+    assert set(errors) == {
+        (name, causal) for name in MECHANISMS for causal in ("False", "True")
+    }
     for causal in ("False", "True"):
-        assert float(errors["softmax", causal]) < 1e-5  # exact attention agrees with the reference
+        assert (
+            float(errors["softmax", causal]) < 1e-5
+        )  # exact attention agrees with the reference
         assert float(errors["performer", causal]) > 1e-3  # an estimate is not exact
     for name in MECHANISMS:
         assert (errors[name, "True"] == "") == (name in NO_CAUSAL), name
@@ -130,7 +139,9 @@ def test_over_budget_is_marked_not_crashed(tmp_path):
     )
     status = {(r["spec"], r["length"]): r["status"] for r in rows}
     assert status["softmax:fast=false", 64] == "ok"
-    assert status["softmax:fast=false", 4096] == "over budget"  # 4·4096² floats = 256 MB > 50 MB
+    assert (
+        status["softmax:fast=false", 4096] == "over budget"
+    )  # 4·4096² floats = 256 MB > 50 MB
     assert status["softmax:fast=false", 8192] == "skipped (budget)"
     # only the spec over budget stops: linear attention's state is (4, 8, 8) at any length
     assert [status["linear", n] for n in (64, 4096, 8192)] == ["ok", "ok", "ok"]
@@ -191,7 +202,12 @@ def test_budget_summary_on_synthetic_rows():
         "memory_ratio": 20.0,
         "longest": 4096,
     }
-    assert by_spec["lsh"] == {"spec": "lsh", "speedup": None, "memory_ratio": None, "longest": 1024}
+    assert by_spec["lsh"] == {
+        "spec": "lsh",
+        "speedup": None,
+        "memory_ratio": None,
+        "longest": 1024,
+    }
     with pytest.raises(ValueError, match="no successful run"):
         budget_summary(rows, "performer")
 
@@ -239,7 +255,9 @@ def test_plots_fit_the_slope_and_skip_missing_runs(tmp_path):
     fig = plot_rows(rows, "time_s", "time (s)")
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["softmax:fast=false (slope 2.00)", "linear (slope 1.00)"]
-    fig = plot_ratios(rows, "softmax:fast=false", [256, 1024], path=tmp_path / "ratios.png")
+    fig = plot_ratios(
+        rows, "softmax:fast=false", [256, 1024], path=tmp_path / "ratios.png"
+    )
     assert (tmp_path / "ratios.png").stat().st_size > 1000
     fig = bubble_chart(
         [

@@ -1,5 +1,6 @@
 """Tests for the bilinear ("general") score qᵀWk: attnkit.bilinear_scores,
 attnkit.bilinear_attention and attnkit.BilinearAttention."""
+
 import pytest
 import torch
 from helpers import randn
@@ -16,10 +17,17 @@ from attnkit import (
 def bilinear_loop(q, k, W):
     """Reference: one score per (batch, query, key), the formula qᵀ W k as written."""
     B, L, S = q.shape[0], q.shape[1], k.shape[1]
-    return torch.stack([
-        torch.stack([torch.stack([q[b, i] @ W @ k[b, j] for j in range(S)]) for i in range(L)])
-        for b in range(B)
-    ])
+    return torch.stack(
+        [
+            torch.stack(
+                [
+                    torch.stack([q[b, i] @ W @ k[b, j] for j in range(S)])
+                    for i in range(L)
+                ]
+            )
+            for b in range(B)
+        ]
+    )
 
 
 def test_bilinear_scores_hand_check():
@@ -56,7 +64,9 @@ def test_bilinear_scores_extra_leading_dims():
 def test_identity_W_gives_the_unscaled_dot_product():
     q, k = randn(2, 3, 6, seed=0), randn(2, 4, 6, seed=1)
     eye = torch.eye(6, dtype=torch.float64)
-    torch.testing.assert_close(bilinear_scores(q, k, eye), dot_product_scores(q, k, scale=1.0))
+    torch.testing.assert_close(
+        bilinear_scores(q, k, eye), dot_product_scores(q, k, scale=1.0)
+    )
 
 
 def test_bilinear_attention_matches_softmax_of_loop_with_valid_lens():
@@ -72,8 +82,12 @@ def test_bilinear_attention_matches_softmax_of_loop_with_valid_lens():
 
 def test_module_matches_function_and_is_seeded():
     q, k, v = randn(2, 3, 4, seed=0), randn(2, 5, 6, seed=1), randn(2, 5, 2, seed=2)
-    make = lambda: BilinearAttention(4, 6, dropout=0.5,  # noqa: E731
-                                     generator=torch.Generator().manual_seed(7)).double()
+    make = lambda: BilinearAttention(
+        4,
+        6,
+        dropout=0.5,  # noqa: E731
+        generator=torch.Generator().manual_seed(7),
+    ).double()
     m1, m2 = make(), make()
     assert m1.W.shape == (4, 6)
     torch.testing.assert_close(m1.W, m2.W)

@@ -4,6 +4,7 @@ Hand-written formulas in float64, parity with torch.nn.TransformerEncoderLayer (
 gradients, weights copied), the tiny model of attnkit.tasks rebuilt by hand from its own
 parameters, and "H separate projections = one projection split into heads".
 """
+
 import math
 
 import pytest
@@ -50,7 +51,10 @@ def mha_by_hand(x, mha, causal=False):
 
 
 def ffn_by_hand(x, ff, act):
-    return act(x @ ff.linear1.weight.T + ff.linear1.bias) @ ff.linear2.weight.T + ff.linear2.bias
+    return (
+        act(x @ ff.linear1.weight.T + ff.linear1.bias) @ ff.linear2.weight.T
+        + ff.linear2.bias
+    )
 
 
 def test_ffn_shape_positions_independent_and_errors():
@@ -59,17 +63,26 @@ def test_ffn_shape_positions_independent_and_errors():
     x = randn(2, 7, 8)
     y = ff(x)
     assert y.shape == (2, 7, 8)
-    torch.testing.assert_close(torch.cat([ff(x[:, :3]), ff(x[:, 3:])], 1), y)  # position-wise
+    torch.testing.assert_close(
+        torch.cat([ff(x[:, :3]), ff(x[:, 3:])], 1), y
+    )  # position-wise
     torch.testing.assert_close(y, ffn_by_hand(x, ff, nn.functional.gelu))
     with pytest.raises(ValueError, match="activation"):
         PositionWiseFFN(8, 32, activation="tanh")
     with pytest.raises(TypeError, match="ffn_num_hiddens"):
         PositionWiseFFN(8, 32.0)
     with pytest.raises(ValueError, match="W1"):
-        position_wise_ffn(randn(2, 3, 5), ff.linear1.weight, None, ff.linear2.weight, None)
+        position_wise_ffn(
+            randn(2, 3, 5), ff.linear1.weight, None, ff.linear2.weight, None
+        )
     with pytest.raises(TypeError, match="x"):
-        position_wise_ffn(torch.ones(2, 3, 8, dtype=torch.long), ff.linear1.weight, None,
-                          ff.linear2.weight, None)
+        position_wise_ffn(
+            torch.ones(2, 3, 8, dtype=torch.long),
+            ff.linear1.weight,
+            None,
+            ff.linear2.weight,
+            None,
+        )
 
 
 @pytest.mark.parametrize("norm_first", [True, False])
@@ -95,7 +108,9 @@ def test_block_equals_the_formula(norm_first, causal):
 def test_residual_placements():
     x = randn(2, 4, 6)
     double, shift = (lambda t: 2 * t), (lambda t: t + 1)
-    torch.testing.assert_close(residual(x, double, shift, norm_first=True), x + 2 * (x + 1))
+    torch.testing.assert_close(
+        residual(x, double, shift, norm_first=True), x + 2 * (x + 1)
+    )
     torch.testing.assert_close(residual(x, double, shift, norm_first=False), 3 * x + 1)
 
 
@@ -104,10 +119,18 @@ def test_residual_placements():
 def test_parity_with_torch_transformer_encoder_layer(norm_first, activation):
     torch.manual_seed(0)
     E, H, Dh = 16, 4, 24
-    theirs = nn.TransformerEncoderLayer(E, H, Dh, dropout=0.0, activation=activation,
-                                        batch_first=True, norm_first=norm_first).double()
-    ours = TransformerBlock(E, H, Dh, norm_first=norm_first, activation=activation,
-                            bias=True).double()
+    theirs = nn.TransformerEncoderLayer(
+        E,
+        H,
+        Dh,
+        dropout=0.0,
+        activation=activation,
+        batch_first=True,
+        norm_first=norm_first,
+    ).double()
+    ours = TransformerBlock(
+        E, H, Dh, norm_first=norm_first, activation=activation, bias=True
+    ).double()
     with torch.no_grad():
         for ln in (theirs.norm1, theirs.norm2):
             ln.weight.normal_()
@@ -120,8 +143,12 @@ def test_parity_with_torch_transformer_encoder_layer(norm_first, activation):
             layer.bias.copy_(b_i)
         ours.attention.W_o.weight.copy_(theirs.self_attn.out_proj.weight)
         ours.attention.W_o.bias.copy_(theirs.self_attn.out_proj.bias)
-        for mine, their in ((ours.ff.linear1, theirs.linear1), (ours.ff.linear2, theirs.linear2),
-                            (ours.norm1, theirs.norm1), (ours.norm2, theirs.norm2)):
+        for mine, their in (
+            (ours.ff.linear1, theirs.linear1),
+            (ours.ff.linear2, theirs.linear2),
+            (ours.norm1, theirs.norm1),
+            (ours.norm2, theirs.norm2),
+        ):
             mine.weight.copy_(their.weight)
             mine.bias.copy_(their.bias)
     x1 = randn(3, 10, E, requires_grad=True)
@@ -132,22 +159,35 @@ def test_parity_with_torch_transformer_encoder_layer(norm_first, activation):
     y_ours.backward(grad_out)
     y_theirs.backward(grad_out)
     torch.testing.assert_close(x1.grad, x2.grad, atol=1e-12, rtol=1e-12)
-    pairs = [(ours.ff.linear1.weight, theirs.linear1.weight),
-             (ours.norm1.weight, theirs.norm1.weight), (ours.norm2.bias, theirs.norm2.bias),
-             (ours.attention.W_o.weight, theirs.self_attn.out_proj.weight)]
+    pairs = [
+        (ours.ff.linear1.weight, theirs.linear1.weight),
+        (ours.norm1.weight, theirs.norm1.weight),
+        (ours.norm2.bias, theirs.norm2.bias),
+        (ours.attention.W_o.weight, theirs.self_attn.out_proj.weight),
+    ]
     for mine, their in pairs:
         torch.testing.assert_close(mine.grad, their.grad, atol=1e-12, rtol=1e-12)
-    in_proj = torch.cat([ours.attention.W_q.weight.grad, ours.attention.W_k.weight.grad,
-                         ours.attention.W_v.weight.grad])
-    torch.testing.assert_close(in_proj, theirs.self_attn.in_proj_weight.grad,
-                               atol=1e-12, rtol=1e-12)
+    in_proj = torch.cat(
+        [
+            ours.attention.W_q.weight.grad,
+            ours.attention.W_k.weight.grad,
+            ours.attention.W_v.weight.grad,
+        ]
+    )
+    torch.testing.assert_close(
+        in_proj, theirs.self_attn.in_proj_weight.grad, atol=1e-12, rtol=1e-12
+    )
 
 
-@pytest.mark.parametrize("mechanism, settings", [("softmax", None), ("local", {"window": 2}),
-                                                 ("linear", None)])
+@pytest.mark.parametrize(
+    "mechanism, settings",
+    [("softmax", None), ("local", {"window": 2}), ("linear", None)],
+)
 def test_block_takes_any_mechanism_and_stacks(mechanism, settings):
     torch.manual_seed(0)
-    stack = TransformerStack(3, 16, 2, mechanism=mechanism, mechanism_settings=settings).eval()
+    stack = TransformerStack(
+        3, 16, 2, mechanism=mechanism, mechanism_settings=settings
+    ).eval()
     x = torch.randn(2, 12, 16)
     y = stack(x, causal=True)
     assert y.shape == (2, 12, 16) and len(stack.blocks) == 3
@@ -186,10 +226,14 @@ def test_h_separate_projections_equal_one_projection_split():
     D = E // H
     x = randn(2, 5, E)
     W = randn(E, E, seed=1)  # one (H·D, E) projection
-    separate = torch.stack([x @ W[h * D:(h + 1) * D].T for h in range(H)], 1)  # (B, H, L, D)
+    separate = torch.stack(
+        [x @ W[h * D : (h + 1) * D].T for h in range(H)], 1
+    )  # (B, H, L, D)
     torch.testing.assert_close(split_heads(x @ W.T, H), separate, atol=1e-12, rtol=0)
     mha = MultiHeadAttention(E, H, query_size=E, key_size=E, value_size=E).double()
-    torch.testing.assert_close(mha(x, x, x), mha_by_hand(x, mha), atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(
+        mha(x, x, x), mha_by_hand(x, mha), atol=1e-12, rtol=1e-12
+    )
 
 
 def old_tiny_model(model, ids):
@@ -198,9 +242,13 @@ def old_tiny_model(model, ids):
     gelu = nn.functional.gelu
     t = torch.arange(ids.shape[1])
     x = p["tok.weight"][ids] + p["pos.weight"][t]
-    h = nn.functional.layer_norm(x, x.shape[-1:], p["block.norm1.weight"], p["block.norm1.bias"])
+    h = nn.functional.layer_norm(
+        x, x.shape[-1:], p["block.norm1.weight"], p["block.norm1.bias"]
+    )
     x = x + model.attention(h, h, h, causal=model.causal)
-    h = nn.functional.layer_norm(x, x.shape[-1:], p["block.norm2.weight"], p["block.norm2.bias"])
+    h = nn.functional.layer_norm(
+        x, x.shape[-1:], p["block.norm2.weight"], p["block.norm2.bias"]
+    )
     h = gelu(h @ p["block.ff.linear1.weight"].T + p["block.ff.linear1.bias"])
     x = x + h @ p["block.ff.linear2.weight"].T + p["block.ff.linear2.bias"]
     h = nn.functional.layer_norm(x, x.shape[-1:], p["norm3.weight"], p["norm3.bias"])
@@ -212,22 +260,38 @@ def test_tiny_model_is_the_old_computation_and_loads_old_state_dicts():
     model = TinyAttentionModel(9, 16, 2, max_len=12).eval()
     ids = torch.randint(0, 9, (3, 12), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        torch.testing.assert_close(model(ids), old_tiny_model(model, ids), atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(
+            model(ids), old_tiny_model(model, ids), atol=1e-6, rtol=1e-6
+        )
     # parameters in the order the model has always created them
     names = [n for n, _ in model.named_parameters()]
-    assert names == ["tok.weight", "pos.weight", "block.norm1.weight", "block.norm1.bias",
-                     "block.attention.W_q.weight", "block.attention.W_k.weight",
-                     "block.attention.W_v.weight", "block.attention.W_o.weight",
-                     "block.norm2.weight", "block.norm2.bias", "block.ff.linear1.weight",
-                     "block.ff.linear1.bias", "block.ff.linear2.weight", "block.ff.linear2.bias",
-                     "norm3.weight", "norm3.bias", "out.weight", "out.bias"]
+    assert names == [
+        "tok.weight",
+        "pos.weight",
+        "block.norm1.weight",
+        "block.norm1.bias",
+        "block.attention.W_q.weight",
+        "block.attention.W_k.weight",
+        "block.attention.W_v.weight",
+        "block.attention.W_o.weight",
+        "block.norm2.weight",
+        "block.norm2.bias",
+        "block.ff.linear1.weight",
+        "block.ff.linear1.bias",
+        "block.ff.linear2.weight",
+        "block.ff.linear2.bias",
+        "norm3.weight",
+        "norm3.bias",
+        "out.weight",
+        "out.bias",
+    ]
     # a state_dict in the earlier layout (norm1., attention., ff.0., ff.2.) still loads
     rename = {"block.ff.linear1.": "ff.0.", "block.ff.linear2.": "ff.2.", "block.": ""}
     old = {}
     for key, value in model.state_dict().items():
         for new, was in rename.items():
             if key.startswith(new):
-                key = was + key[len(new):]
+                key = was + key[len(new) :]
                 break
         old[key] = value
     assert "ff.0.weight" in old and "attention.W_q.weight" in old
@@ -237,4 +301,7 @@ def test_tiny_model_is_the_old_computation_and_loads_old_state_dicts():
     with torch.no_grad():
         torch.testing.assert_close(other(ids), model(ids), atol=0, rtol=0)
     use_mechanism(other, "softmax", {"fast": False})
-    assert other.attention is other.block.attention and other.attention.attention.fast is False
+    assert (
+        other.attention is other.block.attention
+        and other.attention.attention.fast is False
+    )

@@ -6,6 +6,7 @@ float64, hypothesis over sizes), its teaching loop equals it too, every row sees
 the keys the pattern allows (counts asserted against the patterns and their formulas),
 and no tensor of n × n elements is ever built.
 """
+
 import pytest
 import torch
 from helpers import largest_tensor, qkv
@@ -47,7 +48,9 @@ ATOL = 1e-12
 def close(fast, ref, inputs):
     """Outputs and gradients of two computations agree (float64)."""
     torch.testing.assert_close(fast, ref, atol=ATOL, rtol=0)
-    w = torch.randn(fast.shape, generator=torch.Generator().manual_seed(5), dtype=fast.dtype)
+    w = torch.randn(
+        fast.shape, generator=torch.Generator().manual_seed(5), dtype=fast.dtype
+    )
     ga = torch.autograd.grad((fast * w).sum(), inputs, retain_graph=True)
     gb = torch.autograd.grad((ref * w).sum(), inputs, retain_graph=True)
     for a, b in zip(ga, gb):
@@ -59,8 +62,13 @@ def padding(B, S, seed):
     return kp
 
 
-sizes = dict(L=st.integers(1, 30), S=st.integers(1, 30), causal=st.booleans(),
-             pad=st.booleans(), seed=st.integers(0, 10))
+sizes = dict(
+    L=st.integers(1, 30),
+    S=st.integers(1, 30),
+    causal=st.booleans(),
+    pad=st.booleans(),
+    seed=st.integers(0, 10),
+)
 
 
 @given(stride=st.integers(1, 9), **sizes)
@@ -71,7 +79,11 @@ def test_strided_equals_dense_reference(stride, L, S, causal, pad, seed):
     ref, _ = strided_attention_naive(q, k, v, **args)
     close(strided_attention(q, k, v, **args), ref, (q, k, v))
     layout = strided_layout(max(L, S), stride)
-    close(block_sparse_loop(q, k, v, *layout, key_padding=kp, causal=causal), ref, (q, k, v))
+    close(
+        block_sparse_loop(q, k, v, *layout, key_padding=kp, causal=causal),
+        ref,
+        (q, k, v),
+    )
 
 
 @given(stride=st.integers(1, 9), summary=st.integers(1, 4), **sizes)
@@ -82,40 +94,83 @@ def test_fixed_equals_dense_reference(stride, summary, L, S, causal, pad, seed):
     ref, _ = strided_attention_naive(q, k, v, mode="fixed", **args)
     close(fixed_attention(q, k, v, **args), ref, (q, k, v))
     layout = fixed_layout(max(L, S), stride, summary)
-    close(block_sparse_loop(q, k, v, *layout, key_padding=kp, causal=causal), ref, (q, k, v))
+    close(
+        block_sparse_loop(q, k, v, *layout, key_padding=kp, causal=causal),
+        ref,
+        (q, k, v),
+    )
 
 
 def globals_for(n, pick):
     return None if pick == 0 else sorted({0, (pick * 7) % n})
 
 
-@given(window=st.integers(0, 9), block_size=st.integers(1, 8), num_random=st.integers(0, 4),
-       pick=st.integers(0, 3), **sizes)
-def test_bigbird_equals_dense_reference(window, block_size, num_random, pick, L, S, causal,
-                                        pad, seed):
+@given(
+    window=st.integers(0, 9),
+    block_size=st.integers(1, 8),
+    num_random=st.integers(0, 4),
+    pick=st.integers(0, 3),
+    **sizes,
+)
+def test_bigbird_equals_dense_reference(
+    window, block_size, num_random, pick, L, S, causal, pad, seed
+):
     q, k, v = qkv(2, 2, L, S, D=3, Dv=4, seed=seed, requires_grad=True)
     kp = padding(2, S, seed) if pad else None
-    args = dict(window=window, block_size=block_size, num_random=num_random, seed=seed,
-                global_tokens=globals_for(min(L, S), pick), key_padding=kp, causal=causal)
+    args = dict(
+        window=window,
+        block_size=block_size,
+        num_random=num_random,
+        seed=seed,
+        global_tokens=globals_for(min(L, S), pick),
+        key_padding=kp,
+        causal=causal,
+    )
     ref, _ = bigbird_attention_naive(q, k, v, **args)
     close(bigbird_attention(q, k, v, **args), ref, (q, k, v))
     layout = bigbird_layout(max(L, S), window, block_size, num_random, seed)
-    loop = block_sparse_loop(q, k, v, *layout, global_tokens=args["global_tokens"],
-                             key_padding=kp, causal=causal)
+    loop = block_sparse_loop(
+        q,
+        k,
+        v,
+        *layout,
+        global_tokens=args["global_tokens"],
+        key_padding=kp,
+        causal=causal,
+    )
     close(loop, ref, (q, k, v))
 
 
-@given(window=st.integers(0, 6), dilation=st.integers(1, 6), pick=st.integers(0, 3), **sizes)
-def test_dilated_equals_dense_reference(window, dilation, pick, L, S, causal, pad, seed):
+@given(
+    window=st.integers(0, 6),
+    dilation=st.integers(1, 6),
+    pick=st.integers(0, 3),
+    **sizes,
+)
+def test_dilated_equals_dense_reference(
+    window, dilation, pick, L, S, causal, pad, seed
+):
     q, k, v = qkv(2, 2, L, S, D=3, Dv=4, seed=seed, requires_grad=True)
     kp = padding(2, S, seed) if pad else None
-    args = dict(window=window, dilation=dilation, global_tokens=globals_for(min(L, S), pick),
-                key_padding=kp, causal=causal)
+    args = dict(
+        window=window,
+        dilation=dilation,
+        global_tokens=globals_for(min(L, S), pick),
+        key_padding=kp,
+        causal=causal,
+    )
     ref, _ = dilated_attention_naive(q, k, v, **args)
     close(dilated_attention(q, k, v, **args), ref, (q, k, v))
     layout = dilated_layout(max(L, S), window, dilation)
-    loop = block_sparse_loop(q, k, v, *layout, global_tokens=args["global_tokens"],
-                             key_padding=kp, causal=causal)
+    loop = block_sparse_loop(
+        q,
+        k,
+        v,
+        *layout,
+        global_tokens=args["global_tokens"],
+        key_padding=kp,
+        causal=causal,
+    )
     close(loop, ref, (q, k, v))
 
 
@@ -124,7 +179,9 @@ def test_dilation_one_is_longformer_and_local_attention():
     a = dilated_attention(q, k, v, window=3, dilation=1, global_tokens=[0, 10])
     b = attnkit.local_attention(q, k, v, window=3, global_tokens=[0, 10])
     torch.testing.assert_close(a, b, atol=ATOL, rtol=0)
-    assert torch.equal(dilated_pattern(29, 3, 1, [0, 10]), longformer_pattern(29, 3, [0, 10]))
+    assert torch.equal(
+        dilated_pattern(29, 3, 1, [0, 10]), longformer_pattern(29, 3, [0, 10])
+    )
 
 
 def test_longformer_per_head_dilation():
@@ -133,10 +190,17 @@ def test_longformer_per_head_dilation():
     mech = LongformerAttention(window=2, dilation=(1, 1, 2, 4), global_tokens=[0])
     out = mech(q, k, v, mask=kp[:, None, None, :], causal=True)
     for h, d in enumerate((1, 1, 2, 4)):
-        ref, _ = dilated_attention_naive(q[:, h:h + 1], k[:, h:h + 1], v[:, h:h + 1], window=2,
-                                         dilation=d, global_tokens=[0], key_padding=kp,
-                                         causal=True)
-        torch.testing.assert_close(out[:, h:h + 1], ref, atol=ATOL, rtol=0)
+        ref, _ = dilated_attention_naive(
+            q[:, h : h + 1],
+            k[:, h : h + 1],
+            v[:, h : h + 1],
+            window=2,
+            dilation=d,
+            global_tokens=[0],
+            key_padding=kp,
+            causal=True,
+        )
+        torch.testing.assert_close(out[:, h : h + 1], ref, atol=ATOL, rtol=0)
     with pytest.raises(ValueError, match="dilation has 4 entries"):
         mech(*qkv(1, 3, 8, D=4))
 
@@ -161,11 +225,15 @@ def row_counts(q_pos, k_pos, allowed, n, causal=False):
 def test_per_row_counts_are_exact(n, stride):
     i = torch.arange(n)
     # strided, causal: min(i, l) + ⌊i/l⌋ + 1 − [i ≥ l] (documented in strided_pattern)
-    want = torch.minimum(i, torch.tensor(stride)) + i // stride + 1 - (i >= stride).long()
+    want = (
+        torch.minimum(i, torch.tensor(stride)) + i // stride + 1 - (i >= stride).long()
+    )
     lay = strided_layout(n, stride)
     assert torch.equal(row_counts(*lay, n, causal=True), want)
     assert torch.equal(strided_pattern(n, stride, causal=True).sum(-1), want)
-    assert torch.equal(row_counts(*lay, n), strided_pattern(n, stride, causal=False).sum(-1))
+    assert torch.equal(
+        row_counts(*lay, n), strided_pattern(n, stride, causal=False).sum(-1)
+    )
     # fixed, causal: own block up to i, plus summaries of earlier blocks
     c = 2
     want = i % stride + 1 + (i // stride) * min(c, stride)
@@ -173,16 +241,23 @@ def test_per_row_counts_are_exact(n, stride):
     assert torch.equal(fixed_pattern(n, stride, summary=c).sum(-1), want)
     # dilated: ⌊·⌋ counts of the atrous pattern with limit window·d
     for window, d in [(2, 1), (2, 3), (3, stride)]:
-        want = (torch.minimum(i, torch.tensor(window * d)) // d
-                + torch.minimum(n - 1 - i, torch.tensor(window * d)) // d + 1)
+        want = (
+            torch.minimum(i, torch.tensor(window * d)) // d
+            + torch.minimum(n - 1 - i, torch.tensor(window * d)) // d
+            + 1
+        )
         assert torch.equal(row_counts(*dilated_layout(n, window, d), n), want)
         assert torch.equal(dilated_pattern(n, window, d).sum(-1), want)
     # BigBird: the pattern's own counts, block by block
     for window, b, r in [(2, 4, 2), (0, 1, 3), (5, 8, 1)]:
         pattern = bigbird_pattern(n, window, num_random=r, block_size=b, seed=3)
-        assert torch.equal(row_counts(*bigbird_layout(n, window, b, r, 3), n), pattern.sum(-1))
-        assert torch.equal(row_counts(*bigbird_layout(n, window, b, r, 3), n, True),
-                           (pattern & torch.ones(n, n, dtype=torch.bool).tril()).sum(-1))
+        assert torch.equal(
+            row_counts(*bigbird_layout(n, window, b, r, 3), n), pattern.sum(-1)
+        )
+        assert torch.equal(
+            row_counts(*bigbird_layout(n, window, b, r, 3), n, True),
+            (pattern & torch.ones(n, n, dtype=torch.bool).tril()).sum(-1),
+        )
 
 
 def test_bigbird_random_blocks_are_seeded_and_distinct():
@@ -199,9 +274,16 @@ def test_bigbird_random_blocks_are_seeded_and_distinct():
 MECHS = [
     ("strided", StridedAttention, dict(stride=32)),
     ("fixed", StridedAttention, dict(stride=32, mode="fixed")),
-    ("bigbird", BigBirdAttention, dict(window=16, block_size=16, num_random=2,
-                                       global_tokens=[0])),
-    ("longformer", LongformerAttention, dict(window=16, dilation=(1, 4), global_tokens=[0])),
+    (
+        "bigbird",
+        BigBirdAttention,
+        dict(window=16, block_size=16, num_random=2, global_tokens=[0]),
+    ),
+    (
+        "longformer",
+        LongformerAttention,
+        dict(window=16, dilation=(1, 4), global_tokens=[0]),
+    ),
 ]
 
 
@@ -219,7 +301,10 @@ def test_largest_tensor_grows_linearly(name, cls, settings):
     # fixed block size: doubling n at most doubles the largest tensor (scores in flight
     # are capped by CHUNK_ELEMENTS, the rest is O(n))
     mech = cls(**settings)
-    sizes = [largest_tensor(mech, *qkv(1, 2, n, D=8, dtype=torch.float32)) for n in (512, 2048)]
+    sizes = [
+        largest_tensor(mech, *qkv(1, 2, n, D=8, dtype=torch.float32))
+        for n in (512, 2048)
+    ]
     assert sizes[1] <= 4 * sizes[0] * 1.05
 
 
@@ -229,7 +314,9 @@ def test_strided_scores_grow_like_n_times_n_over_stride():
     # largest tensor stays far below n × n
     for n in (4096, 16384):
         q, k, v = qkv(1, 1, n, D=4, dtype=torch.float32)
-        assert largest_tensor(strided_attention, q, k, v, stride=int(n**0.5)) < n * n // 8
+        assert (
+            largest_tensor(strided_attention, q, k, v, stride=int(n**0.5)) < n * n // 8
+        )
 
 
 @pytest.mark.parametrize("name,cls,settings", MECHS, ids=[m[0] for m in MECHS])

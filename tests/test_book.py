@@ -1,5 +1,6 @@
 """The book: its sources cite what references.bib holds and the glossary names each term in
 Chinese; the whole book builds with every chapter executed and Sphinx warnings as errors."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,13 @@ REQUIRED = {
     "05": {"child2019generating", "beltagy2020longformer", "zaheer2020bigbird"},
     "06": {"kitaev2020reformer", "indyk1998approximate", "andoni2015practical"},
     "07": {"katharopoulos2020transformers"},
-    "08": {"choromanski2021rethinking", "peng2021random", "rahimi2007random", "bochner1933monotone",
-           "xiong2021nystromformer"},
+    "08": {
+        "choromanski2021rethinking",
+        "peng2021random",
+        "rahimi2007random",
+        "bochner1933monotone",
+        "xiong2021nystromformer",
+    },
     "09": {"tay2021synthesizer"},
     "10": {"tay2021long"},
 }
@@ -35,12 +41,16 @@ NAMED_IN_ENGLISH = {"Gated attention unit", "Transformer block"}
 def _markdown(path: Path) -> str:
     if path.suffix == ".ipynb":
         cells = json.loads(path.read_text())["cells"]
-        return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+        return "\n".join(
+            "".join(c["source"]) for c in cells if c["cell_type"] == "markdown"
+        )
     return path.read_text()
 
 
 def _cited(path: Path) -> set[str]:
-    return {key.strip() for keys in CITE.findall(_markdown(path)) for key in keys.split(",")}
+    return {
+        key.strip() for keys in CITE.findall(_markdown(path)) for key in keys.split(",")
+    }
 
 
 def _bib_keys() -> list[str]:
@@ -50,13 +60,21 @@ def _bib_keys() -> list[str]:
 def _glossary_terms() -> list[str]:
     text = (BOOK / "glossary.md").read_text()
     block = text.split("```{glossary}", 1)[1].split("```", 1)[0]
-    return [line.strip() for line in block.splitlines() if line.strip() and not line[0].isspace()]
+    return [
+        line.strip()
+        for line in block.splitlines()
+        if line.strip() and not line[0].isspace()
+    ]
 
 
 def test_every_citation_is_in_references_bib():
     keys = _bib_keys()
-    assert len(keys) == len(set(keys)), f"duplicate keys in references.bib: {sorted(keys)}"
-    missing = {p.name: sorted(_cited(p) - set(keys)) for p in PAGES if _cited(p) - set(keys)}
+    assert len(keys) == len(set(keys)), (
+        f"duplicate keys in references.bib: {sorted(keys)}"
+    )
+    missing = {
+        p.name: sorted(_cited(p) - set(keys)) for p in PAGES if _cited(p) - set(keys)
+    }
     assert not missing, f"cited but not in book/references.bib: {missing}"
 
 
@@ -81,11 +99,14 @@ def test_every_glossary_term_has_its_chinese_name_and_a_definition():
             continue
         assert HAN.search(chinese), f"glossary term {term!r} has no Chinese name"
         definition = block.split(term + "\n", 1)[1].splitlines()[0]
-        assert definition.startswith("  ") and definition.strip(), f"{term!r} has no definition"
+        assert definition.startswith("  ") and definition.strip(), (
+            f"{term!r} has no definition"
+        )
 
 
 # --- the built book: one build (the session fixture built_book in conftest.py), on one
 # pytest-xdist worker (group "book", shared with tests/test_browser.py)
+
 
 @pytest.mark.xdist_group("book")
 def test_every_chapter_is_built_with_executed_outputs(built_book):
@@ -115,13 +136,17 @@ def test_bibliography_lists_every_entry_and_pages_link_their_citations(built_boo
         if _cited(page):
             html = (built_book / "book" / f"{page.stem}.html").read_text()
             links = set(re.findall(r'href="bibliography\.html#([^"]+)"', html))
-            assert len(links) == len(_cited(page)), f"{page.name} links {len(links)} citations"
+            assert len(links) == len(_cited(page)), (
+                f"{page.name} links {len(links)} citations"
+            )
 
 
 @pytest.mark.xdist_group("book")
 def test_glossary_page_defines_every_term(built_book):
     html = (built_book / "book" / "glossary.html").read_text()
     terms = re.findall(r'<dt id="term-[^"]*"[^>]*>(.*?)</dt>', html, re.S)
-    built = [re.sub(r"<[^>]+>", "", re.sub(r'<a class="headerlink".*?</a>', "", t)).strip()
-             for t in terms]
+    built = [
+        re.sub(r"<[^>]+>", "", re.sub(r'<a class="headerlink".*?</a>', "", t)).strip()
+        for t in terms
+    ]
     assert built == _glossary_terms()

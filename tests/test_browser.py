@@ -56,7 +56,9 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 TIMEOUT_MS = 60_000
-A11Y_REPORT = Path(os.environ.get("ATTNKIT_A11Y_REPORT", ROOT / "_build" / "a11y-report.md"))
+A11Y_REPORT = Path(
+    os.environ.get("ATTNKIT_A11Y_REPORT", ROOT / "_build" / "a11y-report.md")
+)
 # what fails the audit; "moderate" and "minor" findings are listed in the report
 BLOCKING_IMPACTS = ("serious", "critical")
 
@@ -135,7 +137,12 @@ async () => {
 
 
 def _chromium_path() -> str | None:
-    for candidate in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+    for candidate in (
+        os.environ.get("CHROMIUM"),
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+    ):
         if candidate and (found := shutil.which(candidate)):
             return found
     return None
@@ -150,7 +157,9 @@ def browser():
         sync_playwright = None
     if path is None or sync_playwright is None:
         missing = (
-            "no Chromium found" if path is None else "the Python package playwright is missing"
+            "no Chromium found"
+            if path is None
+            else "the Python package playwright is missing"
         )
         if os.environ.get("CI"):
             pytest.fail(f"{missing}: {INSTALL_HINT}")
@@ -199,7 +208,9 @@ def _notebook_pages(built_book: Path) -> list[str]:
 def crawl(browser, site, built_book):
     """Open every page once, offline; return {page: what the page showed}."""
     blocked: list[str] = []
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, service_workers="block"
+    )
     context.set_default_timeout(TIMEOUT_MS)
 
     def only_localhost(route):
@@ -214,9 +225,13 @@ def crawl(browser, site, built_book):
     report = {}
     for rel in _pages(built_book):
         refresh = re.search(
-            r'http-equiv="refresh"[^>]*url=([^"]+)"', (built_book / rel).read_text(), re.I
+            r'http-equiv="refresh"[^>]*url=([^"]+)"',
+            (built_book / rel).read_text(),
+            re.I,
         )
-        if refresh:  # a redirect page (index.html): its target must resolve, nothing else to see
+        if (
+            refresh
+        ):  # a redirect page (index.html): its target must resolve, nothing else to see
             target = urllib.parse.urljoin(site + rel, refresh.group(1).strip())
             report[rel] = dict(
                 math=0,
@@ -238,10 +253,16 @@ def crawl(browser, site, built_book):
         errors: list[str] = []
         failed: list[str] = []
         page.on(
-            "console", lambda m, errors=errors: errors.append(m.text) if m.type == "error" else None
+            "console",
+            lambda m, errors=errors: (
+                errors.append(m.text) if m.type == "error" else None
+            ),
         )
         page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
-        page.on("requestfailed", lambda r, failed=failed: failed.append(f"{r.url} ({r.failure})"))
+        page.on(
+            "requestfailed",
+            lambda r, failed=failed: failed.append(f"{r.url} ({r.failure})"),
+        )
         page.on(
             "response",
             lambda r, failed=failed: (
@@ -253,13 +274,16 @@ def crawl(browser, site, built_book):
         info = page.evaluate(PAGE_PROBE)
         # what the page did by itself, before the audit (which lasts long enough for the browser
         # to ask for a favicon.ico, and reads the stylesheets again)
-        info.update(errors=list(errors), failed=list(failed), blocked=blocked[n_blocked:])
+        info.update(
+            errors=list(errors), failed=list(failed), blocked=blocked[n_blocked:]
+        )
         t0 = time.perf_counter()
         info.update(axe=_axe(page), axe_s=time.perf_counter() - t0)
         if shots:
             Path(shots).mkdir(parents=True, exist_ok=True)
             page.screenshot(
-                path=str(Path(shots) / (rel.replace("/", "__")[:-5] + ".png")), full_page=True
+                path=str(Path(shots) / (rel.replace("/", "__")[:-5] + ".png")),
+                full_page=True,
             )
         report[rel] = info
         page.close()
@@ -299,7 +323,9 @@ def test_every_page_loads_without_javascript_errors_or_failed_requests(crawl):
 
 def test_the_book_reads_offline(crawl):
     """Nothing a page loads comes from outside the build (MathJax included)."""
-    _fail_if({p: i["blocked"] for p, i in crawl.items()}, "requests that left localhost")
+    _fail_if(
+        {p: i["blocked"] for p, i in crawl.items()}, "requests that left localhost"
+    )
 
 
 def test_every_equation_is_typeset_by_mathjax(crawl):
@@ -308,12 +334,18 @@ def test_every_equation_is_typeset_by_mathjax(crawl):
         "no chapter has any maths: is MathJax output missing?"
     )
     _fail_if(
-        {p: [] if i["mathjax"] else ["MathJax never started"] for p, i in with_math.items()},
+        {
+            p: [] if i["mathjax"] else ["MathJax never started"]
+            for p, i in with_math.items()
+        },
         "MathJax",
     )
-    _fail_if({p: i["untypeset"] for p, i in with_math.items()}, "maths MathJax left as text")
     _fail_if(
-        {p: i["merrors"] for p, i in crawl.items()}, "MathJax errors (unknown macros, bad TeX)"
+        {p: i["untypeset"] for p, i in with_math.items()}, "maths MathJax left as text"
+    )
+    _fail_if(
+        {p: i["merrors"] for p, i in crawl.items()},
+        "MathJax errors (unknown macros, bad TeX)",
     )
     _fail_if(
         {p: RAW_MATH.findall(i["text"]) for p, i in crawl.items()},
@@ -323,11 +355,18 @@ def test_every_equation_is_typeset_by_mathjax(crawl):
 
 def test_every_image_loads(crawl):
     _fail_if(
-        {p: [im["src"] for im in i["images"] if not im["ok"]] for p, i in crawl.items()},
+        {
+            p: [im["src"] for im in i["images"] if not im["ok"]]
+            for p, i in crawl.items()
+        },
         "images that did not load",
     )
-    chapters = [p for p in crawl if re.match(r"book/\d\d-", p) and not p.startswith("book/00")]
-    assert chapters and all(crawl[p]["images"] for p in chapters), "a chapter page shows no image"
+    chapters = [
+        p for p in crawl if re.match(r"book/\d\d-", p) and not p.startswith("book/00")
+    ]
+    assert chapters and all(crawl[p]["images"] for p in chapters), (
+        "a chapter page shows no image"
+    )
 
 
 def test_every_internal_link_resolves(crawl, site):
@@ -338,7 +377,9 @@ def test_every_internal_link_resolves(crawl, site):
             try:
                 with urllib.request.urlopen(url, timeout=30) as r:
                     body = (
-                        r.read().decode("utf-8", "replace") if url.endswith((".html", "/")) else ""
+                        r.read().decode("utf-8", "replace")
+                        if url.endswith((".html", "/"))
+                        else ""
                     )
                     statuses[url] = (r.status, body)
             except urllib.error.HTTPError as e:
@@ -388,7 +429,10 @@ def test_launch_and_download_buttons_on_notebook_pages(crawl, built_book):
             what
             for what, ok in (
                 (f"Colab launch button ({colab})", colab in links),
-                (f"download button ({download})", any(link.endswith(download) for link in links)),
+                (
+                    f"download button ({download})",
+                    any(link.endswith(download) for link in links),
+                ),
             )
             if not ok
         ]
@@ -464,7 +508,9 @@ def test_search_finds_a_term_from_each_chapter(browser, site, built_book, crawl)
     context.set_default_timeout(TIMEOUT_MS)
     context.route(
         "**/*",
-        lambda route: route.continue_() if route.request.url.startswith(site) else route.abort(),
+        lambda route: (
+            route.continue_() if route.request.url.startswith(site) else route.abort()
+        ),
     )
     page = context.new_page()
     not_found = {}
@@ -516,11 +562,15 @@ FOCUSED = r"""
 
 @pytest.fixture
 def keyboard_page(browser, site):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, service_workers="block"
+    )
     context.set_default_timeout(TIMEOUT_MS)
     context.route(
         "**/*",
-        lambda route: route.continue_() if route.request.url.startswith(site) else route.abort(),
+        lambda route: (
+            route.continue_() if route.request.url.startswith(site) else route.abort()
+        ),
     )
     try:
         yield context.new_page()
@@ -543,7 +593,9 @@ def _tab_through(page, limit: int = 600) -> list[dict]:
 def _focus_problems(stops: list[dict]) -> list[str]:
     """Tab stops a reader cannot see, that show no focus ring, or that jump back in the page."""
     problems = [f"invisible focus: {s}" for s in stops if not s["visible"]]
-    problems += [f"no focus indicator: {s}" for s in stops if s["visible"] and not s["ring"]]
+    problems += [
+        f"no focus indicator: {s}" for s in stops if s["visible"] and not s["ring"]
+    ]
     problems += [
         f"focus jumps back in the document: {a['text']!r} -> {b['text']!r}"
         for a, b in zip(stops, stops[1:])
@@ -596,7 +648,9 @@ def test_search_by_keyboard(keyboard_page, site):
     page = keyboard_page
     page.goto(site + "book/03-masked-softmax.html", wait_until="load")
     page.keyboard.press("Control+k")
-    page.wait_for_function("() => document.activeElement && document.activeElement.name === 'q'")
+    page.wait_for_function(
+        "() => document.activeElement && document.activeElement.name === 'q'"
+    )
     page.keyboard.type("softmax")
     with page.expect_navigation():
         page.keyboard.press("Enter")
@@ -644,7 +698,9 @@ RELIED_ON = [
 
 def test_bibliography_page_lists_the_papers_the_course_relies_on(crawl):
     text = crawl["book/bibliography.html"]["text"]
-    assert not [name for name in RELIED_ON if name not in text], "missing from the bibliography"
+    assert not [name for name in RELIED_ON if name not in text], (
+        "missing from the bibliography"
+    )
     for title in (
         "Synthesizer",
         "Efficient transformers",
@@ -654,10 +710,13 @@ def test_bibliography_page_lists_the_papers_the_course_relies_on(crawl):
         assert title.lower() in text.lower(), f"{title!r} missing from the bibliography"
 
 
-def test_glossary_gives_each_term_its_chinese_name_and_chapters_link_it(crawl, built_book):
+def test_glossary_gives_each_term_its_chinese_name_and_chapters_link_it(
+    crawl, built_book
+):
     html = (built_book / "book" / "glossary.html").read_text()
     terms = [
-        re.sub(r"<[^>]+>", "", t).strip() for t in re.findall(r"<dt[^>]*>(.*?)</dt>", html, re.S)
+        re.sub(r"<[^>]+>", "", t).strip()
+        for t in re.findall(r"<dt[^>]*>(.*?)</dt>", html, re.S)
     ]
     assert len(terms) >= 10, f"only {len(terms)} glossary terms"
     assert not [t for t in terms if not re.search(r"[\u4e00-\u9fff]", t)], (
@@ -665,6 +724,8 @@ def test_glossary_gives_each_term_its_chinese_name_and_chapters_link_it(crawl, b
     )
     chapters = [p for p in _notebook_pages(built_book) if p.startswith("book/")]
     unlinked = [
-        p for p in chapters if not any("glossary.html#term-" in link for link in crawl[p]["links"])
+        p
+        for p in chapters
+        if not any("glossary.html#term-" in link for link in crawl[p]["links"])
     ]
     assert not unlinked, f"chapters that link no glossary term: {unlinked}"

@@ -31,9 +31,18 @@ def test_capstone_mechanisms_are_registered_and_build():
 
 def test_capstone_experiment_rows():
     settings = dict(
-        n_pairs=8, n_keys=8, n_values=4, d_model=16, steps=3, n_train=64, n_test=32, progress=False
+        n_pairs=8,
+        n_keys=8,
+        n_values=4,
+        d_model=16,
+        steps=3,
+        n_train=64,
+        n_test=32,
+        progress=False,
     )
-    rows = capstone_experiment(mechanisms=["softmax", "local", "synthesizer_random"], **settings)
+    rows = capstone_experiment(
+        mechanisms=["softmax", "local", "synthesizer_random"], **settings
+    )
     assert [r["mechanism"] for r in rows] == ["softmax", "local", "synthesizer_random"]
     for r in rows:
         correct = (
@@ -42,7 +51,9 @@ def test_capstone_experiment_rows():
         assert abs(correct - round(correct)) < 0.01 and 0 <= round(correct) <= 32, r
         assert r["train_seconds"] > 0 and r["steps_per_second"] > 0
     # seeded: the same accuracies again
-    again = capstone_experiment(mechanisms=["softmax", "local", "synthesizer_random"], **settings)
+    again = capstone_experiment(
+        mechanisms=["softmax", "local", "synthesizer_random"], **settings
+    )
     assert [r["accuracy"] for r in again] == [r["accuracy"] for r in rows]
     # the synthesizer adds its (T, T) random attention per head to softmax's parameters;
     # local attention adds none
@@ -51,7 +62,13 @@ def test_capstone_experiment_rows():
     assert params["synthesizer_random"] > params["softmax"]
     with pytest.raises(ValueError, match="unknown mechanism"):
         capstone_experiment(
-            mechanisms=["nope"], n_pairs=2, n_keys=4, steps=1, n_train=8, n_test=8, progress=False
+            mechanisms=["nope"],
+            n_pairs=2,
+            n_keys=4,
+            steps=1,
+            n_train=8,
+            n_test=8,
+            progress=False,
         )
 
 
@@ -73,9 +90,18 @@ def test_capstone_learns_with_softmax():
 
 def test_capstone_cli_writes_csv(tmp_path):
     out = tmp_path / "task.csv"
-    assert main(["capstone", "--out", str(out), "--mechanisms", "linear", "--steps", "2"]) == 0
+    assert (
+        main(["capstone", "--out", str(out), "--mechanisms", "linear", "--steps", "2"])
+        == 0
+    )
     with open(out) as f:
         rows = list(csv.DictReader(f))
     assert [r["mechanism"] for r in rows] == ["linear"]
-    assert set(rows[0]) == {"mechanism", "accuracy", "train_seconds", "steps_per_second", "params"}
+    assert set(rows[0]) == {
+        "mechanism",
+        "accuracy",
+        "train_seconds",
+        "steps_per_second",
+        "params",
+    }
     assert float(rows[0]["accuracy"]) >= 0 and int(rows[0]["params"]) > 0

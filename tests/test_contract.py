@@ -6,6 +6,7 @@ contract tests *properties*, not values. Mechanisms declare what their maths can
 support with the attributes documented in :mod:`attnkit.mechanisms`
 (``supports_causal``, ``content_dependent_grouping``, ``max_len``).
 """
+
 import pytest
 import torch
 from helpers import qkv
@@ -77,7 +78,7 @@ def test_batch_independence(name):
     q, k, v = inputs()
     out = run(mech, q, k, v)
     for b in range(B):
-        alone = run(mech, q[b:b + 1], k[b:b + 1], v[b:b + 1])
+        alone = run(mech, q[b : b + 1], k[b : b + 1], v[b : b + 1])
         torch.testing.assert_close(alone[0], out[b], atol=ATOL, rtol=RTOL)
     # changing one batch item leaves the others alone
     q2, k2, v2 = q.clone(), k.clone(), v.clone()
@@ -97,13 +98,19 @@ def test_causal_ignores_the_future(name):
     out = run(mech, q, k, v, causal=True)
     q2, k2, v2 = perturb(name, mech, q, k, v, slice(t + 1, None))
     out2 = run(mech, q2, k2, v2, causal=True)
-    torch.testing.assert_close(out2[:, :, : t + 1], out[:, :, : t + 1], atol=ATOL, rtol=RTOL)
+    torch.testing.assert_close(
+        out2[:, :, : t + 1], out[:, :, : t + 1], atol=ATOL, rtol=RTOL
+    )
     # and the future does matter without causal=True (the check above can fail)
-    assert not torch.allclose(run(mech, q2, k2, v2)[:, :, :t + 1], run(mech, q, k, v)[:, :, :t + 1])
+    assert not torch.allclose(
+        run(mech, q2, k2, v2)[:, :, : t + 1], run(mech, q, k, v)[:, :, : t + 1]
+    )
 
 
 def key_padding(lengths, length=L):
-    return (torch.arange(length)[None, :] < torch.tensor(lengths)[:, None])[:, None, None, :]  # (B, 1, 1, S)
+    return (torch.arange(length)[None, :] < torch.tensor(lengths)[:, None])[
+        :, None, None, :
+    ]  # (B, 1, 1, S)
 
 
 def holes_mask():
@@ -155,8 +162,21 @@ def test_awkward_sizes(name, length, dim):
 def test_the_contract_covers_the_softmax_reference():
     # the registry this file is parametrised over: exactly these names, each a Mechanism
     assert set(NAMES) == {
-        "softmax", "linear", "lsh", "local", "strided", "bigbird", "longformer", "performer", "rfa", "nystrom", "synthesizer_dense",
-        "synthesizer_random", "synthesizer_factorized_dense", "synthesizer_factorized_random",
-        "synthesizer_mixture", "squared_relu",
+        "softmax",
+        "linear",
+        "lsh",
+        "local",
+        "strided",
+        "bigbird",
+        "longformer",
+        "performer",
+        "rfa",
+        "nystrom",
+        "synthesizer_dense",
+        "synthesizer_random",
+        "synthesizer_factorized_dense",
+        "synthesizer_factorized_random",
+        "synthesizer_mixture",
+        "squared_relu",
     }
     assert all(issubclass(cls, Mechanism) for cls in MECHANISMS.values())

@@ -1,5 +1,6 @@
 """attnkit.convolution: attention with one relative offset per head is nn.Conv1d (Cordonnier
 et al., 2020), in outputs and gradients; parameter counts of attention, CNN and RNN layers."""
+
 import pytest
 import torch
 from helpers import randn
@@ -19,11 +20,17 @@ def test_offset_weights_are_one_hot_or_zero():
     w = offset_attention_weights(6, kernel_offsets(3))  # (H, L, S)
     assert w.shape == (3, 6, 6)
     assert torch.equal(w[1], torch.eye(6, dtype=torch.float64))  # offset 0
-    assert torch.equal(w[2], torch.eye(6, dtype=torch.float64).roll(1, dims=1).triu())  # +1
+    assert torch.equal(
+        w[2], torch.eye(6, dtype=torch.float64).roll(1, dims=1).triu()
+    )  # +1
     assert w[0, 0].sum() == 0 and w[2, 5].sum() == 0  # beyond the ends: zero padding
     # finite sharpness: the weights approach the one-hot ones as alpha grows
-    errors = [(offset_attention_weights(6, kernel_offsets(3), alpha=a) - w)[:, 1:-1].abs().max()
-              for a in (1.0, 4.0, 16.0)]
+    errors = [
+        (offset_attention_weights(6, kernel_offsets(3), alpha=a) - w)[:, 1:-1]
+        .abs()
+        .max()
+        for a in (1.0, 4.0, 16.0)
+    ]
     assert errors[0] > errors[1] > errors[2] and errors[2] < 1e-6
 
 
@@ -75,7 +82,8 @@ def test_parameter_counts_match_torch_modules(d, k, bias):
     counts = layer_parameter_counts(d, k, bias=bias)
     assert counts["self-attention"] == n_params(nn.MultiheadAttention(d, 4, bias=bias))
     assert counts["self-attention"] == n_params(
-        MultiHeadAttention(d, 2, bias=bias, query_size=d, key_size=d, value_size=d))
+        MultiHeadAttention(d, 2, bias=bias, query_size=d, key_size=d, value_size=d)
+    )
     assert counts[f"CNN (k = {k})"] == n_params(nn.Conv1d(d, d, k, bias=bias))
     assert counts["RNN"] == n_params(nn.RNN(d, d, bias=bias))
     assert counts["GRU"] == n_params(nn.GRU(d, d, bias=bias))

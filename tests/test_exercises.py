@@ -22,8 +22,8 @@ from grading import (
     EXERCISES,
     assignments,
     autograde,
-    correct_answers,
     autograded_notebook,
+    correct_answers,
     fill,
     generate,
     graded_notebook,
@@ -66,7 +66,9 @@ def _run(assignment: str, tmp_path_factory) -> dict:
     submissions = {
         "perfect": fill(released, answers),
         "blank": fill(released, {}),
-        f"wrong-{qid}-{i}": fill(released, {**answers, qid: wrong_answers(assignment)[qid][i][1]}),
+        f"wrong-{qid}-{i}": fill(
+            released, {**answers, qid: wrong_answers(assignment)[qid][i][1]}
+        ),
     }
     scores = autograde(course, assignment, submissions)
     # the rest of the instructor's commands (book/instructor-guide.md)
@@ -99,7 +101,8 @@ def _trials(assignment: str, tmp_path_factory) -> dict:
             "correct": correct,
             "questions": _questions(source),
             "points": {
-                gid: nbgrader_meta(c)["points"] for gid, c in graded_test_cells(source).items()
+                gid: nbgrader_meta(c)["points"]
+                for gid, c in graded_test_cells(source).items()
             },
             "results": try_answers(
                 graded_notebook(assignment),
@@ -138,7 +141,9 @@ def test_structure(assignment):
 def test_released_notebooks_in_sync(assignment, tmp_path_factory):
     """exercises/ is exactly what nbgrader generate_assignment makes from solutions/."""
     fresh = _run(assignment, tmp_path_factory)["released"]
-    committed = json.loads((EXERCISES / assignment / notebook_name(assignment)).read_text())
+    committed = json.loads(
+        (EXERCISES / assignment / notebook_name(assignment)).read_text()
+    )
     assert committed == fresh, (
         f"exercises/{assignment} is stale: run `nbgrader generate_assignment {assignment} --force`"
     )
@@ -152,7 +157,9 @@ def test_solution_scores_full_marks(assignment, tmp_path_factory):
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_released_notebook_scores_zero_with_not_implemented(assignment, tmp_path_factory):
+def test_released_notebook_scores_zero_with_not_implemented(
+    assignment, tmp_path_factory
+):
     run = _run(assignment, tmp_path_factory)
     scores = run["scores"]["blank"]
     assert sum(s for s, _ in scores.values()) == 0, scores
@@ -188,7 +195,9 @@ def test_wrong_answers_lose_points(assignment, tmp_path_factory):
                 f"{qid}: '{why}' did not run every test cell: {result}"
             )
             got = sum(run["points"][gid] for gid, error in result.items() if not error)
-            assert got < full, f"{qid}: the wrong answer '{why}' still scores {got}/{full}"
+            assert got < full, (
+                f"{qid}: the wrong answer '{why}' still scores {got}/{full}"
+            )
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -201,10 +210,12 @@ def test_correct_alternatives_score_full_marks(assignment, tmp_path_factory):
     assert not unknown, f"correct alternatives for unknown questions {unknown}"
     for qid, results in run["results"].items():
         alternatives = run["correct"].get(qid, [])
-        tried = results[len(results) - len(alternatives):] if alternatives else []
+        tried = results[len(results) - len(alternatives) :] if alternatives else []
         for (how, _code), result in zip(alternatives, tried, strict=True):
             failed = {gid: error for gid, error in result.items() if error}
-            assert not failed, f"{qid}: the correct alternative '{how}' loses points: {failed}"
+            assert not failed, (
+                f"{qid}: the correct alternative '{how}' loses points: {failed}"
+            )
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -213,7 +224,9 @@ def test_trial_runner_agrees_with_nbgrader(assignment, tmp_path_factory):
     test cells."""
     qid, i = _cross_check(assignment)
     scores = _run(assignment, tmp_path_factory)["scores"][f"wrong-{qid}-{i}"]
-    by_nbgrader = {gid: s == m for gid, (s, m) in scores.items() if question_of(gid) == qid}
+    by_nbgrader = {
+        gid: s == m for gid, (s, m) in scores.items() if question_of(gid) == qid
+    }
     tried = _trials(assignment, tmp_path_factory)["results"][qid][1 + i]
     assert by_nbgrader == {gid: not error for gid, error in tried.items()}, tried
     assert not all(by_nbgrader.values())
@@ -229,9 +242,17 @@ def test_feedback_and_export(assignment, tmp_path_factory):
         html = course / "feedback" / student / assignment / f"{assignment}.html"
         assert html.exists(), f"no feedback for {student}"
     with open(course / "grades.csv") as f:
-        rows = {r["student_id"]: r for r in csv.DictReader(f) if r["assignment"] == assignment}
+        rows = {
+            r["student_id"]: r
+            for r in csv.DictReader(f)
+            if r["assignment"] == assignment
+        }
     assert set(rows) == set(run["students"])
     perfect = run["scores"]["perfect"]
-    assert float(rows["perfect"]["score"]) == pytest.approx(sum(s for s, _ in perfect.values()))
-    assert float(rows["perfect"]["max_score"]) == pytest.approx(sum(m for _, m in perfect.values()))
+    assert float(rows["perfect"]["score"]) == pytest.approx(
+        sum(s for s, _ in perfect.values())
+    )
+    assert float(rows["perfect"]["max_score"]) == pytest.approx(
+        sum(m for _, m in perfect.values())
+    )
     assert float(rows["blank"]["score"]) == 0

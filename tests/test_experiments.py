@@ -1,5 +1,6 @@
 """Chapter 9's tasks and experiment (attnkit.tasks): the synthetic reorder and recall tasks and the
 Synthesizer comparison the chapter runs."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,11 +16,16 @@ def test_reorder_task_uses_one_fixed_permutation():
     # with 50 random rows the permutation is determined: find, for each t, the source column
     perm = []
     for t in range(9):
-        sources = [j for j in range(9) if torch.equal(task.targets[:, t], task.inputs[:, j])]
+        sources = [
+            j for j in range(9) if torch.equal(task.targets[:, t], task.inputs[:, j])
+        ]
         assert len(sources) == 1
         perm.append(sources[0])
     assert sorted(perm) == list(range(9))
-    assert torch.equal(reorder_task(5, 9, 5, seed=4).targets, reorder_task(5, 9, 5, seed=4).inputs[:, perm])
+    assert torch.equal(
+        reorder_task(5, 9, 5, seed=4).targets,
+        reorder_task(5, 9, 5, seed=4).inputs[:, perm],
+    )
 
 
 def test_recall_task_answers_the_queried_key():
@@ -40,27 +46,46 @@ def test_recall_task_answers_the_queried_key():
 
 
 def test_synthesizer_experiment_tables():
-    out = synthesizer_experiment(tasks=("recall",), variants=("vanilla", "random"), steps=20,
-                                 n_train=64, n_test=32, progress=False)
+    out = synthesizer_experiment(
+        tasks=("recall",),
+        variants=("vanilla", "random"),
+        steps=20,
+        n_train=64,
+        n_test=32,
+        progress=False,
+    )
     assert [r["variant"] for r in out["results"]] == ["vanilla", "random"]
     random_row = out["results"][1]
     assert random_row["mechanism_params"] == 2 * 7 * 7  # one 7×7 matrix per head
     assert out["results"][0]["mechanism_params"] == 0
     assert len(out["curves"]) == 2 * 2  # every 10 of 20 steps, two variants
     assert len(out["weights"]) == 2 * 2 * 7 * 7  # variants × heads × L × S
-    rows = [w for w in out["weights"] if w["variant"] == "random" and w["head"] == 0 and w["row"] == 3]
+    rows = [
+        w
+        for w in out["weights"]
+        if w["variant"] == "random" and w["head"] == 0 and w["row"] == 3
+    ]
     assert abs(sum(w["weight"] for w in rows) - 1) < 1e-3
 
 
 def test_transfer_experiment_rows():
     from attnkit.tasks.experiments import transfer_experiment
 
-    kwargs = dict(variants=("vanilla", "random"), finetune=(("new order", 2), ("recall", 3)),
-                  pretrain_steps=3, n_train=32, n_test=16, progress=False)
+    kwargs = dict(
+        variants=("vanilla", "random"),
+        finetune=(("new order", 2), ("recall", 3)),
+        pretrain_steps=3,
+        n_train=32,
+        n_test=16,
+        progress=False,
+    )
     rows = transfer_experiment(**kwargs)
     assert [(r["task"], r["steps"], r["variant"]) for r in rows] == [
-        ("new order", 2, "vanilla"), ("recall", 3, "vanilla"),
-        ("new order", 2, "random"), ("recall", 3, "random")]
+        ("new order", 2, "vanilla"),
+        ("recall", 3, "vanilla"),
+        ("new order", 2, "random"),
+        ("recall", 3, "random"),
+    ]
     for r in rows:
         for key in ("pretrained", "zero_shot", "scratch", "finetuned"):
             assert 0 <= r[key] <= 100

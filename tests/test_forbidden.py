@@ -28,9 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"
-CELL_DIR = (
-    "/attnkit-forbidden-test-cells"  # fake cell file names: what the guard's frame walk looks for
-)
+CELL_DIR = "/attnkit-forbidden-test-cells"  # fake cell file names: what the guard's frame walk looks for
 # other ways to reach a forbidden function, each refused as well:
 # {assignment: (question, path, {name: answer})}
 VARIANTS = {
@@ -82,7 +80,8 @@ def one_liner(solution: str, path: str) -> str:
     """The solution cell with every function it defines replaced by a one-line call to ``path``."""
     names = [n.name for n in ast.parse(solution).body if isinstance(n, ast.FunctionDef)]
     defs = "".join(
-        f"def {n}(*args, **kwargs):\n    return {path}(*args, **kwargs)\n\n\n" for n in names
+        f"def {n}(*args, **kwargs):\n    return {path}(*args, **kwargs)\n\n\n"
+        for n in names
     )
     return f"import attnkit\nimport {_module_part(path)}\n\n\n{defs}"
 
@@ -120,11 +119,16 @@ def _worker(assignment: str) -> dict:
         for _, c in cells
         if is_test_cell(c)
     ]
-    by_file = {f: t for (f, c), t in zip([fc for fc in cells if is_test_cell(fc[1])], tests)}
+    by_file = {
+        f: t for (f, c), t in zip([fc for fc in cells if is_test_cell(fc[1])], tests)
+    }
     events: list[dict] = []
     ns: dict = {"__name__": "__main__"}
     wires = Tripwires(
-        tests, CELL_DIR, lambda kind, **info: events.append({"kind": kind, **info}), lambda: ns
+        tests,
+        CELL_DIR,
+        lambda kind, **info: events.append({"kind": kind, **info}),
+        lambda: ns,
     )
 
     def run(fname, source):
@@ -136,7 +140,9 @@ def _worker(assignment: str) -> dict:
             return [type(exc).__name__, str(exc)[:300]]
 
     solution_file = {
-        nbgrader_meta(c)["grade_id"]: f for f, c in cells if nbgrader_meta(c).get("solution")
+        nbgrader_meta(c)["grade_id"]: f
+        for f, c in cells
+        if nbgrader_meta(c).get("solution")
     }
     test_cells = {
         q: [
@@ -153,7 +159,11 @@ def _worker(assignment: str) -> dict:
             out["reference"][nbgrader_meta(c).get("grade_id", f)] = outcome
     snapshot = dict(ns)
     submissions = [
-        (q, path, one_liner(next(c.source for f, c in cells if f == solution_file[q]), path))
+        (
+            q,
+            path,
+            one_liner(next(c.source for f, c in cells if f == solution_file[q]), path),
+        )
         for q, paths in forbid.items()
         for path in paths
     ]
@@ -164,7 +174,9 @@ def _worker(assignment: str) -> dict:
         ns.update(snapshot)
         del events[:]
         defined = run(solution_file[q], source)
-        outcomes = {nbgrader_meta(c)["grade_id"]: run(f, c.source) for f, c in test_cells[q]}
+        outcomes = {
+            nbgrader_meta(c)["grade_id"]: run(f, c.source) for f, c in test_cells[q]
+        }
         out["submissions"][f"{q} {label}"] = {
             "defined": defined,
             "tests": outcomes,
@@ -182,7 +194,9 @@ import pytest  # noqa: E402
 
 from attnkit.grading.cells import forbidden_names, forbidden_sentence, nbgrader_meta  # noqa: E402
 
-ASSIGNMENTS = sorted(p.name for p in SOLUTIONS.iterdir() if p.is_dir() and p.name.startswith("ch"))
+ASSIGNMENTS = sorted(
+    p.name for p in SOLUTIONS.iterdir() if p.is_dir() and p.name.startswith("ch")
+)
 SENTENCE = re.compile(r"do not call\s+(?:`[^`]+`(?:\s*(?:,|/|or|and)\s*)*)+\.", re.I)
 pytestmark = pytest.mark.xdist_group("forbidden")
 
@@ -199,31 +213,52 @@ def test_every_solution_cell_lists_its_forbidden_calls_and_the_prompt_says_them(
     prompt: list[str] = []
     seen = set()
     for i, cell in enumerate(nb.cells):
-        if cell.cell_type == "markdown" and i > 0:  # cell 0 is the chapter's introduction
+        if (
+            cell.cell_type == "markdown" and i > 0
+        ):  # cell 0 is the chapter's introduction
             prompt.append(cell.source)
         elif cell.cell_type == "code" and nbgrader_meta(cell).get("solution"):
             q = nbgrader_meta(cell)["grade_id"]
             meta = cell.metadata.get("attnkit", {})
-            assert set(meta) == {"forbidden"} and isinstance(meta["forbidden"], list), (a, q, meta)
+            assert set(meta) == {"forbidden"} and isinstance(meta["forbidden"], list), (
+                a,
+                q,
+                meta,
+            )
             paths = meta["forbidden"]
             assert len(set(paths)) == len(paths), (a, q, paths)
             for path in paths:
                 assert path.startswith("attnkit."), (a, q, path)
-                assert _targets(resolve(path)), f"{a} {q}: {path} is not a function or class"
+                assert _targets(resolve(path)), (
+                    f"{a} {q}: {path} is not a function or class"
+                )
             said = [
-                " ".join(m.group(0).split()) for text in prompt for m in SENTENCE.finditer(text)
+                " ".join(m.group(0).split())
+                for text in prompt
+                for m in SENTENCE.finditer(text)
             ]
-            assert said == ([forbidden_sentence(paths)] if paths else []), (a, q, said, paths)
+            assert said == ([forbidden_sentence(paths)] if paths else []), (
+                a,
+                q,
+                said,
+                paths,
+            )
             seen.add(q)
             prompt = []
     assert seen and seen == set(forbidden_names(nb))
-    assert forbidden_names(_read("exercises", a)) == forbidden_names(nb), "regenerate exercises/"
+    assert forbidden_names(_read("exercises", a)) == forbidden_names(nb), (
+        "regenerate exercises/"
+    )
 
 
 def _run_worker(a: str) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, __file__, a], capture_output=True, text=True, env=env, timeout=600
+        [sys.executable, __file__, a],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert "RESULT " in proc.stdout, proc.stdout[-2000:] + proc.stderr[-3000:]
     return json.loads(proc.stdout.split("RESULT ", 1)[1])
@@ -242,15 +277,26 @@ def test_one_line_calls_to_every_forbidden_function_score_zero(workers, a):
     assert r["reference"] and not any(r["reference"].values()), (
         f"the reference solutions fail: {r['reference']}"
     )
-    expected = {f"{q} {p}" for q, ps in forbidden_names(_read("solutions", a)).items() for p in ps}
-    expected |= {f"{VARIANTS[a][0]} variant:{v}" for v in VARIANTS.get(a, (None, None, {}))[2]}
+    expected = {
+        f"{q} {p}"
+        for q, ps in forbidden_names(_read("solutions", a)).items()
+        for p in ps
+    }
+    expected |= {
+        f"{VARIANTS[a][0]} variant:{v}" for v in VARIANTS.get(a, (None, None, {}))[2]
+    }
     assert set(r["submissions"]) == expected
     for label, sub in r["submissions"].items():
         q, path = label.split(" ", 1)
         path = VARIANTS[a][1] if path.startswith("variant:") else path
-        assert sub["defined"] is None, (label, sub["defined"])  # the answer cell itself runs
+        assert sub["defined"] is None, (
+            label,
+            sub["defined"],
+        )  # the answer cell itself runs
         assert sub["tests"], label
-        for gid, outcome in sub["tests"].items():  # every test cell of the question fails: 0 points
+        for gid, outcome in sub[
+            "tests"
+        ].items():  # every test cell of the question fails: 0 points
             assert (
                 outcome
                 and outcome[0] == "GradingGuardError"
@@ -288,7 +334,9 @@ def _submission(a: str, answers: dict[str, str]):
 CH06 = "ch06-lsh"
 CH06_SUBMISSIONS = {  # the other questions answered with the solutions: only these lose points
     "oneliner": {
-        "q3": one_liner("def sort_by_bucket(buckets):\n    pass\n", "attnkit.lsh.sort_by_bucket")
+        "q3": one_liner(
+            "def sort_by_bucket(buckets):\n    pass\n", "attnkit.lsh.sort_by_bucket"
+        )
     },
     "aliases": {
         "q2": "from attnkit.hashing import angular_hash as h\n"
@@ -306,7 +354,10 @@ def test_the_batch_grader_refuses_them(tmp_path):
     for student, answers in CH06_SUBMISSIONS.items():
         nbformat.write(_submission(CH06, answers), folder / f"{student}.ipynb")
     out = tmp_path / "grading"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
     proc = subprocess.run(
         [
             sys.executable,
@@ -345,11 +396,21 @@ def test_the_batch_grader_refuses_them(tmp_path):
     points = {}
     for g, (_, full) in manifest["oneliner"]["scores"].items():
         points[g.split("_")[0]] = points.get(g.split("_")[0], 0) + full
-    assert lost("oneliner") == {"q3"} and grades["oneliner"] == sum(points.values()) - points["q3"]
-    assert lost("aliases") == {"q1", "q2"} and grades["aliases"] == points["q3"] + points["q4"]
-    assert any("q3 calls attnkit.lsh.sort_by_bucket" in p for p in manifest["oneliner"]["problems"])
+    assert (
+        lost("oneliner") == {"q3"}
+        and grades["oneliner"] == sum(points.values()) - points["q3"]
+    )
+    assert (
+        lost("aliases") == {"q1", "q2"}
+        and grades["aliases"] == points["q3"] + points["q4"]
+    )
     assert any(
-        "q2 calls attnkit.hashing.angular_hash" in p for p in manifest["aliases"]["problems"]
+        "q3 calls attnkit.lsh.sort_by_bucket" in p
+        for p in manifest["oneliner"]["problems"]
+    )
+    assert any(
+        "q2 calls attnkit.hashing.angular_hash" in p
+        for p in manifest["aliases"]["problems"]
     )
     assert any(
         "q1 defines hyperplane_hash as attnkit.hashing.hyperplane_hash" in p
@@ -363,7 +424,10 @@ def test_the_batch_grader_refuses_them(tmp_path):
 def test_the_self_check_refuses_them(tmp_path):
     path = tmp_path / f"{CH06}.ipynb"
     nbformat.write(_submission(CH06, CH06_SUBMISSIONS["oneliner"]), path)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
     proc = subprocess.run(
         [sys.executable, "-m", "attnkit.grading", "check", str(path)],
         cwd=tmp_path,
@@ -375,10 +439,14 @@ def test_the_self_check_refuses_them(tmp_path):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     q3 = [line for line in lines if "q3_visible" in line][0]
-    assert "FAILED" in q3 and "GradingGuardError" in q3 and "attnkit.lsh.sort_by_bucket" in q3, (
+    assert (
+        "FAILED" in q3
+        and "GradingGuardError" in q3
+        and "attnkit.lsh.sort_by_bucket" in q3
+    ), proc.stdout
+    assert sum("passed  q" in line for line in lines) == 3, (
         proc.stdout
-    )
-    assert sum("passed  q" in line for line in lines) == 3, proc.stdout  # q1, q2, q4 visible
+    )  # q1, q2, q4 visible
     assert "note:" not in proc.stdout, proc.stdout
 
 

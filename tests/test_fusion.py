@@ -1,4 +1,5 @@
 """attnkit.fusion: attention fusion of several inputs (by hand, properties, masks, errors)."""
+
 import pytest
 import torch
 from hypothesis import given
@@ -8,7 +9,9 @@ from attnkit.fusion import AttentionFusion, attention_fusion
 
 
 def test_fusion_by_hand():
-    H = torch.tensor([[[1.0, 0.0], [0.0, 2.0], [3.0, 3.0]]], dtype=torch.float64)  # (B=1, P=3, Dh=2)
+    H = torch.tensor(
+        [[[1.0, 0.0], [0.0, 2.0], [3.0, 3.0]]], dtype=torch.float64
+    )  # (B=1, P=3, Dh=2)
     W = torch.tensor([[1.0, 0.0], [0.0, -1.0]], dtype=torch.float64)
     b = torch.tensor([0.0, 1.0], dtype=torch.float64)
     c = torch.tensor([2.0, 1.0], dtype=torch.float64)
@@ -48,7 +51,9 @@ def test_fusion_mask_drops_missing_modalities_and_grads():
     assert torch.autograd.gradcheck(lambda h: fusion(h, mask), (H,))
     assert torch.autograd.gradcheck(
         lambda W, b, c: attention_fusion(H.detach(), W, b, c)[0],
-        tuple(p.detach().clone().requires_grad_() for p in (fusion.W, fusion.b, fusion.c)),
+        tuple(
+            p.detach().clone().requires_grad_() for p in (fusion.W, fusion.b, fusion.c)
+        ),
     )
 
 

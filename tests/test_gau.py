@@ -1,5 +1,6 @@
 """GAU and FLASH (attnkit.gau): fast forms equal their written-out references, outputs
 and gradients in float64; the squared-ReLU mechanism keeps the mechanism contract."""
+
 from __future__ import annotations
 
 import pytest
@@ -45,7 +46,9 @@ def test_squared_relu_attention_is_the_formula():
     # scale, bias, mask, causal
     bias = randn(7, 9, seed=1)
     mask = torch.rand(2, 1, 7, 9, generator=torch.Generator().manual_seed(2)) > 0.5
-    out, w = squared_relu_attention(q, k, v, scale=0.3, bias=bias, mask=mask, causal=True)
+    out, w = squared_relu_attention(
+        q, k, v, scale=0.3, bias=bias, mask=mask, causal=True
+    )
     tril = torch.ones(7, 9, dtype=torch.bool).tril()
     expected = (torch.relu(0.3 * q @ k.transpose(-2, -1) + bias) ** 2) * (mask & tril)
     torch.testing.assert_close(w, expected, **TOL)
@@ -62,8 +65,11 @@ def test_squared_relu_mechanism():
     mech = SquaredReLUAttention()
     assert isinstance(mech, Mechanism)
     q, k, v = qkv(2, 3, 8, D=4, Dv=6)
-    torch.testing.assert_close(mech(q, k, v, causal=True),
-                               squared_relu_attention(q, k, v, causal=True)[0], **TOL)
+    torch.testing.assert_close(
+        mech(q, k, v, causal=True),
+        squared_relu_attention(q, k, v, causal=True)[0],
+        **TOL,
+    )
     assert mech.attention_weights.shape == (2, 3, 8, 8)
     with pytest.raises(TypeError, match="scale"):
         SquaredReLUAttention(scale="big")
@@ -95,7 +101,8 @@ def test_squared_relu_bad_input():
 # ----------------------------------------------------------------------- FLASH mixed chunk
 def chunk_inputs(B=2, H=2, n=13, D=4, Dv=5, seed=0):
     return [randn(B, H, n, D, seed=seed + i, requires_grad=True) for i in range(4)] + [
-        randn(B, H, n, Dv, seed=seed + 4, requires_grad=True)]
+        randn(B, H, n, Dv, seed=seed + 4, requires_grad=True)
+    ]
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -106,11 +113,14 @@ def test_mixed_chunk_equals_its_reference(causal, chunk_size, with_padding):
     kp = padding(2, 13) if with_padding else None
 
     def fast(*x):
-        return mixed_chunk_attention(*x, chunk_size=chunk_size, causal=causal, key_padding=kp)
+        return mixed_chunk_attention(
+            *x, chunk_size=chunk_size, causal=causal, key_padding=kp
+        )
 
     def naive(*x):
-        return mixed_chunk_attention_naive(*x, chunk_size=chunk_size, causal=causal,
-                                           key_padding=kp)[0]
+        return mixed_chunk_attention_naive(
+            *x, chunk_size=chunk_size, causal=causal, key_padding=kp
+        )[0]
 
     torch.testing.assert_close(fast(*inputs), naive(*inputs), **TOL)
     for gf, gn in zip(grads(fast, inputs), grads(naive, inputs)):
@@ -126,7 +136,13 @@ def test_mixed_chunk_reference_is_the_two_parts():
     for i in range(6):
         for j in range(6):
             same, earlier = i // 3 == j // 3, j // 3 < i // 3
-            want = quad[0, 0, i, j] if same and j <= i else lin[0, 0, i, j] if earlier else 0
+            want = (
+                quad[0, 0, i, j]
+                if same and j <= i
+                else lin[0, 0, i, j]
+                if earlier
+                else 0
+            )
             assert w[i, j].item() == pytest.approx(float(want), abs=1e-14)
 
 
@@ -144,8 +160,9 @@ def test_mixed_chunk_is_causal_and_ignores_padded_keys():
     for t in moved[1:2] + moved[3:]:
         t[..., 3, :] += 7.0
     a = mixed_chunk_attention(qq, kq, ql, kl, v, chunk_size=4, key_padding=kp)
-    b = mixed_chunk_attention(qq, moved[1], ql, moved[3], moved[4], chunk_size=4,
-                              key_padding=kp)
+    b = mixed_chunk_attention(
+        qq, moved[1], ql, moved[3], moved[4], chunk_size=4, key_padding=kp
+    )
     torch.testing.assert_close(a, b, **TOL)
 
 
@@ -154,8 +171,9 @@ def test_mixed_chunk_never_builds_n_by_n():
 
     n, c = 256, 16
     qq, kq, ql, kl, v = (t.detach() for t in chunk_inputs(B=1, H=1, n=n, D=4, Dv=4))
-    biggest = largest_tensor(mixed_chunk_attention, qq, kq, ql, kl, v, chunk_size=c,
-                             causal=True)
+    biggest = largest_tensor(
+        mixed_chunk_attention, qq, kq, ql, kl, v, chunk_size=c, causal=True
+    )
     assert biggest < n * n // 4
 
 
@@ -166,7 +184,9 @@ def test_mixed_chunk_bad_input():
     with pytest.raises(ValueError, match="q_lin"):
         mixed_chunk_attention(qq, kq, ql[..., :5, :], kl, v)
     with pytest.raises(ValueError, match="key_padding"):
-        mixed_chunk_attention(qq, kq, ql, kl, v, key_padding=torch.ones(2, 3, dtype=bool))
+        mixed_chunk_attention(
+            qq, kq, ql, kl, v, key_padding=torch.ones(2, 3, dtype=bool)
+        )
     with pytest.raises(TypeError, match="k_lin"):
         mixed_chunk_attention(qq, kq, ql, kl.float(), v)
 
@@ -212,8 +232,11 @@ def test_gau_limits_glu_and_attention():
     z = F.silu(x @ w_z.T)
     q, k = z * gamma[0] + beta[0], z * gamma[1] + beta[1]
     av, _ = squared_relu_attention(q, k, v)
-    torch.testing.assert_close(gated_attention_unit(x, w_u, w_v, w_z, gamma, beta, w_o),
-                               (u * av) @ w_o.T, **TOL)
+    torch.testing.assert_close(
+        gated_attention_unit(x, w_u, w_v, w_z, gamma, beta, w_o),
+        (u * av) @ w_o.T,
+        **TOL,
+    )
 
 
 def test_flash_unit_uses_mixed_chunks():
@@ -251,6 +274,10 @@ def test_gau_bad_input():
     with pytest.raises(ValueError, match="w_o"):
         gated_attention_unit(x, *weights[:5], weights[5].T)
     with pytest.raises(ValueError, match="gamma"):
-        gated_attention_unit(x, *weights, chunk_size=4)  # FLASH needs 4 scale/offset pairs
+        gated_attention_unit(
+            x, *weights, chunk_size=4
+        )  # FLASH needs 4 scale/offset pairs
     with pytest.raises(TypeError, match="w_z"):
-        gated_attention_unit(x, weights[0], weights[1], weights[2].float(), *weights[3:])
+        gated_attention_unit(
+            x, weights[0], weights[1], weights[2].float(), *weights[3:]
+        )

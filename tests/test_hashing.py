@@ -1,4 +1,5 @@
 """The hash families of attnkit.hashing: random hyperplanes (SimHash) and random rotations."""
+
 import math
 
 import pytest
@@ -21,12 +22,19 @@ f64 = torch.float64
 # ---------------------------------------------------------------- hash families
 def test_hyperplane_collision_rate_matches_one_minus_theta_over_pi():
     planes = random_hyperplanes(8, 20000, seed=3).to(f64)  # (D, n_bits)
-    x = F.normalize(torch.randn(8, dtype=f64, generator=torch.Generator().manual_seed(1)), dim=0)
+    x = F.normalize(
+        torch.randn(8, dtype=f64, generator=torch.Generator().manual_seed(1)), dim=0
+    )
     u = torch.randn(8, dtype=f64, generator=torch.Generator().manual_seed(2))
     u = F.normalize(u - (u @ x) * x, dim=0)  # orthogonal to x
     for theta in [0.1, 0.5, 1.0, math.pi / 2, 2.5, 3.0]:
         y = math.cos(theta) * x + math.sin(theta) * u
-        rate = (hyperplane_bits(x, planes) == hyperplane_bits(y, planes)).double().mean().item()
+        rate = (
+            (hyperplane_bits(x, planes) == hyperplane_bits(y, planes))
+            .double()
+            .mean()
+            .item()
+        )
         p = hyperplane_collision_probability(theta)
         sigma = math.sqrt(p * (1 - p) / planes.shape[1])
         assert abs(rate - p) < 4 * sigma + 1e-12, (theta, rate, p)
@@ -36,7 +44,9 @@ def test_hyperplane_hash_reads_bits_as_a_number():
     planes = random_hyperplanes(4, 3, seed=0)
     x = torch.randn(10, 4)
     bits = hyperplane_bits(x, planes).long()  # (10, 3)
-    assert torch.equal(hyperplane_hash(x, planes), bits[:, 0] + 2 * bits[:, 1] + 4 * bits[:, 2])
+    assert torch.equal(
+        hyperplane_hash(x, planes), bits[:, 0] + 2 * bits[:, 1] + 4 * bits[:, 2]
+    )
     assert hyperplane_collision_probability(0.0, 3) == 1.0
     assert hyperplane_collision_probability(math.pi / 2, 2) == pytest.approx(0.25)
 
@@ -50,7 +60,9 @@ def test_angular_hash_is_argmax_over_plus_minus_projection_and_scale_invariant()
     expected = torch.cat([xr, -xr], -1).argmax(-1)
     assert torch.equal(b, expected)
     assert torch.equal(angular_hash(3.7 * x, rot), b)  # only the direction matters
-    assert torch.equal(angular_hash(-x, rot), (b + 4) % 8)  # −x lands in the opposite bucket
+    assert torch.equal(
+        angular_hash(-x, rot), (b + 4) % 8
+    )  # −x lands in the opposite bucket
 
 
 def test_angular_collisions_fall_with_angle():
@@ -62,7 +74,9 @@ def test_angular_collisions_fall_with_angle():
     rates = []
     for theta in [0.2, 0.6, 1.2, 2.0, 2.8]:
         y = math.cos(theta) * x + math.sin(theta) * u
-        bx, by = angular_hash(torch.stack([x, y])[:, None, :], rot).squeeze(-1)  # (R,) each
+        bx, by = angular_hash(torch.stack([x, y])[:, None, :], rot).squeeze(
+            -1
+        )  # (R,) each
         rates.append((bx == by).double().mean().item())
     assert all(a > b for a, b in zip(rates, rates[1:])), rates
     assert rates[0] > 0.6 and rates[-1] < 0.05
@@ -78,5 +92,9 @@ def test_odd_bucket_counts_are_rejected(n_buckets):
 
 
 def test_hashes_are_seeded():
-    assert torch.equal(random_rotations(5, 4, 2, seed=7), random_rotations(5, 4, 2, seed=7))
-    assert not torch.equal(random_rotations(5, 4, 2, seed=7), random_rotations(5, 4, 2, seed=8))
+    assert torch.equal(
+        random_rotations(5, 4, 2, seed=7), random_rotations(5, 4, 2, seed=7)
+    )
+    assert not torch.equal(
+        random_rotations(5, 4, 2, seed=7), random_rotations(5, 4, 2, seed=8)
+    )

@@ -1,4 +1,5 @@
 """Linear attention (attnkit.linear): every form equals the dense reference, and the traps."""
+
 from __future__ import annotations
 
 import math
@@ -29,7 +30,9 @@ from attnkit.linear import (
 CAUSAL_FORMS = {
     "recurrent": linear_attention_recurrent,
     "cumsum": linear_attention_cumsum,
-    "chunked": lambda pq, pk, v, **kw: linear_attention_chunked(pq, pk, v, chunk_size=4, **kw),
+    "chunked": lambda pq, pk, v, **kw: linear_attention_chunked(
+        pq, pk, v, chunk_size=4, **kw
+    ),
     "chunked_default": linear_attention_chunked,
 }
 
@@ -65,7 +68,9 @@ def test_naive_matches_explicit_loop(causal):
     # the weights are the dense row-normalised matrix: zero on padded (and future) keys, rows sum to 1
     assert weights.shape == (2, 1, 6, 6)
     assert weights[1, ..., ~keep[1]].abs().max() == 0
-    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 1, 6, dtype=weights.dtype), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        weights.sum(-1), torch.ones(2, 1, 6, dtype=weights.dtype), atol=1e-5, rtol=0
+    )
     torch.testing.assert_close(weights @ v, got)
     if causal:
         assert weights.triu(1).abs().max() == 0
@@ -74,24 +79,41 @@ def test_naive_matches_explicit_loop(causal):
 def test_feature_maps():
     x = torch.linspace(-5, 5, 101, dtype=torch.float64)
     assert (elu_feature_map(x) > 0).all()
-    torch.testing.assert_close(elu_feature_map(x), torch.where(x > 0, x + 1, torch.exp(x)))
+    torch.testing.assert_close(
+        elu_feature_map(x), torch.where(x > 0, x + 1, torch.exp(x))
+    )
     torch.testing.assert_close(relu_feature_map(x), x.clamp_min(0))
     assert set(FEATURE_MAPS) == {"elu", "relu"}
 
 
-@given(L=st.integers(1, 19), D=st.integers(1, 6), chunk=st.integers(1, 9), fmap=st.sampled_from(["elu", "relu"]),
-       seed=st.integers(0, 10_000))
+@given(
+    L=st.integers(1, 19),
+    D=st.integers(1, 6),
+    chunk=st.integers(1, 9),
+    fmap=st.sampled_from(["elu", "relu"]),
+    seed=st.integers(0, 10_000),
+)
 def test_all_forms_equal_dense_reference(L, D, chunk, fmap, seed):
     q, k, v = qkv(B=2, H=2, L=L, D=D, Dv=3, seed=seed)
     phi = FEATURE_MAPS[fmap]
     pq, pk = phi(q), phi(k)
-    keep = torch.rand(2, L, generator=torch.Generator().manual_seed(seed)) > 0.3  # (B, S)
-    torch.testing.assert_close(linear_attention_noncausal(pq, pk, v, key_padding=keep),
-                               linear_attention_naive(pq, pk, v, key_padding=keep)[0])
+    keep = (
+        torch.rand(2, L, generator=torch.Generator().manual_seed(seed)) > 0.3
+    )  # (B, S)
+    torch.testing.assert_close(
+        linear_attention_noncausal(pq, pk, v, key_padding=keep),
+        linear_attention_naive(pq, pk, v, key_padding=keep)[0],
+    )
     ref = linear_attention_naive(pq, pk, v, key_padding=keep, causal=True)[0]
-    torch.testing.assert_close(linear_attention_recurrent(pq, pk, v, key_padding=keep), ref)
-    torch.testing.assert_close(linear_attention_cumsum(pq, pk, v, key_padding=keep), ref)
-    torch.testing.assert_close(linear_attention_chunked(pq, pk, v, key_padding=keep, chunk_size=chunk), ref)
+    torch.testing.assert_close(
+        linear_attention_recurrent(pq, pk, v, key_padding=keep), ref
+    )
+    torch.testing.assert_close(
+        linear_attention_cumsum(pq, pk, v, key_padding=keep), ref
+    )
+    torch.testing.assert_close(
+        linear_attention_chunked(pq, pk, v, key_padding=keep, chunk_size=chunk), ref
+    )
 
 
 @pytest.mark.parametrize("S", [5, 11, 16])
@@ -106,15 +128,21 @@ def test_causal_forms_with_unequal_lengths_are_top_left_aligned(S):
 @pytest.mark.parametrize("name", list(CAUSAL_FORMS))
 def test_causal_gradients_match_dense(name):
     q, k, v = qkv(B=1, H=2, L=9, D=4, Dv=3)
-    keep = torch.tensor([[True, True, False, True, True, True, False, True, True]])  # (B, S)
+    keep = torch.tensor(
+        [[True, True, False, True, True, True, False, True, True]]
+    )  # (B, S)
 
     def grads(fn):
         qq, kk, vv = (t.clone().requires_grad_() for t in (q, k, v))
         out = fn(elu_feature_map(qq), elu_feature_map(kk), vv, key_padding=keep)
-        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)).sum().backward()
+        (
+            out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
+        ).sum().backward()
         return qq.grad, kk.grad, vv.grad
 
-    ref = grads(lambda pq, pk, v, **kw: linear_attention_naive(pq, pk, v, causal=True, **kw)[0])
+    ref = grads(
+        lambda pq, pk, v, **kw: linear_attention_naive(pq, pk, v, causal=True, **kw)[0]
+    )
     for g, r in zip(grads(CAUSAL_FORMS[name]), ref):
         torch.testing.assert_close(g, r)
 
@@ -122,14 +150,20 @@ def test_causal_gradients_match_dense(name):
 def test_noncausal_gradients_match_dense_and_gradcheck():
     q, k, v = qkv(B=1, H=1, L=6, D=3, Dv=2)
     inputs = tuple(t.clone().requires_grad_() for t in (q, k, v))
-    fast = lambda a, b, c: linear_attention_noncausal(elu_feature_map(a), elu_feature_map(b), c)  # noqa: E731
-    dense = lambda a, b, c: linear_attention_naive(elu_feature_map(a), elu_feature_map(b), c)[0]  # noqa: E731
+    fast = lambda a, b, c: linear_attention_noncausal(
+        elu_feature_map(a), elu_feature_map(b), c
+    )  # noqa: E731
+    dense = lambda a, b, c: linear_attention_naive(
+        elu_feature_map(a), elu_feature_map(b), c
+    )[0]  # noqa: E731
     assert torch.autograd.gradcheck(fast, inputs)
     gf = torch.autograd.grad(fast(*inputs).sum(), inputs)
     gd = torch.autograd.grad(dense(*inputs).sum(), inputs)
     for a, b in zip(gf, gd):
         torch.testing.assert_close(a, b)
-    chunk = lambda a, b, c: linear_attention_chunked(elu_feature_map(a), elu_feature_map(b), c, chunk_size=4)  # noqa: E731
+    chunk = lambda a, b, c: linear_attention_chunked(
+        elu_feature_map(a), elu_feature_map(b), c, chunk_size=4
+    )  # noqa: E731
     assert torch.autograd.gradcheck(chunk, inputs)
 
 
@@ -139,16 +173,21 @@ def test_step_by_step_decoding_equals_parallel_causal_output():
     keep = torch.ones(2, 13, dtype=torch.bool)
     keep[1, [0, 4, 5]] = False
     parallel = linear_attention_chunked(pq, pk, v, key_padding=keep, chunk_size=5)
-    state = linear_attention_init_state((2, 3), pq.shape[-1], v.shape[-1], dtype=q.dtype)
+    state = linear_attention_init_state(
+        (2, 3), pq.shape[-1], v.shape[-1], dtype=q.dtype
+    )
     for i in range(13):
-        out_i, state = linear_attention_step(state, pq[:, :, i], pk[:, :, i], v[:, :, i],
-                                             key_allowed=keep[:, i, None])
+        out_i, state = linear_attention_step(
+            state, pq[:, :, i], pk[:, :, i], v[:, :, i], key_allowed=keep[:, i, None]
+        )
         torch.testing.assert_close(out_i, parallel[:, :, i])
     # the carried state is the sum over every real key
     pk_kept = mask_key_features(pk, keep)
     torch.testing.assert_close(state.kv, pk_kept.transpose(-2, -1) @ v)
     torch.testing.assert_close(state.z, pk_kept.sum(-2))
-    assert parallel[1, :, 0].abs().max() == 0  # query 0 of batch 1 sees only a padded key
+    assert (
+        parallel[1, :, 0].abs().max() == 0
+    )  # query 0 of batch 1 sees only a padded key
 
 
 @pytest.mark.parametrize("form", ["chunked", "cumsum", "recurrent"])
@@ -175,9 +214,13 @@ def test_masked_keys_leave_numerator_and_denominator():
         k2, v2 = k.clone(), v.clone()
         k2[..., ~keep[0], :] = 100.0
         v2[..., ~keep[0], :] = -100.0
-        torch.testing.assert_close(mech(q, k2, v2, mask=keep[:, None, None, :], causal=causal), out)
+        torch.testing.assert_close(
+            mech(q, k2, v2, mask=keep[:, None, None, :], causal=causal), out
+        )
         if not causal:
-            torch.testing.assert_close(mech(q, k[..., keep[0], :], v[..., keep[0], :]), out)
+            torch.testing.assert_close(
+                mech(q, k[..., keep[0], :], v[..., keep[0], :]), out
+            )
         # zeroing V alone is measurably different
         pq, pk = elu_feature_map(q), elu_feature_map(k)
         wrong = linear_attention(pq, pk, v * keep[:, None, :, None], causal=causal)
@@ -200,7 +243,9 @@ def test_fully_masked_rows_give_zeros_not_nan():
     # ReLU features can vanish entirely: eps turns 0/0 into 0
     zero = torch.zeros(1, 1, 3, 4, dtype=torch.float64)
     for causal in (False, True):
-        out = LinearAttention(feature_map="relu")(-zero - 1, -zero - 1, torch.ones_like(zero), causal=causal)
+        out = LinearAttention(feature_map="relu")(
+            -zero - 1, -zero - 1, torch.ones_like(zero), causal=causal
+        )
         assert torch.equal(out, torch.zeros_like(out))
 
 
@@ -224,8 +269,12 @@ def test_states_accumulate_in_float32_for_halfqkv(Dv=7):
     n = 3000
     s = linear_attention_init_state((), 1, 1, dtype=torch.float16)
     for _ in range(n):
-        _, s = linear_attention_step(s, torch.ones(1, dtype=torch.float16), torch.ones(1, dtype=torch.float16),
-                                     torch.ones(1, dtype=torch.float16))
+        _, s = linear_attention_step(
+            s,
+            torch.ones(1, dtype=torch.float16),
+            torch.ones(1, dtype=torch.float16),
+            torch.ones(1, dtype=torch.float16),
+        )
     assert s.z.item() == n
 
 
@@ -238,7 +287,9 @@ def test_mechanism_registered_with_defaults_and_chunked_by_default():
     assert out.shape == (2, 3, 10, 6)
     ref, _ = linear_attention_naive(elu_feature_map(q), elu_feature_map(k), v)
     torch.testing.assert_close(out, ref)
-    custom = LinearAttention(feature_map=lambda x: torch.cat([x.exp(), (-x).exp()], dim=-1))
+    custom = LinearAttention(
+        feature_map=lambda x: torch.cat([x.exp(), (-x).exp()], dim=-1)
+    )
     assert custom(q, k, v, causal=True).shape == (2, 3, 10, 6)
 
 
@@ -255,7 +306,9 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match="phi_k"):
         linear_attention_noncausal(q, k[..., :4], v)
     with pytest.raises(ValueError, match="key_padding"):
-        linear_attention_cumsum(q, k, v, key_padding=torch.ones(2, 1, 4, dtype=torch.bool))
+        linear_attention_cumsum(
+            q, k, v, key_padding=torch.ones(2, 1, 4, dtype=torch.bool)
+        )
     with pytest.raises(TypeError, match="key_padding"):
         linear_attention_cumsum(q, k, v, key_padding=torch.ones(2, 1, 5))
 
@@ -274,8 +327,10 @@ def test_key_padding_is_b_by_s_and_masks_per_batch_element():
         out = form(pq, pk, v, key_padding=keep)
         for b in range(B):
             # the same as deleting batch b's padded keys (non-causal) / zeroing their features (causal)
-            pk_b = pk[b:b + 1] * keep[b, None, None, :, None]
-            torch.testing.assert_close(out[b:b + 1], form(pq[b:b + 1], pk_b, v[b:b + 1]), msg=name)
+            pk_b = pk[b : b + 1] * keep[b, None, None, :, None]
+            torch.testing.assert_close(
+                out[b : b + 1], form(pq[b : b + 1], pk_b, v[b : b + 1]), msg=name
+            )
         assert not torch.allclose(out, form(pq, pk, v)), name
     # (B, 1, S) or (S,) are not (B, S): refused, not broadcast
     for bad in (keep[:, None, :], keep[0], keep.T):

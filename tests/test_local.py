@@ -1,5 +1,6 @@
 """Blocked local attention (attnkit.local): equal to the dense masked reference (outputs and
 gradients), the mechanism, and the complexity shape (never an n × n tensor)."""
+
 from __future__ import annotations
 
 import pytest
@@ -25,8 +26,13 @@ from attnkit.sparse import local_pattern, sparse_attention_naive
     chunk=st.sampled_from([1, 40, 2**20]),
     seed=st.integers(0, 2**16),
 )
-def test_blocked_equals_dense_outputs_and_gradients(n, w, causal, padding, n_global, chunk, seed):
-    saved, local_module.CHUNK_ELEMENTS = local_module.CHUNK_ELEMENTS, chunk  # 1: one block at a time
+def test_blocked_equals_dense_outputs_and_gradients(
+    n, w, causal, padding, n_global, chunk, seed
+):
+    saved, local_module.CHUNK_ELEMENTS = (
+        local_module.CHUNK_ELEMENTS,
+        chunk,
+    )  # 1: one block at a time
     try:
         _check_blocked_against_dense(n, w, causal, padding, n_global, seed)
     finally:
@@ -37,9 +43,15 @@ def _check_blocked_against_dense(n, w, causal, padding, n_global, seed):
     q, k, v = qkv(2, 2, n, n, 3, 4, seed=seed, requires_grad=True)
     g = torch.Generator().manual_seed(seed + 1)
     kp = (torch.rand(2, n, generator=g) < 0.7) if padding else None
-    glob = sorted({int(t) for t in torch.randint(0, n, (n_global,), generator=g)}) or None
-    fast = local_attention(q, k, v, window=w, global_tokens=glob, key_padding=kp, causal=causal)
-    ref, weights = local_attention_naive(q, k, v, window=w, global_tokens=glob, key_padding=kp, causal=causal)
+    glob = (
+        sorted({int(t) for t in torch.randint(0, n, (n_global,), generator=g)}) or None
+    )
+    fast = local_attention(
+        q, k, v, window=w, global_tokens=glob, key_padding=kp, causal=causal
+    )
+    ref, weights = local_attention_naive(
+        q, k, v, window=w, global_tokens=glob, key_padding=kp, causal=causal
+    )
     assert weights.shape == (2, 2, n, n)
     assert not torch.isnan(fast).any()
     torch.testing.assert_close(fast, ref, rtol=0, atol=1e-12)
@@ -55,7 +67,9 @@ def _check_blocked_against_dense(n, w, causal, padding, n_global, seed):
 def test_blocked_handles_unequal_lengths(L, S, causal):
     q, k, v = qkv(1, 2, L, S, 4, 3, seed=0, requires_grad=True)
     kw = dict(window=3, global_tokens=[1], causal=causal)
-    torch.testing.assert_close(local_attention(q, k, v, **kw), local_attention_naive(q, k, v, **kw)[0])
+    torch.testing.assert_close(
+        local_attention(q, k, v, **kw), local_attention_naive(q, k, v, **kw)[0]
+    )
 
 
 def test_naive_is_the_masked_softmax_of_the_pattern():
@@ -63,7 +77,9 @@ def test_naive_is_the_masked_softmax_of_the_pattern():
     pattern = local_pattern(9, 2)
     out, weights = sparse_attention_naive(q, k, v, pattern)
     assert (weights[0, 0][~pattern] == 0).all()
-    torch.testing.assert_close(weights.sum(-1), torch.ones(1, 1, 9, dtype=torch.float64))
+    torch.testing.assert_close(
+        weights.sum(-1), torch.ones(1, 1, 9, dtype=torch.float64)
+    )
     ref, ref_weights = local_attention_naive(q, k, v, window=2)
     torch.testing.assert_close(ref, out)
     torch.testing.assert_close(ref_weights, weights)
@@ -75,16 +91,22 @@ def test_window_at_least_n_is_full_attention(n, causal):
     q, k, v = qkv(2, 2, n, n, 5, 3, seed=n, requires_grad=True)
     full, _ = softmax_attention_naive(q, k, v, causal=causal)
     for w in (n - 1 if n > 1 else 0, n, 10 * n + 3):
-        torch.testing.assert_close(local_attention(q, k, v, window=w, causal=causal), full, rtol=0, atol=1e-13)
+        torch.testing.assert_close(
+            local_attention(q, k, v, window=w, causal=causal), full, rtol=0, atol=1e-13
+        )
 
 
 def test_fully_masked_rows_give_zeros():
     q, k, v = qkv(2, 1, 10, 10, 4, 3, seed=5, requires_grad=True)
     kp = torch.ones(2, 10, dtype=torch.bool)
     kp[0] = False  # sequence 0: every key padded
-    kp[1, :4] = False  # sequence 1: query 0 (causal, window 2) sees keys 0..0 only -> empty
+    kp[1, :4] = (
+        False  # sequence 1: query 0 (causal, window 2) sees keys 0..0 only -> empty
+    )
     for glob in (None, [0]):
-        out = local_attention(q, k, v, window=2, key_padding=kp, causal=True, global_tokens=glob)
+        out = local_attention(
+            q, k, v, window=2, key_padding=kp, causal=True, global_tokens=glob
+        )
         assert not torch.isnan(out).any()
         assert (out[0] == 0).all()
         assert (out[1, :, :2] == 0).all() and (out[1, :, 4:] != 0).any()
@@ -110,8 +132,13 @@ def test_mechanism_registered_and_both_paths_agree():
     dense = make_mechanism("local", window=4, global_tokens=[0], blocked=False)
     assert isinstance(fast, LocalAttention)
     for causal in (False, True):
-        torch.testing.assert_close(fast(q, k, v, mask=mask, causal=causal), dense(q, k, v, mask=mask, causal=causal))
-    torch.testing.assert_close(fast(q, k, v, mask=mask[:, 0, 0]), dense(q, k, v, mask=mask))
+        torch.testing.assert_close(
+            fast(q, k, v, mask=mask, causal=causal),
+            dense(q, k, v, mask=mask, causal=causal),
+        )
+    torch.testing.assert_close(
+        fast(q, k, v, mask=mask[:, 0, 0]), dense(q, k, v, mask=mask)
+    )
     assert LocalAttention()(q, k, v).shape == (2, 3, 21, 5)
 
 
@@ -124,7 +151,9 @@ def test_mechanism_errors():
     with pytest.raises(ValueError, match="global_tokens"):
         LocalAttention(window=1, global_tokens=[6])(q, k, v)
     with pytest.raises(ValueError, match="key_padding"):
-        local_attention(q, k, v, window=1, key_padding=torch.ones(1, 5, dtype=torch.bool))
+        local_attention(
+            q, k, v, window=1, key_padding=torch.ones(1, 5, dtype=torch.bool)
+        )
 
 
 # ---------------------------------------------------------------- complexity shape: never n × n
@@ -151,9 +180,14 @@ def test_blocked_never_builds_an_n_by_n_tensor(causal):
     assert biggest <= 1 * 2 * n * (3 * w + len(glob))
     assert biggest < n * n / 10
     # the dense reference does build (B, H, n, n): the recorder would have caught it
-    assert _largest(local_attention_naive, n, w, glob, causal, backward=False) >= 2 * n * n
+    assert (
+        _largest(local_attention_naive, n, w, glob, causal, backward=False) >= 2 * n * n
+    )
 
 
 def test_blocked_memory_grows_linearly_in_n():
-    sizes = [_largest(local_attention, n, 8, None, False, backward=False) for n in (512, 1024, 2048)]
+    sizes = [
+        _largest(local_attention, n, 8, None, False, backward=False)
+        for n in (512, 1024, 2048)
+    ]
     assert sizes[1] == 2 * sizes[0] and sizes[2] == 2 * sizes[1]

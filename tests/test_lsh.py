@@ -1,6 +1,7 @@
 """LSH attention (attnkit.lsh): sorting and chunks, the dense reference, masks, memory.
 
 The hash families (attnkit.hashing) are tested in test_hashing.py."""
+
 import math
 
 import pytest
@@ -30,7 +31,9 @@ def test_sort_by_bucket_orders_by_bucket_then_position_and_rank_inverts_it():
     buckets = torch.tensor([[3, 1, 3, 0, 1, 1, 0]])
     order, rank = sort_by_bucket(buckets, padded_len=9)
     assert order.tolist() == [[3, 6, 1, 4, 5, 0, 2, 7, 8]]  # padding last
-    assert torch.equal(order.gather(-1, rank), torch.arange(9)[None])  # inverse permutation
+    assert torch.equal(
+        order.gather(-1, rank), torch.arange(9)[None]
+    )  # inverse permutation
     assert torch.equal(rank.gather(-1, order), torch.arange(9)[None])
 
 
@@ -44,27 +47,52 @@ def test_chunk_layout_pads_instead_of_requiring_divisibility():
 
 # ---------------------------------------------------------------- chunked == dense reference
 @given(
-    B=st.integers(1, 2), H=st.integers(1, 2), L=st.integers(1, 40), extra=st.integers(-10, 10),
-    D=st.integers(1, 9), bucket_size=st.integers(1, 9), R=st.integers(1, 4),
-    half_buckets=st.integers(1, 4), causal=st.booleans(), shared=st.booleans(), pad=st.booleans(),
+    B=st.integers(1, 2),
+    H=st.integers(1, 2),
+    L=st.integers(1, 40),
+    extra=st.integers(-10, 10),
+    D=st.integers(1, 9),
+    bucket_size=st.integers(1, 9),
+    R=st.integers(1, 4),
+    half_buckets=st.integers(1, 4),
+    causal=st.booleans(),
+    shared=st.booleans(),
+    pad=st.booleans(),
     seed=st.integers(0, 10_000),
 )
 def test_chunked_matches_dense_reference_outputs_and_gradients(
-        B, H, L, extra, D, bucket_size, R, half_buckets, causal, shared, pad, seed):
+    B, H, L, extra, D, bucket_size, R, half_buckets, causal, shared, pad, seed
+):
     S = L if shared else max(1, L + extra)
     q, k, v = qkv(B, H, L, S, D, 3, seed=seed, requires_grad=True)
     rot = random_rotations(D, 2 * half_buckets, R, seed=seed)
     qb = angular_hash(q.detach(), rot)
     kb = qb if shared else angular_hash(k.detach(), rot)
-    kp = (torch.rand(B, S, generator=torch.Generator().manual_seed(seed)) > 0.3) if pad else None
+    kp = (
+        (torch.rand(B, S, generator=torch.Generator().manual_seed(seed)) > 0.3)
+        if pad
+        else None
+    )
 
     def run(fn):
         keys = F.normalize(q, dim=-1) if shared else k
-        out = fn(q, keys, v, qb, kb, bucket_size=bucket_size, causal=causal, key_padding=kp, not_self=shared)
+        out = fn(
+            q,
+            keys,
+            v,
+            qb,
+            kb,
+            bucket_size=bucket_size,
+            causal=causal,
+            key_padding=kp,
+            not_self=shared,
+        )
         out = out[0] if isinstance(out, tuple) else out
         w = torch.linspace(-1, 1, out.numel(), dtype=f64).reshape(out.shape)
         grads = torch.autograd.grad((out * w).sum(), (q, k, v), allow_unused=True)
-        return out.detach(), [torch.zeros(1, dtype=f64) if g is None else g for g in grads]
+        return out.detach(), [
+            torch.zeros(1, dtype=f64) if g is None else g for g in grads
+        ]
 
     out_fast, g_fast = run(lsh_attention)
     out_ref, g_ref = run(lsh_attention_naive)
@@ -80,7 +108,9 @@ def test_duplicate_pairs_across_rounds_count_once():
     rot1 = random_rotations(5, 4, 1, seed=3)
     qb1, kb1 = angular_hash(q.detach(), rot1), angular_hash(k.detach(), rot1)
     one = lsh_attention(q, k, v, qb1, kb1, bucket_size=4)
-    three = lsh_attention(q, k, v, qb1.repeat(1, 1, 3, 1), kb1.repeat(1, 1, 3, 1), bucket_size=4)
+    three = lsh_attention(
+        q, k, v, qb1.repeat(1, 1, 3, 1), kb1.repeat(1, 1, 3, 1), bucket_size=4
+    )
     torch.testing.assert_close(one, three)
 
 
@@ -98,8 +128,12 @@ def test_shared_qk_normalises_keys_not_queries_and_avoids_self():
     q, _, v = qkv(1, 2, 9, 9, 4, 3, seed=2, requires_grad=True)
     lsh = LSHAttention(bucket_size=16, n_hashes=1, n_buckets=1, shared_qk=True)
     out = lsh(q, q, v)
-    scores = (q @ F.normalize(q, dim=-1).transpose(-1, -2)) / 2.0  # query raw, key unit, 1/√D
-    scores = scores.masked_fill(torch.eye(9, dtype=torch.bool), float("-inf"))  # never itself
+    scores = (
+        q @ F.normalize(q, dim=-1).transpose(-1, -2)
+    ) / 2.0  # query raw, key unit, 1/√D
+    scores = scores.masked_fill(
+        torch.eye(9, dtype=torch.bool), float("-inf")
+    )  # never itself
     torch.testing.assert_close(out, scores.softmax(-1) @ v)
     # scaling the queries sharpens the weights: they are not normalised
     assert not torch.allclose(lsh(3 * q, 3 * q, v), out)
@@ -109,7 +143,9 @@ def test_shared_qk_lone_token_attends_to_itself():
     q, _, v = qkv(1, 1, 6, 6, 4, 3, seed=3, requires_grad=True)
     lsh = LSHAttention(bucket_size=8, n_hashes=1, n_buckets=1, shared_qk=True)
     out = lsh(q, q, v, causal=True)
-    torch.testing.assert_close(out[..., 0, :], v[..., 0, :])  # position 0 sees only itself
+    torch.testing.assert_close(
+        out[..., 0, :], v[..., 0, :]
+    )  # position 0 sees only itself
     assert (out[..., 1:, :] - v[..., 1:, :]).abs().amax() > 1e-3
     single = lsh(q[..., :1, :], q[..., :1, :], v[..., :1, :])  # a sequence of one token
     torch.testing.assert_close(single, v[..., :1, :])
@@ -124,14 +160,20 @@ def test_causal_never_attends_to_the_future(shared):
     for t in [0, 10, 30]:
         # later values (with the same buckets) cannot change earlier outputs ...
         v2 = v.detach().clone()
-        v2[..., t + 1:, :] = 100 * torch.randn_like(v2[..., t + 1:, :])
-        torch.testing.assert_close(lsh(q, k, v2, causal=True)[..., : t + 1, :], out[..., : t + 1, :].detach())
+        v2[..., t + 1 :, :] = 100 * torch.randn_like(v2[..., t + 1 :, :])
+        torch.testing.assert_close(
+            lsh(q, k, v2, causal=True)[..., : t + 1, :], out[..., : t + 1, :].detach()
+        )
         # ... while without causal=True they do (the check above can fail)
-        assert not torch.allclose(lsh(q, k, v2)[..., : t + 1, :], lsh(q, k, v)[..., : t + 1, :])
+        assert not torch.allclose(
+            lsh(q, k, v2)[..., : t + 1, :], lsh(q, k, v)[..., : t + 1, :]
+        )
     # the reference's weights for the same buckets are exactly zero above the diagonal
     qb, kb = lsh.last_buckets
     keys = F.normalize(q, dim=-1) if shared else k
-    _, w = lsh_attention_naive(q, keys, v, qb, kb, bucket_size=4, causal=True, not_self=shared)
+    _, w = lsh_attention_naive(
+        q, keys, v, qb, kb, bucket_size=4, causal=True, not_self=shared
+    )
     assert torch.equal(w.triu(1), torch.zeros_like(w))
 
 
@@ -155,15 +197,23 @@ def test_error_against_full_attention_falls_with_more_rounds():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, 4, 256, 16, generator=g, dtype=f64) * 2
     v = torch.randn(1, 4, 256, 16, generator=g, dtype=f64)
-    full = LSHAttention(bucket_size=256, n_buckets=1, n_hashes=1, shared_qk=True)(x, x, v)
+    full = LSHAttention(bucket_size=256, n_buckets=1, n_hashes=1, shared_qk=True)(
+        x, x, v
+    )
     errors, coverage = [], []
     for rounds in [1, 2, 4, 8]:
-        lsh = LSHAttention(bucket_size=16, n_hashes=rounds, shared_qk=True, seed=1).eval()
+        lsh = LSHAttention(
+            bucket_size=16, n_hashes=rounds, shared_qk=True, seed=1
+        ).eval()
         errors.append((lsh(x, x, v) - full).norm().item() / full.norm().item())
         qb, kb = lsh.last_buckets
-        _, w = lsh_attention_naive(x, F.normalize(x, dim=-1), v, qb, kb, bucket_size=16, not_self=True)
+        _, w = lsh_attention_naive(
+            x, F.normalize(x, dim=-1), v, qb, kb, bucket_size=16, not_self=True
+        )
         coverage.append((w > 0).double().mean().item())
-    assert all(a <= b for a, b in zip(coverage, coverage[1:])), coverage  # rounds only add pairs
+    assert all(a <= b for a, b in zip(coverage, coverage[1:])), (
+        coverage
+    )  # rounds only add pairs
     assert errors[-1] < 0.6 * errors[0], errors
     assert all(a > b for a, b in zip(errors, errors[1:])), errors
 
@@ -179,8 +229,12 @@ def test_rotations_fixed_in_eval_and_redrawn_in_training_only_when_asked():
     b1 = fresh(q, k, v)
     b1_buckets = fresh.last_buckets[0]
     fresh(q, k, v)
-    assert not torch.equal(fresh.last_buckets[0], b1_buckets)  # redrawn at each training call
-    assert torch.equal(fresh.eval()(q, k, v), a)  # back in eval: the seeded rotations again
+    assert not torch.equal(
+        fresh.last_buckets[0], b1_buckets
+    )  # redrawn at each training call
+    assert torch.equal(
+        fresh.eval()(q, k, v), a
+    )  # back in eval: the seeded rotations again
     assert b1.shape == a.shape
 
 
@@ -210,7 +264,9 @@ def test_memory_grows_linearly_not_quadratically():
     def largest_saved(L):
         q, k, v = qkv(1, 1, L, L, 8, 8, seed=0, requires_grad=True)
         sizes = []
-        with torch.autograd.graph.saved_tensors_hooks(lambda t: sizes.append(t.numel()) or t, lambda t: t):
+        with torch.autograd.graph.saved_tensors_hooks(
+            lambda t: sizes.append(t.numel()) or t, lambda t: t
+        ):
             LSHAttention(bucket_size=16, n_hashes=2)(q, k, v, causal=True)
         return max(sizes)
 

@@ -1,4 +1,5 @@
 """Tests for attnkit.masking: masks from lengths and causality, the masked softmax, softmax_one."""
+
 import math
 
 import pytest
@@ -56,17 +57,27 @@ def test_sequence_mask_matches_loop(N, S, seed):
 
 def test_lengths_to_mask_1d_hand_example():
     m = lengths_to_mask(torch.tensor([2, 0]), num_queries=2, num_keys=3)
-    want = torch.tensor([[[1, 1, 0], [1, 1, 0]], [[0, 0, 0], [0, 0, 0]]], dtype=torch.bool)
+    want = torch.tensor(
+        [[[1, 1, 0], [1, 1, 0]], [[0, 0, 0], [0, 0, 0]]], dtype=torch.bool
+    )
     assert m.dtype == torch.bool and torch.equal(m, want)
 
 
 def test_lengths_to_mask_2d_hand_example():
     m = lengths_to_mask(torch.tensor([[1, 3], [2, 0]]), num_queries=2, num_keys=3)
-    want = torch.tensor([[[1, 0, 0], [1, 1, 1]], [[1, 1, 0], [0, 0, 0]]], dtype=torch.bool)
+    want = torch.tensor(
+        [[[1, 0, 0], [1, 1, 1]], [[1, 1, 0], [0, 0, 0]]], dtype=torch.bool
+    )
     assert torch.equal(m, want)
 
 
-@given(B=st.integers(1, 4), L=st.integers(1, 5), S=st.integers(1, 6), two_d=st.booleans(), seed=st.integers(0, 10_000))
+@given(
+    B=st.integers(1, 4),
+    L=st.integers(1, 5),
+    S=st.integers(1, 6),
+    two_d=st.booleans(),
+    seed=st.integers(0, 10_000),
+)
 def test_lengths_to_mask_matches_loop(B, L, S, two_d, seed):
     g = torch.Generator().manual_seed(seed)
     lens = torch.randint(0, S + 1, (B, L) if two_d else (B,), generator=g)
@@ -89,7 +100,9 @@ def test_causal_mask_top_left_when_L_differs_from_S():
     # query i sits at position i
     want_wide = torch.tensor([[1, 0, 0, 0], [1, 1, 0, 0]], dtype=torch.bool)  # L=2, S=4
     assert torch.equal(causal_mask(2, 4), want_wide)
-    want_tall = torch.tensor([[1, 0], [1, 1], [1, 1], [1, 1]], dtype=torch.bool)  # L=4, S=2
+    want_tall = torch.tensor(
+        [[1, 0], [1, 1], [1, 1], [1, 1]], dtype=torch.bool
+    )  # L=4, S=2
     assert torch.equal(causal_mask(4, 2, align="top-left"), want_tall)
 
 
@@ -98,7 +111,9 @@ def test_causal_mask_bottom_right_when_L_differs_from_S():
     want_wide = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]], dtype=torch.bool)  # L=2, S=4
     assert torch.equal(causal_mask(2, 4, align="bottom-right"), want_wide)
     # L > S: the first L - S queries see nothing
-    want_tall = torch.tensor([[0, 0], [0, 0], [1, 0], [1, 1]], dtype=torch.bool)  # L=4, S=2
+    want_tall = torch.tensor(
+        [[0, 0], [0, 0], [1, 0], [1, 1]], dtype=torch.bool
+    )  # L=4, S=2
     assert torch.equal(causal_mask(4, 2, align="bottom-right"), want_tall)
 
 
@@ -106,7 +121,9 @@ def test_causal_mask_bottom_right_when_L_differs_from_S():
 def test_causal_mask_equals_shifted_triangle(L, S):
     ones = torch.ones(L, S)
     assert torch.equal(causal_mask(L, S), ones.tril().bool())
-    assert torch.equal(causal_mask(L, S, align="bottom-right"), ones.tril(diagonal=S - L).bool())
+    assert torch.equal(
+        causal_mask(L, S, align="bottom-right"), ones.tril(diagonal=S - L).bool()
+    )
 
 
 def test_causal_mask_rejects_unknown_alignment_and_negative_sizes():
@@ -144,8 +161,16 @@ def _reference_masked_softmax(X, allowed):
     return out
 
 
-@given(B=st.integers(1, 3), L=st.integers(1, 4), S=st.integers(1, 6), two_d=st.booleans(), seed=st.integers(0, 10_000))
-def test_masked_softmax_valid_lens_rows_sum_to_one_and_masked_are_zero(B, L, S, two_d, seed):
+@given(
+    B=st.integers(1, 3),
+    L=st.integers(1, 4),
+    S=st.integers(1, 6),
+    two_d=st.booleans(),
+    seed=st.integers(0, 10_000),
+)
+def test_masked_softmax_valid_lens_rows_sum_to_one_and_masked_are_zero(
+    B, L, S, two_d, seed
+):
     X = randn(B, L, S, seed=seed) * 3
     g = torch.Generator().manual_seed(seed)
     lens = torch.randint(0, S + 1, (B, L) if two_d else (B,), generator=g)
@@ -159,11 +184,18 @@ def test_masked_softmax_valid_lens_rows_sum_to_one_and_masked_are_zero(B, L, S, 
     torch.testing.assert_close(W, _reference_masked_softmax(X, allowed))
 
 
-@given(L=st.integers(1, 5), S=st.integers(1, 5), causal=st.booleans(), seed=st.integers(0, 10_000))
+@given(
+    L=st.integers(1, 5),
+    S=st.integers(1, 5),
+    causal=st.booleans(),
+    seed=st.integers(0, 10_000),
+)
 def test_masked_softmax_boolean_mask_and_causal_match_reference(L, S, causal, seed):
     X = randn(2, 3, L, S, seed=seed)
     g = torch.Generator().manual_seed(seed)
-    mask = torch.rand(2, 1, L, S, generator=g) < 0.6  # (B, 1, L, S) broadcasts over heads
+    mask = (
+        torch.rand(2, 1, L, S, generator=g) < 0.6
+    )  # (B, 1, L, S) broadcasts over heads
     W = masked_softmax(X, mask=mask, causal=causal)
     allowed = mask & causal_mask(L, S) if causal else mask
     torch.testing.assert_close(W, _reference_masked_softmax(X, allowed))
@@ -189,11 +221,15 @@ def test_fully_masked_row_gives_zeros_and_finite_gradient(dtype):
 
 def test_fully_masked_row_gradient_in_float64_via_gradcheck():
     X = randn(2, 2, 3, seed=2).requires_grad_(True)
-    mask = torch.tensor([[True, False, True], [False, False, False]])  # second query sees nothing
+    mask = torch.tensor(
+        [[True, False, True], [False, False, False]]
+    )  # second query sees nothing
     assert torch.autograd.gradcheck(lambda x: masked_softmax(x, mask=mask), (X,))
 
 
-@pytest.mark.parametrize("dtype, tol", [(torch.float16, 2.0**-11), (torch.bfloat16, 2.0**-8)])
+@pytest.mark.parametrize(
+    "dtype, tol", [(torch.float16, 2.0**-11), (torch.bfloat16, 2.0**-8)]
+)
 def test_half_precision_is_computed_in_float32(dtype, tol):
     # many keys, so a sum accumulated in half precision would drift far from the reference
     X = (randn(4, 3, 1024, seed=3) * 4).to(dtype)
@@ -213,16 +249,23 @@ def test_minus_inf_fill_versus_d2l_large_negative_fill():
     X = randn(2, 2, 4, seed=4).float()
     lens = torch.tensor([0, 3])
 
-    def d2l_style(X, lens):  # d2l's recipe: write -1e6 past the length (by indexing), then a plain softmax
+    def d2l_style(
+        X, lens
+    ):  # d2l's recipe: write -1e6 past the length (by indexing), then a plain softmax
         flat = X.reshape(-1, X.shape[-1]).clone()
-        keep = torch.arange(X.shape[-1])[None, :] < lens.repeat_interleave(X.shape[1])[:, None]
+        keep = (
+            torch.arange(X.shape[-1])[None, :]
+            < lens.repeat_interleave(X.shape[1])[:, None]
+        )
         flat[~keep] = -1e6
         return torch.softmax(flat.reshape(X.shape), dim=-1)
 
     ours, theirs = masked_softmax(X, lens), d2l_style(X, lens)
     torch.testing.assert_close(ours[1], theirs[1])  # rows with keys agree
     assert torch.all(ours[0] == 0)  # no key: zeros
-    torch.testing.assert_close(theirs[0], torch.full((2, 4), 0.25))  # -1e6 fill: a uniform average of padding
+    torch.testing.assert_close(
+        theirs[0], torch.full((2, 4), 0.25)
+    )  # -1e6 fill: a uniform average of padding
     # in float16, -1e6 overflows to -inf and the plain softmax of an all -inf row is NaN
     assert torch.isnan(d2l_style(X.half(), lens)[0]).all()
     assert torch.all(masked_softmax(X.half(), lens)[0] == 0)
@@ -243,12 +286,32 @@ def test_apply_mask_sets_minus_inf_and_passes_through_none():
     [
         (torch.tensor([2, 5]), ValueError, r"valid_lens must lie in \[0, 4\]"),
         (torch.tensor([-1, 2]), ValueError, r"valid_lens must lie in \[0, 4\]"),
-        (torch.ones(2, 3, 1, dtype=torch.long), ValueError, r"valid_lens must be 1-D or 2-D"),
-        (torch.tensor([1, 2, 3]), ValueError, r"valid_lens has shape \(3,\) but X has batch size 2"),
-        (torch.ones(2, 2, dtype=torch.long), ValueError, r"valid_lens has shape \(2, 2\), but there are 3 queries"),
+        (
+            torch.ones(2, 3, 1, dtype=torch.long),
+            ValueError,
+            r"valid_lens must be 1-D or 2-D",
+        ),
+        (
+            torch.tensor([1, 2, 3]),
+            ValueError,
+            r"valid_lens has shape \(3,\) but X has batch size 2",
+        ),
+        (
+            torch.ones(2, 2, dtype=torch.long),
+            ValueError,
+            r"valid_lens has shape \(2, 2\), but there are 3 queries",
+        ),
         (torch.tensor([1.5, 2.0]), ValueError, r"valid_lens must hold whole numbers"),
-        (torch.tensor([float("inf"), 2.0]), ValueError, r"valid_lens must hold whole numbers"),
-        (torch.tensor([True, False]), TypeError, r"valid_lens must be an integer tensor"),
+        (
+            torch.tensor([float("inf"), 2.0]),
+            ValueError,
+            r"valid_lens must hold whole numbers",
+        ),
+        (
+            torch.tensor([True, False]),
+            TypeError,
+            r"valid_lens must be an integer tensor",
+        ),
         ([1, 2], TypeError, r"valid_lens must be a torch.Tensor"),
     ],
 )
@@ -260,14 +323,22 @@ def test_bad_valid_lens_raise_naming_the_argument(lens, exc, pattern):
 
 def test_whole_float_valid_lens_are_accepted_like_d2l():
     X = randn(2, 3, 4, seed=5)
-    torch.testing.assert_close(masked_softmax(X, torch.tensor([2.0, 3.0])), masked_softmax(X, torch.tensor([2, 3])))
+    torch.testing.assert_close(
+        masked_softmax(X, torch.tensor([2.0, 3.0])),
+        masked_softmax(X, torch.tensor([2, 3])),
+    )
 
 
 def test_mask_that_does_not_broadcast_names_both_shapes():
     X = torch.zeros(2, 3, 4)
-    with pytest.raises(ValueError, match=r"mask of shape \(2, 3, 5\) does not broadcast to the scores' shape \(2, 3, 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"mask of shape \(2, 3, 5\) does not broadcast to the scores' shape \(2, 3, 4\)",
+    ):
         masked_softmax(X, mask=torch.ones(2, 3, 5, dtype=torch.bool))
-    with pytest.raises(ValueError, match=r"mask of shape \(1, 2, 3, 4\)"):  # more dims than the scores
+    with pytest.raises(
+        ValueError, match=r"mask of shape \(1, 2, 3, 4\)"
+    ):  # more dims than the scores
         masked_softmax(X, mask=torch.ones(1, 2, 3, 4, dtype=torch.bool))
     with pytest.raises(TypeError, match=r"mask must be a boolean tensor.*torch.int64"):
         check_mask(torch.ones(3, 4, dtype=torch.long), (2, 3, 4))
@@ -291,7 +362,9 @@ def test_sequence_mask_errors_name_the_argument():
 
 
 def test_softmax_one_formula_in_float64():
-    X = torch.tensor([[0.0, 1.0, -2.0], [3.0, 3.0, 3.0], [-5.0, -6.0, -7.0]], dtype=torch.float64)
+    X = torch.tensor(
+        [[0.0, 1.0, -2.0], [3.0, 3.0, 3.0], [-5.0, -6.0, -7.0]], dtype=torch.float64
+    )
     want = torch.exp(X) / (1 + torch.exp(X).sum(-1, keepdim=True))
     torch.testing.assert_close(softmax_one(X), want, rtol=1e-14, atol=0)
     # hand value: one score 0 -> 1 / (1 + 1)
@@ -303,14 +376,18 @@ def test_softmax_one_rows_sum_below_one(S, scale, seed):
     X = randn(3, S, seed=seed) * scale
     W = softmax_one(X)
     assert torch.all(W > 0) and torch.all(W.sum(-1) < 1)
-    torch.testing.assert_close(W, torch.exp(X) / (1 + torch.exp(X).sum(-1, keepdim=True)))
+    torch.testing.assert_close(
+        W, torch.exp(X) / (1 + torch.exp(X).sum(-1, keepdim=True))
+    )
 
 
 def test_softmax_one_is_stable_for_large_inputs():
     X = torch.tensor([[1000.0, 0.0, -1000.0], [1000.0, 1000.0, 1000.0]])
     W = softmax_one(X)
     assert torch.isfinite(W).all()
-    torch.testing.assert_close(W, torch.tensor([[1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3]]))
+    torch.testing.assert_close(
+        W, torch.tensor([[1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3]])
+    )
     X = X.requires_grad_(True)
     softmax_one(X)[:, 0].sum().backward()
     assert torch.isfinite(X.grad).all()
@@ -320,7 +397,9 @@ def test_softmax_one_mask_and_fully_masked_row():
     X = torch.tensor([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]], dtype=torch.float64)
     mask = torch.tensor([[True, False, True], [False, False, False]])
     W = softmax_one(X, mask=mask)
-    torch.testing.assert_close(W[0], torch.tensor([1 / 3, 0.0, 1 / 3], dtype=torch.float64))
+    torch.testing.assert_close(
+        W[0], torch.tensor([1 / 3, 0.0, 1 / 3], dtype=torch.float64)
+    )
     assert torch.all(W[1] == 0) and not torch.isnan(W).any()
 
 
@@ -329,7 +408,9 @@ def test_softmax_one_half_precision(dtype):
     X = randn(2, 6, seed=6)
     W = softmax_one(X.to(dtype))
     assert W.dtype == dtype
-    want = torch.exp(X.to(dtype).double()) / (1 + torch.exp(X.to(dtype).double()).sum(-1, keepdim=True))
+    want = torch.exp(X.to(dtype).double()) / (
+        1 + torch.exp(X.to(dtype).double()).sum(-1, keepdim=True)
+    )
     torch.testing.assert_close(W.double(), want, atol=0, rtol=2.0**-7)
 
 

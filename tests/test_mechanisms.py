@@ -1,4 +1,5 @@
 """Exact softmax attention against PyTorch's F.scaled_dot_product_attention, and the mechanism checks."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,9 @@ from attnkit._checks import check_mechanism_inputs
 def _outputs_and_grads(fn, q, k, v):
     """Run ``fn(q, k, v)`` and return the output and d(Σ out·R)/d(q, k, v) for a fixed random R."""
     out = fn(q, k, v)
-    R = torch.randn(out.shape, generator=torch.Generator().manual_seed(123), dtype=out.dtype)
+    R = torch.randn(
+        out.shape, generator=torch.Generator().manual_seed(123), dtype=out.dtype
+    )
     grads = torch.autograd.grad((out * R).sum(), (q, k, v))
     return out.detach(), grads
 
@@ -28,35 +31,56 @@ def _assert_same(a, b, exact=False):
     tol = {"rtol": 0, "atol": 0} if exact else {}
     torch.testing.assert_close(a[0], b[0], **tol)
     for ga, gb, name in zip(a[1], b[1], "qkv"):
-        torch.testing.assert_close(ga, gb, msg=lambda m: f"gradient for {name}: {m}", **tol)
+        torch.testing.assert_close(
+            ga, gb, msg=lambda m: f"gradient for {name}: {m}", **tol
+        )
 
 
 def _random_mask(B, H, L, S, seed, per_head):
     g = torch.Generator().manual_seed(seed + 7)
-    return torch.rand(B, H if per_head else 1, L, S, generator=g) < 0.6  # may contain fully masked rows
+    return (
+        torch.rand(B, H if per_head else 1, L, S, generator=g) < 0.6
+    )  # may contain fully masked rows
 
 
 def _implementations():
     return {
-        "dot_product_attention": lambda q, k, v, m, c: dot_product_attention(q, k, v, mask=m, causal=c)[0],
-        "softmax_attention_naive": lambda q, k, v, m, c: softmax_attention_naive(q, k, v, mask=m, causal=c)[0],
-        "SoftmaxAttention(fast)": lambda q, k, v, m, c: SoftmaxAttention()(q, k, v, mask=m, causal=c),
-        "SoftmaxAttention(fast=False)": lambda q, k, v, m, c: SoftmaxAttention(fast=False)(q, k, v, mask=m, causal=c),
-        "SoftmaxAttention(need_weights)": lambda q, k, v, m, c: SoftmaxAttention(need_weights=True)(q, k, v, mask=m, causal=c),
+        "dot_product_attention": lambda q, k, v, m, c: dot_product_attention(
+            q, k, v, mask=m, causal=c
+        )[0],
+        "softmax_attention_naive": lambda q, k, v, m, c: softmax_attention_naive(
+            q, k, v, mask=m, causal=c
+        )[0],
+        "SoftmaxAttention(fast)": lambda q, k, v, m, c: SoftmaxAttention()(
+            q, k, v, mask=m, causal=c
+        ),
+        "SoftmaxAttention(fast=False)": lambda q, k, v, m, c: SoftmaxAttention(
+            fast=False
+        )(q, k, v, mask=m, causal=c),
+        "SoftmaxAttention(need_weights)": lambda q, k, v, m, c: SoftmaxAttention(
+            need_weights=True
+        )(q, k, v, mask=m, causal=c),
     }
 
 
 @pytest.mark.parametrize("name", list(_implementations()))
 @given(
-    B=st.integers(1, 2), H=st.integers(1, 3), L=st.integers(1, 5), S=st.integers(1, 5),
-    use_mask=st.booleans(), per_head=st.booleans(), seed=st.integers(0, 10_000),
+    B=st.integers(1, 2),
+    H=st.integers(1, 3),
+    L=st.integers(1, 5),
+    S=st.integers(1, 5),
+    use_mask=st.booleans(),
+    per_head=st.booleans(),
+    seed=st.integers(0, 10_000),
 )
 def test_equals_sdpa_with_boolean_mask(name, B, H, L, S, use_mask, per_head, seed):
     q, k, v = qkv(B, H, L, S, 3, 2, seed=seed, requires_grad=True)
     mask = _random_mask(B, H, L, S, seed, per_head) if use_mask else None
     fn = _implementations()[name]
     ours = _outputs_and_grads(lambda q, k, v: fn(q, k, v, mask, False), q, k, v)
-    ref = _outputs_and_grads(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=mask), q, k, v)
+    ref = _outputs_and_grads(
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=mask), q, k, v
+    )
     _assert_same(ours, ref)
 
 
@@ -66,7 +90,9 @@ def test_equals_sdpa_is_causal_including_L_not_S(name, L, S):
     q, k, v = qkv(2, 2, L, S, 4, 3, seed=L * 10 + S, requires_grad=True)
     fn = _implementations()[name]
     ours = _outputs_and_grads(lambda q, k, v: fn(q, k, v, None, True), q, k, v)
-    ref = _outputs_and_grads(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), q, k, v)
+    ref = _outputs_and_grads(
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), q, k, v
+    )
     _assert_same(ours, ref)
 
 
@@ -76,7 +102,14 @@ def test_causal_and_mask_combine_like_sdpa():
     causal = torch.ones(4, 6, dtype=torch.bool).tril()
     for fn in _implementations().values():
         ours = _outputs_and_grads(lambda q, k, v: fn(q, k, v, mask, True), q, k, v)
-        ref = _outputs_and_grads(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=mask & causal), q, k, v)
+        ref = _outputs_and_grads(
+            lambda q, k, v: F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask & causal
+            ),
+            q,
+            k,
+            v,
+        )
         _assert_same(ours, ref)
 
 
@@ -85,10 +118,21 @@ def test_naive_and_module_identical_including_fully_masked_rows():
     mask = torch.ones(2, 1, 3, 4, dtype=torch.bool)
     mask[0, 0, 1] = False  # query 1 of sequence 0 sees nothing, in every head
     mask[1, 0, :, 2:] = False
-    naive = _outputs_and_grads(lambda q, k, v: softmax_attention_naive(q, k, v, mask=mask)[0], q, k, v)
+    naive = _outputs_and_grads(
+        lambda q, k, v: softmax_attention_naive(q, k, v, mask=mask)[0], q, k, v
+    )
     for module in (SoftmaxAttention(fast=False), SoftmaxAttention(need_weights=True)):
-        _assert_same(_outputs_and_grads(lambda q, k, v: module(q, k, v, mask=mask), q, k, v), naive, exact=True)
-    _assert_same(_outputs_and_grads(lambda q, k, v: SoftmaxAttention()(q, k, v, mask=mask), q, k, v), naive)
+        _assert_same(
+            _outputs_and_grads(lambda q, k, v: module(q, k, v, mask=mask), q, k, v),
+            naive,
+            exact=True,
+        )
+    _assert_same(
+        _outputs_and_grads(
+            lambda q, k, v: SoftmaxAttention()(q, k, v, mask=mask), q, k, v
+        ),
+        naive,
+    )
     assert torch.all(naive[0][0, :, 1] == 0), "a fully masked row gives zeros"
     assert all(torch.isfinite(g).all() for g in naive[1])
 
@@ -124,11 +168,31 @@ def test_dropout_applies_only_in_training_and_is_validated():
 @pytest.mark.parametrize(
     "shapes, exc, pattern",
     [
-        (((2, 3, 4), (2, 1, 3, 4), (2, 1, 3, 4)), ValueError, r"q must be 4-D \(B, H, L, D\), got shape \(2, 3, 4\)"),
-        (((2, 1, 3, 4), (2, 1, 5, 4), (2, 1, 5)), ValueError, r"v must be 4-D \(B, H, S, Dv\)"),
-        (((2, 1, 3, 4), (1, 1, 5, 4), (1, 1, 5, 2)), ValueError, r"must agree in \(B, H\).*\(2, 1, 3, 4\), \(1, 1, 5, 4\)"),
-        (((2, 1, 3, 4), (2, 1, 5, 3), (2, 1, 5, 2)), ValueError, r"k has feature size 3 but q has 4"),
-        (((2, 1, 3, 4), (2, 1, 5, 4), (2, 1, 6, 2)), ValueError, r"v has 6 positions but k has 5"),
+        (
+            ((2, 3, 4), (2, 1, 3, 4), (2, 1, 3, 4)),
+            ValueError,
+            r"q must be 4-D \(B, H, L, D\), got shape \(2, 3, 4\)",
+        ),
+        (
+            ((2, 1, 3, 4), (2, 1, 5, 4), (2, 1, 5)),
+            ValueError,
+            r"v must be 4-D \(B, H, S, Dv\)",
+        ),
+        (
+            ((2, 1, 3, 4), (1, 1, 5, 4), (1, 1, 5, 2)),
+            ValueError,
+            r"must agree in \(B, H\).*\(2, 1, 3, 4\), \(1, 1, 5, 4\)",
+        ),
+        (
+            ((2, 1, 3, 4), (2, 1, 5, 3), (2, 1, 5, 2)),
+            ValueError,
+            r"k has feature size 3 but q has 4",
+        ),
+        (
+            ((2, 1, 3, 4), (2, 1, 5, 4), (2, 1, 6, 2)),
+            ValueError,
+            r"v has 6 positions but k has 5",
+        ),
     ],
 )
 def test_check_mechanism_inputs_shape_errors(shapes, exc, pattern):
@@ -147,9 +211,14 @@ def test_check_mechanism_inputs_dtype_and_mask_errors():
         check_mechanism_inputs(q, k.double(), v)
     with pytest.raises(TypeError, match="mask must be a boolean tensor"):
         check_mechanism_inputs(q, k, v, torch.ones(1, 1, 2, 4))
-    with pytest.raises(ValueError, match=r"mask of shape \(1, 1, 2, 5\) does not broadcast .* \(1, 1, 2, 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"mask of shape \(1, 1, 2, 5\) does not broadcast .* \(1, 1, 2, 4\)",
+    ):
         check_mechanism_inputs(q, k, v, torch.ones(1, 1, 2, 5, dtype=torch.bool))
-    check_mechanism_inputs(q, k, v, torch.ones(4, dtype=torch.bool))  # broadcasts: accepted
+    check_mechanism_inputs(
+        q, k, v, torch.ones(4, dtype=torch.bool)
+    )  # broadcasts: accepted
 
 
 def test_key_padding_from_mask():
@@ -159,9 +228,15 @@ def test_key_padding_from_mask():
     assert torch.equal(key_padding_from_mask(m[:, None, None, :], 2, 3, "local"), m)
     one = torch.tensor([[True, False, True]])
     assert torch.equal(key_padding_from_mask(one, 2, 3, "local"), one.expand(2, 3))
-    with pytest.raises(ValueError, match=r"'lsh' mechanism supports only key-padding masks.*\(2, 1, 3, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"'lsh' mechanism supports only key-padding masks.*\(2, 1, 3, 3\)",
+    ):
         key_padding_from_mask(torch.ones(2, 1, 3, 3, dtype=torch.bool), 2, 3, "lsh")
-    with pytest.raises(ValueError, match=r"key-padding mask of shape \(2, 4\) does not match batch 2 and 3 keys"):
+    with pytest.raises(
+        ValueError,
+        match=r"key-padding mask of shape \(2, 4\) does not match batch 2 and 3 keys",
+    ):
         key_padding_from_mask(torch.ones(2, 4, dtype=torch.bool), 2, 3, "lsh")
     with pytest.raises(TypeError, match="mask must be a boolean tensor"):
         key_padding_from_mask(torch.ones(2, 3), 2, 3, "lsh")
@@ -172,4 +247,8 @@ def test_key_padding_from_mask():
 def test_softmax_attention_is_a_mechanism_with_the_default_flags():
     mech = SoftmaxAttention()
     assert isinstance(mech, Mechanism)
-    assert (mech.supports_causal, mech.content_dependent_grouping, mech.max_len) == (True, False, None)
+    assert (mech.supports_causal, mech.content_dependent_grouping, mech.max_len) == (
+        True,
+        False,
+        None,
+    )

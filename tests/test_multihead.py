@@ -3,6 +3,7 @@
 Parity with torch.nn.MultiheadAttention (weights copied; its masks are True = ignore)
 and with d2l 1.0.3's MultiHeadAttention; properties with hypothesis; gradcheck in float64.
 """
+
 import math
 
 import pytest
@@ -26,8 +27,12 @@ from attnkit.multihead import (
 def make_pair(E=16, H=4, kdim=None, vdim=None, seed=0, **kw):
     """A torch.nn.MultiheadAttention and an attnkit MHA with the same weights."""
     torch.manual_seed(seed)
-    ref = nn.MultiheadAttention(E, H, bias=False, batch_first=True, kdim=kdim, vdim=vdim).eval()
-    ours = MultiHeadAttention(E, H, 0.0, query_size=E, key_size=kdim or E, value_size=vdim or E, **kw).eval()
+    ref = nn.MultiheadAttention(
+        E, H, bias=False, batch_first=True, kdim=kdim, vdim=vdim
+    ).eval()
+    ours = MultiHeadAttention(
+        E, H, 0.0, query_size=E, key_size=kdim or E, value_size=vdim or E, **kw
+    ).eval()
     with torch.no_grad():
         if ref._qkv_same_embed_dim:
             W_q, W_k, W_v = ref.in_proj_weight.chunk(3)
@@ -52,7 +57,9 @@ def test_split_heads_layout():
     torch.testing.assert_close(Y[1, 1, 2], X[1, 2, 4:8])
 
 
-@given(B=st.integers(1, 3), L=st.integers(1, 7), H=st.integers(1, 4), D=st.integers(1, 5))
+@given(
+    B=st.integers(1, 3), L=st.integers(1, 7), H=st.integers(1, 4), D=st.integers(1, 5)
+)
 def test_split_then_merge_is_identity(B, L, H, D):
     X = torch.randn(B, L, H * D)
     torch.testing.assert_close(merge_heads(split_heads(X, H)), X, atol=0, rtol=0)
@@ -97,9 +104,13 @@ def test_parity_with_torch_key_padding_and_cross_sizes(fast):
     lens = torch.tensor([4, 9])
     keep = torch.arange(9)[None, :] < lens[:, None]  # (B, S) True = real key
     with torch.no_grad():
-        expected, _ = ref(q, k, v, key_padding_mask=~keep, need_weights=False)  # torch: True = ignore
+        expected, _ = ref(
+            q, k, v, key_padding_mask=~keep, need_weights=False
+        )  # torch: True = ignore
         torch.testing.assert_close(ours(q, k, v, lens), expected, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(ours(q, k, v, mask=keep[:, None, None, :]), expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            ours(q, k, v, mask=keep[:, None, None, :]), expected, atol=1e-5, rtol=1e-5
+        )
 
 
 @pytest.mark.parametrize("fast", [True, False])
@@ -109,7 +120,9 @@ def test_parity_with_torch_causal(fast):
     banned = ~causal_mask(6)  # torch: True = ignore
     with torch.no_grad():
         expected, _ = ref(X, X, X, attn_mask=banned, need_weights=False)
-        torch.testing.assert_close(ours(X, X, X, causal=True), expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            ours(X, X, X, causal=True), expected, atol=1e-5, rtol=1e-5
+        )
 
 
 def test_weights_match_torch_average_and_per_head():
@@ -140,7 +153,14 @@ def test_functional_reference_equals_module_and_scales_by_head_size():
     q, k = torch.randn(2, 3, 16), torch.randn(2, 5, 16)
     lens = torch.tensor([2, 5])
     out, w = multi_head_attention(
-        q, k, k, ours.W_q.weight, ours.W_k.weight, ours.W_v.weight, ours.W_o.weight, 4,
+        q,
+        k,
+        k,
+        ours.W_q.weight,
+        ours.W_k.weight,
+        ours.W_v.weight,
+        ours.W_o.weight,
+        4,
         mask=valid_lens_to_mask(lens, 3, 5),
     )
     torch.testing.assert_close(out, ours(q, k, k, lens), atol=1e-6, rtol=1e-5)
@@ -160,12 +180,18 @@ def test_parity_with_d2l_multihead_attention():
     theirs = d2l.MultiHeadAttention(20, 5, 0.0).eval()
     ours = MultiHeadAttention(20, 5, 0.0).eval()  # lazy projections, as in d2l
     q, kv = torch.randn(2, 4, 12), torch.randn(2, 6, 12)
-    for lens in (None, torch.tensor([3, 2]), torch.tensor([[1, 2, 3, 4], [6, 5, 4, 3]])):
+    for lens in (
+        None,
+        torch.tensor([3, 2]),
+        torch.tensor([[1, 2, 3, 4], [6, 5, 4, 3]]),
+    ):
         with torch.no_grad():
             theirs(q, kv, kv, lens)
             ours(q, kv, kv, lens)
             ours.load_state_dict(theirs.state_dict())
-            torch.testing.assert_close(ours(q, kv, kv, lens), theirs(q, kv, kv, lens), atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(
+                ours(q, kv, kv, lens), theirs(q, kv, kv, lens), atol=1e-5, rtol=1e-5
+            )
 
 
 # ---------------------------------------------------------------- properties
@@ -174,25 +200,40 @@ def test_parity_with_d2l_multihead_attention():
 @given(L=st.integers(2, 8), seed=st.integers(0, 10_000))
 def test_self_attention_is_permutation_equivariant(L, seed):
     torch.manual_seed(seed)
-    mha = MultiHeadAttention(8, 2, 0.0, query_size=8, key_size=8, value_size=8).double().eval()
+    mha = (
+        MultiHeadAttention(8, 2, 0.0, query_size=8, key_size=8, value_size=8)
+        .double()
+        .eval()
+    )
     X = torch.randn(2, L, 8, dtype=torch.float64)
     perm = torch.randperm(L)
     with torch.no_grad():
-        torch.testing.assert_close(mha(X[:, perm], X[:, perm], X[:, perm]), mha(X, X, X)[:, perm])
+        torch.testing.assert_close(
+            mha(X[:, perm], X[:, perm], X[:, perm]), mha(X, X, X)[:, perm]
+        )
 
 
 @given(n=st.integers(1, 6), seed=st.integers(0, 10_000), fast=st.booleans())
 def test_masked_keys_never_influence_outputs(n, seed, fast):
     torch.manual_seed(seed)
-    mha = MultiHeadAttention(8, 2, 0.0, mechanism_settings={"fast": fast},
-                             query_size=8, key_size=8, value_size=8).eval()
+    mha = MultiHeadAttention(
+        8,
+        2,
+        0.0,
+        mechanism_settings={"fast": fast},
+        query_size=8,
+        key_size=8,
+        value_size=8,
+    ).eval()
     q, k, v = torch.randn(1, 3, 8), torch.randn(1, 7, 8), torch.randn(1, 7, 8)
     k2, v2 = k.clone(), v.clone()
     k2[:, n:] = 100 * torch.randn(1, 7 - n, 8)
     v2[:, n:] = 100 * torch.randn(1, 7 - n, 8)
     lens = torch.tensor([n])
     with torch.no_grad():
-        torch.testing.assert_close(mha(q, k2, v2, lens), mha(q, k, v, lens), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            mha(q, k2, v2, lens), mha(q, k, v, lens), atol=1e-5, rtol=1e-5
+        )
 
 
 def test_fully_masked_rows_give_finite_output():
@@ -207,18 +248,30 @@ def test_fully_masked_rows_give_finite_output():
 @pytest.mark.parametrize("fast", [True, False])
 def test_gradcheck_float64_reaches_all_projections(fast):
     torch.manual_seed(0)
-    mha = MultiHeadAttention(6, 2, 0.0, bias=True, mechanism_settings={"fast": fast},
-                             query_size=5, key_size=4, value_size=3).double()
+    mha = MultiHeadAttention(
+        6,
+        2,
+        0.0,
+        bias=True,
+        mechanism_settings={"fast": fast},
+        query_size=5,
+        key_size=4,
+        value_size=3,
+    ).double()
     q = torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True)
     k = torch.randn(2, 4, 4, dtype=torch.float64, requires_grad=True)
     v = torch.randn(2, 4, 3, dtype=torch.float64, requires_grad=True)
     lens = torch.tensor([2, 4])
-    assert torch.autograd.gradcheck(lambda a, b, c: mha(a, b, c, lens, causal=True), (q, k, v))
+    assert torch.autograd.gradcheck(
+        lambda a, b, c: mha(a, b, c, lens, causal=True), (q, k, v)
+    )
     params = dict(mha.named_parameters())
     names = list(params)
     assert set(names) == {f"W_{p}.{t}" for p in "qkvo" for t in ("weight", "bias")}
     assert torch.autograd.gradcheck(
-        lambda *ps: torch.func.functional_call(mha, dict(zip(names, ps)), (q.detach(), k.detach(), v.detach(), lens)),
+        lambda *ps: torch.func.functional_call(
+            mha, dict(zip(names, ps)), (q.detach(), k.detach(), v.detach(), lens)
+        ),
         tuple(p.detach().clone().requires_grad_() for p in params.values()),
     )
     mha(q, k, v, lens).sum().backward()
@@ -231,11 +284,22 @@ def test_gradcheck_float64_reaches_all_projections(fast):
 
 def test_mechanism_by_name_by_module_and_settings():
     X = torch.randn(2, 9, 8)
-    by_name = MultiHeadAttention(8, 2, 0.0, mechanism="softmax", query_size=8, key_size=8, value_size=8)
-    by_module = MultiHeadAttention(8, 2, 0.0, mechanism=SoftmaxAttention(fast=False),
-                                   query_size=8, key_size=8, value_size=8)
+    by_name = MultiHeadAttention(
+        8, 2, 0.0, mechanism="softmax", query_size=8, key_size=8, value_size=8
+    )
+    by_module = MultiHeadAttention(
+        8,
+        2,
+        0.0,
+        mechanism=SoftmaxAttention(fast=False),
+        query_size=8,
+        key_size=8,
+        value_size=8,
+    )
     by_module.load_state_dict(by_name.state_dict())
-    torch.testing.assert_close(by_module(X, X, X), by_name(X, X, X), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(
+        by_module(X, X, X), by_name(X, X, X), atol=1e-6, rtol=1e-5
+    )
     assert by_name.attention.fast and not by_module.attention.fast
     dropped = MultiHeadAttention(8, 2, 0.5)
     assert dropped.attention.dropout == 0.5
@@ -254,9 +318,13 @@ def test_every_registered_mechanism_plugs_in():
 
 
 def test_bad_input_errors():
-    with pytest.raises(ValueError, match="num_hiddens=10 must be a positive multiple of num_heads=3"):
+    with pytest.raises(
+        ValueError, match="num_hiddens=10 must be a positive multiple of num_heads=3"
+    ):
         MultiHeadAttention(10, 3, 0.0)
-    with pytest.raises(ValueError, match="unknown mechanism 'softmx'.*known mechanisms: .*softmax"):
+    with pytest.raises(
+        ValueError, match="unknown mechanism 'softmx'.*known mechanisms: .*softmax"
+    ):
         MultiHeadAttention(8, 2, 0.0, mechanism="softmx")
     with pytest.raises(TypeError, match="mechanism must be a name or an nn.Module"):
         MultiHeadAttention(8, 2, 0.0, mechanism=3)
@@ -288,10 +356,30 @@ def test_bench_mha_runs_and_reports_all_three_models(tmp_path):
     from attnkit.bench import mha as bench_mha
 
     out = tmp_path / "bench.csv"
-    bench_mha.main(["--batch", "1", "--length", "8", "--width", "16", "--heads", "2",
-                    "--repeats", "1", "--warmup", "0", "--out", str(out)])
+    bench_mha.main(
+        [
+            "--batch",
+            "1",
+            "--length",
+            "8",
+            "--width",
+            "16",
+            "--heads",
+            "2",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
     lines = out.read_text().splitlines()
     assert lines[0] == "batch,length,width,heads,threads,model,median_ms,ratio_to_torch"
     models = [line.split(",")[5] for line in lines[1:]]
-    assert models == ["torch.nn.MultiheadAttention", "attnkit fast path (SDPA)", "attnkit explicit path"]
+    assert models == [
+        "torch.nn.MultiheadAttention",
+        "attnkit fast path (SDPA)",
+        "attnkit explicit path",
+    ]
     assert lines[1].endswith(",1.0")  # torch's ratio to itself

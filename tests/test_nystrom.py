@@ -1,4 +1,5 @@
 """Nyströmformer (chapter 8): landmarks, iterative pseudo-inverse, exactness and errors."""
+
 import pytest
 import torch
 from helpers import qkv
@@ -20,7 +21,9 @@ def test_segment_means_by_hand_with_padding():
     x = torch.arange(7.0)[:, None]  # n = 7, M = 3 → segments of 3: [0,1,2] [3,4,5] [6]
     torch.testing.assert_close(segment_means(x, 3), torch.tensor([[1.0], [4.0], [6.0]]))
     valid = torch.tensor([True, False, True, True, True, True, False])
-    torch.testing.assert_close(segment_means(x, 3, valid), torch.tensor([[1.0], [4.0], [0.0]]))
+    torch.testing.assert_close(
+        segment_means(x, 3, valid), torch.tensor([[1.0], [4.0], [0.0]])
+    )
 
 
 def test_iterative_pinv_converges_to_the_pseudo_inverse():
@@ -58,13 +61,18 @@ def test_fast_matches_naive_outputs_and_gradients(L, S, M):
     ref, _ = nystrom_attention_naive(q, k, v, num_landmarks=M, key_padding=kp)
     torch.testing.assert_close(fast, ref, atol=1e-9, rtol=1e-7)
     w = torch.randn_like(fast)
-    for a, b in zip(torch.autograd.grad((fast * w).sum(), (q, k, v)), torch.autograd.grad((ref * w).sum(), (q, k, v))):
+    for a, b in zip(
+        torch.autograd.grad((fast * w).sum(), (q, k, v)),
+        torch.autograd.grad((ref * w).sum(), (q, k, v)),
+    ):
         torch.testing.assert_close(a, b, atol=1e-8, rtol=1e-6)
 
 
 def test_masked_keys_have_no_effect_on_the_nystrom_path():
     q, k, v = qkv(B=2, H=2, L=50, S=50, D=8, Dv=5)
-    mask = (torch.arange(50) < 41)[None, None, None, :].expand(2, 1, 1, 50)  # (B, 1, 1, S)
+    mask = (torch.arange(50) < 41)[None, None, None, :].expand(
+        2, 1, 1, 50
+    )  # (B, 1, 1, S)
     mech = NystromAttention(num_landmarks=8)
     out = mech(q, k, v, mask=mask)
     k2, v2 = k.clone(), v.clone()
@@ -79,11 +87,16 @@ def test_masked_keys_have_no_effect_on_the_nystrom_path():
 def test_error_shrinks_with_more_landmarks():
     g = torch.Generator().manual_seed(1)
     # smooth sequences (neighbours similar), where segment means are good landmarks
-    base = torch.cumsum(0.3 * torch.randn(1, 1, 128, 16, generator=g, dtype=torch.float64), dim=2)
+    base = torch.cumsum(
+        0.3 * torch.randn(1, 1, 128, 16, generator=g, dtype=torch.float64), dim=2
+    )
     q, k = base, base + 0.05 * torch.randn(base.shape, generator=g, dtype=torch.float64)
     v = torch.randn(1, 1, 128, 4, generator=g, dtype=torch.float64)
     exact = softmax_attention_naive(q, k, v)[0]
-    errs = [((nystrom_attention(q, k, v, num_landmarks=m) - exact) ** 2).mean() for m in (4, 16, 64)]
+    errs = [
+        ((nystrom_attention(q, k, v, num_landmarks=m) - exact) ** 2).mean()
+        for m in (4, 16, 64)
+    ]
     assert errs[0] > errs[1] > errs[2]
 
 
@@ -104,12 +117,20 @@ def test_naive_weights_are_the_nystrom_matrix():
     assert w.shape == (2, 2, 30, 30) and w.dtype == v.dtype
     torch.testing.assert_close(w @ v, out)
     assert w[0, ..., 25:].abs().max() == 0  # padded keys get no weight (Bm is masked)
-    torch.testing.assert_close(w.sum(-1), torch.ones(2, 2, 30, dtype=w.dtype), atol=0.05, rtol=0)
+    torch.testing.assert_close(
+        w.sum(-1), torch.ones(2, 2, 30, dtype=w.dtype), atol=0.05, rtol=0
+    )
 
 
 def test_iterations_are_bounded_and_counted():
     a = torch.softmax(torch.randn(4, 4, dtype=torch.float64), dim=-1)
-    for bad, err in ((0, ValueError), (10**9, ValueError), (101, ValueError), (True, TypeError), (6.0, TypeError)):
+    for bad, err in (
+        (0, ValueError),
+        (10**9, ValueError),
+        (101, ValueError),
+        (True, TypeError),
+        (6.0, TypeError),
+    ):
         with pytest.raises(err, match="iterations"):
             iterative_pinv(a, bad)
     iterative_pinv(a, 100)  # the documented maximum is accepted
@@ -125,14 +146,24 @@ def test_half_precision_runs_in_float32():
     torch.testing.assert_close(out.double(), ref, atol=0.1, rtol=0.05)
 
 
-@given(L=st.integers(2, 30), S=st.integers(2, 30), M=st.integers(1, 8), seed=st.integers(0, 50))
+@given(
+    L=st.integers(2, 30),
+    S=st.integers(2, 30),
+    M=st.integers(1, 8),
+    seed=st.integers(0, 50),
+)
 def test_any_sizes_fast_equals_naive(L, S, M, seed):
     q, k, v = qkv(B=1, H=1, L=L, S=S, D=3, Dv=2, seed=seed)
     fast = nystrom_attention(q, k, v, num_landmarks=M)
     if M >= max(L, S):
         torch.testing.assert_close(fast, softmax_attention_naive(q, k, v)[0])
     else:
-        torch.testing.assert_close(fast, nystrom_attention_naive(q, k, v, num_landmarks=M)[0], atol=1e-8, rtol=1e-6)
+        torch.testing.assert_close(
+            fast,
+            nystrom_attention_naive(q, k, v, num_landmarks=M)[0],
+            atol=1e-8,
+            rtol=1e-6,
+        )
 
 
 def test_nystrom_matrices_are_the_three_softmax_kernels():
@@ -140,14 +171,21 @@ def test_nystrom_matrices_are_the_three_softmax_kernels():
     kp = torch.ones(2, 10, dtype=torch.bool)
     kp[1, 7:] = False
     f, a, b = nystrom_matrices(q, k, num_landmarks=3, key_padding=kp)
-    assert f.shape == (2, 2, 12, 3) and a.shape == (2, 2, 3, 3) and b.shape == (2, 2, 3, 10)
+    assert (
+        f.shape == (2, 2, 12, 3)
+        and a.shape == (2, 2, 3, 3)
+        and b.shape == (2, 2, 3, 10)
+    )
     q_l, k_l = segment_means(q, 3), segment_means(k, 3, kp[:, None, :])
-    scale = 4 ** -0.5
+    scale = 4**-0.5
     torch.testing.assert_close(f, torch.softmax(q @ k_l.transpose(-2, -1) * scale, -1))
-    torch.testing.assert_close(a, torch.softmax(q_l @ k_l.transpose(-2, -1) * scale, -1))
+    torch.testing.assert_close(
+        a, torch.softmax(q_l @ k_l.transpose(-2, -1) * scale, -1)
+    )
     assert b[1, ..., 7:].abs().max() == 0  # padded keys get no weight
     torch.testing.assert_close(b.sum(-1), torch.ones(2, 2, 3, dtype=torch.float64))
     # their product with the exact pseudo-inverse is the naive reference's weight matrix
-    _, weights = nystrom_attention_naive(q, k, v, num_landmarks=3, pinv_iterations=None,
-                                         key_padding=kp)
+    _, weights = nystrom_attention_naive(
+        q, k, v, num_landmarks=3, pinv_iterations=None, key_padding=kp
+    )
     torch.testing.assert_close(f @ torch.linalg.pinv(a) @ b, weights)

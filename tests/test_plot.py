@@ -1,4 +1,5 @@
 """Tests for attnkit.plot: show_heatmaps."""
+
 import pytest
 import torch
 
@@ -9,7 +10,9 @@ def test_show_heatmaps_returns_figure_with_grid_and_colorbar(close_figures):
     from matplotlib.figure import Figure
 
     weights = torch.rand(2, 3, 4, 5)
-    fig = show_heatmaps(weights, xlabel="Keys", ylabel="Queries", titles=["a", "b", "c"])
+    fig = show_heatmaps(
+        weights, xlabel="Keys", ylabel="Queries", titles=["a", "b", "c"]
+    )
     assert isinstance(fig, Figure)
     assert len(fig.axes) == 2 * 3 + 1  # the panels plus the colorbar
     panels = fig.axes[:6]
@@ -25,7 +28,11 @@ def test_show_heatmaps_accepts_tensors_with_grad_and_checks_input(close_figures)
     w = torch.rand(1, 1, 2, 10, requires_grad=True)
     fig = show_heatmaps(w, "Keys", "Queries")
     assert len(fig.axes) == 2
-    with pytest.raises(ValueError, match=r"matrices must be 4-D .* got shape \(2, 10\)"):
+    with pytest.raises(
+        ValueError, match=r"matrices must be 4-D .* got shape \(2, 10\)"
+    ):
         show_heatmaps(torch.rand(2, 10), "Keys", "Queries")
-    with pytest.raises(ValueError, match="titles has 1 entries but matrices has 2 columns"):
+    with pytest.raises(
+        ValueError, match="titles has 1 entries but matrices has 2 columns"
+    ):
         show_heatmaps(torch.rand(1, 2, 3, 3), "Keys", "Queries", titles=["only one"])

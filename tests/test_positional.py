@@ -1,4 +1,5 @@
 """attnkit.positional: sinusoidal encoding, d2l parity, order blindness."""
+
 import math
 
 import pytest
@@ -29,14 +30,20 @@ def test_odd_width_and_relative_shift():
     assert P.shape == (50, 7)
     # P[i+k] is a fixed rotation of P[i] in each (sin, cos) pair, for every i
     k, w = 5, 1.0 / 10000 ** (2 / 7)
-    rot = torch.tensor([[math.cos(k * w), -math.sin(k * w)], [math.sin(k * w), math.cos(k * w)]], dtype=torch.float64)
+    rot = torch.tensor(
+        [[math.cos(k * w), -math.sin(k * w)], [math.sin(k * w), math.cos(k * w)]],
+        dtype=torch.float64,
+    )
     pair = P[:, 2:4]  # (N, 2): sin, cos of frequency w
     torch.testing.assert_close(pair[:-k] @ rot, pair[k:])
 
 
 def test_parity_with_d2l_positional_encoding():
     d2l = import_d2l_torch()
-    ours, theirs = PositionalEncoding(32, 0.0, 60).eval(), d2l.PositionalEncoding(32, 0.0, 60).eval()
+    ours, theirs = (
+        PositionalEncoding(32, 0.0, 60).eval(),
+        d2l.PositionalEncoding(32, 0.0, 60).eval(),
+    )
     X = torch.randn(2, 40, 32)
     torch.testing.assert_close(ours(X), theirs(X), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(ours.P, theirs.P, atol=1e-5, rtol=1e-5)
@@ -58,7 +65,11 @@ def test_positional_encoding_errors_and_dropout():
 @given(L=st.integers(3, 10), seed=st.integers(0, 10_000))
 def test_positions_break_permutation_equivariance(L, seed):
     torch.manual_seed(seed)
-    mha = MultiHeadAttention(8, 2, 0.0, query_size=8, key_size=8, value_size=8).double().eval()
+    mha = (
+        MultiHeadAttention(8, 2, 0.0, query_size=8, key_size=8, value_size=8)
+        .double()
+        .eval()
+    )
     pe = PositionalEncoding(8, 0.0).double()
     X = torch.randn(1, L, 8, dtype=torch.float64)
     perm = torch.roll(torch.arange(L), 1)  # a permutation that moves every position

@@ -1,4 +1,5 @@
 """Random features (chapter 8): projections, feature maps, Performer, RFA."""
+
 import math
 
 import pytest
@@ -36,26 +37,39 @@ def test_orthogonal_blocks_are_orthogonal(m, d):
     omega = orthogonal_matrix(m, d, generator=torch.Generator().manual_seed(0)).double()
     assert omega.shape == (m, d)
     for start in range(0, m, d):
-        block = omega[start:start + d]
+        block = omega[start : start + d]
         unit = block / block.norm(dim=1, keepdim=True)
-        torch.testing.assert_close(unit @ unit.T, torch.eye(len(block), dtype=torch.float64), atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            unit @ unit.T, torch.eye(len(block), dtype=torch.float64), atol=1e-5, rtol=0
+        )
     # the rows are not unit length: they carry chi-distributed norms
     assert omega.norm(dim=1).std() > 0.1
 
 
 def test_orthogonal_row_norms_follow_the_gaussian_length_distribution():
     d = 16
-    norms = torch.cat([orthogonal_matrix(64, d, generator=torch.Generator().manual_seed(s)).norm(dim=1)
-                       for s in range(40)]).double()  # 2560 rows
+    norms = torch.cat(
+        [
+            orthogonal_matrix(64, d, generator=torch.Generator().manual_seed(s)).norm(
+                dim=1
+            )
+            for s in range(40)
+        ]
+    ).double()  # 2560 rows
     # chi_d: E[r^2] = d, Var[r^2] = 2d
     n = len(norms)
-    assert abs((norms ** 2).mean() - d) < 4 * math.sqrt(2 * d / n)
-    assert abs((norms ** 2).var() - 2 * d) < 0.25 * 2 * d
+    assert abs((norms**2).mean() - d) < 4 * math.sqrt(2 * d / n)
+    assert abs((norms**2).var() - 2 * d) < 0.25 * 2 * d
 
 
 def test_qr_sign_correction_makes_columns_unbiased():
     # without the sign correction, LAPACK's positive diag(R) biases the first entry of each row
-    rows = torch.cat([orthogonal_matrix(8, 8, generator=torch.Generator().manual_seed(s)) for s in range(300)])
+    rows = torch.cat(
+        [
+            orthogonal_matrix(8, 8, generator=torch.Generator().manual_seed(s))
+            for s in range(300)
+        ]
+    )
     unit = rows / rows.norm(dim=1, keepdim=True)
     assert unit.mean(dim=0).abs().max() < 4 / math.sqrt(len(unit) * 8) * 2
 
@@ -81,7 +95,9 @@ def test_feature_estimate_is_unbiased(kind, orthogonal):
     # one call draws `seeds` independent blocks of d rows; the first m rows of a block are one Ω
     gen = torch.Generator().manual_seed(7)
     draw = orthogonal_matrix if orthogonal else gaussian_matrix
-    blocks = draw(seeds * d, d, generator=gen).double().reshape(seeds, d, d)[:, :m]  # (seeds, m, d)
+    blocks = (
+        draw(seeds * d, d, generator=gen).double().reshape(seeds, d, d)[:, :m]
+    )  # (seeds, m, d)
     ests = [feats(x, omega) @ feats(y, omega).T for omega in blocks]
     ests = torch.stack(ests)  # (seeds, 5, 5)
     se = ests.std(dim=0) / math.sqrt(seeds)
@@ -89,7 +105,9 @@ def test_feature_estimate_is_unbiased(kind, orthogonal):
     assert z.abs().max() < 4.5, z
     # and the check can fail: a wrong estimator (no −‖x‖²/2 term) is far off
     if kind == "positive":
-        wrong = torch.stack([torch.exp(x @ w.T) @ torch.exp(y @ w.T).T / m for w in blocks]).mean(dim=0)
+        wrong = torch.stack(
+            [torch.exp(x @ w.T) @ torch.exp(y @ w.T).T / m for w in blocks]
+        ).mean(dim=0)
         assert ((wrong - exact) / se).abs().max() > 10
 
 
@@ -101,8 +119,13 @@ def test_orthogonal_positive_features_have_lower_error():
     exact = torch.exp(x @ y.T)
     mse = {}
     for orth in (False, True):
-        errs = [((positive_features(x, w) @ positive_features(y, w).T - exact) ** 2).mean()
-                for w in (random_projection(m, d, orthogonal=orth, seed=s).double() for s in range(200))]
+        errs = [
+            ((positive_features(x, w) @ positive_features(y, w).T - exact) ** 2).mean()
+            for w in (
+                random_projection(m, d, orthogonal=orth, seed=s).double()
+                for s in range(200)
+            )
+        ]
         mse[orth] = torch.stack(errs).mean()
     assert mse[True] < 0.8 * mse[False]
 
@@ -112,11 +135,17 @@ def test_stabilizer_cancels_in_the_output():
     omega = random_projection(64, 8, seed=0).double()
     out, weights = performer_attention_naive(q, k, v, omega)
     # unstabilised features of the scaled inputs, normalised by hand
-    s = 8 ** -0.25
-    a = positive_features(q * s, omega) @ positive_features(k * s, omega).transpose(-2, -1)  # (B, H, L, S)
-    torch.testing.assert_close(out, (a @ v) / a.sum(-1, keepdim=True), atol=1e-10, rtol=1e-8)
+    s = 8**-0.25
+    a = positive_features(q * s, omega) @ positive_features(k * s, omega).transpose(
+        -2, -1
+    )  # (B, H, L, S)
+    torch.testing.assert_close(
+        out, (a @ v) / a.sum(-1, keepdim=True), atol=1e-10, rtol=1e-8
+    )
     # the naive reference's weights are that matrix, row-normalised
-    torch.testing.assert_close(weights, a / a.sum(-1, keepdim=True), atol=1e-10, rtol=1e-8)
+    torch.testing.assert_close(
+        weights, a / a.sum(-1, keepdim=True), atol=1e-10, rtol=1e-8
+    )
 
 
 def test_key_stabilizer_never_looks_at_the_future():
@@ -125,10 +154,14 @@ def test_key_stabilizer_never_looks_at_the_future():
     later[:, 1:] += 50.0
     c = key_stabilizer(log_k, causal=True)
     torch.testing.assert_close(c, key_stabilizer(later, causal=True))
-    assert not torch.allclose(key_stabilizer(log_k), key_stabilizer(later))  # non-causal does
+    assert not torch.allclose(
+        key_stabilizer(log_k), key_stabilizer(later)
+    )  # non-causal does
     # first *real* key
     pad = torch.tensor([False, True] + [True] * 7).expand(2, 9)  # (B, S)
-    torch.testing.assert_close(key_stabilizer(log_k, pad, causal=True)[:, 0, 0], log_k[:, 1].amax(-1))
+    torch.testing.assert_close(
+        key_stabilizer(log_k, pad, causal=True)[:, 0, 0], log_k[:, 1].amax(-1)
+    )
 
 
 # ---------------------------------------------------------------- Performer: fast vs dense reference
@@ -146,7 +179,9 @@ def test_performer_matches_dense_reference(causal, kind, L, S):
     torch.testing.assert_close(fast, ref, atol=1e-9, rtol=1e-7)
     assert weights.shape == (2, 2, L, S)
     torch.testing.assert_close(weights @ v, ref)
-    assert weights[1, ..., 0].abs().max() == 0 and weights[..., S - 4:].abs().max() == 0
+    assert (
+        weights[1, ..., 0].abs().max() == 0 and weights[..., S - 4 :].abs().max() == 0
+    )
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -162,8 +197,12 @@ def test_performer_gradients_match_reference(causal):
     g_ref = torch.autograd.grad((ref * w).sum(), (q, k, v))
     for a, b in zip(g_fast, g_ref):
         torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-7)
-    assert torch.autograd.gradcheck(lambda q, k, v: performer_attention(q, k, v, omega, causal=causal, chunk_size=4),
-                                    (q, k, v))
+    assert torch.autograd.gradcheck(
+        lambda q, k, v: performer_attention(
+            q, k, v, omega, causal=causal, chunk_size=4
+        ),
+        (q, k, v),
+    )
 
 
 def test_padded_keys_leave_the_normaliser():
@@ -188,10 +227,16 @@ def test_step_decoding_equals_parallel_causal():
     outs = []
     for i in range(15):
         # at step i only tokens 0..i exist: features recomputed from the prefix alone
-        pq, pk = performer_features(q[..., : i + 1, :], k[..., : i + 1, :], omega, causal=True)
-        out_i, state = linear_attention_step(state, pq[..., i, :], pk[..., i, :], v[..., i, :], eps=1e-30)
+        pq, pk = performer_features(
+            q[..., : i + 1, :], k[..., : i + 1, :], omega, causal=True
+        )
+        out_i, state = linear_attention_step(
+            state, pq[..., i, :], pk[..., i, :], v[..., i, :], eps=1e-30
+        )
         outs.append(out_i)
-    torch.testing.assert_close(torch.stack(outs, dim=-2), parallel, atol=1e-10, rtol=1e-8)
+    torch.testing.assert_close(
+        torch.stack(outs, dim=-2), parallel, atol=1e-10, rtol=1e-8
+    )
 
 
 def test_causal_performer_ignores_the_future():
@@ -201,7 +246,9 @@ def test_causal_performer_ignores_the_future():
     k2, v2 = k.clone(), v.clone()
     k2[..., 6:, :] *= 20  # huge future keys would move a stabiliser that looks ahead
     v2[..., 6:, :] += 3
-    torch.testing.assert_close(mech(q, k2, v2, causal=True)[..., :6, :], out[..., :6, :], atol=0, rtol=0)
+    torch.testing.assert_close(
+        mech(q, k2, v2, causal=True)[..., :6, :], out[..., :6, :], atol=0, rtol=0
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -212,9 +259,11 @@ def test_large_norms_stay_finite(dtype, causal):
     assert out.dtype == dtype and torch.isfinite(out).all()
     assert out.float().abs().sum() > 0
     # without stabilisers the same features overflow/underflow
-    s = 64 ** -0.25
+    s = 64**-0.25
     omega = random_projection(64, 64, seed=0)
-    raw = positive_features(q.float() * s, omega) @ positive_features(k.float() * s, omega).transpose(-2, -1)
+    raw = positive_features(q.float() * s, omega) @ positive_features(
+        k.float() * s, omega
+    ).transpose(-2, -1)
     assert not torch.isfinite(raw / raw.sum(-1, keepdim=True)).all()
 
 
@@ -227,8 +276,11 @@ def test_half_inputs_get_float32_features():
 def test_performer_approaches_softmax_attention():
     q, k, v = qkv(B=1, H=2, L=40, S=40, D=16, Dv=5, scale=0.5, dtype=torch.float32)
     exact = softmax_attention_naive(q, k, v)[0]
-    err = [((PerformerAttention(n_features=m, seed=s).eval()(q, k, v) - exact) ** 2).mean()
-           for m in (8, 512) for s in range(3)]
+    err = [
+        ((PerformerAttention(n_features=m, seed=s).eval()(q, k, v) - exact) ** 2).mean()
+        for m in (8, 512)
+        for s in range(3)
+    ]
     assert sum(err[3:]) < 0.2 * sum(err[:3])
 
 
@@ -278,8 +330,10 @@ def test_rfa_matches_reference_outputs_and_gradients(causal, gated):
         assert weights.triu(1).abs().max() == 0
     torch.testing.assert_close(fast, ref, atol=1e-10, rtol=1e-8)
     w = torch.randn_like(fast)
-    for a, b in zip(torch.autograd.grad((fast * w).sum(), (phi_q, phi_k, v)),
-                    torch.autograd.grad((ref * w).sum(), (phi_q, phi_k, v))):
+    for a, b in zip(
+        torch.autograd.grad((fast * w).sum(), (phi_q, phi_k, v)),
+        torch.autograd.grad((ref * w).sum(), (phi_q, phi_k, v)),
+    ):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-8)
 
 
@@ -290,10 +344,17 @@ def test_rfa_gate_recurrence_by_hand():
     outs = []
     for t in range(4):
         g = gate[..., t, None]
-        s = g[..., None] * s + (1 - g)[..., None] * torch.einsum("bhm,bhd->bhmd", phi_k[..., t, :], v[..., t, :])
+        s = g[..., None] * s + (1 - g)[..., None] * torch.einsum(
+            "bhm,bhd->bhmd", phi_k[..., t, :], v[..., t, :]
+        )
         z = g * z + (1 - g) * phi_k[..., t, :]
-        outs.append(torch.einsum("bhm,bhmd->bhd", phi_q[..., t, :], s) / (phi_q[..., t, :] * z).sum(-1, keepdim=True))
-    torch.testing.assert_close(rfa_attention(phi_q, phi_k, v, gate=gate, causal=True), torch.stack(outs, -2))
+        outs.append(
+            torch.einsum("bhm,bhmd->bhd", phi_q[..., t, :], s)
+            / (phi_q[..., t, :] * z).sum(-1, keepdim=True)
+        )
+    torch.testing.assert_close(
+        rfa_attention(phi_q, phi_k, v, gate=gate, causal=True), torch.stack(outs, -2)
+    )
     # a gate near 1 forgets nothing new; a gate near 0 keeps only the latest token
     last = rfa_attention(phi_q, phi_k, v, gate=torch.full_like(gate, 1e-9), causal=True)
     torch.testing.assert_close(last, v, atol=1e-6, rtol=0)
@@ -322,7 +383,12 @@ def test_rfa_mechanism_gate_and_errors():
         RFA(sigma=0.0)
 
 
-@given(L=st.integers(1, 12), S=st.integers(1, 12), causal=st.booleans(), seed=st.integers(0, 100))
+@given(
+    L=st.integers(1, 12),
+    S=st.integers(1, 12),
+    causal=st.booleans(),
+    seed=st.integers(0, 100),
+)
 def test_performer_any_sizes_property(L, S, causal, seed):
     q, k, v = qkv(B=1, H=1, L=L, S=S, D=3, Dv=2, seed=seed)
     omega = random_projection(6, 3, seed=seed).double()
@@ -334,7 +400,9 @@ def test_performer_any_sizes_property(L, S, causal, seed):
 # ---------------------------------------------------------------- arc-cosine features (RFA variant)
 def test_arccos_kernel_special_angles():
     x = torch.tensor([[3.0, 0.0, 0.0]], dtype=torch.float64)
-    ys = torch.tensor([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [-2.0, 0.0, 0.0]], dtype=torch.float64)
+    ys = torch.tensor(
+        [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [-2.0, 0.0, 0.0]], dtype=torch.float64
+    )
     k = arccos_kernel(x, ys)[0]  # θ = 0, π/2, π
     want = torch.tensor([6.0 / 2, 6.0 / (2 * math.pi), 0.0], dtype=torch.float64)
     torch.testing.assert_close(k, want)
@@ -357,8 +425,9 @@ def test_arccos_estimate_is_unbiased(orthogonal):
     draw = orthogonal_matrix if orthogonal else gaussian_matrix
     blocks = draw(seeds * d, d, generator=torch.Generator().manual_seed(7)).double()
     blocks = blocks.reshape(seeds, d, d)[:, :m]  # (seeds, m, d)
-    ests = torch.stack([arccos_features(x, w) @ arccos_features(y, w).T
-                        for w in blocks])  # (seeds, 4, 6)
+    ests = torch.stack(
+        [arccos_features(x, w) @ arccos_features(y, w).T for w in blocks]
+    )  # (seeds, 4, 6)
     se = ests.std(dim=0) / math.sqrt(seeds)
     z = (ests.mean(dim=0) - exact) / se
     assert z.abs().max() < 4.5, z
@@ -372,12 +441,12 @@ def test_arccos_attention_matches_reference_outputs_and_gradients(causal, L, S):
     q, k, v = qkv(B=2, H=2, L=L, S=S, D=5, Dv=3, requires_grad=True)
     omega = random_projection(12, 5, seed=1).double()
     kp = torch.ones(2, S, dtype=torch.bool)
-    kp[1, S - 3:] = False
+    kp[1, S - 3 :] = False
     fast = arccos_attention(q, k, v, omega, key_padding=kp, causal=causal, chunk_size=4)
     ref, weights = arccos_attention_naive(q, k, v, omega, key_padding=kp, causal=causal)
     torch.testing.assert_close(fast, ref, atol=1e-12, rtol=1e-10)
     assert weights.shape == (2, 2, L, S) and (weights >= 0).all()
-    assert weights[1, ..., S - 3:].abs().max() == 0
+    assert weights[1, ..., S - 3 :].abs().max() == 0
     if causal:
         assert weights.triu(1).abs().max() == 0
     w = torch.randn_like(fast)
@@ -396,5 +465,7 @@ def test_arccos_attention_approaches_the_kernel_and_ignores_query_norms():
     torch.testing.assert_close(weights, exact_w, atol=0.01, rtol=0)
     # k₁ is linear in ‖q‖: rescaling the queries leaves every weight unchanged
     omega = random_projection(16, 4, seed=2).double()
-    torch.testing.assert_close(arccos_attention(3.0 * q, k, v, omega, eps=1e-12),
-                               arccos_attention(q, k, v, omega, eps=1e-12))
+    torch.testing.assert_close(
+        arccos_attention(3.0 * q, k, v, omega, eps=1e-12),
+        arccos_attention(q, k, v, omega, eps=1e-12),
+    )

@@ -42,7 +42,9 @@ def test_notebooks_are_stored_without_outputs(path):
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
             assert cell.outputs == [], f"cell {i} of {path.name} has stored outputs"
-            assert cell.execution_count is None, f"cell {i} of {path.name} has an execution count"
+            assert cell.execution_count is None, (
+                f"cell {i} of {path.name} has an execution count"
+            )
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
 
 
@@ -66,19 +68,23 @@ def test_chapters_end_with_exercises_linking_their_notebook(path):
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "## Exercises" in text, f"{path.name} has no Exercises section"
     tail = text[text.rindex("## Exercises") :]
-    assert re.search(rf"exercises/ch{number:02d}-[a-z0-9-]+/ch{number:02d}-[a-z0-9-]+", tail), (
-        f"{path.name}'s Exercises section does not link exercises/ch{number:02d}-…"
-    )
+    assert re.search(
+        rf"exercises/ch{number:02d}-[a-z0-9-]+/ch{number:02d}-[a-z0-9-]+", tail
+    ), f"{path.name}'s Exercises section does not link exercises/ch{number:02d}-…"
     assert "colab.research.google.com" in tail
 
 
 def test_one_repository_url():
     """Install lines and Colab links use the URL set in _config.yml."""
-    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"].rstrip("/")
+    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"][
+        "url"
+    ].rstrip("/")
     slug = url.removeprefix("https://github.com/")
     for path in NOTEBOOKS:
         for cell in nbformat.read(path, as_version=4).cells:
-            for found in re.findall(r"git\+(https://github\.com/[\w.-]+/[\w.-]+)", cell.source):
+            for found in re.findall(
+                r"git\+(https://github\.com/[\w.-]+/[\w.-]+)", cell.source
+            ):
                 assert found == url, f"{path.name} installs from {found}, not {url}"
             for found in re.findall(
                 r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)", cell.source

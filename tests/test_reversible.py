@@ -1,5 +1,6 @@
 """attnkit.reversible: exact inversion, the memory-saving backward equal to ordinary autograd,
 the chunked feed-forward network, and memory shapes that do not depend on timing."""
+
 import pytest
 import torch
 from helpers import randn
@@ -37,11 +38,15 @@ def grads_of(stack, x, weight):
     return out, grads
 
 
-@pytest.mark.parametrize("num_layers, causal, chunk_size", [(1, False, None), (3, True, None),
-                                                            (4, False, 3), (2, True, 5)])
+@pytest.mark.parametrize(
+    "num_layers, causal, chunk_size",
+    [(1, False, None), (3, True, None), (4, False, 3), (2, True, 5)],
+)
 def test_reversible_backward_equals_ordinary_autograd(num_layers, causal, chunk_size):
     torch.manual_seed(0)
-    stack = ReversibleStack(num_layers, 16, 2, 24, causal=causal, chunk_size=chunk_size).double()
+    stack = ReversibleStack(
+        num_layers, 16, 2, 24, causal=causal, chunk_size=chunk_size
+    ).double()
     x = randn(2, 11, 16, requires_grad=True)
     weight = randn(2, 11, 16, seed=1)
     out_rev, grads_rev = grads_of(stack, x, weight)
@@ -58,12 +63,20 @@ def test_reversible_stack_on_a_pair_and_frozen_parameters():
     blocks = [ReversibleBlock(8, 2).double() for _ in range(2)]
     blocks[0].f.norm.weight.requires_grad_(False)  # a frozen parameter gets no gradient
     layers = [(b.f, b.g) for b in blocks]
-    x1, x2 = randn(2, 5, 8, requires_grad=True), randn(2, 5, 8, seed=1, requires_grad=True)
-    (y1, y2), (r1, r2) = reversible_stack(x1, x2, layers), reversible_stack_naive(x1, x2, layers)
+    x1, x2 = (
+        randn(2, 5, 8, requires_grad=True),
+        randn(2, 5, 8, seed=1, requires_grad=True),
+    )
+    (y1, y2), (r1, r2) = (
+        reversible_stack(x1, x2, layers),
+        reversible_stack_naive(x1, x2, layers),
+    )
     loss, ref = (y1 * y2).sum(), (r1 * r2).sum()
     trainable = [p for b in blocks for p in b.parameters() if p.requires_grad]
-    for g, h in zip(torch.autograd.grad(loss, (x1, x2, *trainable)),
-                    torch.autograd.grad(ref, (x1, x2, *trainable))):
+    for g, h in zip(
+        torch.autograd.grad(loss, (x1, x2, *trainable)),
+        torch.autograd.grad(ref, (x1, x2, *trainable)),
+    ):
         torch.testing.assert_close(g, h, atol=1e-10, rtol=0)
 
 
@@ -150,7 +163,9 @@ def test_bad_input():
     with pytest.raises(ValueError, match="x1"):
         reversible_stack(torch.randn(5, 8), torch.randn(5, 8), layers)
     with pytest.raises(TypeError, match="layers"):
-        reversible_stack(torch.randn(2, 5, 8), torch.randn(2, 5, 8), [(block.f, lambda t: t)])
+        reversible_stack(
+            torch.randn(2, 5, 8), torch.randn(2, 5, 8), [(block.f, lambda t: t)]
+        )
     with pytest.raises(ValueError, match="layers"):
         reversible_stack_naive(torch.randn(2, 5, 8), torch.randn(2, 5, 8), [])
     with pytest.raises(ValueError, match="chunk_size"):

@@ -1,4 +1,5 @@
 """Tests for attnkit.scoring: dot-product scores, the √D argument and additive scores."""
+
 import math
 
 import pytest
@@ -15,7 +16,9 @@ def test_dot_product_scores_hand_check():
     k = torch.tensor([[[3.0, 4.0], [-1.0, 0.5]]])  # (1, 2, 2)
     want = torch.tensor([[[11.0, 0.0]]]) / math.sqrt(2)
     torch.testing.assert_close(dot_product_scores(q, k), want)
-    torch.testing.assert_close(dot_product_scores(q, k, scale=1.0), torch.tensor([[[11.0, 0.0]]]))
+    torch.testing.assert_close(
+        dot_product_scores(q, k, scale=1.0), torch.tensor([[[11.0, 0.0]]])
+    )
 
 
 @pytest.mark.parametrize("D", [4, 64, 256])
@@ -23,7 +26,9 @@ def test_variance_of_dot_product_is_D_and_of_scaled_score_is_one(D):
     """q, k with independent N(0, 1) entries: Var(q·k) = D, so q·k/√D has variance 1."""
     n = 20_000
     g = torch.Generator().manual_seed(D)
-    q = torch.randn(n, 1, D, generator=g, dtype=torch.float64)  # n independent (query, key) pairs
+    q = torch.randn(
+        n, 1, D, generator=g, dtype=torch.float64
+    )  # n independent (query, key) pairs
     k = torch.randn(n, 1, D, generator=g, dtype=torch.float64)
     raw = dot_product_scores(q, k, scale=1.0).flatten()  # (n,)
     scaled = dot_product_scores(q, k).flatten()  # (n,)
@@ -46,4 +51,6 @@ def test_additive_scores_match_explicit_loop():
             for j in range(S):
                 want = w_v[0] @ torch.tanh(W_q @ q[b, i] + W_k @ k[b, j])
                 torch.testing.assert_close(scores[b, i, j], want)
-    torch.testing.assert_close(additive_scores(q, k, W_q, W_k, w_v[0]), scores)  # w_v as (h,)
+    torch.testing.assert_close(
+        additive_scores(q, k, W_q, W_k, w_v[0]), scores
+    )  # w_v as (h,)

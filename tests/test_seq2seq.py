@@ -1,5 +1,6 @@
 """Tests for attnkit.tasks.seq2seq: the reversal task, the GRU encoder–decoder with additive
 attention, its training and the anti-diagonal measure of its alignment."""
+
 import pytest
 import torch
 
@@ -40,7 +41,9 @@ def test_same_seed_same_model():
 def test_antidiagonal_mass():
     T = 5
     assert antidiagonal_mass(torch.eye(T).flip(-1)) == pytest.approx(1.0)
-    assert antidiagonal_mass(torch.eye(T)) == pytest.approx(1 / T)  # only the middle row
+    assert antidiagonal_mass(torch.eye(T)) == pytest.approx(
+        1 / T
+    )  # only the middle row
     assert antidiagonal_mass(torch.full((2, T, T), 1 / T)) == pytest.approx(1 / T)
     # each row's weight one column right of the anti-diagonal (the last row wraps to column 0)
     shifted = torch.eye(T).flip(-1).roll(1, -1)

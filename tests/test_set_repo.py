@@ -1,4 +1,5 @@
 """`make set-repo URL=…` (scripts/set_repo.py): a fork changes the repository URL in one command."""
+
 from __future__ import annotations
 
 import re
@@ -28,9 +29,15 @@ def copy(tmp_path) -> Path:
 
 def test_a_fork_url_reaches_config_install_lines_and_colab_links(copy):
     changed = set_repo(copy, "https://github.com/someone/attn-fork.git", branch="dev")
-    assert copy / "_config.yml" in changed and copy / "scripts" / "nbauthor.py" in changed
+    assert (
+        copy / "_config.yml" in changed and copy / "scripts" / "nbauthor.py" in changed
+    )
     config = yaml.safe_load((copy / "_config.yml").read_text())["repository"]
-    assert config == {**OLD, "url": "https://github.com/someone/attn-fork", "branch": "dev"}
+    assert config == {
+        **OLD,
+        "url": "https://github.com/someone/attn-fork",
+        "branch": "dev",
+    }
     installs, colabs = 0, 0
     for path in files_to_rewrite(copy):
         text = path.read_text()

@@ -1,6 +1,7 @@
 """Sparse patterns (attnkit.sparse): exact per-row counts, density, errors.
 
 Blocked local attention (attnkit.local) is tested in test_local.py."""
+
 from __future__ import annotations
 
 import math
@@ -24,7 +25,9 @@ def _rows(mask):
     return mask.sum(dim=-1).tolist()
 
 
-@pytest.mark.parametrize("n,w", [(1, 0), (1, 3), (7, 0), (7, 1), (10, 3), (10, 9), (10, 20)])
+@pytest.mark.parametrize(
+    "n,w", [(1, 0), (1, 3), (7, 0), (7, 1), (10, 3), (10, 9), (10, 20)]
+)
 @pytest.mark.parametrize("causal", [False, True])
 def test_local_pattern_counts(n, w, causal):
     m = local_pattern(n, w, causal=causal)
@@ -46,12 +49,17 @@ def test_local_pattern_by_hand():
     ]
 
 
-@pytest.mark.parametrize("n,step,limit", [(9, 2, None), (9, 3, None), (12, 3, 6), (12, 1, 2), (5, 7, None)])
+@pytest.mark.parametrize(
+    "n,step,limit", [(9, 2, None), (9, 3, None), (12, 3, 6), (12, 1, 2), (5, 7, None)]
+)
 @pytest.mark.parametrize("causal", [False, True])
 def test_atrous_pattern_counts(n, step, limit, causal):
     m = atrous_pattern(n, step, limit=limit, causal=causal)
     lim = n if limit is None else limit
-    want = [min(i, lim) // step + 1 + (0 if causal else min(n - 1 - i, lim) // step) for i in range(n)]
+    want = [
+        min(i, lim) // step + 1 + (0 if causal else min(n - 1 - i, lim) // step)
+        for i in range(n)
+    ]
     assert _rows(m) == want
     i, j = torch.nonzero(m, as_tuple=True)
     assert ((i - j).abs() % step == 0).all()
@@ -69,7 +77,9 @@ def test_strided_pattern_matches_child_et_al(n, stride):
         a1 = set(range(max(0, i - stride), i + 1))
         a2 = {j for j in range(i + 1) if (i - j) % stride == 0}
         assert set(torch.nonzero(m[i]).flatten().tolist()) == a1 | a2
-    want = [min(i, stride) + i // stride + 1 - (1 if i >= stride else 0) for i in range(n)]
+    want = [
+        min(i, stride) + i // stride + 1 - (1 if i >= stride else 0) for i in range(n)
+    ]
     assert _rows(m) == want
 
 
@@ -79,9 +89,13 @@ def test_strided_density_shrinks_like_one_over_root_n(n):
     causal = strided_pattern(n, l)
     rows = [min(i, l) + i // l + 1 - (1 if i >= l else 0) for i in range(n)]
     assert density(causal) == pytest.approx(sum(rows) / n**2)
-    assert density(causal) <= 2 * l / n + 1 / n  # each row: ≤ l + 1 local keys plus ≤ n/l strided ones
+    assert (
+        density(causal) <= 2 * l / n + 1 / n
+    )  # each row: ≤ l + 1 local keys plus ≤ n/l strided ones
     both_sides = strided_pattern(n, l, causal=False)
-    assert density(both_sides) <= (3 * l + 2) / n  # 2l + 1 local + ≤ n/l + 1 strided per row
+    assert (
+        density(both_sides) <= (3 * l + 2) / n
+    )  # 2l + 1 local + ≤ n/l + 1 strided per row
     assert density(both_sides) > density(causal)
 
 
@@ -118,7 +132,9 @@ def test_bigbird_pattern_is_seeded_and_contains_longformer():
         hit_blocks = {j // 4 for j in torch.nonzero(cols).flatten().tolist()}
         assert len(hit_blocks) <= 3
     assert density(a) < 0.35
-    assert not torch.triu(bigbird_pattern(n, w, g, seed=1, causal=True), diagonal=1).any()
+    assert not torch.triu(
+        bigbird_pattern(n, w, g, seed=1, causal=True), diagonal=1
+    ).any()
 
 
 def test_pattern_errors():

@@ -1,6 +1,7 @@
 """Linear attention as a state-space model (attnkit.ssm): the SSM recurrence with
 ``a_t = 1`` (or ``g_t``), ``b_t = φ(k_t)`` (or ``(1 − g_t) φ(k_t)``), ``c_t = φ(q_t)``
 equals causal linear attention (or gated RFA), outputs and gradients in float64."""
+
 from __future__ import annotations
 
 import pytest
@@ -27,7 +28,9 @@ def features(B=2, H=3, L=13, D=4, Dv=5, seed=0):
 
 def gate(B=2, H=3, L=13, seed=7):
     g = torch.Generator().manual_seed(seed)
-    return (0.1 + 0.8 * torch.rand(B, H, L, generator=g, dtype=torch.float64)).requires_grad_()
+    return (
+        0.1 + 0.8 * torch.rand(B, H, L, generator=g, dtype=torch.float64)
+    ).requires_grad_()
 
 
 def assert_same_with_grads(f, g, inputs):
@@ -55,18 +58,28 @@ def test_scan_is_the_recurrence():
 def test_scan_equals_its_matrix(seed):
     a, b, c = (randn(2, 3, 9, 4, seed=seed + i, requires_grad=True) for i in range(3))
     x = randn(2, 3, 9, 5, seed=seed + 3, requires_grad=True)
-    assert_same_with_grads(ssm_scan, lambda a, b, c, x: ssm_matrix(a, b, c) @ x, (a, b, c, x))
+    assert_same_with_grads(
+        ssm_scan, lambda a, b, c, x: ssm_matrix(a, b, c) @ x, (a, b, c, x)
+    )
     w = ssm_matrix(a, b, c)
-    assert torch.equal(w.triu(1), torch.zeros_like(w))  # causal: nothing above the diagonal
+    assert torch.equal(
+        w.triu(1), torch.zeros_like(w)
+    )  # causal: nothing above the diagonal
 
 
 def test_linear_attention_is_an_ssm():
     inputs = features()
     assert_same_with_grads(linear_attention_ssm, linear_attention_recurrent, inputs)
     assert_same_with_grads(
-        linear_attention_ssm, lambda *x: linear_attention_naive(*x, causal=True)[0], inputs)
+        linear_attention_ssm,
+        lambda *x: linear_attention_naive(*x, causal=True)[0],
+        inputs,
+    )
     assert_same_with_grads(
-        linear_attention_ssm, lambda *x: linear_attention_chunked(*x, chunk_size=4), inputs)
+        linear_attention_ssm,
+        lambda *x: linear_attention_chunked(*x, chunk_size=4),
+        inputs,
+    )
 
 
 def test_linear_attention_matrix_is_the_causal_similarity():
@@ -80,10 +93,13 @@ def test_gated_rfa_is_an_ssm():
     pq, pk, v = features()
     inputs = (pq, pk, v, gate())
     assert_same_with_grads(
-        gated_rfa_ssm, lambda *x: rfa_attention(*x[:3], gate=x[3], causal=True), inputs)
+        gated_rfa_ssm, lambda *x: rfa_attention(*x[:3], gate=x[3], causal=True), inputs
+    )
     assert_same_with_grads(
-        gated_rfa_ssm, lambda *x: rfa_attention_naive(*x[:3], gate=x[3], causal=True)[0],
-        inputs)
+        gated_rfa_ssm,
+        lambda *x: rfa_attention_naive(*x[:3], gate=x[3], causal=True)[0],
+        inputs,
+    )
 
 
 def test_gate_is_a_decay():

@@ -1,4 +1,5 @@
 """Tests of attnkit.synthesizer: Dense, Random, factorised and mixture Synthesizers."""
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,16 @@ def build(name, max_len=16, H=3, D=6):
     settings_ = {
         "synthesizer_dense": {"max_len": max_len, "hidden": 5, "head_dim": D},
         "synthesizer_random": {"max_len": max_len, "num_heads": H},
-        "synthesizer_factorized_dense": {"max_len": max_len, "hidden": 5, "head_dim": D},
-        "synthesizer_factorized_random": {"max_len": max_len, "num_heads": H, "rank": 3},
+        "synthesizer_factorized_dense": {
+            "max_len": max_len,
+            "hidden": 5,
+            "head_dim": D,
+        },
+        "synthesizer_factorized_random": {
+            "max_len": max_len,
+            "num_heads": H,
+            "rank": 3,
+        },
         "synthesizer_mixture": {"max_len": max_len, "num_heads": H},
     }[name]
     return make_mechanism(name, **settings_).double()
@@ -55,7 +64,9 @@ def build(name, max_len=16, H=3, D=6):
 def test_registered_and_default_constructible(name):
     assert name in MECHANISMS
     mech = make_mechanism(name)  # no arguments at all
-    assert mech.max_len == 512  # declared for the contract test (see attnkit.mechanisms)
+    assert (
+        mech.max_len == 512
+    )  # declared for the contract test (see attnkit.mechanisms)
     q, k, v = qkv(B=2, H=3, L=37, D=24, Dv=25, dtype=torch.float32)
     out = mech(q, k, v)
     assert out.shape == (2, 3, 37, 25)
@@ -77,7 +88,9 @@ def test_shapes_and_reference(name):
     assert weights.shape == (2, 3, 5, 9)
     if name == "synthesizer_mixture":
         a = mech.alphas()
-        logits = a[0] * mech.synthesizer.logits(q, 9) + a[1] * (q @ k.transpose(-2, -1)) / math.sqrt(6)
+        logits = a[0] * mech.synthesizer.logits(q, 9) + a[1] * (
+            q @ k.transpose(-2, -1)
+        ) / math.sqrt(6)
     else:
         logits = mech.logits(q, 9)
     ref, ref_w = synthesizer_attention_naive(logits, v, mask=mask, causal=True)
@@ -145,7 +158,9 @@ def test_crop_logits_and_errors():
     with pytest.raises(ValueError, match="max_len"):
         crop_logits(R, 6, 3)
     with pytest.raises(ValueError, match="num_heads=2"):
-        RandomSynthesizer(max_len=5, num_heads=2)(*qkv(B=2, H=3, L=4, D=6, Dv=7, dtype=torch.float32))
+        RandomSynthesizer(max_len=5, num_heads=2)(
+            *qkv(B=2, H=3, L=4, D=6, Dv=7, dtype=torch.float32)
+        )
     with pytest.raises(ValueError, match="max_len"):
         RandomSynthesizer(max_len=0)
     with pytest.raises(ValueError, match="mixing"):
@@ -201,15 +216,26 @@ def test_dense_logits_by_hand():
     W2 = torch.tensor([[1.0, 1.0, 1.0], [2.0, 0.0, -1.0]])  # (N=2, Dh=3)
     b2 = torch.tensor([0.0, 1.0])
     # hidden = relu([1, -2, -0.5]) = [1, 0, 0] -> logits = [1, 2 + 1]
-    torch.testing.assert_close(dense_synthesizer_logits(x, W1, b1, W2, b2), torch.tensor([[1.0, 3.0]]))
+    torch.testing.assert_close(
+        dense_synthesizer_logits(x, W1, b1, W2, b2), torch.tensor([[1.0, 3.0]])
+    )
 
 
 def test_factorized_dense_is_an_outer_product():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(4, 5, generator=g, dtype=torch.float64)
-    W1, b1 = torch.randn(3, 5, generator=g, dtype=torch.float64), torch.randn(3, generator=g, dtype=torch.float64)
-    Wa, ba = torch.randn(2, 3, generator=g, dtype=torch.float64), torch.randn(2, generator=g, dtype=torch.float64)
-    Wb, bb = torch.randn(4, 3, generator=g, dtype=torch.float64), torch.randn(4, generator=g, dtype=torch.float64)
+    W1, b1 = (
+        torch.randn(3, 5, generator=g, dtype=torch.float64),
+        torch.randn(3, generator=g, dtype=torch.float64),
+    )
+    Wa, ba = (
+        torch.randn(2, 3, generator=g, dtype=torch.float64),
+        torch.randn(2, generator=g, dtype=torch.float64),
+    )
+    Wb, bb = (
+        torch.randn(4, 3, generator=g, dtype=torch.float64),
+        torch.randn(4, generator=g, dtype=torch.float64),
+    )
     out = factorized_dense_logits(x, W1, b1, Wa, ba, Wb, bb, 7)
     h = torch.relu(x @ W1.T + b1)
     a, b = h @ Wa.T + ba, h @ Wb.T + bb
@@ -223,8 +249,12 @@ def test_factorized_dense_is_an_outer_product():
 def test_factorized_random_full_rank_represents_any_matrix():
     """With k = N, R₁R₂ᵀ can be any N×N matrix: take R₁ = R, R₂ = I."""
     N = 6
-    R = torch.randn(N, N, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    torch.testing.assert_close(factorized_random_logits(R, torch.eye(N, dtype=torch.float64)), R)
+    R = torch.randn(
+        N, N, generator=torch.Generator().manual_seed(4), dtype=torch.float64
+    )
+    torch.testing.assert_close(
+        factorized_random_logits(R, torch.eye(N, dtype=torch.float64)), R
+    )
     # and a module with those factors gives the same attention as the unfactorised one
     full = RandomSynthesizer(max_len=N).double()
     fact = FactorizedRandomSynthesizer(max_len=N, rank=N).double()
@@ -239,12 +269,18 @@ def test_factorized_random_full_rank_represents_any_matrix():
 def test_factorized_random_low_rank_cannot_but_full_rank_can_fit():
     """Fitting a random target by gradient descent: rank k < N leaves an error, rank N does not."""
     N = 8
-    target = torch.randn(N, N, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    target = torch.randn(
+        N, N, generator=torch.Generator().manual_seed(5), dtype=torch.float64
+    )
     errors = {}
     for rank in (2, N):
         g = torch.Generator().manual_seed(0)
-        R1 = (0.5 * torch.randn(N, rank, generator=g, dtype=torch.float64)).requires_grad_()
-        R2 = (0.5 * torch.randn(N, rank, generator=g, dtype=torch.float64)).requires_grad_()
+        R1 = (
+            0.5 * torch.randn(N, rank, generator=g, dtype=torch.float64)
+        ).requires_grad_()
+        R2 = (
+            0.5 * torch.randn(N, rank, generator=g, dtype=torch.float64)
+        ).requires_grad_()
         opt = torch.optim.Adam([R1, R2], lr=0.05)
         for _ in range(1500):
             loss = (factorized_random_logits(R1, R2) - target).pow(2).mean()
@@ -276,19 +312,29 @@ def test_mixture_weights_one_zero_is_the_pure_form():
     mask = torch.ones(2, 1, 1, 6, dtype=torch.bool)
     mask[1, ..., 5] = False
     synth = RandomSynthesizer(max_len=8, num_heads=3, seed=7).double()
-    mix = SynthesizerMixture(synthesizer=synth, init_weights=(1.0, 0.0), mixing="raw").double()
-    torch.testing.assert_close(mix(q, k, v, mask=mask, causal=True), synth(q, k, v, mask=mask, causal=True))
+    mix = SynthesizerMixture(
+        synthesizer=synth, init_weights=(1.0, 0.0), mixing="raw"
+    ).double()
+    torch.testing.assert_close(
+        mix(q, k, v, mask=mask, causal=True), synth(q, k, v, mask=mask, causal=True)
+    )
     # (0, 1): plain scaled dot-product attention
-    dot = SynthesizerMixture(synthesizer=synth, init_weights=(0.0, 1.0), mixing="raw").double()
+    dot = SynthesizerMixture(
+        synthesizer=synth, init_weights=(0.0, 1.0), mixing="raw"
+    ).double()
     ref = make_mechanism("softmax", fast=False)
-    torch.testing.assert_close(dot(q, k, v, mask=mask, causal=True), ref(q, k, v, mask=mask, causal=True))
+    torch.testing.assert_close(
+        dot(q, k, v, mask=mask, causal=True), ref(q, k, v, mask=mask, causal=True)
+    )
 
 
 def test_mixture_softmax_weights_sum_to_one_and_mix_logits():
     mix = SynthesizerMixture(max_len=8, init_weights=(3.0, 1.0))
     torch.testing.assert_close(mix.alphas(), torch.tensor([0.75, 0.25]))
     a, b = torch.randn(3, 4), torch.randn(3, 4)
-    torch.testing.assert_close(mix_logits([a, b], torch.tensor([0.75, 0.25])), 0.75 * a + 0.25 * b)
+    torch.testing.assert_close(
+        mix_logits([a, b], torch.tensor([0.75, 0.25])), 0.75 * a + 0.25 * b
+    )
     with pytest.raises(ValueError, match="mixing weights"):
         mix_logits([a, b], torch.tensor([1.0]))
 
@@ -310,7 +356,9 @@ def test_gradients_flow_to_every_parameter(name):
 
 def test_gradcheck_synthesizer_attention_and_naive_gradients():
     g = torch.Generator().manual_seed(0)
-    logits = torch.randn(1, 2, 4, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    logits = torch.randn(
+        1, 2, 4, 5, generator=g, dtype=torch.float64, requires_grad=True
+    )
     v = torch.randn(2, 2, 5, 3, generator=g, dtype=torch.float64, requires_grad=True)
     mask = torch.ones(2, 1, 4, 5, dtype=torch.bool)
     mask[1, 0, 2] = False  # one empty row
@@ -332,12 +380,23 @@ def test_gradcheck_synthesizer_attention_and_naive_gradients():
 @pytest.mark.parametrize("name", NAMES)
 def test_inside_multihead_attention(name):
     settings_ = {"max_len": 12}
-    if name in ("synthesizer_random", "synthesizer_factorized_random", "synthesizer_mixture"):
+    if name in (
+        "synthesizer_random",
+        "synthesizer_factorized_random",
+        "synthesizer_mixture",
+    ):
         settings_["num_heads"] = 2
     if name in ("synthesizer_dense", "synthesizer_factorized_dense"):
         settings_["head_dim"] = 4
-    mha = MultiHeadAttention(8, 2, mechanism=name, mechanism_settings=settings_, query_size=8,
-                             key_size=8, value_size=8)
+    mha = MultiHeadAttention(
+        8,
+        2,
+        mechanism=name,
+        mechanism_settings=settings_,
+        query_size=8,
+        key_size=8,
+        value_size=8,
+    )
     X = torch.randn(3, 10, 8)
     out = mha(X, X, X, torch.tensor([10, 7, 0]), causal=True)
     assert out.shape == (3, 10, 8)

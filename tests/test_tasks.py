@@ -58,7 +58,9 @@ def test_training_learns_a_short_duplication_task():
     torch.manual_seed(0)
     model = TinyAttentionModel(5, 32, 2, max_len=7)
     before = evaluate(model, data)
-    losses = train(model, data, steps=150, lr=1e-2, batch_size=32, seed=0, progress=False)
+    losses = train(
+        model, data, steps=150, lr=1e-2, batch_size=32, seed=0, progress=False
+    )
     after = evaluate(model, data)
     assert len(losses) == 150 and not model.training
     assert after["loss"] < 0.5 * before["loss"]

@@ -1,5 +1,6 @@
 """Quantised keys (attnkit.vq): attention through the codewords equals softmax attention
 over the quantised keys, exactly (float64, atol 1e-12), with gradients."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,7 +22,9 @@ def setup(B=2, H=3, L=17, S=None, D=4, Dv=5, M=6, seed=0, requires_grad=False):
 def test_quantize_picks_the_nearest_codeword():
     _, k, _, codebook = setup()
     codes, k_hat = vq_quantize(k, codebook)
-    dist = torch.cdist(k, codebook.expand(*k.shape[:-2], *codebook.shape))  # (B, H, S, M)
+    dist = torch.cdist(
+        k, codebook.expand(*k.shape[:-2], *codebook.shape)
+    )  # (B, H, S, M)
     torch.testing.assert_close(codes, dist.argmin(-1), rtol=0, atol=0)
     torch.testing.assert_close(k_hat, codebook[codes], **TOL)
 
@@ -42,7 +45,9 @@ def test_codeword_stats():
 def test_reference_is_softmax_over_quantised_keys():
     q, k, v, codebook = setup()
     _, k_hat = vq_quantize(k, codebook)
-    w = torch.softmax(q @ k_hat.transpose(-2, -1) / 2.0, dim=-1)  # D = 4: 1/sqrt(D) = 1/2
+    w = torch.softmax(
+        q @ k_hat.transpose(-2, -1) / 2.0, dim=-1
+    )  # D = 4: 1/sqrt(D) = 1/2
     out, weights = vq_attention_naive(q, k, v, codebook)
     torch.testing.assert_close(weights, w, **TOL)
     torch.testing.assert_close(out, w @ v, **TOL)
@@ -69,10 +74,16 @@ def test_codewords_equal_quantised_softmax(causal, with_padding, M):
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out, naive(*inputs), **TOL)
     weight = randn(*out.shape, seed=9)
-    g_fast = torch.autograd.grad((fast(*inputs) * weight).sum(), inputs, allow_unused=True)
-    g_naive = torch.autograd.grad((naive(*inputs) * weight).sum(), inputs, allow_unused=True)
+    g_fast = torch.autograd.grad(
+        (fast(*inputs) * weight).sum(), inputs, allow_unused=True
+    )
+    g_naive = torch.autograd.grad(
+        (naive(*inputs) * weight).sum(), inputs, allow_unused=True
+    )
     for name, a, b in zip("qkvE", g_fast, g_naive):
-        if a is None or b is None:  # keys pass through an argmin: no gradient either way
+        if (
+            a is None or b is None
+        ):  # keys pass through an argmin: no gradient either way
             assert name == "k" and (a is None or a.abs().max() == 0)
             continue
         torch.testing.assert_close(a, b, **TOL)
@@ -100,8 +111,9 @@ def test_large_scores_stay_finite():
 
 def test_cross_attention_lengths():
     q, k, v, codebook = setup(L=5, S=23)
-    torch.testing.assert_close(vq_attention(q, k, v, codebook),
-                               vq_attention_naive(q, k, v, codebook)[0], **TOL)
+    torch.testing.assert_close(
+        vq_attention(q, k, v, codebook), vq_attention_naive(q, k, v, codebook)[0], **TOL
+    )
 
 
 def test_never_builds_the_L_by_S_matrix():
@@ -117,7 +129,9 @@ def test_equals_softmax_over_codewords_with_log_counts():
     codes, _ = vq_quantize(k, codebook)
     counts, sums = codeword_stats(codes, v, codebook.shape[0])
     present = counts > 0
-    scores = q @ codebook.T / 2.0 + torch.where(present, counts, 1.0).log()[..., None, :]
+    scores = (
+        q @ codebook.T / 2.0 + torch.where(present, counts, 1.0).log()[..., None, :]
+    )
     w = masked_softmax(scores, mask=present[..., None, :])
     means = sums / torch.where(present, counts, 1.0)[..., None]
     torch.testing.assert_close(vq_attention(q, k, v, codebook), w @ means, **TOL)

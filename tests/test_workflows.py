@@ -22,7 +22,9 @@ WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.y*ml"))
 BIN = Path(sys.executable).parent
 # actionlint finds shellcheck on PATH: the environment's bin folder first
 PATH = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
-INSTALL_HINT = "actionlint is missing: `pip install -e '.[test]'` installs it (and shellcheck)"
+INSTALL_HINT = (
+    "actionlint is missing: `pip install -e '.[test]'` installs it (and shellcheck)"
+)
 
 
 def _actionlint() -> str:
@@ -56,7 +58,9 @@ def _steps(doc: dict) -> list[dict]:
 
 
 def test_workflows_pass_actionlint():
-    assert {p.name for p in WORKFLOWS} >= {"test.yml", "book.yml"}, "a workflow is missing"
+    assert {p.name for p in WORKFLOWS} >= {"test.yml", "book.yml"}, (
+        "a workflow is missing"
+    )
     proc = _lint(*WORKFLOWS)
     assert proc.returncode == 0 and not proc.stdout.strip(), (
         f"actionlint:\n{proc.stdout}{proc.stderr}"
@@ -79,38 +83,66 @@ def test_actionlint_catches_a_broken_workflow(tmp_path):
     )
     proc = _lint(broken)
     assert proc.returncode != 0
-    assert "pyhton-version" in proc.stdout and "nonexistent_context" in proc.stdout, proc.stdout
+    assert "pyhton-version" in proc.stdout and "nonexistent_context" in proc.stdout, (
+        proc.stdout
+    )
 
 
 def test_test_workflow_runs_ci_run_after_installing_what_it_installs():
     doc = _load("test.yml")
     assert {"push", "pull_request"} <= set(doc["on"])
     runs = [s.get("run", "") for s in _steps(doc)]
-    assert any(r.strip() == ".ci/run" for r in runs), "the test workflow must run .ci/run"
-    packages = lambda text: set(re.findall(r"apt-get install -y ([\w\- ]+)", text)[0].split())  # noqa: E731
+    assert any(r.strip() == ".ci/run" for r in runs), (
+        "the test workflow must run .ci/run"
+    )
+    packages = lambda text: set(
+        re.findall(r"apt-get install -y ([\w\- ]+)", text)[0].split()
+    )  # noqa: E731
     ci_run = (ROOT / ".ci" / "run").read_text()
     assert packages("\n".join(runs)) == packages(ci_run), (
         "the workflow's apt packages differ from .ci/run's"
     )
-    python = [s for s in _steps(doc) if s.get("uses", "").startswith("actions/setup-python@")]
-    assert python and python[0]["with"].get("cache") == "pip", "pip downloads are not cached"
+    python = [
+        s for s in _steps(doc) if s.get("uses", "").startswith("actions/setup-python@")
+    ]
+    assert python and python[0]["with"].get("cache") == "pip", (
+        "pip downloads are not cached"
+    )
 
 
 def test_book_workflow_publishes_build_html_with_the_pages_actions():
     doc = _load("book.yml")
     assert "push" in doc["on"]
-    assert doc["permissions"] == {"contents": "read", "pages": "write", "id-token": "write"}
+    assert doc["permissions"] == {
+        "contents": "read",
+        "pages": "write",
+        "id-token": "write",
+    }
     assert doc["concurrency"] == {"group": "pages", "cancel-in-progress": False}
     build, deploy = doc["jobs"]["build"], doc["jobs"]["deploy"]
     assert "default_branch" in build["if"]
     uses = [s.get("uses", "").split("@")[0] for s in build["steps"]]
-    assert uses.index("actions/configure-pages") < uses.index("actions/upload-pages-artifact")
+    assert uses.index("actions/configure-pages") < uses.index(
+        "actions/upload-pages-artifact"
+    )
     assert any(s.get("run", "").strip() == "make book" for s in build["steps"])
     upload = next(
-        s for s in build["steps"] if s.get("uses", "").startswith("actions/upload-pages-artifact@")
+        s
+        for s in build["steps"]
+        if s.get("uses", "").startswith("actions/upload-pages-artifact@")
     )
     assert upload["with"]["path"] == "_build/html"
-    assert deploy["needs"] == "build" and deploy["environment"]["name"] == "github-pages"
-    assert [s["uses"].split("@")[0] for s in deploy["steps"]] == ["actions/deploy-pages"]
-    python = [s for s in build["steps"] if s.get("uses", "").startswith("actions/setup-python@")]
-    assert python and python[0]["with"].get("cache") == "pip", "pip downloads are not cached"
+    assert (
+        deploy["needs"] == "build" and deploy["environment"]["name"] == "github-pages"
+    )
+    assert [s["uses"].split("@")[0] for s in deploy["steps"]] == [
+        "actions/deploy-pages"
+    ]
+    python = [
+        s
+        for s in build["steps"]
+        if s.get("uses", "").startswith("actions/setup-python@")
+    ]
+    assert python and python[0]["with"].get("cache") == "pip", (
+        "pip downloads are not cached"
+    )

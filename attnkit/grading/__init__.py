@@ -14,6 +14,7 @@ names), ``selfcheck`` (run the visible tests), ``batch`` (grade a folder of subm
 ``sandbox`` (the guard installed in each student's kernel), ``cli`` (the command line).
 nbformat, nbclient and nbgrader come with the ``grade`` extra (``pip install "attnkit[grade]"``).
 """
+
 from .batch import grade
 from .cells import HIDDEN, forbidden_names, is_test_cell, nbgrader_meta, question_of
 from .cli import main

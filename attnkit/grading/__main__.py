@@ -1,4 +1,5 @@
 """``python -m attnkit.grading``: see :mod:`attnkit.grading.cli`."""
+
 import sys
 
 from .cli import main

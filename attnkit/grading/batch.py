@@ -8,6 +8,7 @@ finished student's scores into it (replacing that student's earlier submission, 
 it) and records the notebook's hash in a manifest, so a re-run grades only what is new or
 unfinished.
 """
+
 from __future__ import annotations
 
 import csv
@@ -24,12 +25,23 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from .cells import HIDDEN, answer_names, forbidden_names, is_test_cell, nbgrader_meta, question_of
+from .cells import (
+    HIDDEN,
+    answer_names,
+    forbidden_names,
+    is_test_cell,
+    nbgrader_meta,
+    question_of,
+)
 
 WORK = ".attnkit-grading"
 SUSPICIOUS = [  # (pattern in a solution cell, what it is): flagged for a human, never scored
-    (r"\b(torch|np|numpy|attnkit|math|builtins|testing)\.[\w.]+\s*=[^=]", "replaces a library attribute"),
-    (r"\bsetattr\s*\(", "setattr"), (r"get_ipython|set_custom_exc|excepthook", "touches IPython"),
+    (
+        r"\b(torch|np|numpy|attnkit|math|builtins|testing)\.[\w.]+\s*=[^=]",
+        "replaces a library attribute",
+    ),
+    (r"\bsetattr\s*\(", "setattr"),
+    (r"get_ipython|set_custom_exc|excepthook", "touches IPython"),
     (r"\b_exit\b|\babort\b|ctypes|faulthandler", "exits or crashes the kernel"),
     (r"\bsubprocess\b|os\.system|socket|urllib|requests", "processes or network"),
     (r"open\s*\(\s*['\"](/|\.\.)", "opens a file outside the submission"),
@@ -37,18 +49,30 @@ SUSPICIOUS = [  # (pattern in a solution cell, what it is): flagged for a human,
 
 
 def _env(extra=None) -> dict:
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            **(extra or {})}
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        **(extra or {}),
+    }
 
 
 def _nbgrader(*args, cwd, env=None, timeout=None, memory=None):
     """Run nbgrader in its own process group (killed whole on timeout); returns (rc, output)."""
+
     def limits():
         if memory:
             resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    proc = subprocess.Popen([sys.executable, "-m", "nbgrader", *args], cwd=cwd, env=env or _env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, preexec_fn=limits)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=cwd,
+        env=env or _env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        preexec_fn=limits,
+    )
     try:
         out, _ = proc.communicate(timeout=timeout)
         rc = proc.returncode
@@ -77,7 +101,9 @@ def collect(folder: Path, assignment: str):
         if entry.is_file() and entry.suffix == ".ipynb":
             found.setdefault(student_id(entry.stem), []).append(entry)
         elif entry.is_dir():
-            nbs = sorted(p for p in entry.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+            nbs = sorted(
+                p for p in entry.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts
+            )
             found.setdefault(student_id(entry.name), []).extend(nbs)
     expected = f"{assignment}.ipynb"
     chosen, problems = {}, {}
@@ -90,10 +116,14 @@ def collect(folder: Path, assignment: str):
         exact = [p for p in paths if p.name == expected]
         pick = max(exact or paths, key=lambda p: (p.stat().st_mtime, str(p)))
         if len(paths) > 1:
-            notes.append(f"duplicate submission ({', '.join(p.name for p in paths)}): graded {pick.name}, "
-                         f"the {'one with the assignment name' if exact else 'newest'}; ignored the others")
+            notes.append(
+                f"duplicate submission ({', '.join(p.name for p in paths)}): graded {pick.name}, "
+                f"the {'one with the assignment name' if exact else 'newest'}; ignored the others"
+            )
         if pick.parent != Path(folder) and pick.name != expected:
-            notes.append(f"notebook named {pick.name}, expected {expected}: graded anyway")
+            notes.append(
+                f"notebook named {pick.name}, expected {expected}: graded anyway"
+            )
         chosen[student] = pick
     return chosen, problems
 
@@ -101,7 +131,11 @@ def collect(folder: Path, assignment: str):
 def _intake_notes(nb, release) -> list[str]:
     """Edited or deleted test cells and suspicious solution code (nbgrader restores edited tests)."""
     notes = []
-    mine = {nbgrader_meta(c).get("grade_id"): c for c in nb.cells if nbgrader_meta(c).get("grade_id")}
+    mine = {
+        nbgrader_meta(c).get("grade_id"): c
+        for c in nb.cells
+        if nbgrader_meta(c).get("grade_id")
+    }
     for c in release.cells:
         gid = nbgrader_meta(c).get("grade_id")
         if not is_test_cell(c):
@@ -114,7 +148,9 @@ def _intake_notes(nb, release) -> list[str]:
         if nbgrader_meta(c).get("solution"):
             for pattern, what in SUSPICIOUS:
                 if re.search(pattern, c.source):
-                    notes.append(f"cell {gid}: suspicious code ({what}), check it by hand")
+                    notes.append(
+                        f"cell {gid}: suspicious code ({what}), check it by hand"
+                    )
     return notes
 
 
@@ -126,12 +162,16 @@ def _guard_notes(log: Path) -> list[str]:
         e = json.loads(line)
         where = f" in {e['grade_id']}" if e.get("grade_id") else ""
         if e["kind"] == "restored":
-            notes.append(f"the grader put back {', '.join(e['names'][:5])} replaced by the submission{where}")
+            notes.append(
+                f"the grader put back {', '.join(e['names'][:5])} replaced by the submission{where}"
+            )
         elif e["kind"] == "forbidden-call":
             q = question_of(e["grade_id"] or "q?")
             how = f"defines {e['answer']} as" if e.get("answer") else "calls"
-            notes.append(f"{q} {how} {e['name']}, which {q} may not use "
-                         "(forbidden in its solution cell): no points")
+            notes.append(
+                f"{q} {how} {e['name']}, which {q} may not use "
+                "(forbidden in its solution cell): no points"
+            )
         elif e["kind"] == "forbidden-unresolved":
             notes.append(f"the grader could not enforce the forbidden call {e['name']}")
         elif e["kind"] == "output-cut":
@@ -141,7 +181,22 @@ def _guard_notes(log: Path) -> list[str]:
     return list(dict.fromkeys(notes))
 
 
-def _grade_one(student, nb_path, notes, *, assignment, out, work, template, tests, deny, timeout, memory, max_output, threads):
+def _grade_one(
+    student,
+    nb_path,
+    notes,
+    *,
+    assignment,
+    out,
+    work,
+    template,
+    tests,
+    deny,
+    timeout,
+    memory,
+    max_output,
+    threads,
+):
     """Autograde one student in a scratch course; returns {student, ok, scores, problems}."""
     result = {"student": student, "ok": False, "scores": {}, "problems": list(notes)}
     if nb_path is None:
@@ -151,39 +206,91 @@ def _grade_one(student, nb_path, notes, *, assignment, out, work, template, test
     (scratch / "submitted" / student / assignment).mkdir(parents=True)
     shutil.copy(out / "nbgrader_config.py", scratch)
     shutil.copy(template / "gradebook.db", scratch)
-    shutil.copy(nb_path, scratch / "submitted" / student / assignment / f"{assignment}.ipynb")
+    shutil.copy(
+        nb_path, scratch / "submitted" / student / assignment / f"{assignment}.ipynb"
+    )
     tmp, startup = scratch / "tmp", scratch / "ipython" / "profile_default" / "startup"
     tmp.mkdir()
     startup.mkdir(parents=True)
     cwd = scratch / "autograded" / student / assignment
-    cfg = {"log": str(scratch / "guard.log"), "allow_write": [str(cwd), str(tmp)], "deny_read": deny + [str(scratch)],
-           "tests": tests, "max_output": max_output}
+    cfg = {
+        "log": str(scratch / "guard.log"),
+        "allow_write": [str(cwd), str(tmp)],
+        "deny_read": deny + [str(scratch)],
+        "tests": tests,
+        "max_output": max_output,
+    }
     (scratch / "guard.json").write_text(json.dumps(cfg))
     (startup / "00-attnkit-guard.py").write_text(
-        f"import attnkit.grading.sandbox as _g\n_g.install({str(scratch / 'guard.json')!r})\ndel _g\n")
-    (startup.parent / "ipython_kernel_config.py").write_text("c.HistoryManager.enabled = False\n")
-    env = _env({"IPYTHONDIR": str(scratch / "ipython"), "ATTNKIT_GRADING": "1", "TMPDIR": str(tmp),
-                "MPLCONFIGDIR": str(tmp), "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": str(threads)})
-    rc, log = _nbgrader("autograde", assignment, "--student", student, "--force", f"--Execute.timeout={timeout}",
-                        cwd=scratch, env=env, timeout=timeout * (len(tests) + 10), memory=memory)
+        f"import attnkit.grading.sandbox as _g\n_g.install({str(scratch / 'guard.json')!r})\ndel _g\n"
+    )
+    (startup.parent / "ipython_kernel_config.py").write_text(
+        "c.HistoryManager.enabled = False\n"
+    )
+    env = _env(
+        {
+            "IPYTHONDIR": str(scratch / "ipython"),
+            "ATTNKIT_GRADING": "1",
+            "TMPDIR": str(tmp),
+            "MPLCONFIGDIR": str(tmp),
+            "MPLBACKEND": "Agg",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "OMP_NUM_THREADS": str(threads),
+        }
+    )
+    rc, log = _nbgrader(
+        "autograde",
+        assignment,
+        "--student",
+        student,
+        "--force",
+        f"--Execute.timeout={timeout}",
+        cwd=scratch,
+        env=env,
+        timeout=timeout * (len(tests) + 10),
+        memory=memory,
+    )
     result["problems"] += _guard_notes(scratch / "guard.log")
     graded = cwd / f"{assignment}.ipynb"
     if rc != 0 or not graded.exists():
-        why = "the kernel died" if "DeadKernel" in log or "UnresponsiveKernel" in log else "grading failed"
-        result["problems"].append(f"{why} (os._exit, a crash, or over the time/memory limit): 0 points; "
-                                  f"nbgrader said: {log.strip().splitlines()[-1][:200] if log.strip() else rc}")
+        why = (
+            "the kernel died"
+            if "DeadKernel" in log or "UnresponsiveKernel" in log
+            else "grading failed"
+        )
+        result["problems"].append(
+            f"{why} (os._exit, a crash, or over the time/memory limit): 0 points; "
+            f"nbgrader said: {log.strip().splitlines()[-1][:200] if log.strip() else rc}"
+        )
         return result
-    from nbgrader.api import Gradebook
     import nbformat
+    from nbgrader.api import Gradebook
+
     with Gradebook(f"sqlite:///{scratch / 'gradebook.db'}") as gb:
         sub = gb.find_submission_notebook(assignment, assignment, student)
-        result["scores"] = {g.name: (float(g.auto_score or 0.0), float(g.max_score)) for g in sub.grades}
+        result["scores"] = {
+            g.name: (float(g.auto_score or 0.0), float(g.max_score)) for g in sub.grades
+        }
     if result["problems"]:  # the student reads the notes at the top of the feedback
         nb = nbformat.read(graded, as_version=4)
-        nb.cells.insert(0, nbformat.v4.new_markdown_cell(
-            "**Grading notes**\n\n" + "\n".join(f"* {p}" for p in result["problems"])))
+        nb.cells.insert(
+            0,
+            nbformat.v4.new_markdown_cell(
+                "**Grading notes**\n\n"
+                + "\n".join(f"* {p}" for p in result["problems"])
+            ),
+        )
         nbformat.write(nb, graded)
-    _nbgrader("generate_feedback", assignment, "--student", student, "--force", cwd=scratch, env=env, timeout=300)
+    _nbgrader(
+        "generate_feedback",
+        assignment,
+        "--student",
+        student,
+        "--force",
+        cwd=scratch,
+        env=env,
+        timeout=300,
+    )
     result["ok"] = True
     return result
 
@@ -194,11 +301,15 @@ def _record(out: Path, assignment: str, r: dict, work: Path) -> None:
 
     student = r["student"]
     db = f"sqlite:///{out / 'gradebook.db'}"
-    warnings.filterwarnings("ignore", message=".*not in session.*")  # nbgrader's add_submission, harmless
+    warnings.filterwarnings(
+        "ignore", message=".*not in session.*"
+    )  # nbgrader's add_submission, harmless
     with Gradebook(db) as gb:
         gb.update_or_create_student(student)
         try:
-            gb.remove_submission(assignment, student)  # replace, never add to, an earlier grading
+            gb.remove_submission(
+                assignment, student
+            )  # replace, never add to, an earlier grading
         except MissingEntry:
             pass
     if r["ok"]:
@@ -206,7 +317,9 @@ def _record(out: Path, assignment: str, r: dict, work: Path) -> None:
             gb.add_submission(assignment, student)
             for name, (score, _) in r["scores"].items():
                 grade = gb.find_grade(name, assignment, assignment, student)
-                grade.auto_score = min(max(score, 0.0), grade.max_score)  # a scratch gradebook is not trusted
+                grade.auto_score = min(
+                    max(score, 0.0), grade.max_score
+                )  # a scratch gradebook is not trusted
                 grade.needs_manual_grade = False
             gb.db.commit()
     for part in ("autograded", "feedback"):
@@ -218,11 +331,22 @@ def _record(out: Path, assignment: str, r: dict, work: Path) -> None:
         elif part == "feedback":
             dest.mkdir(parents=True)
             items = "".join(f"<li>{p}</li>" for p in r["problems"])
-            (dest / f"{assignment}.html").write_text(f"<h1>{assignment}: 0 points</h1><ul>{items}</ul>\n")
+            (dest / f"{assignment}.html").write_text(
+                f"<h1>{assignment}: 0 points</h1><ul>{items}</ul>\n"
+            )
 
 
-def grade(assignment, submissions, *, course=".", out=None, jobs=2, timeout=60, memory_gib=4.0,
-          max_output=100_000) -> int:
+def grade(
+    assignment,
+    submissions,
+    *,
+    course=".",
+    out=None,
+    jobs=2,
+    timeout=60,
+    memory_gib=4.0,
+    max_output=100_000,
+) -> int:
     import nbformat
     from tqdm import tqdm
 
@@ -231,9 +355,14 @@ def grade(assignment, submissions, *, course=".", out=None, jobs=2, timeout=60, 
     submissions = Path(submissions).resolve()
     source = course / "solutions" / assignment
     if not (course / "nbgrader_config.py").exists() or not source.is_dir():
-        print(f"{course} is not a course root with solutions/{assignment}/", file=sys.stderr)
+        print(
+            f"{course} is not a course root with solutions/{assignment}/",
+            file=sys.stderr,
+        )
         return 2
-    chosen, problems = collect(submissions, assignment) if submissions.is_dir() else ({}, {})
+    chosen, problems = (
+        collect(submissions, assignment) if submissions.is_dir() else ({}, {})
+    )
     if not chosen:
         print(f"no submissions found in {submissions}: nothing graded", file=sys.stderr)
         return 2
@@ -243,7 +372,9 @@ def grade(assignment, submissions, *, course=".", out=None, jobs=2, timeout=60, 
         out.mkdir(parents=True, exist_ok=True)
         shutil.copy(course / "nbgrader_config.py", out)
         shutil.copytree(source, out / "solutions" / assignment, dirs_exist_ok=True)
-    if not (template / "gradebook.db").exists():  # the assignment's cells and checksums, once
+    if not (
+        template / "gradebook.db"
+    ).exists():  # the assignment's cells and checksums, once
         shutil.rmtree(template, ignore_errors=True)
         shutil.copytree(source, template / "solutions" / assignment)
         shutil.copy(course / "nbgrader_config.py", template)
@@ -253,13 +384,24 @@ def grade(assignment, submissions, *, course=".", out=None, jobs=2, timeout=60, 
             return 2
     if not (out / "gradebook.db").exists():
         shutil.copy(template / "gradebook.db", out / "gradebook.db")
-    release = nbformat.read(template / "exercises" / assignment / f"{assignment}.ipynb", as_version=4)
+    release = nbformat.read(
+        template / "exercises" / assignment / f"{assignment}.ipynb", as_version=4
+    )
     src_nb = nbformat.read(source / f"{assignment}.ipynb", as_version=4)
-    forbid, answers = forbidden_names(src_nb), answer_names(src_nb)  # solutions/: not editable
-    tests = [{"grade_id": nbgrader_meta(c)["grade_id"], "source": c.source,
-              "forbidden": forbid.get(question_of(nbgrader_meta(c)["grade_id"]), []),
-              "answers": answers.get(question_of(nbgrader_meta(c)["grade_id"]), [])}
-             for c in src_nb.cells if is_test_cell(c)]
+    forbid, answers = (
+        forbidden_names(src_nb),
+        answer_names(src_nb),
+    )  # solutions/: not editable
+    tests = [
+        {
+            "grade_id": nbgrader_meta(c)["grade_id"],
+            "source": c.source,
+            "forbidden": forbid.get(question_of(nbgrader_meta(c)["grade_id"]), []),
+            "answers": answers.get(question_of(nbgrader_meta(c)["grade_id"]), []),
+        }
+        for c in src_nb.cells
+        if is_test_cell(c)
+    ]
     shas = {}
     for student, path in list(chosen.items()):
         if path is None:
@@ -270,7 +412,9 @@ def grade(assignment, submissions, *, course=".", out=None, jobs=2, timeout=60, 
             nb = nbformat.reads(data.decode("utf-8"), as_version=4)
             nbformat.validate(nb)
         except Exception as exc:  # malformed JSON, not a notebook, bad encoding
-            problems[student].append(f"not a readable notebook ({type(exc).__name__}: {str(exc)[:120]}): 0 points")
+            problems[student].append(
+                f"not a readable notebook ({type(exc).__name__}: {str(exc)[:120]}): 0 points"
+            )
             chosen[student] = None
             continue
         problems[student] += _intake_notes(nb, release)
@@ -282,29 +426,65 @@ def grade(assignment, submissions, *, course=".", out=None, jobs=2, timeout=60, 
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     todo = [s for s in chosen if manifest.get(s, {}).get("sha") != shas.get(s, "none")]
     # the instructor's state, not the whole course root: that may hold .venv and attnkit itself
-    private = ("solutions", "source", "submitted", "autograded", "feedback", "gradebook.db", "grades.csv",
-               "nbgrader_config.py", WORK)
-    deny = sorted({str(root / p) for root in (course, out) for p in private} | {str(submissions)})
-    common = dict(assignment=assignment, out=out, work=work, template=template, tests=tests, deny=deny,
-                  timeout=timeout, memory=int(memory_gib * 2**30), max_output=max_output,
-                  threads=1 if jobs > 1 else 2)
-    print(f"{assignment}: {len(chosen)} submissions, {len(chosen) - len(todo)} already graded, "
-          f"grading {len(todo)} with {jobs} jobs")
-    with ThreadPoolExecutor(max(1, jobs)) as pool, tqdm(total=len(todo), unit="student") as bar:
-        futures = [pool.submit(_grade_one, s, chosen[s], problems[s], **common) for s in todo]
+    private = (
+        "solutions",
+        "source",
+        "submitted",
+        "autograded",
+        "feedback",
+        "gradebook.db",
+        "grades.csv",
+        "nbgrader_config.py",
+        WORK,
+    )
+    deny = sorted(
+        {str(root / p) for root in (course, out) for p in private} | {str(submissions)}
+    )
+    common = dict(
+        assignment=assignment,
+        out=out,
+        work=work,
+        template=template,
+        tests=tests,
+        deny=deny,
+        timeout=timeout,
+        memory=int(memory_gib * 2**30),
+        max_output=max_output,
+        threads=1 if jobs > 1 else 2,
+    )
+    print(
+        f"{assignment}: {len(chosen)} submissions, {len(chosen) - len(todo)} already graded, "
+        f"grading {len(todo)} with {jobs} jobs"
+    )
+    with (
+        ThreadPoolExecutor(max(1, jobs)) as pool,
+        tqdm(total=len(todo), unit="student") as bar,
+    ):
+        futures = [
+            pool.submit(_grade_one, s, chosen[s], problems[s], **common) for s in todo
+        ]
         for future in as_completed(futures):
             r = future.result()
             _record(out, assignment, r, work)
-            manifest[r["student"]] = {"sha": shas.get(r["student"], "none"), "ok": r["ok"],
-                                      "scores": r["scores"], "problems": r["problems"]}
-            manifest_path.write_text(json.dumps(manifest, indent=1))  # after the gradebook: a crash re-grades
+            manifest[r["student"]] = {
+                "sha": shas.get(r["student"], "none"),
+                "ok": r["ok"],
+                "scores": r["scores"],
+                "problems": r["problems"],
+            }
+            manifest_path.write_text(
+                json.dumps(manifest, indent=1)
+            )  # after the gradebook: a crash re-grades
             bar.update()
     _nbgrader("export", "--to", str(out / "grades.csv"), cwd=out)
     return _summary(out, assignment, {s: manifest[s] for s in chosen})
 
 
 def _summary(out: Path, assignment: str, rows: dict) -> int:
-    full = max((sum(m for _, m in r["scores"].values()) for r in rows.values() if r["scores"]), default=0)
+    full = max(
+        (sum(m for _, m in r["scores"].values()) for r in rows.values() if r["scores"]),
+        default=0,
+    )
     with open(out / f"summary-{assignment}.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["student", "score", "max_score", "problems"])
@@ -313,5 +493,7 @@ def _summary(out: Path, assignment: str, rows: dict) -> int:
             score = sum(v for v, _ in r["scores"].values())
             w.writerow([s, f"{score:g}", f"{full:g}", " | ".join(r["problems"])])
             print(f"{s:<24} {score:>4g}/{full:g}  {'; '.join(r['problems']) or '-'}")
-    print(f"\ngrades: {out / 'grades.csv'}  summary: {out / f'summary-{assignment}.csv'}  feedback: {out / 'feedback'}")
+    print(
+        f"\ngrades: {out / 'grades.csv'}  summary: {out / f'summary-{assignment}.csv'}  feedback: {out / 'feedback'}"
+    )
     return 0

@@ -1,10 +1,19 @@
 """What the grader reads from a notebook's cells: test cells, questions, forbidden names."""
+
 from __future__ import annotations
 
 import ast
 
-__all__ = ["HIDDEN", "nbgrader_meta", "is_test_cell", "only_comments", "question_of",
-           "forbidden_names", "answer_names", "forbidden_sentence"]
+__all__ = [
+    "HIDDEN",
+    "nbgrader_meta",
+    "is_test_cell",
+    "only_comments",
+    "question_of",
+    "forbidden_names",
+    "answer_names",
+    "forbidden_sentence",
+]
 
 HIDDEN = "### BEGIN HIDDEN TESTS"
 
@@ -17,12 +26,18 @@ def nbgrader_meta(cell) -> dict:
 def is_test_cell(cell) -> bool:
     """A graded code cell that is not a solution: a test cell (visible or hidden)."""
     m = nbgrader_meta(cell)
-    return bool(m.get("grade")) and not m.get("solution") and cell.get("cell_type") == "code"
+    return (
+        bool(m.get("grade"))
+        and not m.get("solution")
+        and cell.get("cell_type") == "code"
+    )
 
 
 def only_comments(source: str) -> bool:
     """True when every line is blank or a comment (a hidden test cell in the student's copy)."""
-    return all(not line.strip() or line.strip().startswith("#") for line in source.splitlines())
+    return all(
+        not line.strip() or line.strip().startswith("#") for line in source.splitlines()
+    )
 
 
 def question_of(grade_id: str) -> str:
@@ -38,9 +53,13 @@ def forbidden_names(nb) -> dict[str, list[str]]:
     stands for its ``__init__`` and ``forward``). Every solution cell gets an entry, ``[]`` when
     it lists nothing.
     """
-    return {nbgrader_meta(c)["grade_id"]:
-            list(c.get("metadata", {}).get("attnkit", {}).get("forbidden", []))
-            for c in nb.cells if c.get("cell_type") == "code" and nbgrader_meta(c).get("solution")}
+    return {
+        nbgrader_meta(c)["grade_id"]: list(
+            c.get("metadata", {}).get("attnkit", {}).get("forbidden", [])
+        )
+        for c in nb.cells
+        if c.get("cell_type") == "code" and nbgrader_meta(c).get("solution")
+    }
 
 
 def answer_names(nb) -> dict[str, list[str]]:
@@ -52,8 +71,11 @@ def answer_names(nb) -> dict[str, list[str]]:
                 body = ast.parse(c.source).body
             except SyntaxError:
                 body = []
-            result[nbgrader_meta(c)["grade_id"]] = [n.name for n in body if isinstance(
-                n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+            result[nbgrader_meta(c)["grade_id"]] = [
+                n.name
+                for n in body
+                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            ]
     return result
 
 

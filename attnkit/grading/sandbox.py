@@ -18,6 +18,7 @@ in book/instructor-guide.md and records every event in a log; a determined attac
 this file can still find a way around it. The hard bounds (time, memory, processes, the
 gradebook never being opened by the kernel) come from ``attnkit.grading``.
 """
+
 from __future__ import annotations
 
 import builtins
@@ -27,18 +28,60 @@ import sys
 import types
 
 _MISSING = object()
-_DENIED = {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
-           "os.forkpty", "os.kill", "os.killpg", "signal.pthread_kill", "socket.connect",
-           "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
-           "ctypes.call_function", "ctypes.dlsym", "ctypes.cdata", "ctypes.string_at",
-           "ctypes.wstring_at", "ctypes.dlopen", "os.chroot", "shutil.rmtree"}
-_PATH_WRITES = {"os.remove", "os.rmdir", "os.truncate", "os.chmod", "os.chown", "os.mkdir",
-                "os.symlink", "os.link", "os.utime", "os.rename"}
+_DENIED = {
+    "subprocess.Popen",
+    "os.system",
+    "os.exec",
+    "os.posix_spawn",
+    "os.spawn",
+    "os.fork",
+    "os.forkpty",
+    "os.kill",
+    "os.killpg",
+    "signal.pthread_kill",
+    "socket.connect",
+    "socket.bind",
+    "socket.sendto",
+    "socket.sendmsg",
+    "socket.getaddrinfo",
+    "ctypes.call_function",
+    "ctypes.dlsym",
+    "ctypes.cdata",
+    "ctypes.string_at",
+    "ctypes.wstring_at",
+    "ctypes.dlopen",
+    "os.chroot",
+    "shutil.rmtree",
+}
+_PATH_WRITES = {
+    "os.remove",
+    "os.rmdir",
+    "os.truncate",
+    "os.chmod",
+    "os.chown",
+    "os.mkdir",
+    "os.symlink",
+    "os.link",
+    "os.utime",
+    "os.rename",
+}
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
 
-_IPYTHON_BUILTINS = {"exit", "quit", "get_ipython", "display", "copyright", "credits", "license", "help",
-                     "dreload", "runfile", "input", "raw_input"}  # ipykernel swaps input per request
+_IPYTHON_BUILTINS = {
+    "exit",
+    "quit",
+    "get_ipython",
+    "display",
+    "copyright",
+    "credits",
+    "license",
+    "help",
+    "dreload",
+    "runfile",
+    "input",
+    "raw_input",
+}  # ipykernel swaps input per request
 
 
 class GradingGuardError(RuntimeError):
@@ -59,19 +102,31 @@ def _protected_owners():
     import torch
     import torch.testing
 
-    import attnkit
-    owners = [("builtins", builtins), ("math", math), ("operator", operator), ("torch", torch),
-              ("torch.testing", torch.testing), ("torch.Tensor", torch.Tensor),
-              ("torch.nn.functional", torch.nn.functional), ("numpy", numpy),
-              ("numpy.testing", numpy.testing), ("os", os)]
-    owners += [(name, mod) for name, mod in sorted(sys.modules.items())
-               if (name == "attnkit" or name.startswith("attnkit.")) and mod is not None]
+
+    owners = [
+        ("builtins", builtins),
+        ("math", math),
+        ("operator", operator),
+        ("torch", torch),
+        ("torch.testing", torch.testing),
+        ("torch.Tensor", torch.Tensor),
+        ("torch.nn.functional", torch.nn.functional),
+        ("numpy", numpy),
+        ("numpy.testing", numpy.testing),
+        ("os", os),
+    ]
+    owners += [
+        (name, mod)
+        for name, mod in sorted(sys.modules.items())
+        if (name == "attnkit" or name.startswith("attnkit.")) and mod is not None
+    ]
     return owners
 
 
 def resolve(path: str):
     """The object at a dotted path, any depth: the longest importable module, then getattr."""
     import importlib
+
     parts = path.split(".")
     for i in range(len(parts), 0, -1):
         try:
@@ -91,8 +146,12 @@ def _targets(obj):
         return [(obj, None)]
     if isinstance(obj, type):
         found = [(getattr(obj, m, None), obj) for m in ("__init__", "forward")]
-        return [(f, obj) for f, _ in found if isinstance(f, types.FunctionType)
-                and (f.__module__ or "").split(".")[0] == "attnkit"]
+        return [
+            (f, obj)
+            for f, _ in found
+            if isinstance(f, types.FunctionType)
+            and (f.__module__ or "").split(".")[0] == "attnkit"
+        ]
     return []
 
 
@@ -101,9 +160,12 @@ def _trip_code(fn, key):
     ``__class__``): a function's code can only be replaced by code with as many."""
     free = fn.__code__.co_freevars
     body = "".join(f"        {v}\n" for v in free)
-    src = ("def _outer():\n" + "".join(f"    {v} = None\n" for v in free)
-           + f"    def {fn.__name__}(*args, **kwargs):\n{body}        return {key}(args, kwargs)\n"
-           + f"    return {fn.__name__}\n")
+    src = (
+        "def _outer():\n"
+        + "".join(f"    {v} = None\n" for v in free)
+        + f"    def {fn.__name__}(*args, **kwargs):\n{body}        return {key}(args, kwargs)\n"
+        + f"    return {fn.__name__}\n"
+    )
     ns = {}
     exec(compile(src, "<attnkit grader>", "exec"), fn.__globals__, ns)
     code = ns["_outer"]().__code__
@@ -160,14 +222,20 @@ class Tripwires:
             return
         own = fn.__code__
         key = f"_attnkit_trip_{fn.__name__}_{id(fn)}"
-        fn.__globals__[key] = lambda args, kwargs, fn=fn: self.dispatch(fn, args, kwargs)
+        fn.__globals__[key] = lambda args, kwargs, fn=fn: self.dispatch(
+            fn, args, kwargs
+        )
         trip = _trip_code(fn, key)
-        original = types.FunctionType(own, fn.__globals__, fn.__name__, fn.__defaults__,
-                                      fn.__closure__)
+        original = types.FunctionType(
+            own, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__
+        )
         original.__kwdefaults__ = fn.__kwdefaults__
         try:
             import inspect
-            fn.__signature__ = inspect.signature(fn)  # introspection keeps the real signature
+
+            fn.__signature__ = inspect.signature(
+                fn
+            )  # introspection keeps the real signature
         except (TypeError, ValueError):
             pass
         fn.__code__ = trip
@@ -182,23 +250,35 @@ class Tripwires:
             for name in self.answers.get(self.question, []):
                 path = self._is_forbidden(self.namespace().get(name))
                 if path:
-                    self.event("forbidden-call", grade_id=self.grade_id, name=path, answer=name)
-                    raise GradingGuardError(f"{self.question}: your `{name}` is {path} itself, "
-                                            "which "
-                                            f"{self.question} may not use: no points for it")
+                    self.event(
+                        "forbidden-call", grade_id=self.grade_id, name=path, answer=name
+                    )
+                    raise GradingGuardError(
+                        f"{self.question}: your `{name}` is {path} itself, "
+                        "which "
+                        f"{self.question} may not use: no points for it"
+                    )
 
     def _is_forbidden(self, obj, depth=0):
         """The forbidden path ``obj`` is (or wraps, or subclasses), for the current question."""
         import functools
+
         if obj is None or depth > 8:
             return None
         for path, target in self.forbidden.get(self.question, []):
-            if obj is target or (isinstance(obj, type) and isinstance(target, type)
-                                 and issubclass(obj, target)):
+            if obj is target or (
+                isinstance(obj, type)
+                and isinstance(target, type)
+                and issubclass(obj, target)
+            ):
                 return path
-        if isinstance(obj, types.FunctionType):  # a copy of a tripwire's code is the original
+        if isinstance(
+            obj, types.FunctionType
+        ):  # a copy of a tripwire's code is the original
             obj = self.codes.get(obj.__code__, obj)
-        for q, path, _ in self.rules.get(obj, []) if isinstance(obj, types.FunctionType) else []:
+        for q, path, _ in (
+            self.rules.get(obj, []) if isinstance(obj, types.FunctionType) else []
+        ):
             if q == self.question:
                 return path
         inner = []
@@ -206,9 +286,14 @@ class Tripwires:
             inner.append(obj.func)
         if isinstance(obj, (types.MethodType, staticmethod, classmethod)):
             inner.append(obj.__func__)
-        if isinstance(getattr(obj, "__dict__", None), dict) and "__wrapped__" in obj.__dict__:
+        if (
+            isinstance(getattr(obj, "__dict__", None), dict)
+            and "__wrapped__" in obj.__dict__
+        ):
             inner.append(obj.__dict__["__wrapped__"])
-        if isinstance(obj, type) and obj.__module__ == "__main__":  # a notebook class: its members
+        if (
+            isinstance(obj, type) and obj.__module__ == "__main__"
+        ):  # a notebook class: its members
             inner += list(vars(obj).values())
         for o in inner:
             path = self._is_forbidden(o, depth + 1)
@@ -224,13 +309,16 @@ class Tripwires:
                     frame = sys._getframe(1)
                     # skip attnkit/torch frames: the nearest notebook cell decides
                     while frame is not None and not frame.f_code.co_filename.startswith(
-                            self.cell_dir):
+                        self.cell_dir
+                    ):
                         frame = frame.f_back
                     if frame is None or frame.f_code.co_filename != self.cell:
                         self.event("forbidden-call", grade_id=self.grade_id, name=path)
-                        raise GradingGuardError(f"{q}: your solution calls {path}, which {q} may "
-                                                "not use "
-                                                "(it answers the question): no points for it")
+                        raise GradingGuardError(
+                            f"{q}: your solution calls {path}, which {q} may "
+                            "not use "
+                            "(it answers the question): no points for it"
+                        )
                     break
         return self.originals[fn](*args, **kwargs)
 
@@ -243,15 +331,20 @@ def install_tripwires(tests) -> Tripwires:
     cell_dir = os.path.dirname(ip.compile.get_code_name("", "", 0))
     by_name = {ip.compile.get_code_name(t["source"], t["source"], 0): t for t in tests}
     notes = []
-    wires = Tripwires(tests, cell_dir, lambda kind, **info: notes.append((kind, info)),
-                      lambda: ip.user_ns)
+    wires = Tripwires(
+        tests,
+        cell_dir,
+        lambda kind, **info: notes.append((kind, info)),
+        lambda: ip.user_ns,
+    )
     state = {"cell": None, "exec": None}
 
     def hook(name, args):
         if name == "exec" and isinstance(args[0], types.CodeType):
             code = args[0]
             if code.co_filename.startswith(cell_dir) and (
-                    code.co_filename != state["cell"] or ip.execution_count != state["exec"]):
+                code.co_filename != state["cell"] or ip.execution_count != state["exec"]
+            ):
                 state["cell"], state["exec"] = code.co_filename, ip.execution_count
                 wires.enter(code.co_filename, by_name.get(code.co_filename))
 
@@ -261,8 +354,11 @@ def install_tripwires(tests) -> Tripwires:
 
 def _keep(label, key, value):
     """Which attributes are protected: callables and modules (not caches, not IPython's own)."""
-    if label == "builtins" and (key.startswith("_") and key not in ("__import__", "__build_class__")
-                                or key in _IPYTHON_BUILTINS):
+    if label == "builtins" and (
+        key.startswith("_")
+        and key not in ("__import__", "__build_class__")
+        or key in _IPYTHON_BUILTINS
+    ):
         return False
     return callable(value) or isinstance(value, types.ModuleType)
 
@@ -271,7 +367,13 @@ class _CappedStream:
     """Wraps sys.stdout/stderr: at most ``cap`` characters per cell, then one note."""
 
     def __init__(self, stream, cap, on_cut):
-        self._stream, self._cap, self.used, self.cut, self._on_cut = stream, cap, 0, False, on_cut
+        self._stream, self._cap, self.used, self.cut, self._on_cut = (
+            stream,
+            cap,
+            0,
+            False,
+            on_cut,
+        )
 
     def write(self, text):
         room = self._cap - self.used
@@ -281,7 +383,10 @@ class _CappedStream:
         if not self.cut:
             self.cut = True
             self._on_cut(self._cap)
-            self._stream.write(text[:max(room, 0)] + f"\n[grader] output cut at {self._cap} characters\n")
+            self._stream.write(
+                text[: max(room, 0)]
+                + f"\n[grader] output cut at {self._cap} characters\n"
+            )
         return len(text)
 
     def __getattr__(self, name):
@@ -291,7 +396,9 @@ class _CappedStream:
 def install(config_path: str) -> None:
     with open(config_path) as f:
         cfg = json.load(f)
-    log = open(cfg["log"], "a", buffering=1)  # opened before the hook: the kernel keeps writing it
+    log = open(
+        cfg["log"], "a", buffering=1
+    )  # opened before the hook: the kernel keeps writing it
     allow = [os.path.realpath(p) for p in cfg["allow_write"]]
     deny_read = [os.path.realpath(p) for p in cfg["deny_read"]]
     prefixes = [os.path.realpath(p) for p in {sys.prefix, sys.base_prefix}]
@@ -304,6 +411,7 @@ def install(config_path: str) -> None:
 
     # the pristine state: exits disabled first, so that restoring also re-disables them
     import posix
+
     for owner in (os, posix):
         owner._exit = _exit_blocked
     os.abort = _exit_blocked
@@ -314,14 +422,32 @@ def install(config_path: str) -> None:
     for broken in wires.broken:
         event("forbidden-unresolved", name=broken)
     owners = _protected_owners()
-    pristine = [(label, ns, {k: v for k, v in vars(ns).items() if _keep(label, k, v)}) for label, ns in owners]
-    ip_names = ("showtraceback", "_showtraceback", "showsyntaxerror", "CustomTB", "run_cell", "run_code")
+    pristine = [
+        (label, ns, {k: v for k, v in vars(ns).items() if _keep(label, k, v)})
+        for label, ns in owners
+    ]
+    ip_names = (
+        "showtraceback",
+        "_showtraceback",
+        "showsyntaxerror",
+        "CustomTB",
+        "run_cell",
+        "run_code",
+    )
     ip_pristine = {n: ip.__dict__.get(n, _MISSING) for n in ip_names}
-    def cut(cap):
-        event("output-cut", grade_id=tests.get(state["cell"], {}).get("grade_id"), cap=cap)
 
-    streams = {n: _CappedStream(getattr(sys, n), cfg["max_output"], cut) for n in ("stdout", "stderr")}
-    tests = {ip.compile.get_code_name(t["source"], t["source"], 0): t for t in cfg["tests"]}
+    def cut(cap):
+        event(
+            "output-cut", grade_id=tests.get(state["cell"], {}).get("grade_id"), cap=cap
+        )
+
+    streams = {
+        n: _CappedStream(getattr(sys, n), cfg["max_output"], cut)
+        for n in ("stdout", "stderr")
+    }
+    tests = {
+        ip.compile.get_code_name(t["source"], t["source"], 0): t for t in cfg["tests"]
+    }
     state = {"cell": None, "exec": None}
 
     def restore():
@@ -333,7 +459,9 @@ def install(config_path: str) -> None:
                     changed.append(f"{label}.{key}")
                     setattr(ns, key, value)
             if isinstance(ns, type):
-                for key in [k for k, v in now.items() if k not in saved and _keep(label, k, v)]:
+                for key in [
+                    k for k, v in now.items() if k not in saved and _keep(label, k, v)
+                ]:
                     changed.append(f"{label}.{key}")
                     delattr(ns, key)
         for n, value in ip_pristine.items():
@@ -351,7 +479,9 @@ def install(config_path: str) -> None:
         return changed
 
     def on_cell(code):
-        new_cell = code.co_filename != state["cell"] or ip.execution_count != state["exec"]
+        new_cell = (
+            code.co_filename != state["cell"] or ip.execution_count != state["exec"]
+        )
         test_before = tests.get(state["cell"]) if not new_cell else None
         if new_cell:
             state["cell"], state["exec"] = code.co_filename, ip.execution_count
@@ -360,35 +490,63 @@ def install(config_path: str) -> None:
         changed = restore()
         test = tests.get(state["cell"])
         if changed:
-            event("restored", grade_id=test["grade_id"] if test else None, names=changed)
+            event(
+                "restored", grade_id=test["grade_id"] if test else None, names=changed
+            )
             if test_before:
-                raise GradingGuardError(f"{', '.join(changed)} changed while this test ran "
-                                        "(put back by the grader): the test fails")
-            print(f"[grader] put back {', '.join(changed)} (changed by the code above)", file=sys.stderr)
-        if new_cell:  # the forbidden calls of this test's question (none outside test cells)
+                raise GradingGuardError(
+                    f"{', '.join(changed)} changed while this test ran "
+                    "(put back by the grader): the test fails"
+                )
+            print(
+                f"[grader] put back {', '.join(changed)} (changed by the code above)",
+                file=sys.stderr,
+            )
+        if (
+            new_cell
+        ):  # the forbidden calls of this test's question (none outside test cells)
             wires.enter(state["cell"], test)
 
     def hook(name, args):
         if name == "exec":
             code = args[0]
-            if isinstance(code, types.CodeType) and code.co_filename.startswith(cell_dir):
+            if isinstance(code, types.CodeType) and code.co_filename.startswith(
+                cell_dir
+            ):
                 on_cell(code)
         elif name == "open":
             path, mode, flags = args
             if path is None or isinstance(path, int):
                 return
             real = os.path.realpath(os.fsdecode(path))
-            write = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool((flags or 0) & _WRITE_FLAGS)
-            if (write and not under(real, allow)) or (under(real, deny_read) and not under(real, allow)):
+            write = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool(
+                (flags or 0) & _WRITE_FLAGS
+            )
+            if (write and not under(real, allow)) or (
+                under(real, deny_read) and not under(real, allow)
+            ):
                 event("denied", what="open", path=real, write=write)
-                raise PermissionError(f"[grader] {'writing' if write else 'reading'} {real} is not allowed while grading")
+                raise PermissionError(
+                    f"[grader] {'writing' if write else 'reading'} {real} is not allowed while grading"
+                )
         elif name in _PATH_WRITES:
             for p in args[:2]:
-                if isinstance(p, (str, bytes, os.PathLike)) and not under(os.path.realpath(os.fsdecode(p)), allow):
+                if isinstance(p, (str, bytes, os.PathLike)) and not under(
+                    os.path.realpath(os.fsdecode(p)), allow
+                ):
                     event("denied", what=name, path=os.fsdecode(p))
-                    raise PermissionError(f"[grader] {name} outside the submission is not allowed while grading")
-        elif name in _DENIED or name.startswith("os.exec") or name.startswith("os.spawn"):
-            if name == "ctypes.dlopen" and args and isinstance(args[0], str) and under(os.path.realpath(args[0]), prefixes):
+                    raise PermissionError(
+                        f"[grader] {name} outside the submission is not allowed while grading"
+                    )
+        elif (
+            name in _DENIED or name.startswith("os.exec") or name.startswith("os.spawn")
+        ):
+            if (
+                name == "ctypes.dlopen"
+                and args
+                and isinstance(args[0], str)
+                and under(os.path.realpath(args[0]), prefixes)
+            ):
                 return
             event("denied", what=name)
             raise PermissionError(f"[grader] {name} is not allowed while grading")

@@ -27,6 +27,8 @@ Command line (writes a CSV; shows a progress bar)::
 
     python -m attnkit.tasks duplication --out book/data/ch06_duplication.csv
 """
+
+from .cli import main
 from .data import SequenceTask, duplication_task, recall_task, reorder_task
 from .experiments import (
     CAPSTONE_MECHANISMS,
@@ -36,7 +38,6 @@ from .experiments import (
     synthesizer_experiment,
     write_csv,
 )
-from .cli import main
 from .model import TinyAttentionModel, use_mechanism
 from .seq2seq import (
     Seq2SeqAttention,

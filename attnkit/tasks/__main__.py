@@ -1,4 +1,5 @@
 """``python -m attnkit.tasks``: see :mod:`attnkit.tasks.cli`."""
+
 import sys
 
 from .cli import main
