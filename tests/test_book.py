@@ -34,8 +34,6 @@ REQUIRED = {
     "09": {"tay2021synthesizer"},
     "10": {"tay2021long"},
 }
-# terms the course's Chinese sources write in English: the parenthesis says so instead
-NAMED_IN_ENGLISH = {"Gated attention unit", "Transformer block"}
 
 
 def _markdown(path: Path) -> str:
@@ -95,8 +93,6 @@ def test_every_glossary_term_has_its_chinese_name_and_a_definition():
         match = re.fullmatch(r"(.+?) \((.+)\)", term)
         assert match, f"glossary term {term!r} is not 'English (中文)'"
         english, chinese = match.groups()
-        if english in NAMED_IN_ENGLISH:
-            continue
         assert HAN.search(chinese), f"glossary term {term!r} has no Chinese name"
         definition = block.split(term + "\n", 1)[1].splitlines()[0]
         assert definition.startswith("  ") and definition.strip(), (
