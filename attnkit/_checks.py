@@ -92,7 +92,10 @@ def check_same_dtype(**tensors: torch.Tensor) -> None:
 
 
 def check_dim(name: str, x: torch.Tensor, dim: int, size: int, other: str) -> None:
-    """Raise ``ValueError`` unless ``x.shape[dim] == size``; ``other`` says where ``size`` came from."""
+    """Raise ``ValueError`` unless ``x.shape[dim] == size``.
+
+    ``other`` says where ``size`` came from.
+    """
     if x.shape[dim] != size:
         raise ValueError(
             f"{name} has size {x.shape[dim]} in dimension {dim} (shape {tuple(x.shape)}), "
@@ -205,7 +208,8 @@ def check_global_tokens(global_tokens, n: int, device=None) -> torch.Tensor:
             positions = list(global_tokens)
         except TypeError:
             raise TypeError(
-                f"global_tokens must be a sequence of int positions, got {type(global_tokens).__name__}"
+                "global_tokens must be a sequence of int positions, "
+                f"got {type(global_tokens).__name__}"
             ) from None
         for p in positions:
             if isinstance(p, bool) or not isinstance(p, int):
@@ -425,7 +429,10 @@ def check_causal_mask_args(num_queries, num_keys, align: str) -> None:
 
 
 def check_query_key(queries, keys) -> None:
-    """``queries (..., L, D)`` and ``keys (..., S, D)``: floats, one device and dtype, same D and batch."""
+    """``queries (..., L, D)`` and ``keys (..., S, D)``: floats, one device and dtype.
+
+    Both have the same D and the same batch dimensions.
+    """
     check_min_rank("queries", queries, 2, "(..., L, D)")
     check_min_rank("keys", keys, 2, "(..., S, D)")
     check_float_tensors(queries=queries, keys=keys)
@@ -511,7 +518,10 @@ def check_attention_inputs(
 
 
 def check_attend_inputs(weights, values) -> None:
-    """``weights (..., L, S)`` and ``values (..., S, Dv)``: floats, one device and dtype, same batch."""
+    """``weights (..., L, S)`` and ``values (..., S, Dv)``: floats, one device and dtype.
+
+    Both have the same batch dimensions.
+    """
     check_min_rank("weights", weights, 2, "(..., L, S)")
     check_min_rank("values", values, 2, "(..., S, Dv)")
     check_float_tensors(weights=weights, values=values)
@@ -610,7 +620,10 @@ def check_lookup_inputs(
 
 
 def check_pooling_inputs(values, num_queries) -> None:
-    """``values (S,)|(S, Dv)``, floating point, ``S ≥ 1`` (a mean of nothing is undefined); ``L ≥ 0``."""
+    """``values (S,)|(S, Dv)``, floating point, ``S ≥ 1``; ``L ≥ 0``.
+
+    ``S ≥ 1`` because a mean of nothing is undefined.
+    """
     check_rank("values", values, (1, 2), "(S,) or (S, Dv)")
     check_floating("values", values)
     if values.shape[0] == 0:
@@ -997,7 +1010,8 @@ def check_lsh_inputs(
     B, H, L, S = q.shape[0], q.shape[1], q.shape[2], k.shape[2]
     if L < 1 or S < 1:
         raise ValueError(
-            f"LSH attention needs at least one query and one key, got q {tuple(q.shape)} and k {tuple(k.shape)}"
+            "LSH attention needs at least one query and one key, "
+            f"got q {tuple(q.shape)} and k {tuple(k.shape)}"
         )
     check_rank("q_buckets", q_buckets, 4, "(B, H, R, L)")
     R = q_buckets.shape[2]

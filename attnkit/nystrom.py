@@ -163,8 +163,9 @@ def nystrom_attention_naive(
 def nystrom_attention(
     q, k, v, *, num_landmarks=64, pinv_iterations=6, key_padding=None
 ):
-    """Nyström attention in O(n·M): ``F (A⁺ (Bm V))``; exact softmax attention when ``M ≥ max(L, S)``.
+    """Nyström attention in O(n·M): ``F (A⁺ (Bm V))``.
 
+    Exact softmax attention when ``M ≥ max(L, S)``.
     Shapes as in :func:`nystrom_attention_naive`; returns ``(..., L, Dv)``.
     """
     check_nystrom_inputs(

@@ -172,8 +172,9 @@ def positive_features(
 def trig_features(
     x: torch.Tensor, omega: torch.Tensor, *, log_scale=None
 ) -> torch.Tensor:
-    """Random Fourier features ``[sin(Ωx), cos(Ωx)] · exp(a)/√M``: ``(..., L, D)`` → ``(..., L, 2M)``.
+    """Random Fourier features ``[sin(Ωx), cos(Ωx)] · exp(a)/√M``.
 
+    Shapes: ``(..., L, D)`` → ``(..., L, 2M)``.
     ``log_scale`` ``a`` broadcastable to ``(..., L, 1)``; the default ``‖x‖²/2`` makes
     ``φ(q)·φ(k)`` an unbiased estimate of ``exp(q·k)``; ``0`` estimates the Gaussian
     kernel ``exp(−‖q − k‖²/2)`` (RFA on ℓ2-normalised inputs).
@@ -190,8 +191,9 @@ def trig_features(
 def key_stabilizer(
     log_k: torch.Tensor, key_padding=None, *, causal: bool = False
 ) -> torch.Tensor:
-    """One detached constant per (batch, head) for all keys: ``log_k (..., S, M)`` → ``(..., 1, 1)``.
+    """One detached constant per (batch, head) for all keys.
 
+    Shapes: ``log_k (..., S, M)`` → ``(..., 1, 1)``.
     Non-causal: max over real keys and features. Causal: max over the features of the first
     real key (every query sees it, so nothing from the future leaks in). No real key → 0.
     ``key_padding``: boolean ``(B, S)`` (True = real key), ``B = log_k.shape[0]``.
@@ -509,7 +511,8 @@ def rfa_attention(
     """RFA on mapped features, normaliser clamped at ``eps`` (sin/cos can make it ≤ 0).
 
     Non-causal: ``φ(Q)(φ(K)ᵀV)``. Causal without gate: cumulative sums. Causal with gate:
-    the recurrence ``S_t = g_t S_{t−1} + (1 − g_t) φ(k_t) v_tᵀ``, ``z_t = g_t z_{t−1} + (1 − g_t) φ(k_t)``.
+    the recurrence ``S_t = g_t S_{t−1} + (1 − g_t) φ(k_t) v_tᵀ``,
+    ``z_t = g_t z_{t−1} + (1 − g_t) φ(k_t)``.
     Shapes as in :func:`rfa_attention_naive`; returns ``(..., L, Dv)``.
     """
     check_rfa_inputs(

@@ -27,7 +27,10 @@ _TORCHVISION_SUBMODULES = ("transforms",)
 def _install_torchvision_stand_in() -> None:
     """Register an empty ``torchvision`` package and its imported submodules in ``sys.modules``."""
     root = types.ModuleType("torchvision")
-    root.__doc__ = "Stand-in inserted by tests/d2l_compat.py: the real torchvision is not installed."
+    root.__doc__ = (
+        "Stand-in inserted by tests/d2l_compat.py: "
+        "the real torchvision is not installed."
+    )
     root.__path__ = []  # a package, so `from torchvision import transforms` resolves the submodule
     sys.modules["torchvision"] = root
     for name in _TORCHVISION_SUBMODULES:

@@ -101,7 +101,7 @@ def test_causal_dot_product_attention_ignores_the_future():
     assert not torch.allclose(out2[:, 3], out[:, 3])
 
 
-# ---------------------------------------------------------------- the d2l modules: seed-004 worked example
+# ---------------------------------------- the d2l modules: seed-004 worked example
 
 
 def _worked_example_inputs(query_size):
@@ -116,7 +116,8 @@ def _check_worked_example(attention, query_size):
     queries, keys, values, valid_lens = _worked_example_inputs(query_size)
     attention.eval()
     out = attention(queries, keys, values, valid_lens)
-    # all keys equal, so the weights are uniform over the valid keys: the mean of the first 2 / 6 value rows
+    # all keys equal, so the weights are uniform over the valid keys:
+    # the mean of the first 2 / 6 value rows
     torch.testing.assert_close(
         out, torch.tensor([[[2.0, 3.0, 4.0, 5.0]], [[10.0, 11.0, 12.0, 13.0]]])
     )

@@ -1,4 +1,6 @@
-"""Bad input to the kernel functions of chapters 7-9 (linear, random features, Nyström, Synthesizer).
+"""Bad input to the kernel functions of chapters 7-9.
+
+The kernels: linear attention, random features, Nyström and Synthesizer.
 
 Every public function is called with mutated arguments — integer, boolean and complex tensors,
 a tensor on the ``meta`` device beside CPU tensors, a wrong rank, mismatched sizes, bad settings —
@@ -527,7 +529,7 @@ def test_init_state_settings():
         rf.orthogonal_matrix(8, 0)
 
 
-# ----------------------------------------------------------------------------- empty batches and sequences
+# ---------------------------------------------------------------- empty batches and sequences
 EMPTY = {
     "linear_attention_naive": lambda B, L, S: lin.linear_attention_naive(
         **_features(L, S, B)
@@ -585,7 +587,7 @@ def test_empty_batch_or_sequence_gives_an_empty_or_zero_output(name, b, l, s):  
         assert torch.equal(out, torch.zeros_like(out))
 
 
-# ----------------------------------------------------------------------------- key padding is (B, S)
+# ---------------------------------------------------------------- key padding is (B, S)
 KEY_PADDING = {
     "linear_attention_noncausal": lambda kp, **a: lin.linear_attention_noncausal(
         **_features(), key_padding=kp
@@ -626,7 +628,7 @@ def test_a_b_by_s_mask_masks_each_batch_element_in_every_head(name):
         KEY_PADDING[name](kp[:, None, :])  # (B, 1, S) is not (B, S)
 
 
-# ----------------------------------------------------------------------------- half precision
+# ---------------------------------------------------------------- half precision
 @pytest.mark.parametrize(
     "call",
     [
@@ -669,7 +671,7 @@ def test_positive_kernels_work_in_float16(mech):
     torch.testing.assert_close(out.float(), mech(q, k, v), atol=3e-2, rtol=3e-2)
 
 
-# ----------------------------------------------------------------------------- modules check their settings
+# ---------------------------------------------------------------- modules check their settings
 @pytest.mark.parametrize(
     "make,text",
     [

@@ -82,12 +82,12 @@ def test_bilinear_attention_matches_softmax_of_loop_with_valid_lens():
 
 def test_module_matches_function_and_is_seeded():
     q, k, v = randn(2, 3, 4, seed=0), randn(2, 5, 6, seed=1), randn(2, 5, 2, seed=2)
-    make = lambda: BilinearAttention(
-        4,
-        6,
-        dropout=0.5,  # noqa: E731
-        generator=torch.Generator().manual_seed(7),
-    ).double()
+
+    def make():
+        return BilinearAttention(
+            4, 6, dropout=0.5, generator=torch.Generator().manual_seed(7)
+        ).double()
+
     m1, m2 = make(), make()
     assert m1.W.shape == (4, 6)
     torch.testing.assert_close(m1.W, m2.W)

@@ -1,7 +1,7 @@
-"""Parity with d2l 1.0.3's attention code (``d2l.torch``), where attnkit claims to be d2l-compatible.
+"""Parity with d2l 1.0.3's attention code (``d2l.torch``).
 
-Where attnkit differs on purpose (a valid length of 0), the
-test shows the difference instead of hiding it.
+Checked where attnkit claims to be d2l-compatible. Where attnkit differs on purpose (a valid
+length of 0), the test shows the difference instead of hiding it.
 """
 
 import pytest
@@ -67,7 +67,7 @@ def test_masked_softmax_differs_from_d2l_for_length_zero():
     torch.testing.assert_close(ours[1], theirs[1])  # rows with a key still agree
 
 
-# ---------------------------------------------------------------- the modules, weights copied across
+# ---------------------------------------- the modules, weights copied across
 
 
 def _materialised_d2l_additive(num_hiddens, queries, keys, values, valid_lens):

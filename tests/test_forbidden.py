@@ -28,7 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"
-CELL_DIR = "/attnkit-forbidden-test-cells"  # fake cell file names: what the guard's frame walk looks for
+# fake cell file names: what the guard's frame walk looks for
+CELL_DIR = "/attnkit-forbidden-test-cells"
 # other ways to reach a forbidden function, each refused as well:
 # {assignment: (question, path, {name: answer})}
 VARIANTS = {

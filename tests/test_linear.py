@@ -65,7 +65,8 @@ def test_naive_matches_explicit_loop(causal):
     pq, pk = elu_feature_map(q), elu_feature_map(k)
     got, weights = linear_attention_naive(pq, pk, v, key_padding=keep, causal=causal)
     torch.testing.assert_close(got, _explicit_loop(pq, pk, v, causal, keep))
-    # the weights are the dense row-normalised matrix: zero on padded (and future) keys, rows sum to 1
+    # the weights are the dense row-normalised matrix: zero on padded (and future) keys,
+    # rows sum to 1
     assert weights.shape == (2, 1, 6, 6)
     assert weights[1, ..., ~keep[1]].abs().max() == 0
     torch.testing.assert_close(
@@ -150,20 +151,24 @@ def test_causal_gradients_match_dense(name):
 def test_noncausal_gradients_match_dense_and_gradcheck():
     q, k, v = qkv(B=1, H=1, L=6, D=3, Dv=2)
     inputs = tuple(t.clone().requires_grad_() for t in (q, k, v))
-    fast = lambda a, b, c: linear_attention_noncausal(
-        elu_feature_map(a), elu_feature_map(b), c
-    )  # noqa: E731
-    dense = lambda a, b, c: linear_attention_naive(
-        elu_feature_map(a), elu_feature_map(b), c
-    )[0]  # noqa: E731
+
+    def fast(a, b, c):
+        return linear_attention_noncausal(elu_feature_map(a), elu_feature_map(b), c)
+
+    def dense(a, b, c):
+        return linear_attention_naive(elu_feature_map(a), elu_feature_map(b), c)[0]
+
     assert torch.autograd.gradcheck(fast, inputs)
     gf = torch.autograd.grad(fast(*inputs).sum(), inputs)
     gd = torch.autograd.grad(dense(*inputs).sum(), inputs)
     for a, b in zip(gf, gd):
         torch.testing.assert_close(a, b)
-    chunk = lambda a, b, c: linear_attention_chunked(
-        elu_feature_map(a), elu_feature_map(b), c, chunk_size=4
-    )  # noqa: E731
+
+    def chunk(a, b, c):
+        return linear_attention_chunked(
+            elu_feature_map(a), elu_feature_map(b), c, chunk_size=4
+        )
+
     assert torch.autograd.gradcheck(chunk, inputs)
 
 
@@ -326,7 +331,8 @@ def test_key_padding_is_b_by_s_and_masks_per_batch_element():
     for name, form in forms.items():
         out = form(pq, pk, v, key_padding=keep)
         for b in range(B):
-            # the same as deleting batch b's padded keys (non-causal) / zeroing their features (causal)
+            # the same as deleting batch b's padded keys (non-causal) /
+            # zeroing their features (causal)
             pk_b = pk[b : b + 1] * keep[b, None, None, :, None]
             torch.testing.assert_close(
                 out[b : b + 1], form(pq[b : b + 1], pk_b, v[b : b + 1]), msg=name

@@ -245,7 +245,10 @@ def test_half_precision_is_computed_in_float32(dtype, tol):
 
 
 def test_minus_inf_fill_versus_d2l_large_negative_fill():
-    """d2l fills masked scores with -1e6; attnkit uses -inf. The difference shows on a fully masked row."""
+    """d2l fills masked scores with -1e6; attnkit uses -inf.
+
+    The difference shows on a fully masked row.
+    """
     X = randn(2, 2, 4, seed=4).float()
     lens = torch.tensor([0, 3])
 

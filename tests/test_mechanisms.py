@@ -1,4 +1,7 @@
-"""Exact softmax attention against PyTorch's F.scaled_dot_product_attention, and the mechanism checks."""
+"""Exact softmax attention against PyTorch's F.scaled_dot_product_attention.
+
+Also the mechanism checks.
+"""
 
 import pytest
 import torch
@@ -32,7 +35,7 @@ def _assert_same(a, b, exact=False):
     torch.testing.assert_close(a[0], b[0], **tol)
     for ga, gb, name in zip(a[1], b[1], "qkv"):
         torch.testing.assert_close(
-            ga, gb, msg=lambda m: f"gradient for {name}: {m}", **tol
+            ga, gb, msg=lambda m, name=name: f"gradient for {name}: {m}", **tol
         )
 
 
@@ -101,7 +104,9 @@ def test_causal_and_mask_combine_like_sdpa():
     mask = _random_mask(2, 2, 4, 6, seed=5, per_head=True)
     causal = torch.ones(4, 6, dtype=torch.bool).tril()
     for fn in _implementations().values():
-        ours = _outputs_and_grads(lambda q, k, v: fn(q, k, v, mask, True), q, k, v)
+        ours = _outputs_and_grads(
+            lambda q, k, v, fn=fn: fn(q, k, v, mask, True), q, k, v
+        )
         ref = _outputs_and_grads(
             lambda q, k, v: F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask & causal
@@ -123,7 +128,9 @@ def test_naive_and_module_identical_including_fully_masked_rows():
     )
     for module in (SoftmaxAttention(fast=False), SoftmaxAttention(need_weights=True)):
         _assert_same(
-            _outputs_and_grads(lambda q, k, v: module(q, k, v, mask=mask), q, k, v),
+            _outputs_and_grads(
+                lambda q, k, v, module=module: module(q, k, v, mask=mask), q, k, v
+            ),
             naive,
             exact=True,
         )

@@ -164,7 +164,7 @@ def test_key_stabilizer_never_looks_at_the_future():
     )
 
 
-# ---------------------------------------------------------------- Performer: fast vs dense reference
+# ---------------------------------------- Performer: fast vs dense reference
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("kind", ["positive", "trig"])
 @pytest.mark.parametrize("L,S", [(23, 23), (17, 29), (29, 17)])

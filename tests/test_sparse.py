@@ -85,17 +85,17 @@ def test_strided_pattern_matches_child_et_al(n, stride):
 
 @pytest.mark.parametrize("n", [64, 256, 400])
 def test_strided_density_shrinks_like_one_over_root_n(n):
-    l = int(math.sqrt(n))
-    causal = strided_pattern(n, l)
-    rows = [min(i, l) + i // l + 1 - (1 if i >= l else 0) for i in range(n)]
+    stride = int(math.sqrt(n))
+    causal = strided_pattern(n, stride)
+    rows = [
+        min(i, stride) + i // stride + 1 - (1 if i >= stride else 0) for i in range(n)
+    ]
     assert density(causal) == pytest.approx(sum(rows) / n**2)
-    assert (
-        density(causal) <= 2 * l / n + 1 / n
-    )  # each row: ≤ l + 1 local keys plus ≤ n/l strided ones
-    both_sides = strided_pattern(n, l, causal=False)
-    assert (
-        density(both_sides) <= (3 * l + 2) / n
-    )  # 2l + 1 local + ≤ n/l + 1 strided per row
+    # each row: ≤ stride + 1 local keys plus ≤ n/stride strided ones
+    assert density(causal) <= 2 * stride / n + 1 / n
+    both_sides = strided_pattern(n, stride, causal=False)
+    # 2·stride + 1 local + ≤ n/stride + 1 strided per row
+    assert density(both_sides) <= (3 * stride + 2) / n
     assert density(both_sides) > density(causal)
 
 

@@ -95,9 +95,10 @@ def test_test_workflow_runs_ci_run_after_installing_what_it_installs():
     assert any(r.strip() == ".ci/run" for r in runs), (
         "the test workflow must run .ci/run"
     )
-    packages = lambda text: set(
-        re.findall(r"apt-get install -y ([\w\- ]+)", text)[0].split()
-    )  # noqa: E731
+
+    def packages(text):
+        return set(re.findall(r"apt-get install -y ([\w\- ]+)", text)[0].split())
+
     ci_run = (ROOT / ".ci" / "run").read_text()
     assert packages("\n".join(runs)) == packages(ci_run), (
         "the workflow's apt packages differ from .ci/run's"

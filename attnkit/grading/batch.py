@@ -3,10 +3,10 @@
 Each student is autograded by plain ``nbgrader autograde`` + ``generate_feedback`` in a scratch
 course of its own (``<out>/.attnkit-grading/students/<student>/``: a copy of the config and of a
 template gradebook), in a process group with a memory limit, a wall-clock limit and the kernel
-guard of :mod:`attnkit.grading.sandbox`. Only this process writes the course's gradebook: it copies each
-finished student's scores into it (replacing that student's earlier submission, never adding to
-it) and records the notebook's hash in a manifest, so a re-run grades only what is new or
-unfinished.
+guard of :mod:`attnkit.grading.sandbox`. Only this process writes the course's gradebook: it
+copies each finished student's scores into it (replacing that student's earlier submission,
+never adding to it) and records the notebook's hash in a manifest, so a re-run grades only
+what is new or unfinished.
 """
 
 from __future__ import annotations
@@ -87,7 +87,10 @@ def _nbgrader(*args, cwd, env=None, timeout=None, memory=None):
 
 
 def student_id(name: str) -> str:
-    """A file or folder name -> a gradebook id: copy suffixes like " (1)" dropped, odd characters replaced."""
+    """A file or folder name -> a gradebook id.
+
+    Copy suffixes like " (1)" are dropped and odd characters replaced.
+    """
     name = re.sub(r"\s*\(\d+\)$", "", name)
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_.") or "student"
 
@@ -129,7 +132,10 @@ def collect(folder: Path, assignment: str):
 
 
 def _intake_notes(nb, release) -> list[str]:
-    """Edited or deleted test cells and suspicious solution code (nbgrader restores edited tests)."""
+    """Edited or deleted test cells and suspicious solution code.
+
+    nbgrader restores edited tests.
+    """
     notes = []
     mine = {
         nbgrader_meta(c).get("grade_id"): c
@@ -222,7 +228,9 @@ def _grade_one(
     }
     (scratch / "guard.json").write_text(json.dumps(cfg))
     (startup / "00-attnkit-guard.py").write_text(
-        f"import attnkit.grading.sandbox as _g\n_g.install({str(scratch / 'guard.json')!r})\ndel _g\n"
+        "import attnkit.grading.sandbox as _g\n"
+        f"_g.install({str(scratch / 'guard.json')!r})\n"
+        "del _g\n"
     )
     (startup.parent / "ipython_kernel_config.py").write_text(
         "c.HistoryManager.enabled = False\n"
@@ -494,6 +502,8 @@ def _summary(out: Path, assignment: str, rows: dict) -> int:
             w.writerow([s, f"{score:g}", f"{full:g}", " | ".join(r["problems"])])
             print(f"{s:<24} {score:>4g}/{full:g}  {'; '.join(r['problems']) or '-'}")
     print(
-        f"\ngrades: {out / 'grades.csv'}  summary: {out / f'summary-{assignment}.csv'}  feedback: {out / 'feedback'}"
+        f"\ngrades: {out / 'grades.csv'}  "
+        f"summary: {out / f'summary-{assignment}.csv'}  "
+        f"feedback: {out / 'feedback'}"
     )
     return 0

@@ -1,4 +1,7 @@
-"""The command line: ``python -m attnkit.grading check NOTEBOOK`` and ``… grade ASSIGNMENT FOLDER``."""
+"""The command line of ``python -m attnkit.grading``.
+
+Its two commands: ``check NOTEBOOK`` and ``grade ASSIGNMENT FOLDER``.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The grader's guard inside a student's kernel (installed by :mod:`attnkit.grading.batch`; students never import it).
+"""The grader's guard inside a student's kernel.
+
+It is installed by :mod:`attnkit.grading.batch`; students never import it.
 
 ``install(config_path)`` runs from an IPython startup file before the first cell. It adds one
 audit hook (PEP 578: it cannot be removed by later code) that
@@ -101,7 +103,6 @@ def _protected_owners():
     import numpy.testing
     import torch
     import torch.testing
-
 
     owners = [
         ("builtins", builtins),
@@ -527,7 +528,8 @@ def install(config_path: str) -> None:
             ):
                 event("denied", what="open", path=real, write=write)
                 raise PermissionError(
-                    f"[grader] {'writing' if write else 'reading'} {real} is not allowed while grading"
+                    f"[grader] {'writing' if write else 'reading'} {real} "
+                    "is not allowed while grading"
                 )
         elif name in _PATH_WRITES:
             for p in args[:2]:

@@ -10,9 +10,10 @@ Instructors, from the course root (the directory holding ``nbgrader_config.py``)
     python -m attnkit.grading grade ch01-soft-lookup path/to/submissions --jobs 2
 
 ``check`` runs the notebook top to bottom in a fresh kernel and reports every *visible* test
-cell (hidden ones only exist in the instructor's copy). ``grade`` is in :mod:`attnkit.grading.batch`.
-nbformat, nbclient and nbgrader are imported inside the functions: they come with the
-``grade`` extra (``pip install "attnkit[grade]"``), not with attnkit itself.
+cell (hidden ones only exist in the instructor's copy). ``grade`` is in
+:mod:`attnkit.grading.batch`. nbformat, nbclient and nbgrader are imported inside the
+functions: they come with the ``grade`` extra (``pip install "attnkit[grade]"``), not with
+attnkit itself.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from .cells import (
 
 
 def check(path, *, timeout: int = 60, stream=None) -> list[dict]:
-    """Run a notebook in a fresh kernel; report each visible test cell: passed or failed, and its points.
+    """Run a notebook in a fresh kernel; report each visible test cell.
+
+    Each visible test cell is reported as passed or failed, with its points.
 
     Returns one dict per graded test cell: grade_id, question, points, status
     ("passed", "failed" or "hidden"), message (the error, for failed cells).
@@ -129,7 +132,8 @@ def _print_report(name, results, problems, stream) -> None:
     )
     for r in visible:
         line = (
-            f"  {r['question']:<4} {r['status'].upper() if r['status'] == 'failed' else r['status']:<7}"
+            f"  {r['question']:<4} "
+            f"{r['status'].upper() if r['status'] == 'failed' else r['status']:<7}"
             f" {r['grade_id']:<12} {r['points']:g} pt"
         )
         print(
@@ -171,7 +175,8 @@ def _this_notebook() -> Path | None:
 def self_check(path=None, *, timeout: int = 60):
     """Check the notebook this is called from (save it first), or ``path``; prints the report.
 
-    Does nothing inside a check or a grading run (the notebook's own self-check cell runs there too).
+    Does nothing inside a check or a grading run (the notebook's own self-check cell runs
+    there too).
     """
     if os.environ.get("ATTNKIT_SELF_CHECK") or os.environ.get("ATTNKIT_GRADING"):
         print("self-check skipped (already checking or grading this notebook)")

@@ -73,7 +73,8 @@ def main(argv=None) -> int:
         write_csv(args.out, rows)
         for row in rows:
             print(
-                f"{row['mechanism']:>30}  accuracy {row['accuracy']:6.2f} %  {row['train_seconds']:6.1f} s"
+                f"{row['mechanism']:>30}  accuracy {row['accuracy']:6.2f} %  "
+                f"{row['train_seconds']:6.1f} s"
             )
     if args.task == "duplication":
         torch.set_num_threads(1)
@@ -87,7 +88,8 @@ def main(argv=None) -> int:
         write_csv(args.out, rows)
         for row in rows:
             print(
-                f"trained {row['trained']:>6}  evaluated {row['evaluated']:>6}  accuracy {row['accuracy']:6.2f} %"
+                f"trained {row['trained']:>6}  evaluated {row['evaluated']:>6}  "
+                f"accuracy {row['accuracy']:6.2f} %"
             )
     if args.task == "synthesizer":
         torch.set_num_threads(1)
