@@ -1,91 +1,231 @@
-"""Plausible wrong answers to the chapter 2 exercises; each must lose points on its question."""
+"""Plausible wrong answers to the chapter 2 exercises; each must lose points on its question.
+
+CORRECT_ANSWERS are right but written differently from the solution; each must score full marks.
+"""
 
 WRONG_ANSWERS = {
     "q1": [
-        ("tanh applied after w_v instead of before", '''
-def additive_scores(queries, keys, W_q, W_k, w_v):
+        ("the chapter's broadcast: builds the (B, L, S, h) tensor of tanh features", '''
+def additive_scores_lean(queries, keys, W_q, W_k, w_v):
     q = queries @ W_q.T
     k = keys @ W_k.T
-    return torch.tanh((q.unsqueeze(2) + k.unsqueeze(1)) @ w_v)
+    return torch.tanh(q.unsqueeze(2) + k.unsqueeze(1)) @ w_v
 '''),
-        ("tanh of the query and key projections separately (a sum of two tanh's)", '''
-def additive_scores(queries, keys, W_q, W_k, w_v):
-    q = torch.tanh(queries @ W_q.T)
-    k = torch.tanh(keys @ W_k.T)
-    return (q.unsqueeze(2) + k.unsqueeze(1)) @ w_v
-'''),
-        ("L and S axes swapped: returns (B, S, L)", '''
-def additive_scores(queries, keys, W_q, W_k, w_v):
+        ("tanh applied after the weighted sum over the hidden units", '''
+def additive_scores_lean(queries, keys, W_q, W_k, w_v):
     q = queries @ W_q.T
     k = keys @ W_k.T
-    return torch.tanh(q.unsqueeze(1) + k.unsqueeze(2)) @ w_v
+    scores = torch.zeros(q.shape[0], q.shape[1], k.shape[1], dtype=q.dtype, device=q.device)
+    for c in range(W_q.shape[0]):
+        scores = scores + w_v[c] * (q[:, :, c, None] + k[:, None, :, c])
+    return torch.tanh(scores)
+'''),
+        ("forgets w_v: adds the tanh features with weight 1", '''
+def additive_scores_lean(queries, keys, W_q, W_k, w_v):
+    q = queries @ W_q.T
+    k = keys @ W_k.T
+    scores = torch.zeros(q.shape[0], q.shape[1], k.shape[1], dtype=q.dtype, device=q.device)
+    for c in range(W_q.shape[0]):
+        scores = scores + torch.tanh(q[:, :, c, None] + k[:, None, :, c])
+    return scores
+'''),
+        ("accumulates into torch.zeros(B, L, S) without dtype= or device=", '''
+def additive_scores_lean(queries, keys, W_q, W_k, w_v):
+    q = queries @ W_q.T
+    k = keys @ W_k.T
+    scores = torch.zeros(q.shape[0], q.shape[1], k.shape[1])
+    for c in range(W_q.shape[0]):
+        scores += w_v[c] * torch.tanh(q[:, :, c, None] + k[:, None, :, c])
+    return scores
+'''),
+        ("returns (B, S, L): keys on the rows", '''
+def additive_scores_lean(queries, keys, W_q, W_k, w_v):
+    q = queries @ W_q.T
+    k = keys @ W_k.T
+    scores = 0
+    for c in range(W_q.shape[0]):
+        scores = scores + w_v[c] * torch.tanh(k[:, :, c, None] + q[:, None, :, c])
+    return scores
 '''),
     ],
     "q2": [
-        ("missing the 1/sqrt(D) scaling", '''
-def scaled_dot_scores(queries, keys):
-    return queries @ keys.transpose(1, 2)
+        ("the teammate's code as given: scaled by sqrt(Dv)", '''
+import math
+
+def scaled_dot_attention(queries, keys, values):
+    scale = 1 / math.sqrt(values.shape[-1])
+    scores = queries @ keys.transpose(-2, -1) * scale
+    weights = torch.softmax(scores, dim=-1)
+    return weights @ values, weights
+'''),
+        ("scaled by sqrt(L): queries.shape[1] is the number of queries, not D", '''
+import math
+
+def scaled_dot_attention(queries, keys, values):
+    scale = 1 / math.sqrt(queries.shape[1])
+    scores = queries @ keys.transpose(-2, -1) * scale
+    weights = torch.softmax(scores, dim=-1)
+    return weights @ values, weights
+'''),
+        ("scaled by sqrt(S), the number of keys", '''
+import math
+
+def scaled_dot_attention(queries, keys, values):
+    scale = 1 / math.sqrt(keys.shape[-2])
+    scores = queries @ keys.transpose(-2, -1) * scale
+    weights = torch.softmax(scores, dim=-1)
+    return weights @ values, weights
 '''),
         ("divides by D instead of sqrt(D)", '''
-def scaled_dot_scores(queries, keys):
-    return queries @ keys.transpose(1, 2) / queries.shape[-1]
+def scaled_dot_attention(queries, keys, values):
+    scores = queries @ keys.transpose(-2, -1) / queries.shape[-1]
+    weights = torch.softmax(scores, dim=-1)
+    return weights @ values, weights
 '''),
-        ("square root of the number of keys S instead of D", '''
+        ("fixes the scale but breaks the batch dimensions (transpose(1, 2) and bmm)", '''
 import math
-def scaled_dot_scores(queries, keys):
-    return queries @ keys.transpose(1, 2) / math.sqrt(keys.shape[1])
+
+def scaled_dot_attention(queries, keys, values):
+    scores = torch.bmm(queries, keys.transpose(1, 2)) / math.sqrt(queries.shape[-1])
+    weights = torch.softmax(scores, dim=-1)
+    return torch.bmm(weights, values), weights
 '''),
     ],
     "q3": [
-        ("scales the dot product by D instead of sqrt(D)", '''
-def dot_product_variance(D, n=20000, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    q = torch.randn(n, D, generator=g)
-    k = torch.randn(n, D, generator=g)
-    dots = (q * k).sum(dim=1)
-    return dots.var().item(), (dots / D).var().item()
+        ("forms W = U V^T, then the full bilinear score", '''
+def low_rank_bilinear_scores(queries, keys, U, V):
+    W = U @ V.T
+    return queries @ W @ keys.transpose(-2, -1)
 '''),
-        ("divides the variance by sqrt(D) (instead of the scores)", '''
-import math
-def dot_product_variance(D, n=20000, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    q = torch.randn(n, D, generator=g)
-    k = torch.randn(n, D, generator=g)
-    dots = (q * k).sum(dim=1)
-    return dots.var().item(), dots.var().item() / math.sqrt(D)
+        ("U and V swapped (right only when Dq == Dk and U == V)", '''
+def low_rank_bilinear_scores(queries, keys, U, V):
+    return (queries @ V) @ (keys @ U).transpose(-2, -1)
 '''),
-        ("ignores the seed (draws from the global random generator)", '''
+        ("transpose(1, 2): wrong for inputs with more than one leading dimension", '''
+def low_rank_bilinear_scores(queries, keys, U, V):
+    return (queries @ U) @ (keys @ V).transpose(1, 2)
+'''),
+        ("adds a 1/sqrt(r) scale the score does not have", '''
 import math
-def dot_product_variance(D, n=20000, seed=0):
-    q = torch.randn(n, D)
-    k = torch.randn(n, D)
-    dots = (q * k).sum(dim=1)
-    return dots.var().item(), (dots / math.sqrt(D)).var().item()
+
+def low_rank_bilinear_scores(queries, keys, U, V):
+    return (queries @ U) @ (keys @ V).transpose(-2, -1) / math.sqrt(U.shape[1])
+'''),
+        ("pairs the rank components wrongly: (Q U) (K V)^T with V transposed first", '''
+def low_rank_bilinear_scores(queries, keys, U, V):
+    q = queries @ U
+    k = keys @ V
+    return q @ k.flip(-1).transpose(-2, -1)
 '''),
     ],
     "q4": [
-        ("missing the 1/sqrt(D) scaling", '''
-def attention_with_lengths(queries, keys, values, valid_lens=None):
-    scores = queries @ keys.transpose(1, 2)
-    weights = attnkit.masked_softmax(scores, valid_lens)
-    return weights @ values, weights
+        ("drops without rescaling the survivors by 1/(1-p)", '''
+def dropout_output_stats(weights, values, p, n, generator):
+    keep = torch.rand(n, weights.shape[0], generator=generator, dtype=torch.float64) >= p
+    out = (weights.double() * keep) @ values.double()
+    return out.mean().item(), out.var().item()
+
+w = torch.softmax(torch.arange(8.0) / 2, dim=0)
+v = torch.linspace(-1, 1, 8)
+measured = dropout_output_stats(w, v, 0.3, 200_000, torch.Generator().manual_seed(0))
 '''),
-        ("zeroes the padding weights after the softmax without renormalising", '''
-import math
-def attention_with_lengths(queries, keys, values, valid_lens=None):
-    scores = queries @ keys.transpose(1, 2) / math.sqrt(queries.shape[-1])
-    weights = torch.softmax(scores, dim=-1)
-    if valid_lens is not None:
-        keep = torch.arange(keys.shape[1], device=keys.device)[None, None, :] < valid_lens[:, None, None]
-        weights = weights * keep
-    return weights @ values, weights
+        ("uses F.dropout: draws from the global random state", '''
+import torch.nn.functional as F
+
+def dropout_output_stats(weights, values, p, n, generator):
+    dropped = F.dropout(weights.double().expand(n, -1), p=p, training=True)
+    out = dropped @ values.double()
+    return out.mean().item(), out.var().item()
+
+w = torch.softmax(torch.arange(8.0) / 2, dim=0)
+v = torch.linspace(-1, 1, 8)
+measured = dropout_output_stats(w, v, 0.3, 200_000, torch.Generator().manual_seed(0))
 '''),
-        ("ignores valid_lens (padding keys get weight)", '''
-import math
-def attention_with_lengths(queries, keys, values, valid_lens=None):
-    scores = queries @ keys.transpose(1, 2) / math.sqrt(queries.shape[-1])
-    weights = torch.softmax(scores, dim=-1)
-    return weights @ values, weights
+        ("keeps with probability p instead of dropping with probability p", '''
+def dropout_output_stats(weights, values, p, n, generator):
+    keep = torch.rand(n, weights.shape[0], generator=generator, dtype=torch.float64) < p
+    out = (weights.double() * keep / (1 - p)) @ values.double()
+    return out.mean().item(), out.var().item()
+
+w = torch.softmax(torch.arange(8.0) / 2, dim=0)
+v = torch.linspace(-1, 1, 8)
+measured = dropout_output_stats(w, v, 0.3, 200_000, torch.Generator().manual_seed(0))
+'''),
+        ("one mask per draw for the whole row: every weight dropped or kept together", '''
+def dropout_output_stats(weights, values, p, n, generator):
+    keep = torch.rand(n, 1, generator=generator, dtype=torch.float64) >= p
+    out = (weights.double() * keep / (1 - p)) @ values.double()
+    return out.mean().item(), out.var().item()
+
+w = torch.softmax(torch.arange(8.0) / 2, dim=0)
+v = torch.linspace(-1, 1, 8)
+measured = dropout_output_stats(w, v, 0.3, 200_000, torch.Generator().manual_seed(0))
+'''),
+        ("renormalises the survivors to sum to the original total instead of dividing by 1 - p", '''
+def dropout_output_stats(weights, values, p, n, generator):
+    keep = torch.rand(n, weights.shape[0], generator=generator, dtype=torch.float64) >= p
+    kept = weights.double() * keep
+    kept = kept / kept.sum(-1, keepdim=True).clamp_min(1e-300) * weights.double().sum()
+    out = kept @ values.double()
+    return out.mean().item(), out.var().item()
+
+w = torch.softmax(torch.arange(8.0) / 2, dim=0)
+v = torch.linspace(-1, 1, 8)
+measured = dropout_output_stats(w, v, 0.3, 200_000, torch.Generator().manual_seed(0))
+'''),
+        ("returns the two formulas instead of measuring", '''
+def dropout_output_stats(weights, values, p, n, generator):
+    torch.rand(n, weights.shape[0], generator=generator)
+    return float(weights @ values), p / (1 - p) * float(((weights * values) ** 2).sum())
+
+w = torch.softmax(torch.arange(8.0) / 2, dim=0)
+v = torch.linspace(-1, 1, 8)
+measured = dropout_output_stats(w, v, 0.3, 200_000, torch.Generator().manual_seed(0))
+'''),
+    ],
+}
+
+CORRECT_ANSWERS = {
+    "q1": [
+        ("einsum for the projections, two hidden units per step", '''
+def additive_scores_lean(queries, keys, W_q, W_k, w_v):
+    q = torch.einsum("bld,hd->blh", queries, W_q)
+    k = torch.einsum("bsd,hd->bsh", keys, W_k)
+    B, L, S, h = q.shape[0], q.shape[1], k.shape[1], q.shape[2]
+    scores = queries.new_zeros(B, L, S)
+    for c0 in range(0, h, 2):
+        f = torch.tanh(q[:, :, None, c0:c0 + 2] + k[:, None, :, c0:c0 + 2])
+        scores = scores + f @ w_v[c0:c0 + 2]
+    return scores
+'''),
+    ],
+    "q2": [
+        ("einsum and a power for the scale", '''
+def scaled_dot_attention(queries, keys, values):
+    scores = torch.einsum("...ld,...sd->...ls", queries, keys) * queries.size(-1) ** -0.5
+    weights = scores.softmax(dim=-1)
+    return torch.einsum("...ls,...sv->...lv", weights, values), weights
+'''),
+    ],
+    "q3": [
+        ("einsum over the rank index", '''
+def low_rank_bilinear_scores(queries, keys, U, V):
+    qu = torch.einsum("...la,ar->...lr", queries, U)
+    kv = torch.einsum("...sb,br->...sr", keys, V)
+    return torch.einsum("...lr,...sr->...ls", qu, kv)
+'''),
+    ],
+    "q4": [
+        ("torch.bernoulli with the generator, population variance", '''
+def dropout_output_stats(weights, values, p, n, generator):
+    probs = torch.full((n, weights.shape[0]), 1 - p, dtype=torch.float64)
+    m = torch.bernoulli(probs, generator=generator)
+    out = (m * weights.double() / (1 - p)) @ values.double()
+    return float(out.mean()), float(((out - out.mean()) ** 2).mean())
+
+w = torch.softmax(torch.arange(8.0) / 2, dim=0)
+v = torch.linspace(-1, 1, 8)
+measured = dropout_output_stats(w, v, 0.3, 200_000, torch.Generator().manual_seed(0))
 '''),
     ],
 }
