@@ -133,6 +133,12 @@ def online_masked_attention(scores, values, valid_lens):
     scores = scores.masked_fill(~allowed, float("-inf"))
     return torch.softmax(scores, dim=-1) @ v
 '''),
+        ("right fix, but the positions are created without device= (fails on a GPU)", _CACHED_HEAD + '''
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    allowed = torch.arange(S)[None, :] <= torch.arange(S - L, S)[:, None]
+    scores = scores.masked_fill(~allowed, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
+'''),
         ("SDPA with is_causal=True (top-left again)", _CACHED_HEAD + '''
     import torch.nn.functional as F
     return F.scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -178,6 +184,19 @@ def masked_sparsemax(scores, mask):
     k_star = ((k <= n) & (1 + k * zz > cums)).sum(-1, keepdim=True)
     tau = (cums.gather(-1, (k_star - 1).clamp(min=0)) - 1) / k_star
     return torch.clamp(scores - tau, min=0) * mask
+'''),
+        ("right maths, but the ranks 1..S are created without device= (fails on a GPU)", '''
+def masked_sparsemax(scores, mask):
+    mask = mask.expand(scores.shape)
+    x = scores.masked_fill(~mask, float("-inf"))
+    z, _ = torch.sort(x, dim=-1, descending=True)
+    n = mask.sum(-1, keepdim=True)
+    k = torch.arange(1, x.shape[-1] + 1)
+    zz = torch.where(k <= n, z, torch.zeros_like(z))
+    cums = zz.cumsum(-1)
+    k_star = ((k <= n) & (1 + k * zz > cums)).sum(-1, keepdim=True)
+    tau = (cums.gather(-1, (k_star - 1).clamp(min=0)) - 1) / k_star.clamp(min=1)
+    return torch.clamp(scores - tau, min=0).masked_fill(~mask | (n == 0), 0.0)
 '''),
         ("divides by the number of allowed keys instead of the support size", '''
 def masked_sparsemax(scores, mask):
@@ -235,6 +254,15 @@ measured = abstention(-6.0, 64, 20000, torch.Generator().manual_seed(0))
 def abstention(mu, S, n_rows, generator):
     x = mu + torch.rand(n_rows, S, generator=generator, dtype=torch.float64)
     z = torch.cat([torch.zeros(n_rows, 1, dtype=torch.float64), x], dim=-1)
+    return float(torch.exp(-torch.logsumexp(z, dim=-1)).mean())
+
+
+measured = abstention(-6.0, 64, 20000, torch.Generator().manual_seed(0))
+'''),
+        ("ignores n_rows (always 20000 rows)", '''
+def abstention(mu, S, n_rows, generator):
+    x = mu + torch.randn(20000, S, generator=generator, dtype=torch.float64)
+    z = torch.cat([torch.zeros(20000, 1, dtype=torch.float64), x], dim=-1)
     return float(torch.exp(-torch.logsumexp(z, dim=-1)).mean())
 
 

@@ -306,6 +306,16 @@ def crossover_length(mechanism, baseline):
         w = torch.relu(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])) * allowed
         return w / allowed.sum(-1, keepdim=True).clamp(min=1) @ v
 ''' + _Q4_REG),
+        ("right maths, but the positions are created without device= (fails on a GPU)", _Q4_HEAD + '''
+        allowed = (i - j).abs() <= self.window
+        if causal:
+            allowed = allowed & (j <= i)
+        if mask is not None:
+            allowed = allowed & mask
+        allowed = allowed.expand(q.shape[0], q.shape[1], L, S)
+        w = torch.relu(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])) * allowed
+        return w / allowed.sum(-1, keepdim=True).clamp(min=1) @ v
+''' + _Q4_REG),
         ("right maths, never registered", _Q4_HEAD + '''
         allowed = (i - j).abs() <= self.window
         if causal:
