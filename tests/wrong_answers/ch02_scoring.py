@@ -183,6 +183,80 @@ v = torch.linspace(-1, 1, 8)
 measured = dropout_output_stats(w, v, 0.3, 200_000, torch.Generator().manual_seed(0))
 '''),
     ],
+    "q5": [
+        ("draws normal entries (the chapter's case, 6/D) instead of +-1", '''
+import math
+
+def pm1_score_kurtosis(D, n, generator):
+    q = torch.randn(n, D, generator=generator, dtype=torch.float64)
+    k = torch.randn(n, D, generator=generator, dtype=torch.float64)
+    z = (q * k).sum(-1) / math.sqrt(D)
+    c = z - z.mean()
+    return ((c**4).mean() / (c**2).mean() ** 2 - 3).item()
+
+
+measured = pm1_score_kurtosis(4, 200_000, torch.Generator().manual_seed(0))
+'''),
+        ("the kurtosis, not the excess kurtosis (forgets the - 3)", '''
+import math
+
+def pm1_score_kurtosis(D, n, generator):
+    q = torch.randint(0, 2, (n, D), generator=generator, dtype=torch.float64) * 2 - 1
+    k = torch.randint(0, 2, (n, D), generator=generator, dtype=torch.float64) * 2 - 1
+    z = (q * k).sum(-1) / math.sqrt(D)
+    c = z - z.mean()
+    return ((c**4).mean() / (c**2).mean() ** 2).item()
+
+
+measured = pm1_score_kurtosis(4, 200_000, torch.Generator().manual_seed(0))
+'''),
+        ("0/1 entries instead of -1/+1", '''
+import math
+
+def pm1_score_kurtosis(D, n, generator):
+    q = torch.randint(0, 2, (n, D), generator=generator, dtype=torch.float64)
+    k = torch.randint(0, 2, (n, D), generator=generator, dtype=torch.float64)
+    z = (q * k).sum(-1) / math.sqrt(D)
+    c = z - z.mean()
+    return ((c**4).mean() / (c**2).mean() ** 2 - 3).item()
+
+
+measured = pm1_score_kurtosis(4, 200_000, torch.Generator().manual_seed(0))
+'''),
+        ("draws from the global random state", '''
+import math
+
+def pm1_score_kurtosis(D, n, generator):
+    q = torch.randint(0, 2, (n, D), dtype=torch.float64) * 2 - 1
+    k = torch.randint(0, 2, (n, D), dtype=torch.float64) * 2 - 1
+    z = (q * k).sum(-1) / math.sqrt(D)
+    c = z - z.mean()
+    return ((c**4).mean() / (c**2).mean() ** 2 - 3).item()
+
+
+measured = pm1_score_kurtosis(4, 200_000, torch.Generator().manual_seed(0))
+'''),
+        ("uses the same draw for q and k: q.k = D for every pair", '''
+import math
+
+def pm1_score_kurtosis(D, n, generator):
+    q = torch.randint(0, 2, (n, D), generator=generator, dtype=torch.float64) * 2 - 1
+    z = (q * q).sum(-1) / math.sqrt(D)
+    c = z - z.mean()
+    return ((c**4).mean() / (c**2).mean() ** 2 - 3).item()
+
+
+measured = pm1_score_kurtosis(4, 200_000, torch.Generator().manual_seed(0))
+'''),
+        ("returns the prediction -2/D instead of measuring", '''
+def pm1_score_kurtosis(D, n, generator):
+    torch.rand(n, generator=generator)
+    return -2 / D
+
+
+measured = pm1_score_kurtosis(4, 200_000, torch.Generator().manual_seed(0))
+'''),
+    ],
 }
 
 CORRECT_ANSWERS = {
@@ -226,6 +300,21 @@ def dropout_output_stats(weights, values, p, n, generator):
 w = torch.softmax(torch.arange(8.0) / 2, dim=0)
 v = torch.linspace(-1, 1, 8)
 measured = dropout_output_stats(w, v, 0.3, 200_000, torch.Generator().manual_seed(0))
+'''),
+    ],
+    "q5": [
+        ("signs of normal draws, scipy-style moments written out", '''
+def pm1_score_kurtosis(D, n, generator):
+    q = torch.sign(torch.randn(n, D, generator=generator))
+    k = torch.sign(torch.randn(n, D, generator=generator))
+    z = (q * k).sum(dim=1).double() / D ** 0.5
+    m = z.mean()
+    m2 = ((z - m) ** 2).mean()
+    m4 = ((z - m) ** 4).mean()
+    return float(m4 / m2**2) - 3.0
+
+
+measured = pm1_score_kurtosis(4, 200_000, torch.Generator().manual_seed(0))
 '''),
     ],
 }
