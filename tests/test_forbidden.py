@@ -34,23 +34,33 @@ CELL_DIR = "/attnkit-forbidden-test-cells"
 # {assignment: (question, path, {name: answer})}
 VARIANTS = {
     "ch06-lsh": (
-        "q3",
-        "attnkit.lsh.sort_by_bucket",
+        "q4",
+        "attnkit.reversible.chunked_feed_forward",
         {
-            "from-import-as": "from attnkit.lsh import sort_by_bucket as f\n"
-            "def sort_by_bucket(*args, **kwargs):\n    return f(*args, **kwargs)",
-            "getattr": "def sort_by_bucket(*args, **kwargs):\n"
-            "    return getattr(attnkit.lsh, 'sort_by_bucket')(*args, **kwargs)",
-            "import_module": "import importlib\ndef sort_by_bucket(*args, **kwargs):\n"
-            "    return importlib.import_module('attnkit.lsh').sort_by_bucket(*args, **kwargs)",
-            "module-alias": "import attnkit.lsh as L\n"
-            "def sort_by_bucket(buckets):\n    return L.sort_by_bucket(buckets)",
-            "top-level-alias": "sort_by_bucket = lambda buckets: attnkit.sort_by_bucket(buckets)",
-            "the-reference-itself": "from attnkit.lsh import sort_by_bucket",
+            "from-import-as": "from attnkit.reversible import chunked_feed_forward as f\n"
+            "def ffn_hidden_chunks(x, W1, b1, W2, b2, chunk):\n"
+            "    return f(x, lambda p: torch.relu(p @ W1 + b1) @ W2 + b2, chunk)",
+            "getattr": "def ffn_hidden_chunks(x, W1, b1, W2, b2, chunk):\n"
+            "    return getattr(attnkit.reversible, 'chunked_feed_forward')(\n"
+            "        x, lambda p: torch.relu(p @ W1 + b1) @ W2 + b2, chunk)",
+            "import_module": "import importlib\ndef ffn_hidden_chunks(x, W1, b1, W2, b2, chunk):\n"
+            "    return importlib.import_module('attnkit.reversible').chunked_feed_forward(\n"
+            "        x, lambda p: torch.relu(p @ W1 + b1) @ W2 + b2, chunk)",
+            "module-alias": "import attnkit.reversible as R\n"
+            "def ffn_hidden_chunks(x, W1, b1, W2, b2, chunk):\n"
+            "    return R.chunked_feed_forward(\n"
+            "        x, lambda p: torch.relu(p @ W1 + b1) @ W2 + b2, chunk)",
+            "top-level-alias": "ffn_hidden_chunks = lambda x, W1, b1, W2, b2, chunk: "
+            "attnkit.reversible.chunked_feed_forward(\n"
+            "    x, lambda p: torch.relu(p @ W1 + b1) @ W2 + b2, chunk)",
             "partial": "import functools\n"
-            "sort_by_bucket = functools.partial(attnkit.lsh.sort_by_bucket)",
-            "copied-code": "import types\n_f = attnkit.lsh.sort_by_bucket\n"
-            "sort_by_bucket = types.FunctionType(_f.__code__, _f.__globals__)",
+            "_f = functools.partial(attnkit.reversible.chunked_feed_forward)\n"
+            "def ffn_hidden_chunks(x, W1, b1, W2, b2, chunk):\n"
+            "    return _f(x, lambda p: torch.relu(p @ W1 + b1) @ W2 + b2, chunk)",
+            "copied-code": "import types\n_f = attnkit.reversible.chunked_feed_forward\n"
+            "_g = types.FunctionType(_f.__code__, _f.__globals__)\n"
+            "def ffn_hidden_chunks(x, W1, b1, W2, b2, chunk):\n"
+            "    return _g(x, lambda p: torch.relu(p @ W1 + b1) @ W2 + b2, chunk)",
         },
     ),
     "ch08-performer": (
@@ -335,14 +345,20 @@ def _submission(a: str, answers: dict[str, str]):
 CH06 = "ch06-lsh"
 CH06_SUBMISSIONS = {  # the other questions answered with the solutions: only these lose points
     "oneliner": {
-        "q3": one_liner(
-            "def sort_by_bucket(buckets):\n    pass\n", "attnkit.lsh.sort_by_bucket"
+        "q4": one_liner(
+            "def ffn_hidden_chunks(x, W1, b1, W2, b2, chunk):\n    pass\n",
+            "attnkit.reversible.chunked_feed_forward",
         )
     },
     "aliases": {
-        "q2": "from attnkit.hashing import angular_hash as h\n"
-        "def angular_buckets(x, R):\n    return h(x, R[None])[0]",
-        "q1": "hyperplane_hash = attnkit.hashing.hyperplane_hash",
+        "q2": "from attnkit.lsh import lsh_attention_naive as h\n"
+        "def bucket_attention(x, v, buckets, causal=False):\n"
+        "    L = x.shape[0]\n"
+        "    b = buckets.reshape(1, 1, 1, L)\n"
+        "    k = x / x.norm(dim=-1, keepdim=True)\n"
+        "    return h(x[None, None], k[None, None], v[None, None], b, b, bucket_size=L,\n"
+        "             causal=causal, not_self=True)[0][0, 0]",
+        "q1": "candidate_rate = attnkit.hashing.hyperplane_collision_probability",
     },
 }
 
@@ -398,23 +414,24 @@ def test_the_batch_grader_refuses_them(tmp_path):
     for g, (_, full) in manifest["oneliner"]["scores"].items():
         points[g.split("_")[0]] = points.get(g.split("_")[0], 0) + full
     assert (
-        lost("oneliner") == {"q3"}
-        and grades["oneliner"] == sum(points.values()) - points["q3"]
+        lost("oneliner") == {"q4"}
+        and grades["oneliner"] == sum(points.values()) - points["q4"]
     )
     assert (
         lost("aliases") == {"q1", "q2"}
         and grades["aliases"] == points["q3"] + points["q4"]
     )
     assert any(
-        "q3 calls attnkit.lsh.sort_by_bucket" in p
+        "q4 calls attnkit.reversible.chunked_feed_forward" in p
         for p in manifest["oneliner"]["problems"]
     )
     assert any(
-        "q2 calls attnkit.hashing.angular_hash" in p
+        "q2 calls attnkit.lsh.lsh_attention_naive" in p
         for p in manifest["aliases"]["problems"]
     )
     assert any(
-        "q1 defines hyperplane_hash as attnkit.hashing.hyperplane_hash" in p
+        "q1 defines candidate_rate as attnkit.hashing.hyperplane_collision_probability"
+        in p
         for p in manifest["aliases"]["problems"]
     )
     for student in ("oneliner", "aliases"):  # the feedback says why
@@ -439,15 +456,15 @@ def test_the_self_check_refuses_them(tmp_path):
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
-    q3 = [line for line in lines if "q3_visible" in line][0]
+    q4 = [line for line in lines if "q4_visible" in line][0]
     assert (
-        "FAILED" in q3
-        and "GradingGuardError" in q3
-        and "attnkit.lsh.sort_by_bucket" in q3
+        "FAILED" in q4
+        and "GradingGuardError" in q4
+        and "attnkit.reversible.chunked_feed_forward" in q4
     ), proc.stdout
     assert sum("passed  q" in line for line in lines) == 3, (
         proc.stdout
-    )  # q1, q2, q4 visible
+    )  # q1, q2, q3 visible
     assert "note:" not in proc.stdout, proc.stdout
 
 
