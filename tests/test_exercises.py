@@ -115,11 +115,14 @@ def _trials(assignment: str, tmp_path_factory) -> dict:
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_structure(assignment):
-    """≥ 3 questions; each has a visible and a hidden test; the first cell is the setup cell."""
+    """≥ 4 questions and ≥ 12 points; each question has a visible and a hidden test; the first
+    cell is the setup cell."""
     nb = source_notebook(assignment)
     questions = _questions(nb)
-    assert len(questions) >= 3, f"{assignment} has {len(questions)} graded questions"
+    assert len(questions) >= 4, f"{assignment} has {len(questions)} graded questions"
     tests = graded_test_cells(nb)
+    total = sum(c.metadata["nbgrader"]["points"] for c in tests.values())
+    assert total >= 12, f"{assignment} is worth {total} points"
     for q in questions:
         mine = {gid: c for gid, c in tests.items() if gid.startswith(q + "_")}
         assert any("### BEGIN HIDDEN TESTS" in c.source for c in mine.values()), (
@@ -179,8 +182,8 @@ def test_wrong_answers_lose_points(assignment, tmp_path_factory):
     question (every visible and hidden test cell of the question runs against every wrong
     answer)."""
     run = _trials(assignment, tmp_path_factory)
-    missing = [q for q in run["questions"] if not run["wrong"].get(q)]
-    assert not missing, f"no wrong-answer fixture for {missing}"
+    few = [q for q in run["questions"] if len(run["wrong"].get(q, [])) < 3]
+    assert not few, f"fewer than three wrong-answer fixtures for {few}"
     unknown = set(run["wrong"]) - set(run["questions"])
     assert not unknown, f"wrong answers for unknown questions {unknown}"
     for qid, (solution, *tried) in run["results"].items():
@@ -206,6 +209,7 @@ def test_correct_alternatives_score_full_marks(assignment, tmp_path_factory):
     einsum instead of @, another valid order) passes every test of its question: a grader that
     punishes a correct answer is as wrong as one that rewards a wrong one."""
     run = _trials(assignment, tmp_path_factory)
+    assert run["correct"], f"{assignment}: no correct alternative in CORRECT_ANSWERS"
     unknown = set(run["correct"]) - set(run["questions"])
     assert not unknown, f"correct alternatives for unknown questions {unknown}"
     for qid, results in run["results"].items():
