@@ -173,9 +173,7 @@ def test_check_reports_visible_tests(tmp_path):
     only counted."""
     released = released_notebook(A)
     answers = solution_cells(source_notebook(A))
-    answers["q2"] = (
-        "def hard_lookup(queries, keys, values):\n    return values[:1], None"
-    )
+    answers["q2"] = "def loo_error(x, y, sigma):\n    return x.no_such_attribute"
     nbformat.write(fill(released, answers), tmp_path / f"{A}.ipynb")
     proc = _grade("check", str(tmp_path / f"{A}.ipynb"), cwd=tmp_path)
     assert proc.returncode == 1
