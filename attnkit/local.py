@@ -1,16 +1,19 @@
 """Blocked local (sliding-window) attention: O(n·w) scores, never the n × n matrix.
 
 Query ``i`` sees keys ``j`` with ``|i − j| ≤ window`` (one-sided width, as in
-:func:`attnkit.sparse.local_pattern`), plus optional *global* tokens that see and are seen
-by every position (Longformer). The trick that makes it fast:
+:func:`attnkit.sparse.local_pattern`), plus optional *global* tokens that see and are
+seen by every position (Longformer). The idea, written as a loop over query blocks in
+:func:`local_attention_teaching`:
 
-1. cut the sequence into blocks of ``b = window`` positions (padding the end to a whole block);
+1. cut the queries into blocks of ``b = window`` positions;
 2. every key within ``window`` of a query lies in the query's own block or a neighbour,
    so each query block scores only ``3b`` keys (``2b`` when causal: no look-forward);
-3. mask, inside those ``b × 3b`` tiles, the keys that are too far, in the padding, padded
-   out by the caller, in the future (causal) or global (they get their own columns).
+3. mask, inside those ``b × 3b`` tiles, the keys that are too far, in the padding,
+   padded out by the caller, in the future (causal) or global (own columns).
 
-Scores cost ``n · 3b = O(n·w)`` time and memory instead of ``n²``. Global rows are
+:func:`local_attention` does the same for all blocks at once, in four named steps
+(:func:`to_blocks`, :func:`tile_masks`, :func:`attend_in_groups`, :func:`global_rows`).
+Scores cost ``n · 3b = O(n·w)`` time and memory instead of ``n²``; global rows are
 computed densely, ``G × n``. :func:`local_attention_naive` is the same maths on the full
 masked matrix, the reference the tests compare against.
 """
@@ -34,6 +37,7 @@ from .sparse import longformer_pattern, sparse_attention_naive
 
 __all__ = [
     "block_attention",
+    "local_attention_teaching",
     "local_attention",
     "local_attention_naive",
     "LocalAttention",
@@ -41,6 +45,39 @@ __all__ = [
 
 # scores computed at once, at most (a few MB): blocks are processed in groups of this size
 CHUNK_ELEMENTS = 2**20
+
+
+def local_attention_teaching(
+    q, k, v, *, window, key_padding=None, causal=False, scale=None
+):
+    """Sliding-window attention, one block of queries at a time (the teaching version).
+
+    A block of ``b = window`` queries starting at ``i0`` needs only keys within ``window``
+    of it: positions ``i0 − window`` to ``i0 + b − 1 + window``. Each block scores that
+    slice, masks the pairs farther apart than ``window`` (and the future when causal),
+    and takes an ordinary masked softmax. Same maths as :func:`local_attention`, without
+    global tokens; ``(B, H, L, D)`` in, ``(B, H, L, Dv)`` out.
+    """
+    check_local_inputs(q, k, v, window, None, key_padding)
+    L, S = q.shape[-2], k.shape[-2]
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    b = max(1, window)  # queries per block
+    pos = torch.arange(max(L, S), device=q.device)
+    outs = [v.new_zeros(*q.shape[:-2], 0, v.shape[-1])]
+    for i0 in range(0, L, b):
+        i1 = min(i0 + b, L)  # queries i0 .. i1 - 1
+        j0 = max(0, i0 - window)  # keys j0 .. j1 - 1
+        j1 = min(S, i1 if causal else i1 + window)
+        dist = pos[i0:i1, None] - pos[None, j0:j1]  # (b, W)
+        allowed = dist.abs() <= window
+        if causal:
+            allowed = allowed & (dist >= 0)
+        if key_padding is not None:
+            allowed = allowed & key_padding[:, None, None, j0:j1]  # (B, 1, b, W)
+        scores = dot_product_scores(q[..., i0:i1, :], k[..., j0:j1, :], scale=scale)
+        weights = masked_softmax(scores, mask=allowed)  # (B, H, b, W)
+        outs.append(weights @ v[..., j0:j1, :])  # (B, H, b, Dv)
+    return torch.cat(outs, dim=-2)  # (B, H, L, Dv)
 
 
 def _windows(
@@ -65,13 +102,18 @@ def _windows(
 def block_attention(
     q_blk, k_win, v_win, tile_mask, k_glob=None, v_glob=None, glob_mask=None
 ):
-    """Attention inside query blocks, each against its own window of keys (one softmax per row).
+    """Attention inside query blocks, each against its own window of keys.
+
+    One softmax per query row, over its window and the global keys together.
 
     Args:
-        q_blk: ``(B, H, C, b, D)``, already multiplied by the scale: ``C`` blocks of ``b`` queries.
-        k_win: ``(B, H, C, W, D)``; v_win: ``(B, H, C, W, Dv)``: each block's ``W`` keys and values.
+        q_blk: ``(B, H, C, b, D)``, already multiplied by the scale: ``C`` blocks
+            of ``b`` queries.
+        k_win: ``(B, H, C, W, D)``; v_win: ``(B, H, C, W, Dv)``: each block's ``W``
+            keys and values.
         tile_mask: boolean, broadcastable to ``(B, H, C, b, W)`` (``True`` = allowed).
-        k_glob, v_glob: ``(B, H, G, D)``, ``(B, H, G, Dv)``: keys every query sees, or ``None``.
+        k_glob, v_glob: ``(B, H, G, D)``, ``(B, H, G, Dv)``: keys every query sees,
+            or ``None``.
         glob_mask: boolean, broadcastable to ``(B, H, C, b, G)``.
 
     Returns:
@@ -83,13 +125,11 @@ def block_attention(
         return masked_softmax(scores, mask=tile_mask) @ v_win  # (B, H, C, b, Dv)
     g_scores = q_blk @ k_glob.transpose(-2, -1)[:, :, None]  # (B, H, C, b, G)
     both = torch.cat([scores, g_scores], dim=-1)  # (B, H, C, b, W + G)
-    weights = masked_softmax(
-        both, mask=torch.cat([tile_mask, glob_mask], dim=-1)
-    )  # (B, H, C, b, W + G)
+    mask = torch.cat([tile_mask, glob_mask], dim=-1)
+    weights = masked_softmax(both, mask=mask)  # (B, H, C, b, W + G)
     W = k_win.shape[-2]
-    return (
-        weights[..., :W] @ v_win + weights[..., W:] @ v_glob[:, :, None]
-    )  # (B, H, C, b, Dv)
+    out = weights[..., :W] @ v_win  # (B, H, C, b, Dv)
+    return out + weights[..., W:] @ v_glob[:, :, None]  # (B, H, C, b, Dv)
 
 
 def local_attention(
@@ -97,10 +137,15 @@ def local_attention(
 ):
     """Blocked sliding-window attention (optionally with global tokens).
 
+    The same attention as :func:`local_attention_teaching`, vectorised over blocks in
+    four named steps: :func:`to_blocks`, :func:`tile_masks`, :func:`attend_in_groups`
+    and, for global tokens, :func:`global_rows`.
+
     Args:
         q: ``(B, H, L, D)``; k: ``(B, H, S, D)``; v: ``(B, H, S, Dv)``.
         window: one-sided width ``w ≥ 0``: query ``i`` sees keys ``|i − j| ≤ w``.
-        global_tokens: positions that see all keys and are seen by all queries, or ``None``.
+        global_tokens: positions that see all keys and are seen by all queries,
+            or ``None``.
         key_padding: boolean ``(B, S)``, ``True`` = real key, or ``None``.
         causal: also forbid keys ``j > i``.
         scale: score multiplier, default ``1/√D``.
@@ -109,107 +154,133 @@ def local_attention(
         ``(B, H, L, Dv)``; a query with no allowed key gets zeros (so does every query
         when ``S = 0``); ``L = 0`` or ``B = 0`` gives an empty output.
     """
-    g = check_local_inputs(
-        q, k, v, window, global_tokens, key_padding
-    )  # (G,) global positions
+    g = check_local_inputs(q, k, v, window, global_tokens, key_padding)  # (G,)
+    L, S, D = q.shape[2], k.shape[2], q.shape[3]
+    scale = D**-0.5 if scale is None else scale
+    # block size: every key within `window` of a query is in a neighbouring block
+    b = max(1, min(window, max(L, S, 1)))
+    f = 0 if causal else 1  # look-forward blocks
+    qb, kw, vw = to_blocks(q * scale, k, v, b, f)  # (B, H, nb, b, D), (B, H, nb, W, .)
+    band, key_ok, g_mask = tile_masks(qb.shape[2], b, window, S, g, key_padding, causal)
+    kg, vg = k[:, :, g], v[:, :, g]  # (B, H, G, D), (B, H, G, Dv)
+    if not g.numel():
+        kg = vg = g_mask = None
+    out = attend_in_groups(qb, kw, vw, band, key_ok, kg, vg, g_mask)  # (B, H, P, Dv)
+    out = out[:, :, :L]  # (B, H, L, Dv)
+    if not g.numel():
+        return out
+    return out.index_copy(2, g, global_rows(q, k, v, g, key_padding, causal, scale))
+
+
+def to_blocks(q, k, v, b, look_forward):
+    """Step 1: cut the queries into blocks and stack each block's window of keys.
+
+    Args:
+        q: ``(B, H, L, D)`` (already scaled); k: ``(B, H, S, D)``; v: ``(B, H, S, Dv)``.
+        b: block size; look_forward: 1 to include the next block's keys, 0 when causal.
+
+    Returns:
+        ``q (B, H, nb, b, D)``, ``k (B, H, nb, W, D)``, ``v (B, H, nb, W, Dv)`` with
+        ``nb = ⌈max(L, S, 1) / b⌉`` and ``W = (2 + look_forward)·b``; the padding is zeros.
+    """
     B, H, L, D = q.shape
     S = k.shape[2]
-    scale = D**-0.5 if scale is None else scale
-    n = max(L, S, 1)  # at least one block, so empty sequences give empty outputs
-    b = max(
-        1, min(window, n)
-    )  # block size: every key within `window` is in a neighbour block
-    nb = -(-n // b)  # number of blocks
+    nb = -(-max(L, S, 1) // b)  # number of blocks
     P = nb * b  # padded length
-    f = 0 if causal else 1  # look-forward blocks
-    dev = q.device
-
-    qb = (F.pad(q, (0, 0, 0, P - L)) * scale).reshape(
-        B, H, nb, b, D
-    )  # (B, H, nb, b, D)
+    qb = F.pad(q, (0, 0, 0, P - L)).reshape(B, H, nb, b, D)  # (B, H, nb, b, D)
+    # one block of padding before the first block and after the last
     kw = _windows(
-        F.pad(k, (0, 0, b, P - S + b)), nb, b, f
-    )  # (B, H, nb, W, D), W = (2+f)·b
-    vw = _windows(F.pad(v, (0, 0, b, P - S + b)), nb, b, f)  # (B, H, nb, W, Dv)
+        F.pad(k, (0, 0, b, P - S + b)), nb, b, look_forward
+    )  # (B, H, nb, W, D)
+    vw = _windows(
+        F.pad(v, (0, 0, b, P - S + b)), nb, b, look_forward
+    )  # (B, H, nb, W, Dv)
+    return qb, kw, vw
 
-    # which (query, key) pairs of each tile are allowed. Inside tile c, query c·b + r and key
-    # (c − 1)·b + s are b + r − s apart whatever c is: one (b, W) band serves every tile, and
-    # only which keys exist (not padding, not global, not padded out) depends on the tile.
-    q_pos = torch.arange(P, device=dev).reshape(nb, b)  # (nb, b)
-    k_pos = _windows(torch.arange(-b, P + b, device=dev)[:, None], nb, b, f)[
-        ..., 0
-    ]  # (nb, W)
+
+def tile_masks(nb, b, window, S, g, key_padding, causal):
+    """Step 2: which (query, key) pairs of each ``b × W`` tile are allowed.
+
+    Inside tile ``c``, query ``c·b + r`` and key ``(c − 1)·b + s`` are ``b + r − s`` apart
+    whatever ``c`` is: one ``(b, W)`` band serves every tile. Only which keys exist (not
+    padding, not global, not padded out) depends on the tile.
+
+    Returns:
+        ``band (b, W)``, ``key_ok (B or 1, 1, nb, 1, W)`` and the global keys' mask
+        ``(B or 1, 1, nb, b, G)``.
+    """
+    dev, f = g.device, 0 if causal else 1
+    P = nb * b
+    W = (2 + f) * b
     dist = (
-        b
-        + torch.arange(b, device=dev)[:, None]
-        - torch.arange(k_pos.shape[1], device=dev)[None, :]
+        b + torch.arange(b, device=dev)[:, None] - torch.arange(W, device=dev)
     )  # (b, W)
     band = dist.abs() <= window  # (b, W)
     if causal:
         band = band & (dist >= 0)
-    key_ok = (k_pos >= 0) & (k_pos < S)  # (nb, W)
-    if g.numel():
-        is_global = torch.zeros(P + 2 * b, dtype=torch.bool, device=dev)
-        is_global[g + b] = True
-        key_ok = (
-            key_ok & ~_windows(is_global[:, None], nb, b, f)[..., 0]
-        )  # global keys get their own columns
-    key_ok = key_ok[None, None, :, None, :]  # (1, 1, nb, 1, W)
+    exists = torch.zeros(P + 2 * b, dtype=torch.bool, device=dev)
+    exists[b : b + S] = True  # padded positions are no keys
+    exists[g + b] = False  # global keys get their own columns
+    exists = exists[None, :]  # (1, P + 2b)
     if key_padding is not None:
-        kp = torch.zeros(B, P + 2 * b, dtype=torch.bool, device=dev)
-        kp[:, b : b + S] = key_padding
-        kp_w = _windows(kp[:, :, None], nb, b, f)[..., 0]  # (B, nb, W)
-        key_ok = key_ok & kp_w[:, None, :, None, :]  # (B, 1, nb, 1, W)
+        padded = torch.zeros(len(key_padding), P + 2 * b, dtype=torch.bool, device=dev)
+        padded[:, b : b + S] = key_padding
+        exists = exists & padded  # (B, P + 2b)
+    key_ok = _windows(exists[..., None], nb, b, f)[..., 0]  # (B or 1, nb, W)
+    key_ok = key_ok[:, None, :, None, :]  # (B or 1, 1, nb, 1, W)
+    q_pos = torch.arange(P, device=dev).reshape(nb, b, 1)  # (nb, b, 1)
+    g_mask = (q_pos >= g) | (not causal)  # (nb, b, G)
+    g_mask = g_mask[None, None]  # (1, 1, nb, b, G)
+    if key_padding is not None:
+        g_mask = g_mask & key_padding[:, g][:, None, None, None, :]  # (B, 1, nb, b, G)
+    return band, key_ok, g_mask
 
-    kg = vg = g_mask = None
-    if g.numel():  # every query also scores the global keys, in the same softmax
-        kg, vg = k[:, :, g], v[:, :, g]  # (B, H, G, D), (B, H, G, Dv)
-        g_mask = torch.ones(
-            nb, b, g.numel(), dtype=torch.bool, device=dev
-        )  # (nb, b, G)
-        if causal:
-            g_mask = q_pos[:, :, None] >= g[None, None, :]
-        g_mask = g_mask[None, None]  # (1, 1, nb, b, G)
-        if key_padding is not None:
-            g_mask = (
-                g_mask & key_padding[:, g][:, None, None, None, :]
-            )  # (B, 1, nb, b, G)
 
-    # a few blocks at a time, so the scores in flight stay small (and in cache)
-    per_block = max(1, B * H * b * (kw.shape[-2] + g.numel()))
-    step = max(1, CHUNK_ELEMENTS // per_block)
+def attend_in_groups(qb, kw, vw, band, key_ok, kg, vg, g_mask):
+    """Step 3: :func:`block_attention` over a few blocks at a time.
+
+    The scores in flight stay about ``CHUNK_ELEMENTS`` numbers (a few MB, in cache),
+    whatever the length. Shapes as returned by :func:`to_blocks` and :func:`tile_masks`;
+    returns ``(B, H, nb·b, Dv)``.
+    """
+    B, H, nb, b, _ = qb.shape
+    G = 0 if kg is None else kg.shape[2]
+    per_block = max(1, B * H * b * (kw.shape[-2] + G))
+    step = max(1, CHUNK_ELEMENTS // per_block)  # blocks per group
     outs = []
     for c in range(0, nb, step):
         blocks = slice(c, c + step)
+        tile = key_ok[:, :, blocks] & band  # (B or 1, 1, C, b, W)
+        g_tile = None if kg is None else g_mask[:, :, blocks]  # (B or 1, 1, C, b, G)
         outs.append(
             block_attention(
                 qb[:, :, blocks],
                 kw[:, :, blocks],
                 vw[:, :, blocks],
-                key_ok[:, :, blocks] & band,  # (., 1, C, b, W)
+                tile,
                 kg,
                 vg,
-                None if g_mask is None else g_mask[:, :, blocks],
+                g_tile,
             )
         )  # (B, H, C, b, Dv)
-    out = torch.cat(outs, dim=2).reshape(B, H, P, v.shape[-1])[
-        :, :, :L
-    ]  # (B, H, L, Dv)
-    if not g.numel():
-        return out
+    return torch.cat(outs, dim=2).reshape(B, H, nb * b, vw.shape[-1])  # (B, H, P, Dv)
 
-    # global queries see every key: G dense rows
-    row_mask = torch.ones(g.numel(), S, dtype=torch.bool, device=dev)  # (G, S)
+
+def global_rows(q, k, v, g, key_padding, causal, scale):
+    """Step 4: the rows of the global queries, which see every key (``G × S`` scores).
+
+    Returns:
+        ``(B, H, G, Dv)``.
+    """
+    S = k.shape[2]
+    row_mask = torch.ones(g.numel(), S, dtype=torch.bool, device=g.device)  # (G, S)
     if causal:
-        row_mask = torch.arange(S, device=dev)[None, :] <= g[:, None]
+        row_mask = torch.arange(S, device=g.device)[None, :] <= g[:, None]
     row_mask = row_mask[None, None]  # (1, 1, G, S)
     if key_padding is not None:
         row_mask = row_mask & key_padding[:, None, None, :]  # (B, 1, G, S)
-    g_rows = (
-        masked_softmax(dot_product_scores(q[:, :, g], k, scale=scale), mask=row_mask)
-        @ v
-    )  # (B, H, G, Dv)
-    return out.index_copy(2, g, g_rows)  # (B, H, L, Dv)
+    scores = dot_product_scores(q[:, :, g], k, scale=scale)  # (B, H, G, S)
+    return masked_softmax(scores, mask=row_mask) @ v  # (B, H, G, Dv)
 
 
 def local_attention_naive(

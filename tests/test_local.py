@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 
 import attnkit.local as local_module
 from attnkit import make_mechanism, softmax_attention_naive
-from attnkit.local import LocalAttention, local_attention, local_attention_naive
+from attnkit.local import (
+    LocalAttention,
+    local_attention,
+    local_attention_naive,
+    local_attention_teaching,
+)
 from attnkit.sparse import local_pattern, sparse_attention_naive
 
 # ---------------------------------------------------------------- blocked == dense masked reference
@@ -60,6 +65,56 @@ def _check_blocked_against_dense(n, w, causal, padding, n_global, seed):
     g_ref = torch.autograd.grad((ref * r).sum(), (q, k, v))
     for a, b in zip(g_fast, g_ref):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+# ---------------------------------------------------------------- teaching loop == blocked
+
+
+@given(
+    L=st.integers(0, 30),
+    S=st.integers(1, 30),
+    w=st.integers(0, 12),
+    causal=st.booleans(),
+    padding=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_teaching_loop_equals_blocked_outputs_and_gradients(
+    L, S, w, causal, padding, seed
+):
+    """The chapter's loop over query blocks is the fast blocked code, value and gradient."""
+    q, k, v = qkv(2, 2, L, S, 3, 4, seed=seed, requires_grad=True)
+    g = torch.Generator().manual_seed(seed + 1)
+    kp = (torch.rand(2, S, generator=g) < 0.7) if padding else None
+    kw = dict(window=w, key_padding=kp, causal=causal)
+    teach, fast = (
+        local_attention_teaching(q, k, v, **kw),
+        local_attention(q, k, v, **kw),
+    )
+    assert teach.shape == fast.shape == (2, 2, L, 4)
+    torch.testing.assert_close(teach, fast, rtol=0, atol=1e-12)
+    if L == 0:
+        return  # nothing to differentiate
+    r = torch.randn(fast.shape, generator=g, dtype=torch.float64)
+    grads = [
+        torch.autograd.grad(
+            (out * r).sum(), (q, k, v), allow_unused=True, materialize_grads=True
+        )
+        for out in (teach, fast)
+    ]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("w", [1, 3, 8])
+@pytest.mark.parametrize("causal", [False, True])
+def test_teaching_loop_scores_only_the_window(w, causal):
+    """Each block scores at most b × (b + 2w) pairs: never an L × S tensor."""
+    n = 64
+    q, k, v = qkv(1, 1, n, n, 4, 4, seed=0)
+    assert (
+        largest_tensor(local_attention_teaching, q, k, v, window=w, causal=causal)
+        < n * n
+    )
 
 
 @pytest.mark.parametrize("L,S", [(5, 11), (11, 5), (16, 16)])
