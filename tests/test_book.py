@@ -150,3 +150,41 @@ def test_glossary_page_defines_every_term(built_book):
         for t in terms
     ]
     assert built == _glossary_terms()
+
+
+# --- measurements live in one appendix (book/measurement.md), which the chapters link
+
+
+def test_measurement_appendix_names_every_table_and_labels_each_chapter():
+    text = (BOOK / "measurement.md").read_text()
+    tables = sorted(p.name for p in (BOOK / "data").glob("*.csv"))
+    unnamed = [name for name in tables if name not in text]
+    assert not unnamed, f"book/measurement.md gives no command for {unnamed}"
+    chapters = sorted({name[2:4] for name in tables if name.startswith("ch")})
+    unlabelled = [c for c in chapters if f"(measure-ch{c})=" not in text]
+    assert not unlabelled, (
+        f"book/measurement.md has no label measure-chNN for {unlabelled}"
+    )
+    toc = (ROOT / "_toc.yml").read_text()
+    assert "file: book/measurement" in toc, "the appendix is not in _toc.yml"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_chapters_leave_benchmark_commands_to_the_appendix(chapter):
+    text = _markdown(chapter)
+    found = [
+        needle
+        for needle in ("flock ", "python -m attnkit.bench", "load average")
+        if needle in text
+    ]
+    assert not found, (
+        f"{chapter.name} gives {found} in its prose: benchmark commands, locks and "
+        "machine load belong in book/measurement.md (link it with {ref}`measure-chNN`)"
+    )
+
+
+def test_preface_links_every_chapter_and_the_appendix():
+    text = (BOOK / "00-preface.md").read_text()
+    missing = [p.stem for p in CHAPTERS if "{doc}`" + p.stem + "`" not in text]
+    assert not missing, f"the preface does not link {missing}"
+    assert "{doc}`measurement`" in text
