@@ -123,21 +123,18 @@ def block_sparse_attention(
     g = check_block_sparse_inputs(
         q, k, v, q_pos, k_pos, allowed, global_tokens, key_padding
     )
-    B, H, L, D = q.shape
-    S = k.shape[2]
+    (B, H, L, D), S = q.shape, k.shape[2]
     scale = D**-0.5 if scale is None else scale
     out = q.new_zeros(B, H, L, v.shape[-1])  # (B, H, L, Dv)
     if L == 0 or S == 0:
         return out
-    is_global = torch.zeros(S, dtype=torch.bool, device=q.device)
-    is_global[g] = True
+    is_global = torch.isin(torch.arange(S, device=q.device), g)  # (S,)
     kg, vg = (k[:, :, g], v[:, :, g]) if g.numel() else (None, None)  # (B, H, G, D|Dv)
     C, b = q_pos.shape
     step = max(1, CHUNK_ELEMENTS // max(1, B * H * b * (k_pos.shape[1] + g.numel())))
     for c in range(0, C, step):  # 1. a few query blocks at a time
         qp, kp = q_pos[c : c + step], k_pos[c : c + step]  # (c, b), (c, W)
-        # 2. which gathered pairs may attend
-        ok = allowed[c : c + step]  # (c, b, W)
+        ok = allowed[c : c + step]  # (c, b, W) 2. which gathered pairs may attend
         tile = _tile_mask(qp, kp, ok, S, is_global, key_padding, causal)
         g_mask = _global_mask(qp, g, key_padding, causal) if g.numel() else None
         # 3. gather the blocks' queries, keys and values
@@ -145,10 +142,8 @@ def block_sparse_attention(
         kp = kp.clamp(0, S - 1)  # empty slots: any key, masked anyway
         kb, vb = k[:, :, kp], v[:, :, kp]  # (B, H, c, W, D), (B, H, c, W, Dv)
         ob = block_attention(qb, kb, vb, tile, kg, vg, g_mask)  # (B, H, c, b, Dv)
-        # 4. put each query's output back at its position
-        rows = qp.reshape(-1)  # (c·b,)
-        keep = (rows >= 0) & (rows < L)
-        out = out.index_copy(2, rows[keep], ob.flatten(2, 3)[:, :, keep])
+        keep = (qp >= 0) & (qp < L)  # (c, b) 4. put each output back at its position
+        out = out.index_copy(2, qp[keep], ob[:, :, keep])
     if g.numel():  # global queries: dense rows
         out = _global_rows(out, q, k, v, g, key_padding, causal, scale)
     return out  # (B, H, L, Dv)
@@ -169,7 +164,9 @@ def block_sparse_loop(
 ):
     """Teaching version of :func:`block_sparse_attention`: one query block at a time.
 
-    Same arguments and result; tested equal to the fast version.
+    Same arguments and result; tested equal to the fast version. Block ``c`` keeps
+    the real keys of its row of ``k_pos`` that are not global (empty slots and padding
+    are masked), then appends the global keys, so each appears once in the softmax.
     """
     g = check_block_sparse_inputs(
         q, k, v, q_pos, k_pos, allowed, global_tokens, key_padding
@@ -181,9 +178,8 @@ def block_sparse_loop(
         return out
     for c in range(q_pos.shape[0]):
         rows, keys = q_pos[c], k_pos[c]  # (b,) query and (W,) key positions of block c
-        ok = allowed[c] & ((keys >= 0) & (keys < S))[None, :]  # (b, W) real keys only
+        ok = allowed[c] & ((keys >= 0) & (keys < S) & ~torch.isin(keys, g))[None, :]
         keys = keys.clamp(0, S - 1)
-        ok = ok & ~torch.isin(keys, g)[None, :]  # global keys come once, below
         keys = torch.cat([keys, g])  # (W + G,)
         ok = torch.cat([ok, ok.new_ones(len(rows), len(g))], dim=1)  # (b, W + G)
         if causal:
