@@ -206,6 +206,11 @@ def masked_softmax(
     full = build_mask(
         L, X.shape[-1], mask=mask, valid_lens=valid_lens, causal=causal, device=X.device
     )
+    if full is None:
+        # nothing is masked: the plain softmax, with no masking temporaries
+        # (half precision is computed in float32 and cast back)
+        wide = torch.float32 if X.dtype in (torch.float16, torch.bfloat16) else X.dtype
+        return torch.softmax(X, dim=-1, dtype=wide).to(X.dtype)
     return _softmax_with_empty_rows(apply_mask(X, full))
 
 

@@ -38,7 +38,8 @@ def dot_product_scores(
     check_query_key(queries, keys)
     if scale is None:
         scale = 1.0 / math.sqrt(queries.shape[-1])
-    return (queries @ keys.transpose(-2, -1)) * scale  # (..., L, S)
+    # scaling the (L, D) queries, not the (L, S) scores: one L×S tensor, not two
+    return (queries * scale) @ keys.transpose(-2, -1)  # (..., L, S)
 
 
 def additive_scores(

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from helpers import qkv
 from hypothesis import given
 from hypothesis import strategies as st
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from attnkit import (
     Mechanism,
@@ -18,6 +19,7 @@ from attnkit import (
     softmax_attention_naive,
 )
 from attnkit._checks import check_mechanism_inputs
+from attnkit.bench.memory import PeakMemory
 
 
 def _outputs_and_grads(fn, q, k, v):
@@ -259,3 +261,65 @@ def test_softmax_attention_is_a_mechanism_with_the_default_flags():
         False,
         None,
     )
+
+
+class _SquareCount(TorchDispatchMode):
+    """Counts the tensors of at least ``numel`` elements that operators make."""
+
+    def __init__(self, numel):
+        super().__init__()
+        self.numel, self.count = numel, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor) and t.numel() >= self.numel:
+                self.count += 1
+        return out
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_textbook_path_costs_no_more_than_the_three_operation_form(train):
+    """softmax(q kᵀ / √D) v: the unmasked explicit path makes no more L×S tensors and
+    holds no more bytes at its peak than the plain three lines (beyond a copy of q)."""
+    B, H, L, D = 1, 2, 256, 8
+    q, k, v = qkv(B, H, L, D=D, dtype=torch.float32, requires_grad=train)
+
+    def plain():
+        scores = q @ k.transpose(-2, -1) / D**0.5  # (B, H, L, S)
+        out = torch.softmax(scores, dim=-1) @ v  # (B, H, L, D)
+        if train:
+            out.sum().backward()
+
+    def textbook():
+        out = SoftmaxAttention(fast=False)(q, k, v)  # (B, H, L, D)
+        if train:
+            out.sum().backward()
+
+    counts, peaks = {}, {}
+    for fn in (plain, textbook):
+        with _SquareCount(B * H * L * L) as c, PeakMemory() as m:
+            fn()
+        counts[fn.__name__], peaks[fn.__name__] = c.count, m.peak
+    assert counts["textbook"] <= counts["plain"], counts
+    assert peaks["textbook"] <= peaks["plain"] + q.nelement() * 4, peaks
+
+
+def test_unmasked_and_masked_paths_agree_and_empty_rows_stay_zero():
+    """No mask: the plain softmax; an all-True mask gives the same; a fully masked row
+    gives zeros with zero (finite) gradients."""
+    q, k, v = qkv(2, 3, 7, 9, requires_grad=True)
+    everything = torch.ones(7, 9, dtype=torch.bool)
+    out_plain = _outputs_and_grads(lambda *a: softmax_attention_naive(*a)[0], q, k, v)
+    out_full = _outputs_and_grads(
+        lambda *a: softmax_attention_naive(*a, mask=everything)[0], q, k, v
+    )
+    _assert_same(out_plain, out_full)
+    none_row = everything.clone()
+    none_row[3] = False
+    out, grads = _outputs_and_grads(
+        lambda *a: softmax_attention_naive(*a, mask=none_row)[0], q, k, v
+    )
+    assert torch.all(out[:, :, 3] == 0)
+    assert all(torch.isfinite(g).all() for g in grads)
+    assert torch.all(grads[0][:, :, 3] == 0)
