@@ -62,7 +62,10 @@ __all__ = [
     "linear_attention_step",
     "linear_attention_recurrent",
     "linear_attention_cumsum",
+    "linear_attention_chunked_teaching",
     "linear_attention_chunked",
+    "exclusive_chunk_states",
+    "chunk_outputs",
     "linear_attention",
     "LinearAttention",
 ]
@@ -301,17 +304,50 @@ def _split_chunks(x, chunk_size: int):
     return x.reshape(*x.shape[:-2], -1, chunk_size, x.shape[-1])  # (..., N, C, F)
 
 
+def linear_attention_chunked_teaching(
+    phi_q, phi_k, v, *, key_padding=None, chunk_size=64, eps=1e-6
+):
+    """Causal linear attention, one chunk of ``C`` tokens at a time (the teaching version).
+
+    The state ``S = Σ φ(k_j) v_jᵀ`` and normaliser ``z = Σ φ(k_j)`` of all earlier chunks
+    are carried from chunk to chunk; inside a chunk, query ``i`` also sees the chunk's
+    keys ``j ≤ i`` through the masked similarities ``φ(q_i)·φ(k_j)``. Same maths and
+    shapes as :func:`linear_attention_chunked`, which vectorises it over chunks.
+    """
+    check_feature_inputs(
+        phi_q, phi_k, v, key_padding=key_padding, eps=eps, chunk_size=chunk_size
+    )
+    phi_q, phi_k, v, out_dtype = _prepare(phi_q, phi_k, v, key_padding)
+    L = phi_q.shape[-2]
+    phi_k, v = align_causal(phi_k, v, L)  # (..., L, M), (..., L, Dv)
+    S = phi_k.new_zeros(*phi_k.shape[:-2], phi_k.shape[-1], v.shape[-1])  # (..., M, Dv)
+    z = phi_k.new_zeros(*phi_k.shape[:-2], 1, phi_k.shape[-1])  # (..., 1, M)
+    batch = torch.broadcast_shapes(phi_q.shape[:-2], phi_k.shape[:-2], v.shape[:-2])
+    outs = [v.new_zeros(*batch, 0, v.shape[-1])]
+    for i0 in range(0, L, chunk_size):
+        q, k, vc = (x[..., i0 : i0 + chunk_size, :] for x in (phi_q, phi_k, v))
+        sim = (q @ k.transpose(-2, -1)).tril()  # (..., C, C): keys j <= i of the chunk
+        num = q @ S + sim @ vc  # (..., C, Dv)
+        den = q @ z.transpose(-2, -1) + sim.sum(-1, keepdim=True) + eps  # (..., C, 1)
+        outs.append(num / den)  # (..., C, Dv)
+        S = S + k.transpose(-2, -1) @ vc  # the chunk joins the state
+        z = z + k.sum(-2, keepdim=True)
+    return torch.cat(outs, dim=-2).to(out_dtype)  # (..., L, Dv)
+
+
 def linear_attention_chunked(
     phi_q, phi_k, v, *, key_padding=None, chunk_size=64, eps=1e-6
 ):
     """Causal form (c): exact (masked) attention inside each chunk of ``C`` tokens plus
     the state carried from all *earlier* chunks.
 
-    Across chunks the prefix of chunk states is **exclusive** (chunk ``c`` sees chunks
-    ``< c``); inside a chunk the mask is the **inclusive** lower triangle (``j ≤ i``).
-    Chunks are processed in groups of ``G`` (about ``GROUP_STATE_BYTES`` of chunk states,
-    so they stay in cache), the running state carried from group to group.
-    O(L·C + G·M·Dv) extra memory. Shapes as in :func:`linear_attention_naive`.
+    :func:`linear_attention_chunked_teaching` vectorised over a group of ``G`` chunks at
+    a time (about ``GROUP_STATE_BYTES`` of chunk states, so they stay in cache), in two
+    named steps: :func:`exclusive_chunk_states` (across chunks the prefix of chunk
+    states is **exclusive**: chunk ``c`` sees chunks ``< c``) and :func:`chunk_outputs`
+    (inside a chunk the mask is the **inclusive** lower triangle, ``j ≤ i``). The running
+    state is carried from group to group. O(L·C + G·M·Dv) extra memory. Shapes as in
+    :func:`linear_attention_naive`.
     """
     check_feature_inputs(
         phi_q, phi_k, v, key_padding=key_padding, eps=eps, chunk_size=chunk_size
@@ -322,50 +358,64 @@ def linear_attention_chunked(
     batch = torch.broadcast_shapes(phi_q.shape[:-2], phi_k.shape[:-2], v.shape[:-2])
     if L == 0 or batch.numel() == 0:  # nothing to compute: an empty (..., L, Dv) output
         return v.new_zeros(*batch, L, Dv).to(out_dtype)
-    phi_q, phi_k, v = (
-        phi_q.expand(*batch, L, M),
-        phi_k.expand(*batch, L, M),
-        v.expand(*batch, L, Dv),
-    )
     C = min(chunk_size, L)
-    q_c = _split_chunks(phi_q, C)  # (..., N, C, M)
-    k_c = _split_chunks(phi_k, C)  # (..., N, C, M)
-    v_c = _split_chunks(v, C)  # (..., N, C, Dv)
-    N = q_c.shape[-3]
-    G = max(
-        1, GROUP_STATE_BYTES // (batch.numel() * M * Dv * phi_q.element_size())
-    )  # chunks per group
-    tril = torch.ones(C, C, dtype=torch.bool, device=phi_q.device).tril()  # (C, C)
-    kv_carry = phi_q.new_zeros(
-        *batch, 1, M, Dv
-    )  # (..., 1, M, Dv) state of all earlier groups
+    q_c, k_c, v_c = (
+        _split_chunks(x.expand(*batch, L, x.shape[-1]), C) for x in (phi_q, phi_k, v)
+    )  # (..., N, C, M), (..., N, C, M), (..., N, C, Dv)
+    state_bytes = batch.numel() * M * Dv * phi_q.element_size()
+    G = max(1, GROUP_STATE_BYTES // state_bytes)  # chunks per group
+    kv_carry = phi_q.new_zeros(*batch, 1, M, Dv)  # (..., 1, M, Dv): all earlier groups
     z_carry = phi_q.new_zeros(*batch, 1, M)  # (..., 1, M)
     outs = []
-    for start in range(0, N, G):
-        q_g, k_g, v_g = (
-            x[..., start : start + G, :, :] for x in (q_c, k_c, v_c)
-        )  # (..., G, C, .)
-        # between chunks: chunk c reads the states of chunks 0..c-1 (an exclusive prefix sum)
-        kv = k_g.transpose(-2, -1) @ v_g  # (..., G, M, Dv)
-        kv_prev = torch.cumsum(
-            F.pad(kv[..., :-1, :, :], (0, 0, 0, 0, 1, 0)), dim=-3
-        ).add_(kv_carry)  # (..., G, M, Dv)
-        z = k_g.sum(dim=-2)  # (..., G, M)
-        z_prev = torch.cumsum(F.pad(z[..., :-1, :], (0, 0, 1, 0)), dim=-2).add_(
-            z_carry
-        )  # (..., G, M)
-        kv_carry = kv_prev[..., -1:, :, :] + kv[..., -1:, :, :]  # (..., 1, M, Dv)
-        z_carry = z_prev[..., -1:, :] + z[..., -1:, :]  # (..., 1, M)
-        # inside a chunk: dense similarities with the inclusive lower triangle (j <= i)
-        sim = (q_g @ k_g.transpose(-2, -1)).masked_fill_(
-            ~tril, 0.0
-        )  # (..., G, C, C), in place: fresh tensor
-        den = (
-            q_g @ z_prev.unsqueeze(-1) + sim.sum(dim=-1, keepdim=True) + eps
-        )  # (..., G, C, 1)
-        outs.append((q_g @ kv_prev).add_(sim @ v_g).div_(den))  # (..., G, C, Dv)
+    for start in range(0, q_c.shape[-3], G):
+        q_g, k_g, v_g = (x[..., start : start + G, :, :] for x in (q_c, k_c, v_c))
+        kv_prev, z_prev, kv_carry, z_carry = exclusive_chunk_states(
+            k_g, v_g, kv_carry, z_carry
+        )  # (..., G, M, Dv), (..., G, M), (..., 1, M, Dv), (..., 1, M)
+        outs.append(
+            chunk_outputs(q_g, k_g, v_g, kv_prev, z_prev, eps)
+        )  # (..., G, C, Dv)
     out = torch.cat(outs, dim=-3).reshape(*batch, -1, Dv)[..., :L, :]  # (..., L, Dv)
     return out.to(out_dtype)
+
+
+def exclusive_chunk_states(k_g, v_g, kv_carry, z_carry):
+    """Step 1 of the chunked form: what each chunk of a group reads from earlier chunks.
+
+    Args:
+        k_g: ``(..., G, C, M)``; v_g: ``(..., G, C, Dv)``: a group of ``G`` chunks.
+        kv_carry: ``(..., 1, M, Dv)``; z_carry: ``(..., 1, M)``: the state of all
+            earlier groups.
+
+    Returns:
+        ``kv_prev (..., G, M, Dv)`` and ``z_prev (..., G, M)``, chunk ``c``'s state of
+        chunks ``< c`` (an exclusive prefix sum), and the carries for the next group.
+    """
+    kv = k_g.transpose(-2, -1) @ v_g  # (..., G, M, Dv) one state per chunk
+    kv_prev = torch.cumsum(F.pad(kv[..., :-1, :, :], (0, 0, 0, 0, 1, 0)), dim=-3)
+    kv_prev = kv_prev.add_(kv_carry)  # (..., G, M, Dv)
+    z = k_g.sum(dim=-2)  # (..., G, M)
+    z_prev = torch.cumsum(F.pad(z[..., :-1, :], (0, 0, 1, 0)), dim=-2).add_(z_carry)
+    kv_next = kv_prev[..., -1:, :, :] + kv[..., -1:, :, :]  # (..., 1, M, Dv)
+    z_next = z_prev[..., -1:, :] + z[..., -1:, :]  # (..., 1, M)
+    return kv_prev, z_prev, kv_next, z_next
+
+
+def chunk_outputs(q_g, k_g, v_g, kv_prev, z_prev, eps):
+    """Step 2 of the chunked form: each chunk's outputs from its state and its own keys.
+
+    Inside a chunk, dense similarities with the inclusive lower triangle (``j ≤ i``).
+    Shapes as in :func:`exclusive_chunk_states`, ``q_g (..., G, C, M)``; returns
+    ``(..., G, C, Dv)``.
+    """
+    C = q_g.shape[-2]
+    tril = torch.ones(C, C, dtype=torch.bool, device=q_g.device).tril()  # (C, C)
+    sim = q_g @ k_g.transpose(-2, -1)  # (..., G, C, C), a fresh tensor
+    sim = sim.masked_fill_(~tril, 0.0)
+    den = (
+        q_g @ z_prev.unsqueeze(-1) + sim.sum(dim=-1, keepdim=True) + eps
+    )  # (..., G, C, 1)
+    return (q_g @ kv_prev).add_(sim @ v_g).div_(den)  # (..., G, C, Dv)
 
 
 def linear_attention(
