@@ -33,6 +33,7 @@ from .cells import (
     nbgrader_meta,
     question_of,
 )
+from .feedback import feedback_args
 
 WORK = ".attnkit-grading"
 SUSPICIOUS = [  # (pattern in a solution cell, what it is): flagged for a human, never scored
@@ -202,6 +203,7 @@ def _grade_one(
     memory,
     max_output,
     threads,
+    feedback="hidden",
 ):
     """Autograde one student in a scratch course; returns {student, ok, scores, problems}."""
     result = {"student": student, "ok": False, "scores": {}, "problems": list(notes)}
@@ -295,6 +297,7 @@ def _grade_one(
         "--student",
         student,
         "--force",
+        *feedback_args(feedback),  # hidden tests stay hidden unless "full"
         cwd=scratch,
         env=env,
         timeout=300,
@@ -354,6 +357,7 @@ def grade(
     timeout=60,
     memory_gib=4.0,
     max_output=100_000,
+    feedback="hidden",
 ) -> int:
     import nbformat
     from tqdm import tqdm
@@ -459,6 +463,7 @@ def grade(
         memory=int(memory_gib * 2**30),
         max_output=max_output,
         threads=1 if jobs > 1 else 2,
+        feedback=feedback,
     )
     print(
         f"{assignment}: {len(chosen)} submissions, {len(chosen) - len(todo)} already graded, "

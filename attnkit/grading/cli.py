@@ -45,6 +45,13 @@ def main(argv=None) -> int:
     g.add_argument(
         "--max-output", type=int, default=100_000, help="characters of output per cell"
     )
+    g.add_argument(
+        "--feedback",
+        choices=("hidden", "full"),
+        default="hidden",
+        help="hidden (default): each test's points and message, never the hidden tests' "
+        "code or tracebacks; full: nbgrader's feedback as it is",
+    )
     args = parser.parse_args(argv)
     if args.command == "check":
         results = check(args.notebook, timeout=args.timeout)
@@ -58,4 +65,5 @@ def main(argv=None) -> int:
         timeout=args.timeout,
         memory_gib=args.memory,
         max_output=args.max_output,
+        feedback=args.feedback,
     )
