@@ -345,8 +345,8 @@ def linear_attention_chunked(
     a time (about ``GROUP_STATE_BYTES`` of chunk states, so they stay in cache), in two
     named steps: :func:`exclusive_chunk_states` (across chunks the prefix of chunk
     states is **exclusive**: chunk ``c`` sees chunks ``< c``) and :func:`chunk_outputs`
-    (inside a chunk the mask is the **inclusive** lower triangle, ``j ≤ i``). The running
-    state is carried from group to group. O(L·C + G·M·Dv) extra memory. Shapes as in
+    (inside a chunk the mask is the **inclusive** lower triangle, ``j ≤ i``). The
+    running state is carried from group to group. O(L·C + G·M·Dv) extra memory. Shapes as in
     :func:`linear_attention_naive`.
     """
     check_feature_inputs(
