@@ -1,4 +1,4 @@
-"""Block-sparse attention: gather the key blocks each query block needs, never the n × n matrix.
+"""Block-sparse attention: gather the keys each query block needs, never n × n scores.
 
 A *layout* describes a sparse pattern block by block:
 
@@ -6,11 +6,11 @@ A *layout* describes a sparse pattern block by block:
 * ``k_pos (C, W)``: the positions of the ``W`` keys that block gathers;
 * ``allowed (C, b, W)``: which of those (query, key) pairs the pattern allows.
 
-``−1`` in ``q_pos`` or ``k_pos`` is an empty slot (padding to a whole block). Every query
-position appears once in ``q_pos``; a key appears at most once in a row of ``k_pos``, so
-no key is counted twice. The scores cost ``C·b·W`` instead of ``L·S``.
+``−1`` in ``q_pos`` or ``k_pos`` is an empty slot (padding to a whole block). Every
+query position appears once in ``q_pos``; a key appears at most once in a row of
+``k_pos``, so no key is counted twice. The scores cost ``C·b·W`` instead of ``L·S``.
 :func:`block_sparse_attention` gathers, masks (causal, padding, empty slots) and runs a
-softmax per row; :func:`block_sparse_loop` is the same maths as a plain loop over blocks.
+softmax per row; :func:`block_sparse_loop` is the same maths as a loop over blocks.
 Global tokens (Longformer, BigBird) are keys every query sees in the same softmax, and
 their own rows are dense (``G × S``).
 
@@ -73,7 +73,10 @@ def _tile_mask(q_pos, k_pos, allowed, S, is_global, key_padding, causal):
 
 
 def _global_mask(q_pos, g, key_padding, causal):
-    """Which global keys ``g (G,)`` each query of the blocks may see: ``(B|1, 1, C, b, G)``."""
+    """Which global keys ``g (G,)`` each query of the blocks may see.
+
+    Returns ``(B|1, 1, C, b, G)``.
+    """
     ok = torch.ones(
         *q_pos.shape, g.numel(), dtype=torch.bool, device=g.device
     )  # (C, b, G)
@@ -244,12 +247,13 @@ def bigbird_attention(
     causal=False,
     scale=None,
 ):
-    """BigBird attention, blocked: :func:`bigbird_layout` through :func:`block_sparse_attention`.
+    """BigBird attention: :func:`bigbird_layout` through :func:`block_sparse_attention`.
 
     Args:
         q: ``(B, H, L, D)``; k: ``(B, H, S, D)``; v: ``(B, H, S, Dv)``.
         window: one-sided width; block_size, num_random, seed: the random key blocks.
-        global_tokens, key_padding ``(B, S)``, causal, scale: as in :func:`block_sparse_attention`.
+        global_tokens, key_padding ``(B, S)``, causal, scale: as in
+            :func:`block_sparse_attention`.
 
     Returns:
         ``(B, H, L, Dv)``, equal to :func:`bigbird_attention_naive`.
@@ -373,7 +377,8 @@ def dilated_attention(
 
     Args:
         q: ``(B, H, L, D)``; k: ``(B, H, S, D)``; v: ``(B, H, S, Dv)``.
-        window: keys on each side; dilation: the gap ``d ≥ 1`` between them (one for all heads).
+        window: keys on each side; dilation: the gap ``d ≥ 1`` between them (one for
+            all heads).
 
     Returns:
         ``(B, H, L, Dv)``, equal to :func:`dilated_attention_naive`.
@@ -431,11 +436,12 @@ def dilated_attention_naive(
 
 
 class BigBirdAttention(Mechanism):
-    """BigBird as a mechanism (registered as ``"bigbird"``): window + random blocks + globals.
+    """BigBird as a mechanism (``"bigbird"``): window + random blocks + global tokens.
 
     Args (keyword-only):
-        window: one-sided width; block_size: ``b``; num_random: random key blocks per query
-        block; seed: the draw; global_tokens: positions with global attention, or ``None``;
+        window: one-sided width; block_size: ``b``; num_random: random key blocks per
+        query block; seed: the draw; global_tokens: positions with global attention, or
+        ``None``;
         blocked: ``False`` runs the dense masked reference instead.
 
     ``mask`` may only be a key-padding mask ``(B, 1, 1, S)`` or ``(B, S)``.
@@ -486,11 +492,11 @@ class BigBirdAttention(Mechanism):
 
 
 class LongformerAttention(Mechanism):
-    """Longformer as a mechanism (registered as ``"longformer"``): a dilated window per head.
+    """Longformer as a mechanism (``"longformer"``): a dilated window per head.
 
     Args (keyword-only):
-        window: keys on each side; dilation: one int for every head, or a tuple with one
-        int per head (e.g. ``(1, 1, 2, 4)``: lower heads local, upper heads reaching far);
+        window: keys on each side; dilation: one int for every head, or a tuple with
+        one int per head (e.g. ``(1, 1, 2, 4)``: lower heads local, upper heads far);
         global_tokens: positions with symmetric global attention, or ``None``.
 
     ``mask`` may only be a key-padding mask ``(B, 1, 1, S)`` or ``(B, S)``.

@@ -43,7 +43,7 @@ __all__ = [
     "LocalAttention",
 ]
 
-# scores computed at once, at most (a few MB): blocks are processed in groups of this size
+# scores computed at once, at most (a few MB): blocks are processed in groups this big
 CHUNK_ELEMENTS = 2**20
 
 
@@ -52,11 +52,12 @@ def local_attention_teaching(
 ):
     """Sliding-window attention, one block of queries at a time (the teaching version).
 
-    A block of ``b = window`` queries starting at ``i0`` needs only keys within ``window``
-    of it: positions ``i0 − window`` to ``i0 + b − 1 + window``. Each block scores that
-    slice, masks the pairs farther apart than ``window`` (and the future when causal),
-    and takes an ordinary masked softmax. Same maths as :func:`local_attention`, without
-    global tokens; ``(B, H, L, D)`` in, ``(B, H, L, Dv)`` out.
+    A block of ``b = window`` queries starting at ``i0`` needs only the keys within
+    ``window`` of it: positions ``i0 − window`` to ``i0 + b − 1 + window``. Each block
+    scores that slice, masks the pairs farther apart than ``window`` (and the future
+    when causal), and takes an ordinary masked softmax. Same maths as
+    :func:`local_attention`, without global tokens; ``(B, H, L, D)`` in,
+    ``(B, H, L, Dv)`` out.
     """
     check_local_inputs(q, k, v, window, None, key_padding)
     L, S = q.shape[-2], k.shape[-2]
@@ -181,7 +182,8 @@ def to_blocks(q, k, v, b, look_forward):
 
     Returns:
         ``q (B, H, nb, b, D)``, ``k (B, H, nb, W, D)``, ``v (B, H, nb, W, Dv)`` with
-        ``nb = ⌈max(L, S, 1) / b⌉`` and ``W = (2 + look_forward)·b``; the padding is zeros.
+        ``nb = ⌈max(L, S, 1) / b⌉`` and ``W = (2 + look_forward)·b``; the padding is
+        zeros.
     """
     B, H, L, D = q.shape
     S = k.shape[2]
@@ -201,9 +203,9 @@ def to_blocks(q, k, v, b, look_forward):
 def tile_masks(nb, b, window, S, g, key_padding, causal):
     """Step 2: which (query, key) pairs of each ``b × W`` tile are allowed.
 
-    Inside tile ``c``, query ``c·b + r`` and key ``(c − 1)·b + s`` are ``b + r − s`` apart
-    whatever ``c`` is: one ``(b, W)`` band serves every tile. Only which keys exist (not
-    padding, not global, not padded out) depends on the tile.
+    Inside tile ``c``, query ``c·b + r`` and key ``(c − 1)·b + s`` are ``b + r − s``
+    apart whatever ``c`` is: one ``(b, W)`` band serves every tile. Only which keys
+    exist (not padding, not global, not padded out) depends on the tile.
 
     Returns:
         ``band (b, W)``, ``key_ok (B or 1, 1, nb, 1, W)`` and the global keys' mask
@@ -286,10 +288,10 @@ def global_rows(q, k, v, g, key_padding, causal, scale):
 def local_attention_naive(
     q, k, v, *, window, global_tokens=None, key_padding=None, causal=False, scale=None
 ):
-    """The same attention as :func:`local_attention`, on the full masked ``L × S`` matrix.
+    """The same attention as :func:`local_attention`, on the full masked matrix.
 
-    Builds :func:`~attnkit.sparse.longformer_pattern` (a plain local window when there are
-    no global tokens) and calls :func:`~attnkit.sparse.sparse_attention_naive`.
+    Builds :func:`~attnkit.sparse.longformer_pattern` (a plain local window when there
+    are no global tokens) and calls :func:`~attnkit.sparse.sparse_attention_naive`.
 
     Returns:
         ``(out (B, H, L, Dv), weights (B, H, L, S))``, like every ``*_naive`` reference.
@@ -315,8 +317,8 @@ class LocalAttention(Mechanism):
     Args (keyword-only):
         window: one-sided width: query ``i`` sees keys ``|i − j| ≤ window``.
         global_tokens: positions with global attention (Longformer), or ``None``.
-        blocked: ``True`` runs :func:`local_attention` (O(n·w)); ``False`` runs the dense
-            masked reference :func:`local_attention_naive` (O(n²), for comparison).
+        blocked: ``True`` runs :func:`local_attention` (O(n·w)); ``False`` runs the
+            dense masked reference :func:`local_attention_naive` (O(n²), to compare).
 
     ``mask`` may only be a key-padding mask ``(B, 1, 1, S)`` or ``(B, S)``.
     """

@@ -1,21 +1,22 @@
-"""The Sparse Transformer's two patterns (Child et al., 2019), blocked: strided and fixed.
+"""The Sparse Transformer's two patterns (Child et al., 2019), blocked: strided, fixed.
 
 With stride ``l`` the sequence is a grid of ``⌈n/l⌉`` rows of ``l`` positions
 (position ``i`` is row ``i // l``, column ``i mod l``).
 
-* **strided**: query ``i`` sees its neighbours ``|i − j| ≤ l`` and its whole grid column
-  ``{j : (i − j) mod l = 0}``. The neighbours lie in the rows before, at and after its own:
-  a window tile per row of the grid. The column is the same for every query of a column:
-  one score per (query, grid row), ``n·n/l`` in all, computed as a batched product over
-  the columns of the grid (:func:`strided_attention`).
-* **fixed**: query ``i`` sees its own row (block) and the last ``c`` positions of every
-  row (the "summary" keys): a block layout for :func:`~attnkit.blocksparse.block_sparse_attention`
-  (:func:`fixed_layout`).
+* **strided**: query ``i`` sees its neighbours ``|i − j| ≤ l`` and its whole grid
+  column ``{j : (i − j) mod l = 0}``. The neighbours lie in the rows before, at and
+  after its own: a window tile per row of the grid. The column is the same for every
+  query of a column: one score per (query, grid row), ``n·n/l`` in all, computed as a
+  batched product over the columns of the grid (:func:`strided_attention`).
+* **fixed**: query ``i`` sees its own row (block) and the last ``c`` positions of
+  every row (the "summary" keys): a block layout for
+  :func:`~attnkit.blocksparse.block_sparse_attention` (:func:`fixed_layout`).
 
 Each row holds about ``l + n/l`` keys (``l + c·n/l`` for fixed): for ``l ≈ √n`` that is
-``O(n√n)`` scores, never the ``n × n`` matrix; with ``l`` held fixed it stays quadratic,
-with a constant ``1/l``. :func:`strided_layout` writes the strided pattern one query at
-a time, for the teaching loop :func:`~attnkit.blocksparse.block_sparse_loop`.
+``O(n√n)`` scores, never the ``n × n`` matrix; with ``l`` held fixed it is
+``O(n²/l)``, quadratic in ``n`` with a constant ``1/l``. :func:`strided_layout` writes
+the strided pattern one query at a time, for the teaching loop
+:func:`~attnkit.blocksparse.block_sparse_loop`.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def fixed_layout(n: int, stride: int, summary: int = 1):
 
 
 def _strided_masks(rows, near, real, causal):
-    """Masks of a group of grid rows: neighbours ``(B|1, c, l, W)``, column ``(B|1, c, l, R)``.
+    """Masks of a group of grid rows: neighbours ``(B|1, c, l, W)``, column
+    ``(B|1, c, l, R)``.
 
     ``rows (c, l)`` query positions, ``near (c, W)`` neighbour positions,
     ``real (B|1, R, l)`` the real (unpadded) keys of the grid.
@@ -150,7 +152,8 @@ def fixed_attention(
     :func:`~attnkit.blocksparse.block_sparse_attention`.
 
     Returns:
-        ``(B, H, L, Dv)``, equal to :func:`strided_attention_naive` with ``mode="fixed"``.
+        ``(B, H, L, Dv)``, equal to :func:`strided_attention_naive` with
+        ``mode="fixed"``.
     """
     check_sparse_settings(
         q, k, v, key_padding, stride=(stride, 1), summary=(summary, 1)
@@ -176,8 +179,8 @@ def strided_attention_naive(
     causal=False,
     scale=None,
 ):
-    """:func:`~attnkit.sparse.strided_pattern` (or :func:`~attnkit.sparse.fixed_pattern` when
-    ``mode="fixed"``) on the dense masked ``L × S`` matrix.
+    """:func:`~attnkit.sparse.strided_pattern` (or :func:`~attnkit.sparse.fixed_pattern`
+    when ``mode="fixed"``) on the dense masked ``L × S`` matrix.
 
     Returns:
         ``(out (B, H, L, Dv), weights (B, H, L, S))``.
