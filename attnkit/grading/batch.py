@@ -19,8 +19,10 @@ import re
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import sys
+import unicodedata
 import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -36,6 +38,12 @@ from .cells import (
 from .feedback import feedback_args
 
 WORK = ".attnkit-grading"
+MAX_NOTEBOOK = (
+    20 * 2**20
+)  # bytes: a notebook with its outputs is a few MB; larger is not read
+MAX_LOG = 2**20  # bytes of the guard's log read
+MAX_FOLDERS = 200  # folders walked in one student's submission
+JUNK = {".ipynb_checkpoints", ".DS_Store", ".git", "__MACOSX", "Thumbs.db", WORK}
 SUSPICIOUS = [  # (pattern in a solution cell, what it is): flagged for a human, never scored
     (
         r"\b(torch|np|numpy|attnkit|math|builtins|testing)\.[\w.]+\s*=[^=]",
@@ -88,48 +96,225 @@ def _nbgrader(*args, cwd, env=None, timeout=None, memory=None):
 
 
 def student_id(name: str) -> str:
-    """A file or folder name -> a gradebook id.
+    """A file or folder name -> a gradebook id: ASCII letters, digits, ``_ . -``.
 
-    Copy suffixes like " (1)" are dropped and odd characters replaced.
+    Copy suffixes like " (1)" are dropped; accents are dropped (``María`` -> ``Maria``); a
+    character with no ASCII form (CJK, a zero-width space) becomes its code point (``_u738b_``),
+    so different names stay different; an id never starts with ``-`` or ``.`` (an option, a
+    hidden file). Names that still collide are told apart by :func:`collect`.
     """
-    name = re.sub(r"\s*\(\d+\)$", "", name)
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_.") or "student"
-
-
-def collect(folder: Path, assignment: str):
-    """``{student: notebook path or None}`` and ``{student: [problems]}`` from either layout."""
-    found: dict[str, list[Path]] = {}
-    for entry in sorted(Path(folder).iterdir()):
-        if entry.name.startswith("."):
+    name = re.sub(r"\s*\(\d+\)$", "", unicodedata.normalize("NFC", name))
+    out = []
+    for ch in name:
+        if ch.isascii():
+            out.append(ch if ch.isalnum() or ch in "_.-" else "_")
             continue
-        if entry.is_file() and entry.suffix == ".ipynb":
-            found.setdefault(student_id(entry.stem), []).append(entry)
+        plain = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
+        plain = re.sub(r"[^A-Za-z0-9]", "", plain)
+        out.append(plain or f"_u{ord(ch):04x}_")
+    sid = re.sub(r"_{2,}", "_", "".join(out)).strip("_.-")
+    return sid or "student"
+
+
+def _special(path: Path, inside: Path) -> str | None:
+    """Why the grader will not read ``path`` (a FIFO, a device, a link out of ``inside``), or
+    None for a plain file or folder. Never opens it."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    if stat.S_ISLNK(mode):
+        real = os.path.realpath(path)
+        if not (real + os.sep).startswith(os.path.realpath(inside) + os.sep):
+            return "a link out of the submission"
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            return "a broken link"
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a plain file"
+
+
+def _notebooks(entry: Path, notes: list[str], folder: Path) -> list[Path]:
+    """The notebooks in a student's folder (no link followed out of it, special files refused)."""
+    found = []
+    for n, (root, dirs, files) in enumerate(os.walk(entry)):
+        dirs[:] = sorted(d for d in dirs if d not in JUNK)
+        if n > MAX_FOLDERS:
+            notes.append(f"more than {MAX_FOLDERS} folders: looked no further")
+            break
+        for name in sorted(files):
+            path = Path(root) / name
+            why = _special(path, entry)
+            if why and (
+                name.endswith(".ipynb") or why != "a link out of the submission"
+            ):
+                notes.append(f"refused {path.relative_to(folder)}: {why}")
+            elif not why and name.endswith(".ipynb"):
+                found.append(path)
+    return found
+
+
+def collect(folder: Path, assignment: str, files: dict | None = None):
+    """``{student: notebook path or None}`` and ``{student: [problems]}`` from either layout.
+
+    ``files`` (when given) is filled with ``{student or "(not a submission)": [what was
+    given]}``: every entry of the folder, so the summary can list each one.
+    """
+    folder = Path(folder)
+    files = {} if files is None else files
+    entries: dict[str, list] = {}  # id -> [(base name, entry, notebooks, notes)]
+    for entry in sorted(folder.iterdir()):
+        name = entry.name
+        if name in JUNK or name.startswith("._"):  # editors' and archivers' leftovers
+            files.setdefault("(not a submission)", []).append(f"{name} (ignored)")
+            continue
+        notes: list[str] = []
+        why = _special(entry, folder)
+        if why:
+            base, nbs = Path(name).stem if name.endswith(".ipynb") else name, []
+            notes.append(f"refused {name}: {why}: 0 points")
         elif entry.is_dir():
-            nbs = sorted(
-                p for p in entry.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts
+            base, nbs = name, _notebooks(entry, notes, folder)
+        elif name.endswith(".ipynb"):
+            base, nbs = name[: -len(".ipynb")], [entry]
+        else:
+            files.setdefault("(not a submission)", []).append(
+                f"{name} (not a notebook)"
             )
-            found.setdefault(student_id(entry.name), []).extend(nbs)
+            continue
+        base = re.sub(r"\s*\(\d+\)$", "", unicodedata.normalize("NFC", base))
+        entries.setdefault(student_id(base), []).append((base, entry, nbs, notes))
+    found: dict[str, list[Path]] = {}
+    problems: dict[str, list[str]] = {}
+    for sid, group in entries.items():
+        bases = sorted({b for b, *_ in group})
+        for base, entry, nbs, notes in group:
+            student = sid
+            if (
+                len(bases) > 1 and base != sid
+            ):  # stable: the id depends on the name only
+                student = f"{sid}-{hashlib.sha256(base.encode()).hexdigest()[:6]}"
+                notes.append(
+                    f"the names {' and '.join(repr(b) for b in bases)} both become the id "
+                    f"{sid}: {base!r} graded as {student}"
+                )
+            found.setdefault(student, []).extend(nbs)
+            problems.setdefault(student, []).extend(notes)
+            files.setdefault(student, []).append(entry.name)
     expected = f"{assignment}.ipynb"
-    chosen, problems = {}, {}
+    chosen = {}
     for student, paths in found.items():
-        notes = problems.setdefault(student, [])
+        notes = problems[student]
         if not paths:
             chosen[student] = None
-            notes.append("no notebook in the submission folder: 0 points")
+            if not any(n.startswith("refused") and "0 points" in n for n in notes):
+                notes.append("no notebook in the submission folder: 0 points")
             continue
         exact = [p for p in paths if p.name == expected]
-        pick = max(exact or paths, key=lambda p: (p.stat().st_mtime, str(p)))
+        pick = max(exact or paths, key=lambda p: (p.lstat().st_mtime, str(p)))
         if len(paths) > 1:
             notes.append(
                 f"duplicate submission ({', '.join(p.name for p in paths)}): graded {pick.name}, "
                 f"the {'one with the assignment name' if exact else 'newest'}; ignored the others"
             )
-        if pick.parent != Path(folder) and pick.name != expected:
+        if pick.parent != folder and pick.name != expected:
             notes.append(
                 f"notebook named {pick.name}, expected {expected}: graded anyway"
             )
         chosen[student] = pick
     return chosen, problems
+
+
+def _read_submission(path: Path):
+    """``(notebook, raw bytes, None)`` or ``(None, raw bytes or None, why it is refused)``."""
+    size = os.lstat(path).st_size
+    if size > MAX_NOTEBOOK:
+        return (
+            None,
+            None,
+            (
+                f"the notebook is {size / 2**20:.0f} MiB, over the {MAX_NOTEBOOK / 2**20:.0f} MiB "
+                "limit (clear the outputs and resubmit): not read, 0 points"
+            ),
+        )
+    with open(path, "rb") as f:
+        data = f.read(MAX_NOTEBOOK + 1)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, data, "not a notebook: binary data, not UTF-8 JSON text: 0 points"
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        return None, data, f"not a readable notebook (broken JSON: {exc}): 0 points"
+    if not isinstance(raw, dict) or "cells" not in raw and "worksheets" not in raw:
+        return None, data, "not a notebook: JSON without cells: 0 points"
+    if raw.get("nbformat") != 4:
+        return (
+            None,
+            data,
+            (
+                f"nbformat {raw.get('nbformat')!r} notebook (the release is nbformat 4): open it "
+                "in Jupyter, save it, and resubmit: 0 points"
+            ),
+        )
+    import nbformat
+
+    try:
+        nb = nbformat.from_dict(raw)
+        nbformat.validate(nb)
+    except Exception as exc:  # noqa: BLE001  (any defect of the file is a note)
+        return (
+            None,
+            data,
+            (
+                f"not a readable notebook ({type(exc).__name__}: {str(exc)[:120]}): 0 points"
+            ),
+        )
+    return nb, data, None
+
+
+def _clean(nb) -> list[str]:
+    """Old nbgrader metadata upgraded, copied cells (same grade_id) reduced to one: notes."""
+    from nbgrader.nbgraderformat import MetadataValidator
+
+    notes = []
+    if any(
+        nbgrader_meta(c).get("schema_version", 0) != 3
+        for c in nb.cells
+        if nbgrader_meta(c)
+    ):
+        try:
+            MetadataValidator().upgrade_notebook_metadata(nb)
+            notes.append(
+                "old nbgrader metadata in the notebook: upgraded, graded as usual"
+            )
+        except Exception as exc:  # noqa: BLE001
+            notes.append(
+                f"nbgrader metadata could not be upgraded ({exc}): check by hand"
+            )
+    by_id: dict[str, list] = {}
+    for c in nb.cells:
+        if nbgrader_meta(c).get("grade_id"):
+            by_id.setdefault(nbgrader_meta(c)["grade_id"], []).append(c)
+    for gid, cells in by_id.items():
+        if (
+            len(cells) > 1
+        ):  # Jupyter copies a cell with its metadata: keep the last one graded
+            for c in cells[:-1]:
+                del c.metadata["nbgrader"]
+            notes.append(
+                f"cell {gid} appears {len(cells)} times (a copied cell): graded the last one"
+            )
+    return notes
 
 
 def _intake_notes(nb, release) -> list[str]:
@@ -162,29 +347,52 @@ def _intake_notes(nb, release) -> list[str]:
 
 
 def _guard_notes(log: Path) -> list[str]:
-    notes = []
-    if not log.exists():
-        return notes
-    for line in log.read_text().splitlines():
-        e = json.loads(line)
-        where = f" in {e['grade_id']}" if e.get("grade_id") else ""
-        if e["kind"] == "restored":
-            notes.append(
-                f"the grader put back {', '.join(e['names'][:5])} replaced by the submission{where}"
-            )
-        elif e["kind"] == "forbidden-call":
-            q = question_of(e["grade_id"] or "q?")
-            how = f"defines {e['answer']} as" if e.get("answer") else "calls"
-            notes.append(
-                f"{q} {how} {e['name']}, which {q} may not use "
-                "(forbidden in its solution cell): no points"
-            )
-        elif e["kind"] == "forbidden-unresolved":
-            notes.append(f"the grader could not enforce the forbidden call {e['name']}")
-        elif e["kind"] == "output-cut":
-            notes.append(f"output cut at {e['cap']} characters in a cell")
-        elif e["kind"] == "denied":
-            notes.append(f"refused: {e['what']} {e.get('path', '')}".strip())
+    """Notes from the guard's log, read defensively: a malformed line is a note, never a crash."""
+    why = _special(log, log.parent) if os.path.lexists(log) else None
+    if not os.path.lexists(log):
+        return []
+    if why or not log.is_file():
+        return [
+            f"the guard's log was replaced ({why or 'a folder'}): not read, check by hand"
+        ]
+    with open(log, "rb") as f:
+        data = f.read(MAX_LOG)
+    notes, bad = [], 0
+    for line in data.decode("utf-8", "replace").splitlines():
+        try:
+            e = json.loads(line)
+            if not isinstance(e, dict):
+                raise ValueError
+            kind, gid = str(e.get("kind")), e.get("grade_id")
+            where = f" in {gid}" if gid else ""
+            if kind == "restored":
+                names = [str(n) for n in list(e.get("names") or [])[:5]]
+                notes.append(
+                    f"the grader put back {', '.join(names)} replaced by the submission{where}"
+                )
+            elif kind == "forbidden-call":
+                q = question_of(str(gid or "q?"))
+                how = f"defines {e['answer']} as" if e.get("answer") else "calls"
+                notes.append(
+                    f"{q} {how} {e.get('name')}, which {q} may not use "
+                    "(forbidden in its solution cell): no points"
+                )
+            elif kind == "forbidden-unresolved":
+                notes.append(
+                    f"the grader could not enforce the forbidden call {e.get('name')}"
+                )
+            elif kind == "output-cut":
+                notes.append(f"output cut at {e.get('cap')} characters in a cell")
+            elif kind == "denied":
+                notes.append(f"refused: {e.get('what')} {e.get('path', '')}".strip())
+        except (ValueError, TypeError, KeyError, AttributeError):
+            bad += 1
+    if bad:
+        notes.append(
+            f"{bad} malformed line(s) in the guard's log: ignored, check by hand"
+        )
+    if len(data) >= MAX_LOG:
+        notes.append(f"the guard's log is over {MAX_LOG} bytes: read no further")
     return list(dict.fromkeys(notes))
 
 
@@ -246,6 +454,7 @@ def _grade_one(
             "MPLBACKEND": "Agg",
             "PYTHONDONTWRITEBYTECODE": "1",
             "OMP_NUM_THREADS": str(threads),
+            "TORCH_COMPILE_DISABLE": "1",  # torch.compile in an answer runs eagerly: same result
         }
     )
     rc, log = _nbgrader(
@@ -372,8 +581,9 @@ def grade(
             file=sys.stderr,
         )
         return 2
+    files: dict[str, list[str]] = {}
     chosen, problems = (
-        collect(submissions, assignment) if submissions.is_dir() else ({}, {})
+        collect(submissions, assignment, files) if submissions.is_dir() else ({}, {})
     )
     if not chosen:
         print(f"no submissions found in {submissions}: nothing graded", file=sys.stderr)
@@ -418,24 +628,25 @@ def grade(
     for student, path in list(chosen.items()):
         if path is None:
             continue
-        data = path.read_bytes()
-        shas[student] = hashlib.sha256(data).hexdigest()
-        try:
-            nb = nbformat.reads(data.decode("utf-8"), as_version=4)
-            nbformat.validate(nb)
-        except Exception as exc:  # malformed JSON, not a notebook, bad encoding
-            problems[student].append(
-                f"not a readable notebook ({type(exc).__name__}: {str(exc)[:120]}): 0 points"
-            )
+        nb, data, why = _read_submission(path)
+        if data is not None:
+            shas[student] = hashlib.sha256(data).hexdigest()
+        if nb is None:
+            problems[student].append(why)
             chosen[student] = None
             continue
-        problems[student] += _intake_notes(nb, release)
+        problems[student] += _clean(nb) + _intake_notes(nb, release)
         dest = out / "submitted" / student / assignment / f"{assignment}.ipynb"
         if dest.resolve() != path.resolve():
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(data)
+            _write(dest, data)
+        # graded from the grader's own cleaned copy, never from the student's file again
+        chosen[student] = work / "intake" / student / f"{assignment}.ipynb"
+        _write(chosen[student], nbformat.writes(nb).encode())
     manifest_path = work / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):  # none yet, or damaged: grade everything again
+        manifest = {}
     todo = [s for s in chosen if manifest.get(s, {}).get("sha") != shas.get(s, "none")]
     # the instructor's state, not the whole course root: that may hold .venv and attnkit itself
     private = (
@@ -490,22 +701,42 @@ def grade(
             )  # after the gradebook: a crash re-grades
             bar.update()
     _nbgrader("export", "--to", str(out / "grades.csv"), cwd=out)
-    return _summary(out, assignment, {s: manifest[s] for s in chosen})
+    return _summary(out, assignment, {s: manifest[s] for s in chosen}, files)
 
 
-def _summary(out: Path, assignment: str, rows: dict) -> int:
+def _write(path: Path, data: bytes) -> None:
+    """Write a file by replacing it (a link or FIFO planted at ``path`` is replaced, not used)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    with open(tmp, "xb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _summary(out: Path, assignment: str, rows: dict, files: dict | None = None) -> int:
+    """The summary table (printed and summary-<assignment>.csv): every student with the files it
+    was given, then every entry of the folder that was not a submission."""
+    import io
+
+    files = files or {}
     full = max(
         (sum(m for _, m in r["scores"].values()) for r in rows.values() if r["scores"]),
         default=0,
     )
-    with open(out / f"summary-{assignment}.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["student", "score", "max_score", "problems"])
-        print(f"\n{'student':<24} {'score':>7}  problems")
-        for s, r in sorted(rows.items()):
-            score = sum(v for v, _ in r["scores"].values())
-            w.writerow([s, f"{score:g}", f"{full:g}", " | ".join(r["problems"])])
-            print(f"{s:<24} {score:>4g}/{full:g}  {'; '.join(r['problems']) or '-'}")
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["student", "score", "max_score", "problems", "files"])
+    print(f"\n{'student':<24} {'score':>7}  problems")
+    for s, r in sorted(rows.items()):
+        score = sum(v for v, _ in r["scores"].values())
+        given = " | ".join(files.get(s, []))
+        w.writerow([s, f"{score:g}", f"{full:g}", " | ".join(r["problems"]), given])
+        print(f"{s:<24} {score:>4g}/{full:g}  {'; '.join(r['problems']) or '-'}")
+    for name in files.get("(not a submission)", []):
+        w.writerow(["", "", "", "not a submission", name])
+        print(f"{'-':<24} {'':>7}  not a submission: {name}")
+    _write(out / f"summary-{assignment}.csv", buf.getvalue().encode())
     print(
         f"\ngrades: {out / 'grades.csv'}  "
         f"summary: {out / f'summary-{assignment}.csv'}  "
