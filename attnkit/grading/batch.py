@@ -44,6 +44,7 @@ MAX_NOTEBOOK = (
 MAX_LOG = 2**20  # bytes of the guard's log read
 MAX_FOLDERS = 200  # folders walked in one student's submission
 JUNK = {".ipynb_checkpoints", ".DS_Store", ".git", "__MACOSX", "Thumbs.db", WORK}
+FILE_BYTES = 2**30  # largest file a sandboxed student may write
 SUSPICIOUS = [  # (pattern in a solution cell, what it is): flagged for a human, never scored
     (
         r"\b(torch|np|numpy|attnkit|math|builtins|testing)\.[\w.]+\s*=[^=]",
@@ -65,20 +66,33 @@ def _env(extra=None) -> dict:
     }
 
 
-def _nbgrader(*args, cwd, env=None, timeout=None, memory=None):
-    """Run nbgrader in its own process group (killed whole on timeout); returns (rc, output)."""
+def _nbgrader(*args, cwd, env=None, timeout=None, memory=None, sandbox=None):
+    """Run nbgrader in its own process group (killed whole on timeout); returns (rc, output).
+
+    ``sandbox``: ``{"writable", "private", "uid"}`` runs it under bubblewrap
+    (:func:`attnkit.grading.bwrap.wrap`), with ``RLIMIT_NPROC`` and ``RLIMIT_FSIZE`` as well.
+    """
+    argv = [sys.executable, "-m", "nbgrader", *args]
+    if sandbox is not None:
+        from .bwrap import NPROC, wrap
+
+        argv = wrap(argv, cwd=cwd, **sandbox)
 
     def limits():
         if memory:
             resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        if sandbox is not None:
+            resource.setrlimit(resource.RLIMIT_NPROC, (NPROC, NPROC))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_BYTES, FILE_BYTES))
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nbgrader", *args],
+        argv,
         cwd=cwd,
         env=env or _env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        errors="replace",
         start_new_session=True,
         preexec_fn=limits,
     )
@@ -412,8 +426,81 @@ def _grade_one(
     max_output,
     threads,
     feedback="hidden",
+    sandbox=None,
 ):
-    """Autograde one student in a scratch course; returns {student, ok, scores, problems}."""
+    """Autograde one student in a scratch course; returns {student, ok, scores, problems}.
+
+    ``sandbox``: None (the in-process guard only) or the directories bubblewrap hides.
+    """
+    if sandbox is not None:
+        from .bwrap import Slot
+
+        with Slot() as slot:
+            return _grade_one_in(
+                student,
+                nb_path,
+                notes,
+                assignment=assignment,
+                out=out,
+                work=work,
+                template=template,
+                tests=tests,
+                deny=deny,
+                timeout=timeout,
+                memory=memory,
+                max_output=max_output,
+                threads=threads,
+                feedback=feedback,
+                sandbox={"private": sandbox, "uid": slot.uid},
+            )
+    return _grade_one_in(
+        student,
+        nb_path,
+        notes,
+        assignment=assignment,
+        out=out,
+        work=work,
+        template=template,
+        tests=tests,
+        deny=deny,
+        timeout=timeout,
+        memory=memory,
+        max_output=max_output,
+        threads=threads,
+        feedback=feedback,
+        sandbox=None,
+    )
+
+
+def _regular(path: Path, inside: Path) -> bool:
+    """A plain file really inside ``inside`` (no symlink anywhere): safe for the grader to use."""
+    real = os.path.realpath(path)
+    return (
+        real == os.path.abspath(path)
+        and real.startswith(os.path.realpath(inside) + os.sep)
+        and path.is_file()
+        and not path.is_symlink()
+    )
+
+
+def _grade_one_in(
+    student,
+    nb_path,
+    notes,
+    *,
+    assignment,
+    out,
+    work,
+    template,
+    tests,
+    deny,
+    timeout,
+    memory,
+    max_output,
+    threads,
+    feedback="hidden",
+    sandbox,
+):
     result = {"student": student, "ok": False, "scores": {}, "problems": list(notes)}
     if nb_path is None:
         return result
@@ -431,7 +518,7 @@ def _grade_one(
     cwd = scratch / "autograded" / student / assignment
     cfg = {
         "log": str(scratch / "guard.log"),
-        "allow_write": [str(cwd), str(tmp)],
+        "allow_write": [str(cwd), str(tmp)] + (["/tmp"] if sandbox else []),
         "deny_read": deny + [str(scratch)],
         "tests": tests,
         "max_output": max_output,
@@ -457,6 +544,12 @@ def _grade_one(
             "TORCH_COMPILE_DISABLE": "1",  # torch.compile in an answer runs eagerly: same result
         }
     )
+    box = None
+    if sandbox is not None:
+        from .bwrap import give
+
+        give(scratch, sandbox["uid"])
+        box = {"writable": scratch, **sandbox}
     rc, log = _nbgrader(
         "autograde",
         assignment,
@@ -468,9 +561,21 @@ def _grade_one(
         env=env,
         timeout=timeout * (len(tests) + 10),
         memory=memory,
+        sandbox=box,
     )
     result["problems"] += _guard_notes(scratch / "guard.log")
     graded = cwd / f"{assignment}.ipynb"
+    if (
+        box is not None
+        and rc == 0
+        and not (
+            _regular(graded, scratch) and _regular(scratch / "gradebook.db", scratch)
+        )
+    ):
+        rc, log = (
+            1,
+            "the graded notebook or the scratch gradebook was replaced by a link",
+        )
     if rc != 0 or not graded.exists():
         why = (
             "the kernel died"
@@ -510,6 +615,7 @@ def _grade_one(
         cwd=scratch,
         env=env,
         timeout=300,
+        sandbox=box,
     )
     result["ok"] = True
     return result
@@ -546,14 +652,49 @@ def _record(out: Path, assignment: str, r: dict, work: Path) -> None:
         dest = out / part / student / assignment
         shutil.rmtree(dest, ignore_errors=True)
         src = work / "students" / student / part / student / assignment
-        if r["ok"] and src.exists():
-            shutil.copytree(src, dest)
+        if (
+            r["ok"] and src.exists()
+        ):  # plain files and folders only: no link leaves the scratch
+            shutil.copytree(src, dest, ignore=_links_and_specials)
         elif part == "feedback":
             dest.mkdir(parents=True)
             items = "".join(f"<li>{p}</li>" for p in r["problems"])
             (dest / f"{assignment}.html").write_text(
                 f"<h1>{assignment}: 0 points</h1><ul>{items}</ul>\n"
             )
+
+
+def _links_and_specials(folder, names):
+    import stat
+
+    return [
+        n
+        for n in names
+        if not (
+            stat.S_ISREG(m := os.lstat(os.path.join(folder, n)).st_mode)
+            or stat.S_ISDIR(m)
+        )
+    ]
+
+
+def choose_sandbox(sandbox: str) -> bool:
+    """``bwrap``/``auto``/``none`` -> use bubblewrap? (raises if ``bwrap`` is not usable)."""
+    if sandbox == "none":
+        return False
+    from .bwrap import probe
+
+    why = probe()
+    if why is None:
+        return True
+    if sandbox == "bwrap":
+        raise RuntimeError(f"--sandbox bwrap: {why}")
+    print(
+        f"WARNING: hard isolation is OFF ({why}): each submission runs with the in-process "
+        "guard only, which a determined student can get around; install bubblewrap "
+        "(see the instructor guide) or grade in a VM",
+        file=sys.stderr,
+    )
+    return False
 
 
 def grade(
@@ -567,6 +708,8 @@ def grade(
     memory_gib=4.0,
     max_output=100_000,
     feedback="hidden",
+    sandbox="auto",
+    scheduler=None,
 ) -> int:
     import nbformat
     from tqdm import tqdm
@@ -580,6 +723,11 @@ def grade(
             f"{course} is not a course root with solutions/{assignment}/",
             file=sys.stderr,
         )
+        return 2
+    try:
+        use_bwrap = choose_sandbox(sandbox)
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
         return 2
     files: dict[str, list[str]] = {}
     chosen, problems = (
@@ -675,6 +823,10 @@ def grade(
         max_output=max_output,
         threads=1 if jobs > 1 else 2,
         feedback=feedback,
+        # bubblewrap mounts these empty: the course, the output folder, the submissions
+        sandbox=sorted({str(course), str(out), str(submissions)})
+        if use_bwrap
+        else None,
     )
     print(
         f"{assignment}: {len(chosen)} submissions, {len(chosen) - len(todo)} already graded, "

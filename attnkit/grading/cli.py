@@ -52,6 +52,18 @@ def main(argv=None) -> int:
         help="hidden (default): each test's points and message, never the hidden tests' "
         "code or tracebacks; full: nbgrader's feedback as it is",
     )
+    g.add_argument(
+        "--sandbox",
+        choices=("auto", "bwrap", "none"),
+        default="auto",
+        help="bwrap: each student under bubblewrap (no network, read-only system, the course "
+        "hidden); none: the in-process guard only; auto (default): bwrap when it works here",
+    )
+    g.add_argument(
+        "--scheduler",
+        default=None,
+        help="a Dask scheduler (tcp://HOST:8786): grade on its workers; default: this machine",
+    )
     args = parser.parse_args(argv)
     if args.command == "check":
         results = check(args.notebook, timeout=args.timeout)
@@ -66,4 +78,6 @@ def main(argv=None) -> int:
         memory_gib=args.memory,
         max_output=args.max_output,
         feedback=args.feedback,
+        sandbox=args.sandbox,
+        scheduler=args.scheduler,
     )
