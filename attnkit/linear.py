@@ -307,12 +307,13 @@ def _split_chunks(x, chunk_size: int):
 def linear_attention_chunked_teaching(
     phi_q, phi_k, v, *, key_padding=None, chunk_size=64, eps=1e-6
 ):
-    """Causal linear attention, one chunk of ``C`` tokens at a time (the teaching version).
+    """Causal linear attention, one chunk of ``C`` tokens at a time (teaching version).
 
-    The state ``S = Σ φ(k_j) v_jᵀ`` and normaliser ``z = Σ φ(k_j)`` of all earlier chunks
-    are carried from chunk to chunk; inside a chunk, query ``i`` also sees the chunk's
-    keys ``j ≤ i`` through the masked similarities ``φ(q_i)·φ(k_j)``. Same maths and
-    shapes as :func:`linear_attention_chunked`, which vectorises it over chunks.
+    The state ``S = Σ φ(k_j) v_jᵀ`` and normaliser ``z = Σ φ(k_j)`` of all earlier
+    chunks are carried from chunk to chunk; inside a chunk, query ``i`` also sees the
+    chunk's keys ``j ≤ i`` through the masked similarities ``φ(q_i)·φ(k_j)``. Same
+    maths and shapes as :func:`linear_attention_chunked`, which vectorises it over
+    chunks.
     """
     check_feature_inputs(
         phi_q, phi_k, v, key_padding=key_padding, eps=eps, chunk_size=chunk_size
@@ -346,8 +347,8 @@ def linear_attention_chunked(
     named steps: :func:`exclusive_chunk_states` (across chunks the prefix of chunk
     states is **exclusive**: chunk ``c`` sees chunks ``< c``) and :func:`chunk_outputs`
     (inside a chunk the mask is the **inclusive** lower triangle, ``j ≤ i``). The
-    running state is carried from group to group. O(L·C + G·M·Dv) extra memory. Shapes as in
-    :func:`linear_attention_naive`.
+    running state is carried from group to group. O(L·C + G·M·Dv) extra memory. Shapes
+    as in :func:`linear_attention_naive`.
     """
     check_feature_inputs(
         phi_q, phi_k, v, key_padding=key_padding, eps=eps, chunk_size=chunk_size
