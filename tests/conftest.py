@@ -13,6 +13,14 @@ from hypothesis import settings
 # Tests never open windows; choose the file-only backend before anything imports pyplot.
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+# One math thread per process. `make test` runs two xdist workers on a 2-core machine, and each
+# starts kernels, book builds and benchmark subprocesses; with torch's default (a thread per
+# core) their OpenMP threads oversubscribe the cores and spin. Measured on a loaded machine: a
+# solution notebook took 12.4 CPU-s with 2 threads and 10.0 with 1. Set before torch is
+# imported, and inherited by every subprocess (nbgrader kernels, the book build, the benchmark).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 # One hypothesis profile for every property test: enough examples to find shape bugs, and no
 # per-example deadline (a 2-core CI machine shared with a book build is slow and uneven).
 settings.register_profile("attnkit", max_examples=25, deadline=None)
