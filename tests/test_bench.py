@@ -8,8 +8,9 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
-from attnkit.bench import fit_exponent, main, parse_spec
+from attnkit.bench import fit_exponent, main, measure_step, parse_spec
 from attnkit.registry import MECHANISMS
 
 # the registered mechanisms with no causal form (chapter 8: the Nystrom landmarks mix the future in)
@@ -269,3 +270,15 @@ def test_plots_fit_the_slope_and_skip_missing_runs(tmp_path):
         size_label="memory",
     )
     assert len(fig.axes[0].collections) == 2
+
+
+def test_measure_step_times_a_callable_and_counts_its_memory():
+    """What the peers script (scripts/bench_peers.py) uses for code outside attnkit."""
+    calls = []
+
+    def step():
+        calls.append(torch.ones(512, 1024).sum())  # 2 MiB made and freed
+
+    res = measure_step(step, device="cpu", warmup=2, repeats=3)
+    assert len(calls) == 5
+    assert res["status"] == "ok" and res["time_s"] > 0 and res["peak_mb"] >= 0

@@ -17,6 +17,7 @@ from .runner import (
     approximation_errors,
     main,
     measure,
+    measure_step,
     parse_spec,
     run_benchmark,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "fit_exponent",
     "main",
     "measure",
+    "measure_step",
     "parse_spec",
     "PeakMemory",
     "plot_ratios",

@@ -46,7 +46,14 @@ from ..registry import MECHANISMS, get_mechanism_class, make_mechanism
 from .plots import plot_rows
 from .stats import budget_summary, ratio_key
 
-__all__ = ["parse_spec", "measure", "run_benchmark", "approximation_errors", "main"]
+__all__ = [
+    "parse_spec",
+    "measure",
+    "measure_step",
+    "run_benchmark",
+    "approximation_errors",
+    "main",
+]
 
 DEFAULT_BASELINES = ("softmax:fast=false", "softmax")
 
@@ -143,29 +150,58 @@ def _worker(job: dict) -> dict:
             out = mech(q, k, v, causal=job["causal"])  # (B, H, L, D)
             if train:
                 out.sum().backward()
+
+    return measure_step(
+        step,
+        device=device,
+        warmup=job["warmup"],
+        repeats=job["repeats"],
+        budget_bytes=job["budget_bytes"],
+    )
+
+
+def measure_step(
+    step, *, device, warmup: int, repeats: int, budget_bytes: int = 0
+) -> dict:
+    """Time ``step()`` and measure its peak memory, inside a benchmark's own process.
+
+    ``warmup`` untimed calls, then ``repeats`` timed ones (the median is reported);
+    the peak is what the calls allocate on top of what was there before (on CPU the peak
+    resident set, reset first; on CUDA ``max_memory_allocated``). A ``budget_bytes`` over
+    that is enforced with a memory limit: going over it returns ``{"status": "over
+    budget"}``. Call it once per process: the CPU limit stays set.
+
+    Returns:
+        ``{"status": "ok", "time_s": median seconds, "peak_mb": MB}`` or the over-budget
+        status.
+    """
+    device = torch.device(device)
+
+    def synced_step():
+        step()
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    if device.type == "cpu" and job["budget_bytes"]:
-        limit = _status_kib("VmSize") * 1024 + job["budget_bytes"]
+    if device.type == "cpu" and budget_bytes:
+        limit = _status_kib("VmSize") * 1024 + budget_bytes
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     base_rss = _reset_peak_rss()
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base_cuda = torch.cuda.memory_allocated()
-        if job["budget_bytes"]:  # the budget counts on top of what is already allocated
+        if budget_bytes:  # the budget counts on top of what is already allocated
             total = torch.cuda.get_device_properties(device).total_memory
             torch.cuda.set_per_process_memory_fraction(
-                min(1.0, (base_cuda + job["budget_bytes"]) / total), device
+                min(1.0, (base_cuda + budget_bytes) / total), device
             )
     try:
-        for _ in range(job["warmup"]):
-            step()
+        for _ in range(warmup):
+            synced_step()
         times = []
-        for _ in range(job["repeats"]):
+        for _ in range(repeats):
             t0 = time.perf_counter()
-            step()
+            synced_step()
             times.append(time.perf_counter() - t0)
     except (MemoryError, RuntimeError) as err:  # the memory limit (or CUDA OOM) was hit
         if "memory" not in str(err).lower() and not isinstance(err, MemoryError):
