@@ -14,6 +14,7 @@ import os
 import runpy
 import subprocess
 import sys
+from copy import deepcopy
 from pathlib import Path
 
 import nbformat
@@ -32,6 +33,12 @@ from grading import (
 A = "ch01-soft-lookup"
 CASES = runpy.run_path(str(Path(__file__).parent / "fixtures" / "hostile" / "cases.py"))
 pytestmark = pytest.mark.xdist_group("grading_robust")
+NBFORMAT3 = {
+    "nbformat": 3,
+    "nbformat_minor": 0,
+    "metadata": {"name": ""},
+    "worksheets": [{"cells": [{"cell_type": "code", "input": "x = 1", "outputs": []}]}],
+}
 
 
 def _grade(*args, cwd):
@@ -54,7 +61,17 @@ def _build(folder: Path, released, answers):
         nb = fill(released, answers)
         cells = cells_by_grade_id(nb)
         for gid, source in edits.items():
-            if source is None:
+            if (
+                gid == "@copy"
+            ):  # Jupyter's copy/paste: the same metadata, grade_id and all
+                nb.cells.insert(
+                    nb.cells.index(cells[source]) + 1, deepcopy(cells[source])
+                )
+            elif gid == "@schema":
+                for c in nb.cells:
+                    if "nbgrader" in c.metadata:
+                        c.metadata.nbgrader.schema_version = source
+            elif source is None:
                 nb.cells.remove(cells[gid])
             else:
                 cells[gid].source = source
@@ -68,6 +85,23 @@ def _build(folder: Path, released, answers):
         '{"cells": [ {"cell_type": "code", "source": "x = 1"'
     )
     (folder / "empty").mkdir()
+    for where, what in CASES["SPECIAL"].values():
+        path = folder / where.format(a=A)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if what == "fifo":
+            os.mkfifo(path)
+        elif what.startswith("link:"):
+            path.symlink_to(folder / what[5:].format(a=A))
+        elif what.startswith("sparse:"):
+            with open(path, "wb") as f:
+                f.truncate(int(what[7:]))
+        elif what == "garbage":
+            path.write_bytes(bytes(range(256)) * 40)
+        elif what == "nbformat3":
+            path.write_text(json.dumps(NBFORMAT3))
+    # not submissions, but listed in the summary
+    (folder / "notes.txt").write_text("not a notebook")
+    (folder / ".ipynb_checkpoints").mkdir()
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +165,43 @@ def test_hostile_case_outcome(batch, case):
     assert feedback.exists()
     if messages:
         assert messages[0].split()[0] in feedback.read_text()
+
+
+def test_intake_bounded_and_nothing_lost(batch):
+    """Every entry of the folder is in the summary; no big file was copied; no shell ran."""
+    with open(batch["out"] / f"summary-{A}.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    listed = " | ".join(r["files"] for r in rows)
+    for entry in os.listdir(batch["folder"]):
+        assert entry in listed, (entry, listed)
+    students = [r["student"] for r in rows if r["student"]]
+    assert len(students) == len(set(students)) == len(CASES["EXPECTED"])
+    assert set(students) == set(batch["grades"]) == set(CASES["EXPECTED"])
+    for path in batch["out"].rglob("*"):
+        assert path.is_symlink() or not path.is_file() or path.stat().st_size < 2**24, (
+            path
+        )
+    assert not list(batch["folder"].parent.rglob("PWNED"))
+
+
+def test_guard_log_read_defensively(tmp_path):
+    from attnkit.grading.batch import _guard_notes
+
+    log = tmp_path / "guard.log"
+    log.write_text(
+        '{"kind": "denied", "what": "open", "path": "/x"}\n'
+        "not json\n[1, 2]\n"
+        '{"kind": "restored", "names": 5}\n'
+        '{"kind": "forbidden-call"}\n'
+        "\xff\n"
+    )
+    notes = _guard_notes(log)
+    assert "refused: open /x" in notes
+    assert any("malformed line(s)" in n for n in notes), notes
+    fifo = tmp_path / "fifo.log"
+    os.mkfifo(fifo)
+    assert "not read" in _guard_notes(fifo)[0]  # never opened: no hang
+    assert _guard_notes(tmp_path / "none.log") == []
 
 
 def test_bounds_kept_the_autograded_notebook_small(batch):
@@ -235,7 +306,11 @@ def test_forbidden_names_read_from_the_notebooks():
 def test_collect_both_layouts(tmp_path):
     from attnkit.grading.batch import collect, student_id
 
-    assert student_id("Ana María (2)") == "Ana_Mar_a"
+    assert student_id("Ana María (2)") == "Ana_Maria"
+    assert student_id("--help") == "help" and student_id("../../etc/x") == "etc_x"
+    assert student_id("a\u200bb") == "a_u200b_b" != student_id("ab")
+    assert student_id("\u738b\u82b3") == "u738b_u82b3"
+    assert student_id("...") == "student"
     (tmp_path / "x" / A).mkdir(parents=True)
     (tmp_path / "x" / A / f"{A}.ipynb").write_text("{}")
     (tmp_path / "x" / A / "copy.ipynb").write_text("{}")
