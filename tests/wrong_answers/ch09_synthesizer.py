@@ -85,6 +85,35 @@ def _q4(**change):
     return src
 
 
+_Q5 = '''
+def finetune_routing(pretrained, task, steps, lr=1e-2, seed=0):
+    CHECK
+    model = COPY
+    mechanism = model.attention.attention
+    INIT
+    routing = {id(p) for p in mechanism.parameters()}
+    for p in model.parameters():
+        p.requires_grad_(FREEZE)
+    train(model, task, steps=steps, lr=lr, batch_size=32, seed=seed, progress=False)
+    RESTORE
+    return model
+'''
+_Q5_OK = dict(
+    CHECK="if not list(pretrained.attention.attention.parameters()):\n        raise ValueError('nothing')",
+    COPY="copy.deepcopy(pretrained)",
+    INIT="pass",
+    FREEZE="id(p) in routing",
+    RESTORE="for p in model.parameters():\n        p.requires_grad_(True)",
+)
+
+
+def _q5(**change):
+    src = _Q5
+    for key, value in {**_Q5_OK, **change}.items():
+        src = src.replace(key, value)
+    return src
+
+
 WRONG_ANSWERS = {
     "q1": [
         ("attnkit's flattened outer product instead of the paper's tiling",
@@ -145,6 +174,39 @@ weights = w / w.sum(-1, keepdim=True).clamp(min=1e-30)
          _q4(RESULT="torch.softmax(R, dim=-1).diagonal(dim1=-2, dim2=-1).mean().item()")),
         ("one softmax over the whole matrix instead of each row",
          _q4(RESULT="(torch.softmax(R.flatten(1), dim=-1).reshape(R.shape).amax(-1) * L).mean().item()")),
+    ],
+    "q5": [
+        ("the colleague's code unchanged: fine-tunes the pre-trained model itself, re-initialised, "
+         "with the routing frozen and everything else trained", '''
+def finetune_routing(pretrained, task, steps, lr=1e-2, seed=0):
+    model = pretrained
+    mechanism = model.attention.attention
+    for p in mechanism.parameters():
+        torch.nn.init.normal_(p, std=0.02)
+        p.requires_grad_(False)
+    train(model, task, steps=steps, lr=lr, batch_size=32, seed=seed, progress=False)
+    return model
+'''),
+        ("no copy: the pre-trained model is fine-tuned in place", _q5(COPY="pretrained")),
+        ("a shallow copy.copy: the parameters are shared with the pre-trained model",
+         _q5(COPY="copy.copy(pretrained)")),
+        ("the routing re-initialised before training (passes the visible test: R still changes)",
+         _q5(INIT="for p in mechanism.parameters():\n        torch.nn.init.normal_(p, std=0.02)")),
+        ("the freeze inverted: everything but the mechanism is trained", _q5(FREEZE="id(p) not in routing")),
+        ("nothing frozen: every parameter is fine-tuned (passes the visible test)", _q5(FREEZE="True")),
+        ("the returned model left frozen (passes the visible test)", _q5(RESTORE="pass")),
+        ("frozen on the pre-trained model before copying: its flags stay changed (passes the visible test)",
+         _q5(COPY="pretrained", CHECK="if not list(pretrained.attention.attention.parameters()):\n"
+             "        raise ValueError('nothing')\n"
+             "    ids = {id(p) for p in pretrained.attention.attention.parameters()}\n"
+             "    for p in pretrained.parameters():\n"
+             "        p.requires_grad_(id(p) in ids)\n"
+             "    pretrained = copy.deepcopy(pretrained)")),
+        ("no ValueError for a mechanism without parameters (passes the visible test)", _q5(CHECK="pass")),
+        ("the parameter-less case detected by a missing R: a Random Synthesizer with a fixed R passes",
+         _q5(CHECK="if not hasattr(pretrained.attention.attention, 'R'):\n        raise ValueError('no R')")),
+        ("another learning rate than the one given (the visible test uses the default)",
+         _q5().replace("lr=lr", "lr=1e-2")),
     ],
 }
 
@@ -208,6 +270,38 @@ def top_weight(L, sigma, n_samples, generator):
         R = torch.randn(L, L, generator=generator, dtype=torch.float64) * sigma
         tops.extend(torch.softmax(R, 1).max(1).values.tolist())
     return sum(tops) / len(tops)
+'''),
+    ],
+    "q5": [
+        ("the whole model frozen, then the mechanism unfrozen; try/finally; the pre-trained state "
+         "loaded again into the copy", '''
+def finetune_routing(pretrained, task, steps, lr=1e-2, seed=0):
+    mechanism = pretrained.attention.attention
+    if sum(p.numel() for p in mechanism.parameters()) == 0:
+        raise ValueError("no parameters to fine-tune")
+    model = copy.deepcopy(pretrained)
+    model.load_state_dict({k: v.clone() for k, v in pretrained.state_dict().items()})
+    model.requires_grad_(False)
+    model.attention.attention.requires_grad_(True)
+    try:
+        train(model, task, steps=steps, lr=lr, batch_size=32, seed=seed, progress=False)
+    finally:
+        model.requires_grad_(True)
+    return model
+'''),
+        ("frozen by name: every parameter outside block.attention.attention", '''
+def finetune_routing(pretrained, task, steps, lr=1e-2, seed=0):
+    model = copy.deepcopy(pretrained)
+    frozen = [p for name, p in model.named_parameters()
+              if not name.startswith("block.attention.attention.")]
+    if len(frozen) == len(list(model.parameters())):
+        raise ValueError("the mechanism has no parameters")
+    for p in frozen:
+        p.requires_grad = False
+    train(model, task, steps=steps, lr=lr, batch_size=32, seed=seed, progress=False)
+    for p in frozen:
+        p.requires_grad = True
+    return model
 '''),
     ],
 }
