@@ -836,11 +836,17 @@ def grade(
         ThreadPoolExecutor(max(1, jobs)) as pool,
         tqdm(total=len(todo), unit="student") as bar,
     ):
-        futures = [
-            pool.submit(_grade_one, s, chosen[s], problems[s], **common) for s in todo
-        ]
-        for future in as_completed(futures):
-            r = future.result()
+        if scheduler:  # one Dask task per student; this process alone records
+            from .distribute import graded
+
+            results = graded(scheduler, todo, chosen, problems, common, sandbox)
+        else:
+            futures = [
+                pool.submit(_grade_one, s, chosen[s], problems[s], **common)
+                for s in todo
+            ]
+            results = (future.result() for future in as_completed(futures))
+        for r in results:
             _record(out, assignment, r, work)
             manifest[r["student"]] = {
                 "sha": shas.get(r["student"], "none"),

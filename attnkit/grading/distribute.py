@@ -1,0 +1,137 @@
+"""Grading spread over machines with Dask distributed (``grade --scheduler tcp://HOST:8786``).
+
+One Dask task per student. A task carries everything its worker needs (the student's notebook,
+the assignment's template gradebook and ``nbgrader_config.py``, the test cells), grades in a
+temporary scratch course on the worker (under bubblewrap when the worker has it, exactly as
+:func:`attnkit.grading.batch.grade` does locally) and returns the scores, the problems and the
+autograded notebook and feedback as bytes. Workers therefore need the course's Python
+environment (attnkit, nbgrader, torch), not the course itself nor a shared filesystem.
+
+The driver alone writes the gradebook, ``grades.csv`` and the manifest, one student at a time as
+results arrive. A worker that dies mid-task loses nothing: the scheduler runs its tasks again
+on another worker, and each student's result is recorded once (the first that arrives; the
+gradebook replaces, never adds to, a student's submission anyway).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+from .batch import WORK, _grade_one, choose_sandbox
+
+PARTS = ("autograded", "feedback")
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """Plain files under ``folder`` (no links, no special files) as ``{relative path: bytes}``."""
+    found = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = Path(root) / name
+            if path.is_file() and not path.is_symlink():
+                found[str(path.relative_to(folder))] = path.read_bytes()
+    return found
+
+
+def grade_on_worker(student, notebook: bytes | None, notes, shared) -> dict:
+    """One student, on a Dask worker: ``_grade_one`` in a temporary course, files returned."""
+    a = shared["assignment"]
+    with tempfile.TemporaryDirectory(prefix="attnkit-grade-") as tmp:
+        out = Path(tmp)
+        work = out / WORK
+        template = work / "template"
+        template.mkdir(parents=True)
+        (template / "gradebook.db").write_bytes(shared["gradebook"])
+        (out / "nbgrader_config.py").write_bytes(shared["config"])
+        nb_path = None
+        if notebook is not None:
+            nb_path = out / "in" / f"{a}.ipynb"
+            nb_path.parent.mkdir()
+            nb_path.write_bytes(notebook)
+        use_bwrap = choose_sandbox(shared["sandbox"])
+        r = _grade_one(
+            student,
+            nb_path,
+            notes,
+            assignment=a,
+            out=out,
+            work=work,
+            template=template,
+            tests=shared["tests"],
+            deny=shared["deny"] + [str(out)],
+            timeout=shared["timeout"],
+            memory=shared["memory"],
+            max_output=shared["max_output"],
+            threads=shared["threads"],
+            feedback=shared["feedback"],
+            sandbox=[str(out)] if use_bwrap else None,
+        )
+        scratch = work / "students" / student
+        r["files"] = {
+            part: _files(scratch / part / student / a) if r["ok"] else {}
+            for part in PARTS
+        }
+        r["worker"] = os.uname().nodename
+        return r
+
+
+def graded(scheduler: str, todo, chosen, problems, common, sandbox: str):
+    """Yield each student's result, graded on the cluster at ``scheduler``, as they finish.
+
+    The autograded notebook and feedback of each result are written back into the driver's
+    scratch course (``<work>/students/<student>/``), where ``_record`` expects them.
+    """
+    from distributed import Client, as_completed
+
+    a, work = common["assignment"], common["work"]
+    shared = {
+        "assignment": a,
+        "gradebook": (common["template"] / "gradebook.db").read_bytes(),
+        "config": (common["out"] / "nbgrader_config.py").read_bytes(),
+        "sandbox": sandbox,
+        **{
+            k: common[k]
+            for k in (
+                "tests",
+                "deny",
+                "timeout",
+                "memory",
+                "max_output",
+                "threads",
+                "feedback",
+            )
+        },
+    }
+    run = uuid.uuid4().hex[:8]
+    with Client(scheduler, timeout="60s") as client:
+        shared_f = client.scatter(shared, broadcast=True)
+        futures = {
+            client.submit(
+                grade_on_worker,
+                s,
+                chosen[s].read_bytes() if chosen[s] is not None else None,
+                problems[s],
+                shared_f,
+                key=f"attnkit-grade-{a}-{s}-{run}",
+                pure=False,
+            ): s
+            for s in todo
+        }
+        seen = set()
+        for future in as_completed(futures):
+            r = future.result()
+            if r["student"] in seen:  # never twice, whatever the cluster does
+                continue
+            seen.add(r["student"])
+            scratch = work / "students" / r["student"]
+            shutil.rmtree(scratch, ignore_errors=True)
+            for part, files in r.pop("files").items():
+                dest = scratch / part / r["student"] / a
+                for rel, data in files.items():
+                    (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                    (dest / rel).write_bytes(data)
+            yield r
