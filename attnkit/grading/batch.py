@@ -283,7 +283,7 @@ def _read_submission(path: Path):
     import nbformat
 
     try:
-        nb = nbformat.from_dict(raw)
+        nb = nbformat.reads(text, as_version=4)  # joins list-of-lines sources, as saved
         nbformat.validate(nb)
     except Exception as exc:  # noqa: BLE001  (any defect of the file is a note)
         return (
