@@ -44,6 +44,7 @@ __all__ = [
     "default_n_buckets",
     "sort_by_bucket",
     "lsh_attention",
+    "lsh_attention_loop",
     "lsh_attention_naive",
     "LSHAttention",
 ]
@@ -132,6 +133,89 @@ def _with_previous(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.roll(x, 1, dims=3), x], dim=4)
 
 
+def lsh_attention_loop(
+    q,
+    k,
+    v,
+    q_buckets,
+    k_buckets,
+    *,
+    bucket_size: int = 64,
+    causal: bool = False,
+    key_padding: torch.Tensor | None = None,
+    not_self: bool = False,
+    scale: float | None = None,
+):
+    """Teaching version of :func:`lsh_attention`: a loop over rounds and sorted chunks.
+
+    Same arguments and result as :func:`lsh_attention`; it never builds the ``L × S``
+    matrix either, but it runs one chunk at a time, so it is slow.
+    """
+    check_lsh_inputs(q, k, v, q_buckets, k_buckets, bucket_size, key_padding)
+    L, S, R = q.shape[2], k.shape[2], q_buckets.shape[2]
+    n_chunks, qc, kc = chunk_layout(L, S, bucket_size)
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    q_chunk = (
+        _sorted_ranks(q_buckets) // qc
+    )  # (B, H, R, L): chunk of each query, per round
+    k_chunk = _sorted_ranks(k_buckets) // kc  # (B, H, R, S)
+    real = torch.ones_like(k[..., 0], dtype=torch.bool)  # (B, H, S)
+    real = real if key_padding is None else real & key_padding[:, None, :]
+    outs, lses = [], []
+    for r in range(R):
+        q_order = q_buckets[:, :, r].sort(stable=True).indices  # (B, H, L)
+        k_order = k_buckets[:, :, r].sort(stable=True).indices  # (B, H, S)
+        out_r, lse_r = [], []
+        for c in range(n_chunks):  # queries of chunk c see keys of chunks c-1 and c
+            i = q_order[..., c * qc : (c + 1) * qc]  # (B, H, qc) positions
+            j = k_order[..., max(c - 1, 0) * kc : (c + 1) * kc]  # (B, H, ≤ 2kc)
+            s = _rows(q, i) @ _rows(k, j).transpose(-1, -2) * scale  # (B, H, qc, 2kc)
+            if not_self:
+                s = s.masked_fill(i[..., :, None] == j[..., None, :], -SELF_PENALTY)
+            gap = _pick(q_chunk, i)[..., :, None] - _pick(k_chunk, j)[..., None, :]
+            meet = (
+                _pick(q_buckets, i)[..., :, None] == _pick(k_buckets, j)[..., None, :]
+            )
+            meet &= (gap >= 0) & (
+                gap <= 1
+            )  # (B, H, R, qc, 2kc): they meet in that round
+            s = (
+                s - meet.sum(2).clamp_min(1).to(s.dtype).log()
+            )  # a pair met N times counts once
+            ok = meet[:, :, r] & _rows(real[..., None], j).transpose(-1, -2)
+            if causal:
+                ok &= j[..., None, :] <= i[..., :, None]  # (B, H, qc, 2kc)
+            out_r.append(masked_softmax(s, mask=ok) @ _rows(v, j))  # (B, H, qc, Dv)
+            lse_r.append(_logsumexp_or_minus_inf(s, ok))  # (B, H, qc)
+        rank = q_order.argsort(-1)  # (B, H, L): undo the sort
+        outs.append(_rows(torch.cat(out_r, dim=2), rank))  # (B, H, L, Dv)
+        lses.append(torch.cat(lse_r, dim=2).gather(2, rank))  # (B, H, L)
+    lse = torch.stack(lses, dim=-1)  # (B, H, L, R): combine rounds by their normalisers
+    round_weights = masked_softmax(lse, mask=torch.isfinite(lse))  # (B, H, L, R)
+    return torch.einsum("bhlr,rbhld->bhld", round_weights, torch.stack(outs))
+
+
+def _rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``x (B, H, N, F)`` at positions ``index (B, H, n)`` → ``(B, H, n, F)``."""
+    return x.gather(2, index[..., None].expand(-1, -1, -1, x.shape[-1]))
+
+
+def _pick(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Per-round ``x (B, H, R, N)`` at positions ``index (B, H, n)`` → ``(B, H, R, n)``."""
+    return x.gather(3, index[:, :, None].expand(-1, -1, x.shape[2], -1))
+
+
+def _logsumexp_or_minus_inf(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``log Σ exp`` over the allowed scores of each row, ``-inf`` for an empty row.
+
+    ``(..., L, S)`` → ``(..., L)``; empty rows never pass ``-inf`` to ``logsumexp``, so
+    no NaN reaches the gradient.
+    """
+    empty = ~mask.any(-1, keepdim=True)  # (..., L, 1)
+    lse = torch.logsumexp(apply_mask(scores, mask | empty), dim=-1)  # (..., L)
+    return torch.where(empty[..., 0], -math.inf, lse)
+
+
 def lsh_attention(
     q,
     k,
@@ -147,6 +231,10 @@ def lsh_attention(
 ):
     """Chunked LSH attention for given buckets: never builds the ``L × S`` matrix.
 
+    The fast form of :func:`lsh_attention_loop`: all chunks of a round at once, in four
+    steps (:func:`_sort_and_chunk`, :func:`_duplicate_tags`, :func:`_attend_round`,
+    :func:`_unsort_and_combine`).
+
     Args:
         q: ``(B, H, L, D)``; k: ``(B, H, S, D)``; v: ``(B, H, S, Dv)``.
         q_buckets: integer ``(B, H, R, L)``; k_buckets: integer ``(B, H, R, S)`` (one row per
@@ -161,129 +249,134 @@ def lsh_attention(
         ``(B, H, L, Dv)``; a query with no allowed key gets zeros.
     """
     check_lsh_inputs(q, k, v, q_buckets, k_buckets, bucket_size, key_padding)
-    B, H, L, D = q.shape
-    S, R = k.shape[2], q_buckets.shape[2]
-    scale = D**-0.5 if scale is None else scale
+    L, S = q.shape[2], k.shape[2]
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
     n_chunks, qc, kc = chunk_layout(L, S, bucket_size)
+    Lp, Sp = n_chunks * qc, n_chunks * kc
+    layout = _sort_and_chunk(q_buckets, k_buckets, key_padding, L, S, n_chunks, qc, kc)
+    other_tags = _duplicate_tags(q_buckets, k_buckets, layout, n_chunks, qc, kc)
+    q_rows = F.pad(q * scale, (0, 0, 0, Lp - L))  # (B, H, Lp, D), scaled once here
+    k_rows = k if Sp == S else F.pad(k, (0, 0, 0, Sp - S))  # (B, H, Sp, D)
+    v_rows = v if Sp == S else F.pad(v, (0, 0, 0, Sp - S))  # (B, H, Sp, Dv)
+    rounds = [  # one round at a time: the big (qc × 2kc) blocks exist for one round only
+        _attend_round(q_rows, k_rows, v_rows, layout, other_tags, r, causal, not_self)
+        for r in range(q_buckets.shape[2])
+    ]
+    return _unsort_and_combine(rounds, layout["q_rank"], L)  # (B, H, L, Dv)
+
+
+def _sort_and_chunk(q_buckets, k_buckets, key_padding, L, S, n_chunks, qc, kc) -> dict:
+    """Step 1: sort by bucket, cut into chunks, put each key chunk after the one before.
+
+    Returns a dict of ``(B, H, R, …)`` tensors: ``q_rank``/``k_rank`` (inverse sorts),
+    ``q_order``/``k_order``, ``q_pos (…, C, qc)`` and ``k_pos (…, C, 2kc)`` (original
+    positions in each sorted slot), ``qb``/``kb`` (their buckets; ``-3`` for a key nobody
+    may see: padding, a masked key, chunk 0's wrapped-around predecessor).
+    """
+    B, H, R = q_buckets.shape[:3]
     Lp, Sp = n_chunks * qc, n_chunks * kc
     q_order, q_rank = sort_by_bucket(q_buckets, Lp)  # (B, H, R, Lp) each
     k_order, k_rank = sort_by_bucket(k_buckets, Sp)  # (B, H, R, Sp) each
-    chunked_q = (B, H, R, n_chunks, qc)
-    chunked_k = (B, H, R, n_chunks, kc)
-    q_pos = q_order.reshape(
-        chunked_q
-    )  # (B, H, R, C, qc): original position in each sorted slot
-    k_pos = _with_previous(
-        k_order.reshape(chunked_k)
-    )  # (B, H, R, C, 2kc): own chunk + the one before
-
-    qb = (
-        F.pad(q_buckets, (0, Lp - L), value=-1).gather(-1, q_order).reshape(chunked_q)
-    )  # (B, H, R, C, qc)
-    kb = _with_previous(
-        F.pad(k_buckets, (0, Sp - S), value=-2).gather(-1, k_order).reshape(chunked_k)
-    )
-
-    # the mask inside a chunk: same bucket, a real key, not chunk 0's wrapped predecessor, causal.
-    # A key that is not allowed for anyone gets bucket -3 (no query has it), so one
-    # comparison does it all.
+    q_pos = q_order.reshape(B, H, R, n_chunks, qc)  # (B, H, R, C, qc)
+    k_pos = _with_previous(k_order.reshape(B, H, R, n_chunks, kc))  # (…, C, 2kc)
+    qb = F.pad(q_buckets, (0, Lp - L), value=-1).gather(-1, q_order)  # (B, H, R, Lp)
+    kb = F.pad(k_buckets, (0, Sp - S), value=-2).gather(-1, k_order)  # (B, H, R, Sp)
+    kb = _with_previous(kb.reshape(B, H, R, n_chunks, kc))  # (B, H, R, C, 2kc)
     key_ok = k_pos < S  # (B, H, R, C, 2kc)
     if key_padding is not None:
-        padded = F.pad(key_padding, (0, Sp - S), value=False)[
-            :, None, None, :
-        ]  # (B, 1, 1, Sp)
-        key_ok = key_ok & _with_previous(
-            padded.expand(B, H, R, Sp).gather(-1, k_order).reshape(chunked_k)
-        )
+        padded = F.pad(key_padding, (0, Sp - S), value=False)[:, None, None, :]
+        padded = padded.expand(B, H, R, Sp).gather(-1, k_order)  # (B, H, R, Sp)
+        key_ok = key_ok & _with_previous(padded.reshape(B, H, R, n_chunks, kc))
     key_ok[..., 0, :kc] = False  # chunk 0 has no predecessor
-    kb = torch.where(key_ok, kb, -3)  # (B, H, R, C, 2kc)
+    return {
+        "q_order": q_order,
+        "q_rank": q_rank,
+        "k_order": k_order,
+        "k_rank": k_rank,
+        "q_pos": q_pos,
+        "k_pos": k_pos,
+        "qb": qb.reshape(B, H, R, n_chunks, qc),
+        "kb": torch.where(key_ok, kb, -3),
+    }
 
-    # duplicates: in a round, query and key meet iff same bucket and key chunk
-    # ∈ {query chunk − 1, query chunk}; with tag = bucket·(C+1) + chunk that is exactly
-    # "tag_q − tag_k ∈ {0, 1}". other_tags[s] holds, in
-    # round r's sorted layout, the tags the same positions got in round (r + s) mod R.
-    q_tag = (
-        F.pad(q_buckets, (0, Lp - L), value=-1) * (n_chunks + 1) + q_rank // qc
-    ).int()  # (B, H, R, Lp)
-    k_tag = (
-        F.pad(k_buckets, (0, Sp - S), value=-2) * (n_chunks + 1) + k_rank // kc
-    ).int()  # (B, H, R, Sp)
-    other_tags = [
-        (
-            q_tag.roll(-s, dims=2)
-            .gather(-1, q_order)
-            .reshape(chunked_q)[..., :, None],  # (B, H, R, C, qc, 1)
-            _with_previous(
-                k_tag.roll(-s, dims=2).gather(-1, k_order).reshape(chunked_k)
-            )[..., None, :],
-        )
-        for s in range(1, R)
-    ]  # (B, H, R, C, 1, 2kc)
 
-    q_rows = (
-        q * scale if Lp == L else F.pad(q * scale, (0, 0, 0, Lp - L))
-    )  # (B, H, Lp, D), scaled once here
-    k_rows = k if Sp == S else F.pad(k, (0, 0, 0, Sp - S))  # (B, H, Sp, D)
-    v_rows = v if Sp == S else F.pad(v, (0, 0, 0, Sp - S))  # (B, H, Sp, Dv)
-    outs, lses = [], []
-    for r in range(
-        R
-    ):  # one round at a time: the big (qc × 2kc) blocks exist for one round only
-        rd = slice(r, r + 1)  # keeps the round axis, with size 1
-        qp, kp = q_pos[:, :, rd], k_pos[:, :, rd]  # (B, H, 1, C, qc), (B, H, 1, C, 2kc)
-        allowed = (
-            qb[:, :, rd, :, :, None] == kb[:, :, rd, :, None, :]
-        )  # (B, H, 1, C, qc, 2kc)
-        if causal:
-            allowed &= kp[..., None, :] <= qp[..., :, None]
-        scores = _take(q_rows, qp) @ _take(k_rows, kp).transpose(
-            -1, -2
-        )  # (B, H, 1, C, qc, 2kc)
-        # (the in-place edits below are autograd-safe: the product does not need its result)
-        if not_self:
-            scores.masked_fill_(kp[..., None, :] == qp[..., :, None], -SELF_PENALTY)
-        if (
-            R > 1
-        ):  # a pair allowed in N rounds: subtract log N in each, so it counts once overall
-            counts = torch.ones_like(scores)  # (B, H, 1, C, qc, 2kc): round r itself
-            for q_other, k_other in other_tags:
-                q_other, k_other = q_other[:, :, rd], k_other[:, :, rd]
-                counts += (q_other == k_other) | (q_other == k_other + 1)
-            scores.sub_(counts.log_())
-            del counts
+def _duplicate_tags(q_buckets, k_buckets, layout, n_chunks, qc, kc) -> list:
+    """Step 2: what each sorted slot looked like in the *other* rounds.
 
-        masked = apply_mask(
-            scores, allowed
-        )  # (B, H, 1, C, qc, 2kc), -inf where not allowed
-        del scores, allowed  # free the big blocks early
-        top = masked.detach().amax(dim=-1, keepdim=True)  # (B, H, 1, C, qc, 1)
-        top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-        e = masked.sub_(
-            top
-        ).exp_()  # (B, H, 1, C, qc, 2kc), in place: one big block, not three
-        total = e.sum(dim=-1, keepdim=True)  # (B, H, 1, C, qc, 1)
-        safe = torch.where(total > 0, total, torch.ones_like(total))
-        outs.append(
-            (e @ _take(v_rows, kp)) / safe
-        )  # (B, H, 1, C, qc, Dv): normalised after the product
-        lses.append(
-            torch.where(total > 0, top + safe.log(), torch.full_like(total, -math.inf))
-        )
-        del masked, e
-    out, lse = (
-        torch.cat(outs, dim=2),
-        torch.cat(lses, dim=2),
-    )  # (B, H, R, C, qc, Dv), (B, H, R, C, qc, 1)
+    In a round, query and key meet iff same bucket and key chunk ∈ {query chunk − 1, query
+    chunk}; with ``tag = bucket · (C + 1) + chunk`` that is exactly ``tag_q − tag_k ∈ {0,
+    1}``. Item ``s - 1`` of the list holds, in round ``r``'s sorted layout, the tags the same
+    positions got in round ``(r + s) mod R``: ``((B, H, R, C, qc, 1), (B, H, R, C, 1, 2kc))``.
+    """
+    B, H, R, L = q_buckets.shape
+    S = k_buckets.shape[3]
+    Lp, Sp = n_chunks * qc, n_chunks * kc
+    q_tag = F.pad(q_buckets, (0, Lp - L), value=-1) * (n_chunks + 1)
+    q_tag = (q_tag + layout["q_rank"] // qc).int()  # (B, H, R, Lp)
+    k_tag = F.pad(k_buckets, (0, Sp - S), value=-2) * (n_chunks + 1)
+    k_tag = (k_tag + layout["k_rank"] // kc).int()  # (B, H, R, Sp)
+    tags = []
+    for s in range(1, R):
+        q_other = q_tag.roll(-s, dims=2).gather(-1, layout["q_order"])  # (B, H, R, Lp)
+        k_other = k_tag.roll(-s, dims=2).gather(-1, layout["k_order"])  # (B, H, R, Sp)
+        q_other = q_other.reshape(B, H, R, n_chunks, qc)[..., :, None]
+        k_other = _with_previous(k_other.reshape(B, H, R, n_chunks, kc))[..., None, :]
+        tags.append((q_other, k_other))
+    return tags
 
-    # undo the sort: the output of position i sits in sorted slot rank[i]
+
+def _attend_round(q_rows, k_rows, v_rows, layout, other_tags, r, causal, not_self):
+    """Step 3: round ``r``, every chunk at once: ``(out (B, H, 1, C, qc, Dv), lse)``.
+
+    ``lse (B, H, 1, C, qc, 1)`` is each row's log-sum-exp, ``-inf`` for an empty row.
+    The in-place edits are autograd-safe: the products do not need their results.
+    """
+    rd = slice(r, r + 1)  # keeps the round axis, with size 1
+    qp, kp = (
+        layout["q_pos"][:, :, rd],
+        layout["k_pos"][:, :, rd],
+    )  # (…, C, qc), (…, 2kc)
+    allowed = layout["qb"][:, :, rd, ..., None] == layout["kb"][:, :, rd, ..., None, :]
+    if causal:
+        allowed &= kp[..., None, :] <= qp[..., :, None]  # (B, H, 1, C, qc, 2kc)
+    scores = _take(q_rows, qp) @ _take(k_rows, kp).transpose(-1, -2)  # (…, qc, 2kc)
+    if not_self:
+        scores.masked_fill_(kp[..., None, :] == qp[..., :, None], -SELF_PENALTY)
+    if other_tags:  # a pair met in N rounds: subtract log N in each, so it counts once
+        counts = torch.ones_like(scores)  # round r itself
+        for q_other, k_other in other_tags:
+            q_other, k_other = q_other[:, :, rd], k_other[:, :, rd]
+            counts += (q_other == k_other) | (q_other == k_other + 1)
+        scores.sub_(counts.log_())
+        del counts
+    masked = apply_mask(
+        scores, allowed
+    )  # (B, H, 1, C, qc, 2kc), -inf where not allowed
+    del scores, allowed  # free the big blocks early
+    top = masked.detach().amax(dim=-1, keepdim=True)  # (B, H, 1, C, qc, 1)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    e = masked.sub_(top).exp_()  # in place: one big block, not three
+    total = e.sum(dim=-1, keepdim=True)  # (B, H, 1, C, qc, 1)
+    safe = torch.where(total > 0, total, torch.ones_like(total))
+    out = (e @ _take(v_rows, kp)) / safe  # (B, H, 1, C, qc, Dv): normalised after
+    lse = torch.where(total > 0, top + safe.log(), torch.full_like(total, -math.inf))
+    return out, lse
+
+
+def _unsort_and_combine(rounds, q_rank, L):
+    """Step 4: put outputs back in the original order, combine rounds by their ``lse``.
+
+    ``rounds``: list of ``(out (B, H, 1, C, qc, Dv), lse (B, H, 1, C, qc, 1))``;
+    ``q_rank (B, H, R, Lp)``. Returns ``(B, H, L, Dv)``.
+    """
+    out = torch.cat([o for o, _ in rounds], dim=2)  # (B, H, R, C, qc, Dv)
+    lse = torch.cat([s for _, s in rounds], dim=2)  # (B, H, R, C, qc, 1)
+    B, H, R, Lp = q_rank.shape
     Dv = out.shape[-1]
-    slot = (
-        q_rank[..., :L] + Lp * torch.arange(R, device=q.device)[:, None]
-    )  # (B, H, R, L) in the R·Lp outputs
+    # the output of position i sits in sorted slot rank[i] of the R·Lp outputs
+    slot = q_rank[..., :L] + Lp * torch.arange(R, device=out.device)[:, None]
     out = _take(out.reshape(B, H, R * Lp, Dv), slot)  # (B, H, R, L, Dv)
-    lse = (
-        lse.reshape(B, H, R, Lp).gather(3, q_rank[..., :L]).transpose(2, 3)
-    )  # (B, H, L, R)
+    lse = lse.reshape(B, H, R, Lp).gather(3, q_rank[..., :L]).transpose(2, 3)
     round_weights = masked_softmax(lse, mask=torch.isfinite(lse))  # (B, H, L, R)
     return torch.einsum("bhlr,bhrld->bhld", round_weights, out)  # (B, H, L, Dv)
 

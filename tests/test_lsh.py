@@ -19,6 +19,7 @@ from attnkit.lsh import (
     chunk_layout,
     default_n_buckets,
     lsh_attention,
+    lsh_attention_loop,
     lsh_attention_naive,
     sort_by_bucket,
 )
@@ -96,10 +97,39 @@ def test_chunked_matches_dense_reference_outputs_and_gradients(
 
     out_fast, g_fast = run(lsh_attention)
     out_ref, g_ref = run(lsh_attention_naive)
+    out_loop, g_loop = run(lsh_attention_loop)  # the teaching version
     torch.testing.assert_close(out_fast, out_ref, rtol=1e-10, atol=1e-10)
-    for a, b in zip(g_fast, g_ref):
+    torch.testing.assert_close(out_loop, out_fast, rtol=1e-10, atol=1e-10)
+    for a, b, c in zip(g_fast, g_ref, g_loop):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(c, a, rtol=1e-9, atol=1e-9)
     assert not torch.isnan(out_fast).any()
+    assert all(not torch.isnan(g).any() for g in g_loop)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("R", [1, 3, 8])
+def test_teaching_loop_equals_fast_version(shared, causal, R):
+    """The chapter's loop over rounds and chunks is the fast function, outputs and grads."""
+    L, D = 45, 6  # 45 = 5 chunks of 9: uneven buckets overflow chunks
+    q, k, v = qkv(2, 3, L, L, D, 4, seed=R, requires_grad=True)
+    rot = random_rotations(D, 6, R, seed=R)
+    qb = angular_hash(q.detach(), rot)
+    kb = qb if shared else angular_hash(k.detach(), rot)
+    settings = dict(bucket_size=9, causal=causal, not_self=shared)
+    upstream = torch.randn(2, 3, L, 4, dtype=f64)
+    outs, grads = [], []
+    for fn in (lsh_attention_loop, lsh_attention):
+        keys = F.normalize(q, dim=-1) if shared else k
+        out = fn(q, keys, v, qb, kb, **settings)
+        outs.append(out)
+        grads.append(torch.autograd.grad(out, (q, k, v), upstream, allow_unused=True))
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-12, atol=1e-12)
+    for a, b in zip(*grads):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
 def test_duplicate_pairs_across_rounds_count_once():

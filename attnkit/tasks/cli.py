@@ -31,6 +31,13 @@ def main(argv=None) -> int:
     dup.add_argument("--vocab", type=int, default=32)
     dup.add_argument("--bucket-size", type=int, default=4)
     dup.add_argument("--steps", type=int, default=800)
+    dup.add_argument(
+        "--train-with",
+        nargs="+",
+        default=["full", "lsh-4", "lsh-2", "lsh-1"],
+        help="attentions to train with (each model is seeded on its own, "
+        "so the rows do not depend on which others run)",
+    )
     dup.add_argument("--seed", type=int, default=0)
     syn = sub.add_parser(
         "synthesizer",
@@ -83,6 +90,7 @@ def main(argv=None) -> int:
             vocab=args.vocab,
             bucket_size=args.bucket_size,
             steps=args.steps,
+            train_with=tuple(args.train_with),
             seed=args.seed,
         )
         write_csv(args.out, rows)

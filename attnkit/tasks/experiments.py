@@ -69,7 +69,7 @@ def duplication_experiment(
     steps: int = 800,
     n_train: int = 20000,
     n_test: int = 1000,
-    train_with=("full", "lsh-1", "lsh-2"),
+    train_with=("full", "lsh-4", "lsh-2", "lsh-1"),
     eval_with=("full", "lsh-8", "lsh-4", "lsh-2", "lsh-1"),
     seed: int = 0,
     progress: bool = True,
