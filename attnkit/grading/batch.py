@@ -474,10 +474,10 @@ def _grade_one(
 
 def _regular(path: Path, inside: Path) -> bool:
     """A plain file really inside ``inside`` (no symlink anywhere): safe for the grader to use."""
-    real = os.path.realpath(path)
+    rel = os.path.relpath(path, inside)
     return (
-        real == os.path.abspath(path)
-        and real.startswith(os.path.realpath(inside) + os.sep)
+        not rel.startswith(os.pardir)
+        and os.path.realpath(path) == os.path.join(os.path.realpath(inside), rel)
         and path.is_file()
         and not path.is_symlink()
     )
