@@ -188,3 +188,28 @@ def test_preface_links_every_chapter_and_the_appendix():
     missing = [p.stem for p in CHAPTERS if "{doc}`" + p.stem + "`" not in text]
     assert not missing, f"the preface does not link {missing}"
     assert "{doc}`measurement`" in text
+
+
+def test_measurement_appendix_agrees_with_the_recorded_runs():
+    """scripts/measure_book.py records each run's date and load in measurements.json; the
+    appendix's table of dates is copied from it: a row per run, with that date and load."""
+    log_path = BOOK / "data" / "measurements.json"
+    if not log_path.exists():
+        pytest.skip(
+            "no book/data/measurements.json yet (scripts/measure_book.py writes it)"
+        )
+    runs = json.loads(log_path.read_text())["runs"]
+    rows = {
+        line.split("|")[1].strip().strip("`"): line
+        for line in (BOOK / "measurement.md").read_text().splitlines()
+        if line.startswith("| `")
+    }
+    stale = []
+    for name, run in runs.items():
+        row = rows.get(name, "")
+        if run["date"] not in row or f"{run['load_before'][0]:.2f}" not in row:
+            stale.append(f"{name}: {run['date']}, load {run['load_before'][0]:.2f}")
+    assert not stale, (
+        "book/measurement.md's table of dates does not show these runs of "
+        f"measurements.json (a row '| `run` | tables | date | load |'): {stale}"
+    )
