@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import html
 import json
 import os
 import re
@@ -658,7 +659,7 @@ def _record(out: Path, assignment: str, r: dict, work: Path) -> None:
             shutil.copytree(src, dest, ignore=_links_and_specials)
         elif part == "feedback":
             dest.mkdir(parents=True)
-            items = "".join(f"<li>{p}</li>" for p in r["problems"])
+            items = "".join(f"<li>{html.escape(p)}</li>" for p in r["problems"])
             (dest / f"{assignment}.html").write_text(
                 f"<h1>{assignment}: 0 points</h1><ul>{items}</ul>\n"
             )
