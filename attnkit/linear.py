@@ -77,7 +77,7 @@ def elu_feature_map(x: torch.Tensor) -> torch.Tensor:
     """φ(x) = elu(x) + 1, positive everywhere (Katharopoulos et al., 2020). ``(..., D) → (..., D)``,
     computed in at least float32 (see :func:`accumulation_dtype`)."""
     check_floating("x", x)
-    return F.elu(x.to(accumulation_dtype(x.dtype))) + 1.0
+    return F.elu(x.to(accumulation_dtype(x.dtype))).add_(1.0)  # in place: one buffer
 
 
 def relu_feature_map(x: torch.Tensor) -> torch.Tensor:
@@ -191,8 +191,8 @@ def linear_attention_noncausal(phi_q, phi_k, v, *, key_padding=None, eps=1e-6):
     kv = phi_k.transpose(-2, -1) @ v  # (..., M, Dv)
     z = phi_k.sum(dim=-2)  # (..., M)
     num = phi_q @ kv  # (..., L, Dv)
-    den = (phi_q @ z.unsqueeze(-1)) + eps  # (..., L, 1)
-    return (num / den).to(out_dtype)
+    den = (phi_q @ z.unsqueeze(-1)).add_(eps)  # (..., L, 1)
+    return num.div_(den).to(out_dtype)  # in place: no second (..., L, Dv) buffer
 
 
 class LinearState(NamedTuple):

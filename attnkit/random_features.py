@@ -248,9 +248,10 @@ def performer_features(q, k, omega, *, kind="positive", key_padding=None, causal
         half_log_m = 0.5 * math.log(
             omega.shape[0]
         )  # the 1/√M factor, folded into the exponent
-        phi_q = (log_q - (c_q + half_log_m)).exp_()  # (..., L, M)
+        # in place: the features reuse the logits' buffers (no second (..., L, M) each)
+        phi_q = log_q.sub_(c_q + half_log_m).exp_()  # (..., L, M)
         phi_k = (
-            (log_k - (c_k + half_log_m)).clamp_(max=MAX_KEY_LOG - half_log_m).exp_()
+            log_k.sub_(c_k + half_log_m).clamp_(max=MAX_KEY_LOG - half_log_m).exp_()
         )  # (..., S, M)
     else:
         log_k = (log_k - c_k).clamp(max=MAX_KEY_LOG)

@@ -360,3 +360,21 @@ def test_memory_shape_chunked_is_linear_and_cumsum_stores_every_state():
     assert sizes[1024][0] <= max(1024 * max(M, Dv), 1024 // 16 * M * Dv)
     assert sizes[1024][2] <= 1024 * max(M, Dv)
     assert math.isclose(sizes[1024][0] / sizes[256][0], 4, rel_tol=0.01)
+
+
+def test_noncausal_form_allocates_only_its_output_and_states():
+    """φ(Q) (φ(K)ᵀ V) / (φ(Q) z): the (..., L, Dv) numerator is divided in place, so the
+    form allocates one (..., L, Dv) buffer beside the small states kv, z and den."""
+    from attnkit.bench import PeakMemory
+    from attnkit.linear import elu_feature_map, linear_attention_noncausal
+
+    B, H, L, D = 1, 2, 512, 16
+    q, k, v = qkv(B, H, L, D=D, dtype=torch.float32)
+    phi_q, phi_k = elu_feature_map(q), elu_feature_map(k)
+    with torch.no_grad(), PeakMemory() as m:
+        linear_attention_noncausal(phi_q, phi_k, v)
+    out, kv, z, den = B * H * L * D, B * H * D * D, B * H * D, B * H * L
+    assert m.peak <= 4 * (out + kv + z + den)
+    with PeakMemory() as m:  # elu, then + 1 in place: one (..., L, D) buffer
+        elu_feature_map(q)
+    assert m.peak <= 4 * B * H * L * D

@@ -469,3 +469,16 @@ def test_arccos_attention_approaches_the_kernel_and_ignores_query_norms():
         arccos_attention(3.0 * q, k, v, omega, eps=1e-12),
         arccos_attention(q, k, v, omega, eps=1e-12),
     )
+
+
+def test_positive_features_reuse_the_logits_buffers():
+    """exp(ωᵀx − ‖x‖²/2 − c) is computed in place: φ(Q) and φ(K) are the only
+    (..., L, M) buffers alive at the peak, not the logits beside them."""
+    from attnkit.bench import PeakMemory
+
+    L, D, M = 512, 8, 256
+    q, k, _ = qkv(1, 2, L, D=D, dtype=torch.float32)
+    omega = random_projection(M, D, seed=0)
+    with torch.no_grad(), PeakMemory() as m:
+        performer_features(q, k, omega)
+    assert m.peak <= 2.5 * (2 * L * M * 4)
