@@ -164,6 +164,7 @@ class SoftmaxAttention(Mechanism):
     def forward(self, q, k, v, *, mask=None, causal=False):
         p = self.dropout if self.training else 0.0
         if not self.fast or self.need_weights:
+            self.attention_weights = None  # free the last call's (L, S) weights first
             out, self.attention_weights = softmax_attention_naive(
                 q, k, v, mask=mask, causal=causal, dropout=p
             )
