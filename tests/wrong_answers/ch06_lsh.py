@@ -99,6 +99,31 @@ def _q4(**change):
     return src
 
 
+_Q5 = """
+def reversible_backward_step(y1, y2, dy1, dy2, F, G):
+    with torch.enable_grad():
+        z1 = y1.detach().requires_grad_()
+        g = G(z1)
+        (dg,) = torch.autograd.grad(g, z1, G_UPSTREAM)
+    x2 = (y2 - g)DETACH
+    dy1_total = DY1_TOTAL
+    with torch.enable_grad():
+        z2 = x2.detach().requires_grad_()
+        f = F(z2)
+        (df,) = torch.autograd.grad(f, z2, dy1_total)
+    x1 = (y1 - f)DETACH
+    return x1, x2, dy1_total, DX2
+"""
+_Q5_OK = dict(G_UPSTREAM="dy2", DETACH=".detach()", DY1_TOTAL="dy1 + dg", DX2="dy2 + df")
+
+
+def _q5(**change):
+    src = _Q5
+    for key, value in {**_Q5_OK, **change}.items():
+        src = src.replace(key, value)
+    return src
+
+
 WRONG_ANSWERS = {
     "q1": [
         ("AND over the rounds as well: every round must agree (passes the visible tests)", _q1(ROUNDS="all")),
@@ -195,6 +220,57 @@ def ffn_hidden_chunks(x, W1, b1, W2, b2, chunk):
     return torch.cat(parts, dim=1)
 '''),
     ],
+    "q5": [
+        ("the colleague's order: x1 rebuilt first, with F evaluated at y2 instead of x2", """
+def reversible_backward_step(y1, y2, dy1, dy2, F, G):
+    with torch.enable_grad():
+        z2 = y2.detach().requires_grad_()
+        f = F(z2)
+        (df,) = torch.autograd.grad(f, z2, dy1)
+    x1 = (y1 - f).detach()
+    dx2 = dy2 + df
+    with torch.enable_grad():
+        z1 = y1.detach().requires_grad_()
+        g = G(z1)
+        (dg,) = torch.autograd.grad(g, z1, dy2)
+    x2 = (y2 - g).detach()
+    return x1, x2, dy1 + dg, dx2
+"""),
+        ("G's gradient pulled back with dy1 instead of dy2 (passes the visible tests)",
+         _q5(G_UPSTREAM="dy1")),
+        ("the gradient through G forgotten: dx1 = dy1", _q5(DY1_TOTAL="dy1")),
+        ("dx2 without the direct path dy2", _q5(DX2="df")),
+        ("rebuilt inputs keep their autograd graph (passes the visible tests)",
+         _q5(DETACH="").replace("z2 = x2.detach()", "z2 = x2")),
+        ("G called twice: once without gradients to rebuild x2, once to differentiate "
+         "(passes the visible tests)", """
+def reversible_backward_step(y1, y2, dy1, dy2, F, G):
+    with torch.no_grad():
+        x2 = y2 - G(y1)
+    with torch.enable_grad():
+        z1 = y1.detach().requires_grad_()
+        (dg,) = torch.autograd.grad(G(z1), z1, dy2)
+        z2 = x2.detach().requires_grad_()
+        f = F(z2)
+        (df,) = torch.autograd.grad(f, z2, dy1 + dg)
+    return (y1 - f).detach(), x2, dy1 + dg, dy2 + df
+"""),
+        ("backward() instead of autograd.grad: the parameters' .grad change "
+         "(passes the visible tests)", """
+def reversible_backward_step(y1, y2, dy1, dy2, F, G):
+    z1 = y1.detach().requires_grad_()
+    with torch.enable_grad():
+        g = G(z1)
+        g.backward(dy2)
+    x2 = (y2 - g).detach()
+    dx1 = dy1 + z1.grad
+    z2 = x2.clone().requires_grad_()
+    with torch.enable_grad():
+        f = F(z2)
+        f.backward(dx1)
+    return (y1 - f).detach(), x2, dx1, dy2 + z2.grad
+"""),
+    ],
 }
 
 CORRECT_ANSWERS = {
@@ -262,5 +338,19 @@ def ffn_hidden_chunks(x, W1, b1, W2, b2, chunk):
         out = part if out is None else out + part
     return out + b2
 '''),
+    ],
+    "q5": [
+        ("torch.func.vjp for each branch, inputs rebuilt inside no_grad", """
+def reversible_backward_step(y1, y2, dy1, dy2, F, G):
+    g, pull_g = torch.func.vjp(G, y1.detach())
+    with torch.no_grad():
+        x2 = y2 - g
+        dx1 = dy1 + pull_g(dy2)[0]
+    f, pull_f = torch.func.vjp(F, x2)
+    with torch.no_grad():
+        x1 = y1 - f
+        dx2 = dy2 + pull_f(dx1)[0]
+    return x1.detach(), x2.detach(), dx1.detach(), dx2.detach()
+"""),
     ],
 }
