@@ -29,7 +29,16 @@ from pathlib import Path
 
 import nbformat
 
-from attnkit.grading.cells import is_test_cell, nbgrader_meta, question_of
+from attnkit.grading.cells import (
+    answer_names,
+    forbidden_names,
+    is_test_cell,
+    nbgrader_meta,
+    question_of,
+)
+
+# fake cell file names: what the guard's frame walk looks for
+CELL_DIR = "/attnkit-trial-cells"
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"
@@ -189,8 +198,13 @@ def graded_notebook(assignment: str):
 
 
 def try_answers(
-    nb, trials: dict[str, list[str]], *, cwd: Path, timeout: float = 120.0
-) -> dict[str, list[dict]]:
+    nb,
+    trials: dict[str, list[str]],
+    *,
+    cwd: Path,
+    timeout: float = 120.0,
+    details: bool = False,
+) -> dict:
     """Try each answer in ``trials[qN]`` as the solution cell ``qN`` of the graded notebook ``nb``.
 
     One fresh Python process runs the notebook's cells top to bottom once (the perfect answers).
@@ -200,17 +214,36 @@ def try_answers(
     ``nbgrader autograde`` would, and reports each test cell of the question. Torch runs on one
     thread in that process (forking after multithreaded OpenMP work can hang).
 
-    Returns ``{qN: [{test grade_id: "" if passed else "ErrorName: message"} per trial]}``.
+    As in the grader's kernel, the guard (:class:`attnkit.grading.sandbox.Tripwires`, built from
+    the solution cells' forbidden lists) is on for the whole run: while a question's test cells
+    run, a call to one of its forbidden attnkit functions from anywhere but the test cell itself
+    fails that test with ``GradingGuardError``.
+
+    Returns ``{qN: [{test grade_id: "" if passed else "ErrorName: message"} per trial]}``; with
+    ``details``, ``{"results": that, "events": {qN: [the guard's events per trial]},
+    "broken": [forbidden paths the guard could not wire]}``.
     """
-    cells = [
-        {
-            "grade_id": nbgrader_meta(c).get("grade_id"),
-            "source": c.source,
-            "test": is_test_cell(c),
-        }
-        for c in nb.cells
-        if c.cell_type == "code"
-    ]
+    forbid, answers = forbidden_names(nb), answer_names(nb)
+    cells = []
+    for c in nb.cells:
+        if c.cell_type != "code":
+            continue
+        gid, test = nbgrader_meta(c).get("grade_id"), is_test_cell(c)
+        q = question_of(gid) if test else None
+        cells.append(
+            {
+                "grade_id": gid,
+                "source": c.source,
+                "test": test,
+                "guard": {
+                    "grade_id": gid,
+                    "forbidden": forbid.get(q, []),
+                    "answers": answers.get(q, []),
+                }
+                if test
+                else None,
+            }
+        )
     plan = cwd / "trials.json"
     out = cwd / "results.json"
     plan.write_text(
@@ -237,49 +270,55 @@ def try_answers(
             f"the trial runner failed ({proc.returncode}):\n"
             f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         )
-    return json.loads(out.read_text())
+    payload = json.loads(out.read_text())
+    return payload if details else payload["results"]
 
 
-def _run_cell(source: str, ns: dict, name: str) -> str:
-    """Run one cell's code in ``ns``; "" when it ran, else the error as nbgrader shows its name."""
+def _cell_name(i: int) -> str:
+    return f"{CELL_DIR}/cell{i}.py"
+
+
+def _run_cell(cells, i: int, ns: dict, wires, source: str | None = None) -> str:
+    """Run cell ``i`` (or ``source`` in its place) in ``ns`` under the guard; "" when it ran,
+    else the error as nbgrader shows its name."""
     try:
-        exec(compile(source, name, "exec"), ns)  # noqa: S102 - the course's own notebooks
+        wires.enter(_cell_name(i), cells[i]["guard"])
+        code = cells[i]["source"] if source is None else source
+        exec(compile(code, _cell_name(i), "exec"), ns)  # noqa: S102 - the course's notebooks
         return ""
     except BaseException as exc:  # noqa: BLE001 - a cell's error is its result, as in a kernel
         return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
-def _trial(
-    cells, start: int, last: int, question: str, code: str, ns: dict, write_fd: int
-) -> None:
+def _trial(cells, start, last, question, code, ns, wires, events, write_fd) -> None:
     """In the forked child: the trial as solution cell ``start``, then cells up to ``last``."""
     results = {}
+    del events[:]  # the parent's, copied by the fork
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)
-        _run_cell(code, ns, f"<{question}>")
+        _run_cell(cells, start, ns, wires, source=code)
         for i in range(start + 1, last + 1):
-            error = _run_cell(
-                cells[i]["source"], ns, f"<cell {cells[i]['grade_id'] or i}>"
-            )
+            error = _run_cell(cells, i, ns, wires)
             if cells[i]["test"] and question_of(cells[i]["grade_id"]) == question:
                 results[cells[i]["grade_id"]] = error
-        os.write(write_fd, json.dumps(results).encode())
+        got = {"results": results, "events": events}
+        os.write(write_fd, json.dumps(got).encode())
     except BaseException:  # noqa: BLE001
         os.write(write_fd, json.dumps({"runner": traceback.format_exc()}).encode())
     finally:
         os._exit(0)
 
 
-def _fork_trial(cells, start, last, question, code, ns, timeout) -> dict:
+def _fork_trial(cells, start, last, question, code, ns, wires, events, timeout):
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
         os.close(read_fd)
-        _trial(cells, start, last, question, code, ns, write_fd)
+        _trial(cells, start, last, question, code, ns, wires, events, write_fd)
     os.close(write_fd)
     chunks, deadline = [], time.monotonic() + timeout
     while True:
@@ -307,18 +346,29 @@ def _fork_trial(cells, start, last, question, code, ns, timeout) -> dict:
     if "runner" in got:
         raise RuntimeError(got["runner"])
     why = f"the trial did not finish (status {status}, timeout {timeout}s)"
-    return {gid: got.get(gid, why) for gid in tests}
+    results = got.get("results", {})
+    return {gid: results.get(gid, why) for gid in tests}, got.get("events", [])
 
 
 def _trial_runner(plan_path: str) -> None:
     """The trial process (see :func:`try_answers`)."""
     import torch  # the notebooks' setup imports it anyway; one thread, so that forking is safe
 
+    from attnkit.grading.sandbox import Tripwires
+
     torch.set_num_threads(1)
     plan = json.loads(Path(plan_path).read_text())
     cells, trials, timeout = plan["cells"], plan["trials"], plan["timeout"]
     ns: dict = {"__name__": "__main__", "__builtins__": __builtins__}
+    events: list[dict] = []
+    wires = Tripwires(
+        [c["guard"] for c in cells if c["test"]],
+        CELL_DIR,
+        lambda kind, **info: events.append({"kind": kind, **info}),
+        lambda: ns,
+    )
     results: dict[str, list[dict]] = {}
+    trial_events: dict[str, list[list[dict]]] = {}
     last = max(
         j
         for j, c in enumerate(cells)
@@ -338,11 +388,14 @@ def _trial_runner(plan_path: str) -> None:
                 raise RuntimeError(
                     f"{question}: its test cells must follow its solution cell"
                 )
-            results[question] = [
-                _fork_trial(cells, i, tests[-1], question, code, ns, timeout)
+            tried = [
+                _fork_trial(
+                    cells, i, tests[-1], question, code, ns, wires, events, timeout
+                )
                 for code in trials[question]
             ]
-        _run_cell(
-            cell["source"], ns, f"<cell {question or i}>"
-        )  # as nbgrader: errors do not stop the run
-    Path(plan["out"]).write_text(json.dumps(results))
+            results[question] = [r for r, _ in tried]
+            trial_events[question] = [e for _, e in tried]
+        _run_cell(cells, i, ns, wires)  # as nbgrader: errors do not stop the run
+    payload = {"results": results, "events": trial_events, "broken": wires.broken}
+    Path(plan["out"]).write_text(json.dumps(payload))

@@ -20,6 +20,7 @@ import csv
 import json
 
 import pytest
+from forbidden_cases import VARIANTS, one_liner
 from grading import (
     EXERCISES,
     assignments,
@@ -39,7 +40,7 @@ from grading import (
     wrong_answers,
 )
 
-from attnkit.grading import nbgrader_meta, question_of
+from attnkit.grading import forbidden_names, nbgrader_meta, question_of
 
 ASSIGNMENTS = [pytest.param(a, marks=pytest.mark.xdist_group(a)) for a in assignments()]
 _RUNS: dict[str, dict] = {}
@@ -89,32 +90,65 @@ def _run(assignment: str, tmp_path_factory) -> dict:
     return _RUNS[assignment]
 
 
+def _forbidden_trials(assignment: str, source, answers) -> dict[str, list]:
+    """Per question: ``(path, code)`` for a one-line call to each forbidden function, and the
+    other ways of reaching one (tests/forbidden_cases.py's VARIANTS) as ``("variant:…", code)``."""
+    trials = {
+        q: [(path, one_liner(answers[q], path)) for path in paths]
+        for q, paths in forbidden_names(source).items()
+    }
+    q, _path, variants = VARIANTS.get(assignment, (None, None, {}))
+    for name, code in variants.items():
+        trials.setdefault(q, []).append((f"variant:{name}", code))
+    return trials
+
+
 def _trials(assignment: str, tmp_path_factory) -> dict:
-    """Per question: the solution, then each wrong answer, tried as that question's answer."""
+    """Per question, tried as that question's answer by the trial runner (one notebook run, a
+    fork per answer, the guard on): the solution, each wrong answer, each correct alternative,
+    then each one-line call to a forbidden function. ``results[q]`` lists them in that order."""
     if assignment not in _TRIALS:
         source = source_notebook(assignment)
         answers = solution_cells(source)
         wrong = wrong_answers(assignment)
         correct = correct_answers(assignment)
+        forbidden = _forbidden_trials(assignment, source, answers)
         tried = {
             q: [answers[q]]
             + [code for _why, code in wrong.get(q, [])]
             + [code for _how, code in correct.get(q, [])]
+            + [code for _path, code in forbidden.get(q, [])]
             for q in _questions(source)
         }
+        run = try_answers(
+            graded_notebook(assignment),
+            tried,
+            cwd=tmp_path_factory.mktemp(f"{assignment}-trials"),
+            details=True,
+        )
+
+        def part(q, results):  # the solution's, the wrong, correct and forbidden ones'
+            n_w, n_c = len(wrong.get(q, [])), len(correct.get(q, []))
+            return {
+                "solution": results[0],
+                "wrong": results[1 : 1 + n_w],
+                "correct": results[1 + n_w : 1 + n_w + n_c],
+                "forbidden": results[1 + n_w + n_c :],
+            }
+
         _TRIALS[assignment] = {
             "wrong": wrong,
             "correct": correct,
+            "forbidden": forbidden,
             "questions": _questions(source),
             "points": {
                 gid: nbgrader_meta(c)["points"]
                 for gid, c in graded_test_cells(source).items()
             },
-            "results": try_answers(
-                graded_notebook(assignment),
-                tried,
-                cwd=tmp_path_factory.mktemp(f"{assignment}-trials"),
-            ),
+            "results": run["results"],
+            "by_kind": {q: part(q, r) for q, r in run["results"].items()},
+            "events": {q: part(q, e) for q, e in run["events"].items()},
+            "broken": run["broken"],
         }
     return _TRIALS[assignment]
 
@@ -192,14 +226,14 @@ def test_wrong_answers_lose_points(assignment, tmp_path_factory):
     assert not few, f"fewer than three wrong-answer fixtures for {few}"
     unknown = set(run["wrong"]) - set(run["questions"])
     assert not unknown, f"wrong answers for unknown questions {unknown}"
-    for qid, (solution, *tried) in run["results"].items():
+    for qid, kinds in run["by_kind"].items():
+        solution = kinds["solution"]
         # the runner itself: the solution, tried the same way, passes every test of its question
         assert solution and not any(solution.values()), (
             f"{qid}: the solution fails in the trial runner: {solution}"
         )
         full = sum(run["points"][gid] for gid in solution)
-        tried = tried[: len(run["wrong"].get(qid, []))]  # then the correct alternatives
-        for (why, _code), result in zip(run["wrong"][qid], tried, strict=True):
+        for (why, _code), result in zip(run["wrong"][qid], kinds["wrong"], strict=True):
             assert set(result) == set(solution), (
                 f"{qid}: '{why}' did not run every test cell: {result}"
             )
@@ -218,10 +252,9 @@ def test_correct_alternatives_score_full_marks(assignment, tmp_path_factory):
     assert run["correct"], f"{assignment}: no correct alternative in CORRECT_ANSWERS"
     unknown = set(run["correct"]) - set(run["questions"])
     assert not unknown, f"correct alternatives for unknown questions {unknown}"
-    for qid, results in run["results"].items():
+    for qid, kinds in run["by_kind"].items():
         alternatives = run["correct"].get(qid, [])
-        tried = results[len(results) - len(alternatives) :] if alternatives else []
-        for (how, _code), result in zip(alternatives, tried, strict=True):
+        for (how, _code), result in zip(alternatives, kinds["correct"], strict=True):
             failed = {gid: error for gid, error in result.items() if error}
             assert not failed, (
                 f"{qid}: the correct alternative '{how}' loses points: {failed}"
@@ -246,6 +279,40 @@ def test_trial_runner_agrees_with_nbgrader(assignment, tmp_path_factory):
     tried = _trials(assignment, tmp_path_factory)["results"][qid][1 + i]
     assert by_nbgrader == {gid: not error for gid, error in tried.items()}, tried
     assert not all(by_nbgrader.values())
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_one_line_calls_to_every_forbidden_function_score_zero(
+    assignment, tmp_path_factory
+):
+    """For every question and every forbidden function it lists (and tests/forbidden_cases.py's
+    other ways of reaching one: an alias, getattr, importlib, a partial, a copied code object, a
+    subclass), the answer that calls it fails every test cell of the question with the guard's
+    error naming the question and the path, and the guard records exactly those calls."""
+    run = _trials(assignment, tmp_path_factory)
+    assert run["broken"] == []
+    for qid, trials in run["forbidden"].items():
+        kinds, events = run["by_kind"][qid], run["events"][qid]["forbidden"]
+        for (label, _code), result, seen in zip(
+            trials, kinds["forbidden"], events, strict=True
+        ):
+            path = VARIANTS[assignment][1] if label.startswith("variant:") else label
+            assert result and set(result) == set(kinds["solution"]), (
+                qid,
+                label,
+                result,
+            )
+            for gid, error in result.items():  # every test cell of the question fails
+                assert error.startswith("GradingGuardError") and path in error, (
+                    qid,
+                    label,
+                    gid,
+                    error,
+                )
+                assert f"{qid}:" in error, (qid, label, gid, error)
+            assert {(e["grade_id"], e["name"]) for e in seen} == {
+                (gid, path) for gid in result
+            }, (qid, label, seen)
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)

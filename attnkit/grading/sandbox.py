@@ -147,9 +147,15 @@ def resolve(path: str):
 
 def _targets(obj):
     """``(function, class or None)`` pairs to trip for a forbidden object: a function itself, a
-    class's ``__init__`` and ``forward`` (inherited ones too: the dispatch checks the instance)."""
+    class's ``__init__`` and ``forward`` (inherited ones too: the dispatch checks the instance),
+    a ``torch.autograd.Function``'s static ``forward`` and ``backward`` (called with a context
+    object, not an instance, so any call trips them)."""
     if isinstance(obj, types.FunctionType):
         return [(obj, None)]
+    autograd = sys.modules.get("torch.autograd")
+    if isinstance(obj, type) and autograd and issubclass(obj, autograd.Function):
+        found = [vars(obj).get(m) for m in ("forward", "backward")]
+        return [(f.__func__, None) for f in found if isinstance(f, staticmethod)]
     if isinstance(obj, type):
         found = [(getattr(obj, m, None), obj) for m in ("__init__", "forward")]
         return [
