@@ -82,6 +82,25 @@ def _q4(draw=_Q4_FRESH, ret=_Q4_RETURN):
     return _Q4.replace("DRAW", draw).replace("RETURN", ret)
 
 
+_Q5_BUGGY = '''
+def pre_norm_block(x, attend, ffn, norm1, norm2):
+    x = norm1(x)
+    x = x + attend(x)
+    x = norm2(x)
+    x = x + ffn(x)
+    return x
+'''
+
+
+def _q5(ret):
+    return (
+        "\ndef pre_norm_block(x, attend, ffn, norm1, norm2):\n"
+        "    h = x + attend(norm1(x))\n"
+        f"    return {ret}\n"
+    )
+
+
+
 WRONG_ANSWERS = {
     "q1": [
         ("scales by 1/sqrt(Dv) instead of 1/sqrt(D) (passes the visible tests, where D == Dv)",
@@ -165,6 +184,26 @@ def score_variances(E, H, n_samples, generator):
         ("scales the head's score by 1/D instead of 1/sqrt(D)", _q4(ret="(s / D).var().item(), (s / math.sqrt(E)).var().item()")),
         ("returns tensors, not Python floats", _q4(ret="(s / math.sqrt(D)).var(), (s / math.sqrt(E)).var()")),
     ],
+    "q5": [
+        ("the colleague's code unchanged: normalises the residual stream itself", _Q5_BUGGY),
+        ("post-norm instead of pre-norm: LN(x + f(x))", '''
+def pre_norm_block(x, attend, ffn, norm1, norm2):
+    h = norm1(x + attend(x))
+    return norm2(h + ffn(h))
+'''),
+        ("norm1 for both sub-layers (passes the visible tests, where both norms are the default)",
+         _q5("h + ffn(norm1(h))")),
+        ("adds in place to x (passes the visible tests; changes the caller's tensor)", '''
+def pre_norm_block(x, attend, ffn, norm1, norm2):
+    x += attend(norm1(x))
+    x += ffn(norm2(x))
+    return x
+'''),
+        ("the FFN's residual added to x instead of h (skips the attention output)",
+         _q5("x + ffn(norm2(h))")),
+        ("parallel sub-layers: both read x", _q5("h + ffn(norm2(x))")),
+        ("a LayerNorm on the block's output as well", _q5("norm2(h + ffn(norm2(h)))")),
+    ],
 }
 
 CORRECT_ANSWERS = {
@@ -240,6 +279,17 @@ def score_variances(E, H, n_samples, generator):
         W_k = torch.randn(E, E, generator=generator, dtype=torch.float64) / E ** 0.5
         s[n] = (x @ W_q)[:D] @ (x2 @ W_k)[:D]
     return float((s ** 2).mean() / D), float((s ** 2).mean() / E)
+'''),
+    ],
+    "q5": [
+        ("LayerNorm written out with F.layer_norm, in-place adds on a fresh tensor", '''
+import torch.nn.functional as F
+def pre_norm_block(x, attend, ffn, norm1, norm2):
+    E = x.shape[-1]
+    y = x.clone()
+    y += attend(F.layer_norm(x, (E,), norm1.weight, norm1.bias, norm1.eps))
+    y = y + ffn(F.layer_norm(y, (E,), norm2.weight, norm2.bias, norm2.eps))
+    return y
 '''),
     ],
 }
