@@ -235,7 +235,10 @@ def _run_one(impl: str, length: int, a) -> dict:
         if proc.returncode < 0 or any("memory" in line.lower() for line in tail):
             return {"status": "over budget"}
         return {"status": "failed: " + " | ".join(tail)[-200:]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    lines = proc.stdout.strip().splitlines()
+    if not lines:  # the worker printed no result line
+        return {"status": "failed: no result; " + proc.stderr.strip()[-200:]}
+    return json.loads(lines[-1])
 
 
 def _merge(old: dict | None, new: dict) -> dict:
