@@ -1,0 +1,162 @@
+"""``grade --scheduler``: grading on Dask workers (attnkit/grading/distribute.py).
+
+A real ``dask scheduler`` and two ``dask worker`` processes (one thread each) on localhost, on
+free ports, torn down at the end. Three ch01 submissions are graded locally and through the
+cluster: the same grades.csv. Then a worker is killed while it grades: every student is still
+graded, exactly once.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from grading import (
+    cells_by_grade_id,
+    fill,
+    make_course,
+    released_notebook,
+    solution_cells,
+    source_notebook,
+)
+
+distributed = pytest.importorskip("distributed")
+pytestmark = pytest.mark.xdist_group("distribute")
+A = "ch01-soft-lookup"
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+EXPECTED = {"perfect": 12.0, "partial": 9.0, "blank": 0.0}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("dask")
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    procs = [
+        subprocess.Popen(
+            [*dask, "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    workers = {}
+    for name in ("w1", "w2"):
+        workers[name] = subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", address]
+            + ["--nthreads", "1", "--no-nanny", "--no-dashboard", "--name", name]
+            + ["--local-directory", str(tmp / name)],
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    procs += workers.values()
+    try:
+        with distributed.Client(address, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=120)
+        yield {"address": address, "workers": workers}
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+@pytest.fixture(scope="module")
+def handed_in(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("handed-in")
+    course = make_course(tmp, A)
+    released = released_notebook(A)
+    answers = solution_cells(source_notebook(A))
+    folder = tmp / "in"
+    folder.mkdir()
+    nbformat.write(fill(released, answers), folder / "perfect.ipynb")
+    partial = fill(released, answers)
+    cells_by_grade_id(partial)["q1"].source = "raise NotImplementedError()"
+    nbformat.write(partial, folder / "partial.ipynb")
+    nbformat.write(released, folder / "blank.ipynb")
+    return course, folder
+
+
+def _grade(course, folder, out, *extra, wait=True):
+    cmd = [sys.executable, "-m", "attnkit.grading", "grade", A, str(folder)]
+    cmd += ["--course", str(course), "--out", str(out), "--timeout", "60", *extra]
+    proc = subprocess.Popen(
+        cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    if not wait:
+        return proc
+    out_text = proc.communicate(timeout=900)[0]
+    assert proc.returncode == 0, out_text
+    return out_text
+
+
+def _rows(out: Path) -> list[dict]:
+    with open(out / "grades.csv") as f:
+        return sorted(csv.DictReader(f), key=lambda r: r["student_id"])
+
+
+def test_cluster_grades_like_the_local_run(cluster, handed_in, tmp_path):
+    course, folder = handed_in
+    _grade(course, folder, tmp_path / "local", "--jobs", "2")
+    _grade(course, folder, tmp_path / "dask", "--scheduler", cluster["address"])
+    local, remote = _rows(tmp_path / "local"), _rows(tmp_path / "dask")
+    assert remote == local
+    assert {r["student_id"]: float(r["score"]) for r in remote} == EXPECTED
+    for (
+        s
+    ) in EXPECTED:  # the driver wrote each student's feedback from the worker's files
+        assert (tmp_path / "dask" / "feedback" / s / A / f"{A}.html").is_file()
+
+
+def test_a_worker_killed_mid_batch_loses_no_student(cluster, handed_in, tmp_path):
+    course, folder = handed_in
+    address = cluster["address"]
+    proc = _grade(course, folder, tmp_path / "out", "--scheduler", address, wait=False)
+    killed = None
+    with distributed.Client(address, timeout="60s") as client:
+        deadline = time.monotonic() + 300
+        while killed is None and time.monotonic() < deadline:
+            busy = {w: tasks for w, tasks in client.processing().items() if tasks}
+            names = {
+                w: info["name"]
+                for w, info in client.scheduler_info()["workers"].items()
+            }
+            for w in busy:
+                if names.get(w) in cluster["workers"]:
+                    time.sleep(3)  # well inside its grading
+                    killed = names[w]
+                    cluster["workers"][killed].send_signal(signal.SIGKILL)
+                    break
+            time.sleep(0.5)
+    assert killed, "no worker ever took a task"
+    text = proc.communicate(timeout=900)[0]
+    assert proc.returncode == 0, text
+    rows = _rows(tmp_path / "out")
+    assert [r["student_id"] for r in rows] == sorted(EXPECTED)  # each exactly once
+    assert {r["student_id"]: float(r["score"]) for r in rows} == EXPECTED
+    manifest = json.loads(
+        (tmp_path / "out" / ".attnkit-grading" / "manifest.json").read_text()
+    )
+    assert sorted(manifest) == sorted(EXPECTED)
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{tmp_path / 'out' / 'gradebook.db'}") as gb:
+        subs = [s.student.id for s in gb.find_assignment(A).submissions]
+    assert sorted(subs) == sorted(EXPECTED)
