@@ -12,6 +12,7 @@ import csv
 import json
 import os
 import runpy
+import socket
 import subprocess
 import sys
 from copy import deepcopy
@@ -33,6 +34,11 @@ from grading import (
 A = "ch01-soft-lookup"
 CASES = runpy.run_path(str(Path(__file__).parent / "fixtures" / "hostile" / "cases.py"))
 pytestmark = pytest.mark.xdist_group("grading_robust")
+# the OS-sandbox cases join the batch only where bubblewrap works (see cases.py)
+BWRAP = __import__("attnkit.grading.bwrap", fromlist=["probe"]).probe() is None
+if BWRAP:
+    CASES["NOTEBOOKS"].update(CASES["BWRAP_NOTEBOOKS"])
+    CASES["EXPECTED"].update(CASES["BWRAP_EXPECTED"])
 NBFORMAT3 = {
     "nbformat": 3,
     "nbformat_minor": 0,
@@ -115,6 +121,14 @@ def batch(tmp_path_factory):
     folder = tmp / "handed-in"
     _build(folder, released, answers)
     out = tmp / "grading"
+    # for the OS-sandbox cases: where the instructor's files are, and a server on host loopback
+    os.environ.update(
+        HOSTILE_COURSE=str(course), HOSTILE_OUT=str(out), HOSTILE_FOLDER=str(folder)
+    )
+    (course / ".git").mkdir()
+    (course / ".git" / "config").write_text("[core]\n")
+    server = socket.create_server(("127.0.0.1", CASES["LOOPBACK_PORT"]))
+    server.settimeout(0.1)
     first = _grade(
         "grade",
         A,
@@ -132,6 +146,12 @@ def batch(tmp_path_factory):
     manifest = json.loads((out / ".attnkit-grading" / "manifest.json").read_text())
     with open(out / "grades.csv") as f:
         grades = {r["student_id"]: r for r in csv.DictReader(f)}
+    try:
+        server.accept()
+        reached = True  # a sandboxed student reached the host's loopback
+    except TimeoutError:
+        reached = False
+    server.close()
     second = _grade(
         "grade", A, str(folder), "--course", str(course), "--out", str(out), cwd=tmp
     )
@@ -145,6 +165,7 @@ def batch(tmp_path_factory):
         "grades": grades,
         "regraded": regraded,
         "folder": folder,
+        "loopback_reached": reached,
     }
 
 
@@ -334,3 +355,38 @@ def test_self_check_finds_the_notebook_and_stays_quiet_while_grading(
     monkeypatch.setenv("ATTNKIT_GRADING", "1")
     assert grading.self_check() is None
     assert "skipped" in capsys.readouterr().out
+
+
+def _q1_output(batch, case):
+    nb = nbformat.read(
+        batch["out"] / "autograded" / case / A / f"{A}.ipynb", as_version=4
+    )
+    return "".join(o.get("text", "") for o in cells_by_grade_id(nb)["q1"].outputs)
+
+
+@pytest.mark.skipif(not BWRAP, reason="bubblewrap is not usable here")
+def test_os_sandbox_held(batch):
+    """The bubblewrap cases, past the in-process guard: nothing secret read, nothing written
+    where a later kernel would load it, no server reached, /tmp and processes bounded, and the
+    background process killed with its student."""
+    text = _q1_output(batch, "escape")
+    assert "control: unguarded shell runs" in text, text  # the probes really ran
+    assert "LEAK" not in text and text.count("blocked: ") == 10, text
+    assert "No space left on device" in text, text
+    assert not batch["loopback_reached"]
+    import sysconfig
+
+    import attnkit
+
+    purelib = Path(sysconfig.get_paths()["purelib"])
+    assert not (purelib / "sitecustomize.py").exists()
+    assert not (purelib / "zz-hostile.pth").exists()
+    assert "raise SystemExit" not in Path(attnkit.__file__).read_text()
+    bomb = _q1_output(batch, "forkbomb")
+    assert "fork bomb bounded after" in bomb and "NOT BOUNDED" not in bomb, bomb
+    # the beating background process died when its student's grading ended
+    scratch = batch["out"] / ".attnkit-grading" / "students" / "escape"
+    beat = scratch / "autograded" / "escape" / A / "beat"
+    feedback = batch["out"] / "feedback" / "escape" / A / f"{A}.html"
+    assert beat.exists()
+    assert beat.stat().st_mtime <= feedback.stat().st_mtime + 2
