@@ -108,7 +108,9 @@ def graded(scheduler: str, todo, chosen, problems, common, sandbox: str):
     }
     run = uuid.uuid4().hex[:8]
     with Client(scheduler, timeout="60s") as client:
-        shared_f = client.scatter(shared, broadcast=True)
+        # a list: scattering a dict would make each of its keys a cluster-wide data key,
+        # shared by every grade run on this cluster
+        [shared_f] = client.scatter([shared], broadcast=True, hash=False)
         futures = {
             client.submit(
                 grade_on_worker,
