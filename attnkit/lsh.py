@@ -155,9 +155,7 @@ def lsh_attention_loop(
     L, S, R = q.shape[2], k.shape[2], q_buckets.shape[2]
     n_chunks, qc, kc = chunk_layout(L, S, bucket_size)
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    q_chunk = (
-        _sorted_ranks(q_buckets) // qc
-    )  # (B, H, R, L): chunk of each query, per round
+    q_chunk = _sorted_ranks(q_buckets) // qc  # (B, H, R, L): chunk, per round
     k_chunk = _sorted_ranks(k_buckets) // kc  # (B, H, R, S)
     real = torch.ones_like(k[..., 0], dtype=torch.bool)  # (B, H, S)
     real = real if key_padding is None else real & key_padding[:, None, :]
@@ -173,15 +171,10 @@ def lsh_attention_loop(
             if not_self:
                 s = s.masked_fill(i[..., :, None] == j[..., None, :], -SELF_PENALTY)
             gap = _pick(q_chunk, i)[..., :, None] - _pick(k_chunk, j)[..., None, :]
-            meet = (
-                _pick(q_buckets, i)[..., :, None] == _pick(k_buckets, j)[..., None, :]
-            )
-            meet &= (gap >= 0) & (
-                gap <= 1
-            )  # (B, H, R, qc, 2kc): they meet in that round
-            s = (
-                s - meet.sum(2).clamp_min(1).to(s.dtype).log()
-            )  # a pair met N times counts once
+            qb, kb = _pick(q_buckets, i), _pick(k_buckets, j)  # (B, H, R, ·) each
+            same = qb[..., :, None] == kb[..., None, :]
+            meet = same & (gap >= 0) & (gap <= 1)  # (B, H, R, qc, 2kc), per round
+            s = s - meet.sum(2).clamp_min(1).to(s.dtype).log()  # met N times: once
             ok = meet[:, :, r] & _rows(real[..., None], j).transpose(-1, -2)
             if causal:
                 ok &= j[..., None, :] <= i[..., :, None]  # (B, H, qc, 2kc)
