@@ -90,8 +90,9 @@ def sort_by_bucket(
         padded_len: ``Np ≥ N``; positions ``N … Np-1`` are padding (default ``N``).
 
     Returns:
-        ``(order, rank)``, int64 ``(..., Np)``: ``order[r]`` is the position in sorted slot ``r``,
-        and ``rank`` is the inverse permutation (``rank[order[r]] = r``).
+        ``(order, rank)``, int64 ``(..., Np)``: ``order[r]`` is the position in
+        sorted slot ``r``, and ``rank`` is the inverse permutation
+        (``rank[order[r]] = r``).
     """
     check_sort_inputs(buckets, padded_len)
     n = buckets.shape[-1]
@@ -230,8 +231,8 @@ def lsh_attention(
 
     Args:
         q: ``(B, H, L, D)``; k: ``(B, H, S, D)``; v: ``(B, H, S, Dv)``.
-        q_buckets: integer ``(B, H, R, L)``; k_buckets: integer ``(B, H, R, S)`` (one row per
-            round, ``R ≥ 1``), bucket ids ``≥ 0``; ``L, S ≥ 1``.
+        q_buckets: integer ``(B, H, R, L)``; k_buckets: integer ``(B, H, R, S)`` (one row
+            per round, ``R ≥ 1``), bucket ids ``≥ 0``; ``L, S ≥ 1``.
         bucket_size: positions per chunk (see :func:`chunk_layout`).
         causal: key ``j`` allowed for query ``i`` only if ``j ≤ i``.
         key_padding: bool ``(B, S)``, ``True`` = real key, or ``None``.
@@ -251,7 +252,7 @@ def lsh_attention(
     q_rows = F.pad(q * scale, (0, 0, 0, Lp - L))  # (B, H, Lp, D), scaled once here
     k_rows = k if Sp == S else F.pad(k, (0, 0, 0, Sp - S))  # (B, H, Sp, D)
     v_rows = v if Sp == S else F.pad(v, (0, 0, 0, Sp - S))  # (B, H, Sp, Dv)
-    rounds = [  # one round at a time: the big (qc × 2kc) blocks exist for one round only
+    rounds = [  # one round at a time: the big (qc × 2kc) blocks live for one round
         _attend_round(q_rows, k_rows, v_rows, layout, other_tags, r, causal, not_self)
         for r in range(q_buckets.shape[2])
     ]
@@ -263,8 +264,8 @@ def _sort_and_chunk(q_buckets, k_buckets, key_padding, L, S, n_chunks, qc, kc) -
 
     Returns a dict of ``(B, H, R, …)`` tensors: ``q_rank``/``k_rank`` (inverse sorts),
     ``q_order``/``k_order``, ``q_pos (…, C, qc)`` and ``k_pos (…, C, 2kc)`` (original
-    positions in each sorted slot), ``qb``/``kb`` (their buckets; ``-3`` for a key nobody
-    may see: padding, a masked key, chunk 0's wrapped-around predecessor).
+    positions in each sorted slot), ``qb``/``kb`` (their buckets; ``-3`` for a key
+    nobody may see: padding, a masked key, chunk 0's wrapped-around predecessor).
     """
     B, H, R = q_buckets.shape[:3]
     Lp, Sp = n_chunks * qc, n_chunks * kc
@@ -296,10 +297,11 @@ def _sort_and_chunk(q_buckets, k_buckets, key_padding, L, S, n_chunks, qc, kc) -
 def _duplicate_tags(q_buckets, k_buckets, layout, n_chunks, qc, kc) -> list:
     """Step 2: what each sorted slot looked like in the *other* rounds.
 
-    In a round, query and key meet iff same bucket and key chunk ∈ {query chunk − 1, query
-    chunk}; with ``tag = bucket · (C + 1) + chunk`` that is exactly ``tag_q − tag_k ∈ {0,
-    1}``. Item ``s - 1`` of the list holds, in round ``r``'s sorted layout, the tags the same
-    positions got in round ``(r + s) mod R``: ``((B, H, R, C, qc, 1), (B, H, R, C, 1, 2kc))``.
+    In a round, query and key meet iff same bucket and key chunk ∈ {query chunk − 1,
+    query chunk}; with ``tag = bucket · (C + 1) + chunk`` that is exactly
+    ``tag_q − tag_k ∈ {0, 1}``. Item ``s - 1`` of the list holds, in round ``r``'s
+    sorted layout, the tags the same positions got in round ``(r + s) mod R``:
+    ``((B, H, R, C, qc, 1), (B, H, R, C, 1, 2kc))``.
     """
     B, H, R, L = q_buckets.shape
     S = k_buckets.shape[3]
