@@ -195,7 +195,7 @@ def _rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 def _pick(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """Per-round ``x (B, H, R, N)`` at positions ``index (B, H, n)`` → ``(B, H, R, n)``."""
+    """Per-round ``x (B, H, R, N)`` at ``index (B, H, n)`` → ``(B, H, R, n)``."""
     return x.gather(3, index[:, :, None].expand(-1, -1, x.shape[2], -1))
 
 
@@ -231,8 +231,8 @@ def lsh_attention(
 
     Args:
         q: ``(B, H, L, D)``; k: ``(B, H, S, D)``; v: ``(B, H, S, Dv)``.
-        q_buckets: integer ``(B, H, R, L)``; k_buckets: integer ``(B, H, R, S)`` (one row
-            per round, ``R ≥ 1``), bucket ids ``≥ 0``; ``L, S ≥ 1``.
+        q_buckets: integer ``(B, H, R, L)``; k_buckets: integer ``(B, H, R, S)``
+            (one row per round, ``R ≥ 1``), bucket ids ``≥ 0``; ``L, S ≥ 1``.
         bucket_size: positions per chunk (see :func:`chunk_layout`).
         causal: key ``j`` allowed for query ``i`` only if ``j ≤ i``.
         key_padding: bool ``(B, S)``, ``True`` = real key, or ``None``.
