@@ -7,8 +7,9 @@
   textbook matmul–softmax–matmul).
 * Each (mechanism, length) runs in a fresh subprocess: inputs and the mechanism are
   built, the forward pass is run ``warmup`` times, then timed ``repeats`` times; the
-  median is reported, with the peak memory of the computation alone (on CPU the peak
-  resident set, reset just before the runs, minus the resident set then; on CUDA
+  median is reported, with the peak memory of the computation alone (on CPU the bytes
+  its tensors hold at their peak, counted by :class:`~attnkit.bench.memory.PeakMemory`
+  in one more call, and the peak resident set as ``rss_mb``; on CUDA
   ``max_memory_allocated`` minus what was allocated before).
 * A run that would exceed ``--budget-gb`` is stopped by a memory limit and marked
   ``over budget``, and longer lengths of that mechanism are skipped.
@@ -43,6 +44,7 @@ from tqdm.auto import tqdm
 
 from ..mechanisms import softmax_attention_naive
 from ..registry import MECHANISMS, get_mechanism_class, make_mechanism
+from .memory import PeakMemory
 from .plots import plot_rows
 from .stats import budget_summary, ratio_key
 
@@ -166,8 +168,10 @@ def measure_step(
     """Time ``step()`` and measure its peak memory, inside a benchmark's own process.
 
     ``warmup`` untimed calls, then ``repeats`` timed ones (the median is reported);
-    the peak is what the calls allocate on top of what was there before (on CPU the peak
-    resident set, reset first; on CUDA ``max_memory_allocated``). A ``budget_bytes`` over
+    the peak is what a call allocates on top of what was there before: on CPU the bytes
+    its tensors hold at their peak (:class:`~attnkit.bench.memory.PeakMemory`, one more
+    untimed call; ``rss_mb`` is the peak resident set over all calls, for reference), on
+    CUDA ``max_memory_allocated``. A ``budget_bytes`` over
     that is enforced with a memory limit: going over it returns ``{"status": "over
     budget"}``. Call it once per process: the CPU limit stays set.
 
@@ -182,6 +186,8 @@ def measure_step(
         if device.type == "cuda":
             torch.cuda.synchronize()
 
+    with PeakMemory():  # its first use imports modules: before the memory limit
+        torch.zeros(1)
     if device.type == "cpu" and budget_bytes:
         limit = _status_kib("VmSize") * 1024 + budget_bytes
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -203,6 +209,14 @@ def measure_step(
             t0 = time.perf_counter()
             synced_step()
             times.append(time.perf_counter() - t0)
+        rss_mb = _status_kib("VmHWM") / 1024 - base_rss
+        if device.type == "cpu":
+            # one more call, untimed, counting the bytes its tensors hold at the peak:
+            # the resident set also holds one-time set-up (the first call's) and what
+            # the C allocator keeps after a free, so it differs between codes that
+            # allocate the same tensors
+            with PeakMemory() as mem:
+                step()
     except (MemoryError, RuntimeError) as err:  # the memory limit (or CUDA OOM) was hit
         if "memory" not in str(err).lower() and not isinstance(err, MemoryError):
             raise
@@ -210,8 +224,13 @@ def measure_step(
     if device.type == "cuda":
         peak_mb = (torch.cuda.max_memory_allocated() - base_cuda) / 2**20
     else:
-        peak_mb = _status_kib("VmHWM") / 1024 - base_rss
-    return {"status": "ok", "time_s": statistics.median(times), "peak_mb": peak_mb}
+        peak_mb = mem.peak / 2**20
+    return {
+        "status": "ok",
+        "time_s": statistics.median(times),
+        "peak_mb": peak_mb,
+        "rss_mb": rss_mb,
+    }
 
 
 def measure(
