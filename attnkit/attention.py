@@ -65,8 +65,8 @@ def dot_product_attention(
         valid_lens: ``(B,)`` or ``(B, L)`` (d2l style; inputs must then be 3-D).
         causal: forbid keys after the query's position (top-left aligned).
         scale: score multiplier, default ``1/√D``.
-        dropout: probability of dropping each weight before the values are summed
-            (pass ``0.0`` outside training); the returned weights are those before dropout.
+        dropout: probability of dropping each weight before the values are summed (pass
+            ``0.0`` outside training); the returned weights are those before dropout.
 
     Returns:
         ``(output (..., L, Dv), weights (..., L, S))``. With no keys (``S = 0``) the
@@ -129,7 +129,8 @@ class DotProductAttention(nn.Module):
     """Scaled dot-product attention with dropout on the weights (d2l's signature).
 
     ``forward(queries (B, L, D), keys (B, S, D), values (B, S, Dv), valid_lens=None)``
-    returns ``(B, L, Dv)`` and stores the weights ``(B, L, S)`` in ``attention_weights``.
+    returns ``(B, L, Dv)`` and stores the weights ``(B, L, S)`` in
+    ``attention_weights``.
     """
 
     def __init__(self, dropout: float = 0.0):
@@ -161,7 +162,8 @@ class AdditiveAttention(nn.Module):
     which creates the parameters at once.
 
     ``forward(queries (B, L, Dq), keys (B, S, Dk), values (B, S, Dv), valid_lens)``
-    returns ``(B, L, Dv)`` and stores the weights ``(B, L, S)`` in ``attention_weights``.
+    returns ``(B, L, Dv)`` and stores the weights ``(B, L, S)`` in
+    ``attention_weights``.
     """
 
     def __init__(
@@ -180,7 +182,8 @@ class AdditiveAttention(nn.Module):
                 raise ValueError(
                     f"{name} must be ≥ 1 (or None to infer it), got {size}"
                 )
-        # a given size creates the weight now; None leaves it to be inferred on the first call
+        # a given size creates the weight now; None leaves it to be inferred on the
+        # first call
         if key_size is None:
             self.W_k = nn.LazyLinear(num_hiddens, bias=False)
         else:
@@ -217,12 +220,13 @@ class AdditiveAttention(nn.Module):
 
 
 class BilinearAttention(nn.Module):
-    """Bilinear ("general") attention, ``softmax(qᵀ W k) v``, with d2l's call signature.
+    """Bilinear ("general") attention, ``softmax(qᵀ W k) v``, with d2l's signature.
 
     ``BilinearAttention(query_size, key_size, dropout)`` owns ``W (Dq, Dk)``, drawn
     uniformly in ``±1/√Dk`` (``nn.Linear``'s range) from ``generator`` if given.
     ``forward(queries (B, L, Dq), keys (B, S, Dk), values (B, S, Dv), valid_lens)``
-    returns ``(B, L, Dv)`` and stores the weights ``(B, L, S)`` in ``attention_weights``.
+    returns ``(B, L, Dv)`` and stores the weights ``(B, L, S)`` in
+    ``attention_weights``.
     """
 
     def __init__(

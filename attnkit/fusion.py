@@ -28,12 +28,13 @@ def attention_fusion(H, W, b, c, *, mask=None):
 
     Args:
         H: ``(B, P, Dh)`` the feature vectors to fuse.
-        W: ``(A, Dh)``; b: ``(A,)``; c: ``(A,)`` the attention vector (A = attention size).
+        W: ``(A, Dh)``; b: ``(A,)``; c: ``(A,)`` the attention vector
+            (A = attention size).
         mask: ``(B, P)`` boolean, ``True`` = present, or ``None``.
 
     Returns:
-        ``(fused (B, Dh), weights (B, P))``; an example with nothing present (or ``P = 0``)
-        fuses to zeros.
+        ``(fused (B, Dh), weights (B, P))``; an example with nothing present (or
+        ``P = 0``) fuses to zeros.
     """
     check_fusion_inputs(H, W, b, c, mask)
     hidden = torch.relu(H @ W.T + b)  # (B, P, A)
@@ -46,8 +47,8 @@ def attention_fusion(H, W, b, c, *, mask=None):
 class AttentionFusion(nn.Module):
     """Learned attention fusion: owns ``W (A, Dh)``, ``b (A,)`` and ``c (A,)``.
 
-    ``forward(H (B, P, Dh), mask=None) -> (B, Dh)``; the last weights ``(B, P)`` are kept
-    in ``attention_weights``.
+    ``forward(H (B, P, Dh), mask=None) -> (B, Dh)``; the last weights ``(B, P)`` are
+    kept in ``attention_weights``.
     """
 
     def __init__(self, feature_size: int, attention_size: int):

@@ -216,23 +216,33 @@ def gated_attention_unit(
     u = F.silu(x @ w_u.T)  # (B, L, Dh) gate
     v = F.silu(x @ w_v.T)  # (B, L, Dh) values
     z = F.silu(x @ w_z.T)  # (B, L, D) shared by queries and keys
+    av = _gau_attend(z, v, gamma, beta, causal, key_padding, chunk_size)  # (B, L, Dh)
+    return (u * av) @ w_o.T  # (B, L, E)
+
+
+def _gau_attend(z, v, gamma, beta, causal, key_padding, chunk_size):
+    """The GAU's attention step ``A V``: queries and keys are scale-and-offsets of ``z``.
+
+    ``z (B, L, D)``, ``v (B, L, Dh)`` → ``(B, L, Dh)``: squared-ReLU attention over the
+    whole sequence (``chunk_size=None``, two pairs in ``gamma``/``beta``) or FLASH's
+    mixed-chunk attention (four pairs: quadratic q, k, then linear q, k).
+    """
     q, k = (scale_offset(z, gamma[i], beta[i]) for i in (0, 1))  # (B, L, D) each
     if chunk_size is None:
         mask = None if key_padding is None else key_padding[:, None, :]  # (B, 1, L)
         av, _ = squared_relu_attention(q, k, v, mask=mask, causal=causal)  # (B, L, Dh)
-    else:
-        q_lin, k_lin = (scale_offset(z, gamma[i], beta[i]) for i in (2, 3))  # (B, L, D)
-        av = mixed_chunk_attention(
-            q,
-            k,
-            q_lin,
-            k_lin,
-            v,
-            chunk_size=chunk_size,
-            causal=causal,
-            key_padding=key_padding,
-        )  # (B, L, Dh)
-    return (u * av) @ w_o.T  # (B, L, E)
+        return av
+    q_lin, k_lin = (scale_offset(z, gamma[i], beta[i]) for i in (2, 3))  # (B, L, D)
+    return mixed_chunk_attention(
+        q,
+        k,
+        q_lin,
+        k_lin,
+        v,
+        chunk_size=chunk_size,
+        causal=causal,
+        key_padding=key_padding,
+    )  # (B, L, Dh)
 
 
 def gau_naive(x, w_u, w_v, w_z, gamma, beta, w_o, *, causal=False, key_padding=None):

@@ -79,8 +79,9 @@ def segment_means(x: torch.Tensor, num_landmarks: int, valid=None) -> torch.Tens
 def iterative_pinv(a: torch.Tensor, iterations: int = 6) -> torch.Tensor:
     """Approximate Moore–Penrose inverse of ``a (..., M, M)`` by matrix products only.
 
-    ``Z ← ¼ Z (13I − AZ (15I − AZ (7I − AZ)))`` from ``Z₀ = Aᵀ/(‖A‖₁‖A‖∞)`` (norms per matrix,
-    so batch items stay independent). ``iterations`` is an int in ``[1, MAX_PINV_ITERATIONS]``.
+    ``Z ← ¼ Z (13I − AZ (15I − AZ (7I − AZ)))`` from ``Z₀ = Aᵀ/(‖A‖₁‖A‖∞)`` (norms per
+    matrix, so batch items stay independent). ``iterations`` is an int in
+    ``[1, MAX_PINV_ITERATIONS]``.
     """
     check_pinv_input(a, iterations)
     eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)  # (M, M)

@@ -76,10 +76,10 @@ def local_pattern(
 def atrous_pattern(
     n: int, step: int, *, limit: int | None = None, causal: bool = False, device=None
 ) -> torch.Tensor:
-    """Atrous (dilated) pattern: keys at distance ``0, step, 2·step, …`` up to ``limit``.
+    """Atrous (dilated) pattern: keys at distance ``0, step, 2·step, …`` to ``limit``.
 
-    Query ``i`` sees ``j`` when ``|i − j|`` is a multiple of ``step`` and ``|i − j| ≤ limit``
-    (no limit when ``limit`` is ``None``). Row ``i`` has
+    Query ``i`` sees ``j`` when ``|i − j|`` is a multiple of ``step`` and
+    ``|i − j| ≤ limit`` (no limit when ``limit`` is ``None``). Row ``i`` has
     ``⌊min(i, limit)/step⌋ + ⌊min(n − 1 − i, limit)/step⌋ + 1`` keys (the second term
     drops when causal).
 
@@ -102,10 +102,10 @@ def strided_pattern(
     The local window ∪ every ``stride``-th key.
 
     With ``causal=True`` (the paper's setting) query ``i`` sees
-    ``A¹ = {max(0, i − l), …, i}`` and ``A² = {j ≤ i : (i − j) mod l = 0}`` with ``l = stride``;
-    row ``i`` then has ``min(i, l) + ⌊i/l⌋ + 1 − [i ≥ l]`` keys (``i − l`` lies in both sets).
-    Without causality both sets extend to the right as well. ``l ≈ √n`` makes every
-    row hold about ``2√n`` keys.
+    ``A¹ = {max(0, i − l), …, i}`` and ``A² = {j ≤ i : (i − j) mod l = 0}`` with
+    ``l = stride``; row ``i`` then has ``min(i, l) + ⌊i/l⌋ + 1 − [i ≥ l]`` keys
+    (``i − l`` lies in both sets). Without causality both sets extend to the right as
+    well. ``l ≈ √n`` makes every row hold about ``2√n`` keys.
 
     Returns:
         ``(L, L)`` boolean.
@@ -249,7 +249,7 @@ def density(mask: torch.Tensor) -> float:
 
 
 def sparse_attention_naive(q, k, v, pattern, *, mask=None, causal=False, scale=None):
-    """Exact softmax attention restricted to ``pattern``, by masking the full score matrix.
+    """Exact softmax attention restricted to ``pattern``, by masking the full scores.
 
     The literal reference for every sparse mechanism: it builds all ``L × S`` scores and
     masks the ones the pattern forbids, so it is exactly as slow as full attention.

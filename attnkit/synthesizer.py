@@ -82,10 +82,12 @@ def dense_synthesizer_logits(x, W1, b1, W2, b2):
     Args:
         x: ``(..., L, D)`` token (or per-head query) vectors.
         W1: ``(Dh, D)`` and b1 ``(Dh,)``: first layer (``nn.Linear(D, Dh)`` layout).
-        W2: ``(N, Dh)`` and b2 ``(N,)``: second layer, one output per position up to ``N``.
+        W2: ``(N, Dh)`` and b2 ``(N,)``: second layer, one output per key
+            position (up to ``N``).
 
     Returns:
-        ``(..., L, N)``: row ``i`` scores the ``N`` possible key positions for query ``i``.
+        ``(..., L, N)``: for query ``i``, row ``i`` scores the ``N`` possible key
+        positions.
     """
     check_synthesizer_mlp(x, W1, b1, {"W2": (W2, b2)})
     hidden = F.relu(F.linear(x, W1, b1))  # (..., L, Dh)
@@ -93,15 +95,15 @@ def dense_synthesizer_logits(x, W1, b1, W2, b2):
 
 
 def factorized_dense_logits(x, W1, b1, Wa, ba, Wb, bb, max_len: int):
-    """Factorised Dense Synthesizer logits: an outer product of two short vectors per row.
+    """Factorised Dense Synthesizer logits: the outer product of two short vectors.
 
     ``h_i = ReLU(W₁ x_i + b₁)``, ``a_i = W_a h_i + b_a`` (``n_a`` values),
     ``b_i = W_b h_i + b_b`` (``n_b`` values), and logit ``j`` of row ``i`` is
     ``a_i[j // n_b] · b_i[j % n_b]`` for ``j < max_len ≤ n_a·n_b``.
 
     Args:
-        x: ``(..., L, D)``; W1 ``(Dh, D)``, b1 ``(Dh,)``; Wa ``(n_a, Dh)``, ba ``(n_a,)``;
-        Wb ``(n_b, Dh)``, bb ``(n_b,)``; max_len: N.
+        x: ``(..., L, D)``; W1 ``(Dh, D)``, b1 ``(Dh,)``; Wa ``(n_a, Dh)``, ba
+        ``(n_a,)``; Wb ``(n_b, Dh)``, bb ``(n_b,)``; max_len: N.
 
     Returns:
         ``(..., L, N)``.
@@ -141,7 +143,8 @@ def crop_logits(logits, num_queries: int, num_keys: int):
         positions ``i`` and ``j``.
 
     Raises:
-        ValueError: when ``L`` or ``S`` exceeds the maximum length ``N`` the logits cover.
+        ValueError: when ``L`` or ``S`` exceeds the maximum length ``N`` the
+            logits cover.
     """
     check_crop(logits, num_queries, num_keys)
     return logits[..., :num_queries, :num_keys]  # (..., L, S)
@@ -170,7 +173,8 @@ def synthesizer_attention(logits, v, *, mask=None, causal=False):
     Args:
         logits: ``(B|1, H|1, L, S)``, already cropped to the sequence.
         v: ``(B, H, S, Dv)``.
-        mask: boolean broadcastable to ``(B, H, L, S)`` (``True`` = allowed), or ``None``.
+        mask: boolean broadcastable to ``(B, H, L, S)`` (``True`` =
+            allowed), or ``None``.
         causal: query ``i`` sees only keys ``j ≤ i`` (top-left aligned).
 
     Returns:
@@ -242,7 +246,7 @@ class _SynthesizerBase(Mechanism):
         raise NotImplementedError
 
     def forward(self, q, k, v, *, mask=None, causal=False):
-        """q ``(B, H, L, D)``, k ``(B, H, S, D)``, v ``(B, H, S, Dv)`` → ``(B, H, L, Dv)``."""
+        """``q (B, H, L, D), k (B, H, S, D), v (B, H, S, Dv) → (B, H, L, Dv)``."""
         logits = self.logits(q, k.shape[-2]).to(v.dtype)  # (B|1, H|1, L, S)
         out, weights = synthesizer_attention(logits, v, mask=mask, causal=causal)
         self.attention_weights = weights
@@ -286,7 +290,7 @@ class RandomSynthesizer(_SynthesizerBase):
         self.attention_weights = None
 
     def logits(self, q, num_keys: int):
-        """``(1, H|1, L, S)``: the top-left block of ``R``; ``q`` only gives its length."""
+        """``(1, H|1, L, S)``: the top-left block of ``R``; ``q`` gives only ``L``."""
         _check_heads(self.num_heads, q)
         return crop_logits(self.R, q.shape[2], num_keys).unsqueeze(0)  # (1, H|1, L, S)
 
@@ -539,7 +543,7 @@ class SynthesizerMixture(Mechanism):
         )
 
     def forward(self, q, k, v, *, mask=None, causal=False):
-        """q ``(B, H, L, D)``, k ``(B, H, S, D)``, v ``(B, H, S, Dv)`` → ``(B, H, L, Dv)``."""
+        """``q (B, H, L, D), k (B, H, S, D), v (B, H, S, Dv) → (B, H, L, Dv)``."""
         synth = self.synthesizer.logits(q, k.shape[-2]).to(v.dtype)  # (B|1, H|1, L, S)
         dot = dot_product_scores(q, k)  # (B, H, L, S)
         logits = mix_logits([synth, dot], self.alphas().to(v.dtype))  # (B, H, L, S)

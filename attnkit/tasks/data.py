@@ -88,19 +88,20 @@ def duplication_task(
 def reorder_task(
     n_samples: int, seq_len: int, vocab: int, *, seed: int = 0, perm_seed: int = 1234
 ) -> SequenceTask:
-    """A fixed-position reordering: output position ``t`` must copy input position ``π(t)``.
+    """A fixed-position reordering: output ``t`` copies input position ``π(t)``.
 
-    ``π`` is one random permutation of ``0 … seq_len-1`` (drawn from ``perm_seed``), the same
-    for every sample, and the tokens are uniform in ``0 … vocab-1``. *Where* to look depends
-    only on the position, never on the content: a Random Synthesizer can learn ``π`` outright.
-    Every position is scored (use a non-causal model).
+    ``π`` is one random permutation of ``0 … seq_len-1`` (drawn from ``perm_seed``), the
+    same for every sample, and the tokens are uniform in ``0 … vocab-1``. *Where* to
+    look depends only on the position, never on the content: a Random Synthesizer can
+    learn ``π`` outright. Every position is scored (use a non-causal model).
 
     Returns:
         A :class:`SequenceTask` with ``T = seq_len``.
     """
     if n_samples < 1 or seq_len < 1 or vocab < 2:
         raise ValueError(
-            f"need n_samples ≥ 1, seq_len ≥ 1, vocab ≥ 2; got {n_samples}, {seq_len}, {vocab}"
+            "need n_samples ≥ 1, seq_len ≥ 1, vocab ≥ 2; "
+            f"got {n_samples}, {seq_len}, {vocab}"
         )
     perm = torch.randperm(
         seq_len, generator=torch.Generator().manual_seed(perm_seed)
@@ -116,20 +117,22 @@ def reorder_task(
 def recall_task(
     n_samples: int, n_pairs: int, n_keys: int, n_values: int, *, seed: int = 0
 ) -> SequenceTask:
-    """Associative recall: ``n_pairs`` key–value pairs, then a query key; answer its value.
+    """Associative recall: key–value pairs, then a query key; answer its value.
 
-    Each pair is one token, id ``key·n_values + value`` (distinct keys per sample); the last
-    token is the query, id ``n_keys·n_values + key`` for one of the sample's keys. Only the
-    last position is scored, and its target is the value id of the matching pair. *Where* to
-    look depends on the content (which position holds the queried key): weights that ignore
-    ``q·k`` cannot find it.
+    Each pair is one token, id ``key·n_values + value`` (distinct keys per sample); the
+    last token is the query, id ``n_keys·n_values + key`` for one of the sample's keys.
+    Only the last position is scored, and its target is the value id of the matching
+    pair. *Where* to look depends on the content (which position holds the queried key):
+    weights that ignore ``q·k`` cannot find it.
 
     Returns:
-        A :class:`SequenceTask` with ``T = n_pairs + 1`` and vocabulary ``n_keys·(n_values + 1)``.
+        A :class:`SequenceTask` with ``T = n_pairs + 1`` and vocabulary
+        ``n_keys·(n_values + 1)``.
     """
     if n_pairs < 1 or n_pairs > n_keys or n_values < 2:
         raise ValueError(
-            f"need 1 ≤ n_pairs ≤ n_keys and n_values ≥ 2; got {n_pairs}, {n_keys}, {n_values}"
+            "need 1 ≤ n_pairs ≤ n_keys and n_values ≥ 2; "
+            f"got {n_pairs}, {n_keys}, {n_values}"
         )
     gen = torch.Generator().manual_seed(seed)
     keys = torch.rand(n_samples, n_keys, generator=gen).argsort(dim=1)[
