@@ -120,8 +120,9 @@ def angular_hash(x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
     rotated = (
         x @ rotations.to(x.dtype).permute(1, 0, 2).reshape(D, R * half)
     ).unflatten(-1, (R, half))
-    # argmax([xR; −xR]) without building the 2× block: the largest of xR, or the most negative
-    # (bucket M/2 + j); on a tie the first half wins, as argmax over the concatenation would
+    # argmax([xR; −xR]) without building the 2× block: the largest of xR, or the most
+    # negative (bucket M/2 + j); on a tie the first half wins, as argmax over the
+    # concatenation would
     top, top_at = rotated.max(dim=-1)  # (..., L, R) each
     low, low_at = rotated.min(dim=-1)  # (..., L, R) each
     return torch.where(top >= -low, top_at, low_at + half).transpose(

@@ -74,8 +74,11 @@ CAUSAL_FORMS = LINEAR_CAUSAL_FORMS  # ("chunked", "cumsum", "recurrent")
 
 
 def elu_feature_map(x: torch.Tensor) -> torch.Tensor:
-    """φ(x) = elu(x) + 1, positive everywhere (Katharopoulos et al., 2020). ``(..., D) → (..., D)``,
-    computed in at least float32 (see :func:`accumulation_dtype`)."""
+    """φ(x) = elu(x) + 1, positive everywhere (Katharopoulos et al., 2020).
+
+    ``(..., D) → (..., D)``, computed in at least float32 (see
+    :func:`accumulation_dtype`).
+    """
     check_floating("x", x)
     return F.elu(x.to(accumulation_dtype(x.dtype))).add_(1.0)  # in place: one buffer
 
@@ -157,7 +160,7 @@ def align_causal(phi_k: torch.Tensor, v: torch.Tensor, num_queries: int):
 def linear_attention_naive(
     phi_q, phi_k, v, *, key_padding=None, causal=False, eps=1e-6
 ):
-    """The dense reference: build the ``L × S`` similarity matrix and normalise its rows.
+    """The dense reference: build the ``L × S`` similarities and normalise their rows.
 
     Args:
         phi_q: ``(..., L, M)``; phi_k: ``(..., S, M)``; v: ``(..., S, Dv)``.
@@ -228,7 +231,8 @@ def linear_attention_step(
     Args:
         state: :class:`LinearState` with ``kv (..., M, Dv)``, ``z (..., M)``.
         phi_q_i, phi_k_i: ``(..., M)``; v_i: ``(..., Dv)``.
-        key_allowed: optional boolean ``(...)``; False = this key is padding (not added).
+        key_allowed: optional boolean ``(...)``; False = this key is padding
+            (not added).
 
     Returns:
         ``(out_i (..., Dv), new_state)``; ``out_i`` has ``v_i``'s dtype.

@@ -65,8 +65,9 @@ def lengths_to_mask(
     """Turn d2l-style valid lengths into a boolean mask (``True`` = allowed).
 
     Args:
-        valid_lens: ``(B,)`` — query rows of sequence ``b`` see keys ``0 … valid_lens[b]-1`` —
-            or ``(B, L)`` — query ``i`` of sequence ``b`` sees keys ``0 … valid_lens[b, i]-1``.
+        valid_lens: ``(B,)`` — query rows of sequence ``b`` see keys
+            ``0 … valid_lens[b]-1`` — or ``(B, L)`` — query ``i`` of sequence ``b`` sees
+            keys ``0 … valid_lens[b, i]-1``.
         num_queries: L.
         num_keys: S.
 
@@ -129,8 +130,9 @@ def build_mask(
     """Combine a boolean ``mask``, d2l ``valid_lens`` and a causal flag into one mask.
 
     Returns a boolean tensor that broadcasts to ``(B, L, S)`` (or ``(B, H, L, S)`` after
-    the caller adds a head axis), or ``None`` when nothing is masked. ``mask`` must broadcast
-    to ``(..., L, S)`` (to ``(B, L, S)`` with ``valid_lens``) and lie on ``device``.
+    the caller adds a head axis), or ``None`` when nothing is masked. ``mask`` must
+    broadcast to ``(..., L, S)`` (to ``(B, L, S)`` with ``valid_lens``) and lie on
+    ``device``.
     """
     check_build_mask_args(num_queries, num_keys, mask, valid_lens, causal, device)
     parts = []
@@ -162,8 +164,8 @@ def apply_mask(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 def _softmax_with_empty_rows(scores: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """Softmax along ``dim`` where rows that are entirely ``-inf`` give zeros (not NaN).
 
-    Half-precision inputs are computed in float32 and cast back. With no positions at all
-    (size 0 along ``dim``) the result is that empty tensor.
+    Half-precision inputs are computed in float32 and cast back. With no positions at
+    all (size 0 along ``dim``) the result is that empty tensor.
     """
     if scores.shape[dim] == 0:
         return scores.clone()
@@ -172,7 +174,8 @@ def _softmax_with_empty_rows(scores: torch.Tensor, dim: int = -1) -> torch.Tenso
     row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
     e = torch.exp(x - row_max.detach())  # the shift cancels, so detaching it is exact
     total = e.sum(dim=dim, keepdim=True)
-    # an empty row has e == 0 everywhere; divide by 1 there so the output (and its gradient) is 0
+    # an empty row has e == 0 everywhere; divide by 1 there so the output (and its
+    # gradient) is 0
     out = e / torch.where(total > 0, total, torch.ones_like(total))
     return out.to(scores.dtype)
 
@@ -186,13 +189,14 @@ def masked_softmax(
 ) -> torch.Tensor:
     """Softmax over the last axis that gives masked positions exactly zero weight.
 
-    d2l-compatible: ``masked_softmax(X, valid_lens)`` with ``X`` of shape ``(B, L, S)`` and
-    ``valid_lens`` of shape ``(B,)`` or ``(B, L)``. Unlike d2l, masked scores are set to
-    ``-inf`` (not ``-1e6``), so a fully masked row gives zeros instead of a uniform
-    average, in every dtype.
+    d2l-compatible: ``masked_softmax(X, valid_lens)`` with ``X`` of shape ``(B, L, S)``
+    and ``valid_lens`` of shape ``(B,)`` or ``(B, L)``. Unlike d2l, masked scores are
+    set to ``-inf`` (not ``-1e6``), so a fully masked row gives zeros instead of a
+    uniform average, in every dtype.
 
     Args:
-        X: scores, ``(B, L, S)`` when ``valid_lens`` is given, otherwise ``(..., L, S)``.
+        X: scores, ``(B, L, S)`` when ``valid_lens`` is given, otherwise
+            ``(..., L, S)``.
         valid_lens: ``(B,)`` or ``(B, L)`` integer lengths in ``[0, S]``, or ``None``.
         mask: boolean, broadcastable to ``X`` (``True`` = allowed), or ``None``.
         causal: also forbid key positions after the query position (top-left aligned).

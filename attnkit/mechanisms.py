@@ -169,7 +169,8 @@ class SoftmaxAttention(Mechanism):
                 q, k, v, mask=mask, causal=causal, dropout=p
             )
             return out  # (B, H, L, Dv)
-        # the fused kernel stands for softmax_attention_naive: the same validator, before it
+        # the fused kernel stands for softmax_attention_naive:
+        # the same validator, before it
         check_mechanism_inputs(q, k, v, mask)
         self.attention_weights = None
         if mask is None:

@@ -105,15 +105,17 @@ def multi_head_attention(
 
     Args:
         queries: ``(B, L, Dq)``; keys: ``(B, S, Dk)``; values: ``(B, S, Dvin)``.
-        W_q, W_k: ``(H·D, Dq)``, ``(H·D, Dk)``; W_v: ``(H·Dv, Dvin)``; W_o: ``(E, H·Dv)``.
-        num_heads: H. Each head's scores are scaled by ``1/√D`` (the head size, not ``H·D``).
+        W_q, W_k: ``(H·D, Dq)``, ``(H·D, Dk)``; W_v: ``(H·Dv, Dvin)``;
+            W_o: ``(E, H·Dv)``.
+        num_heads: H. Each head's scores are scaled by ``1/√D`` (the head size, not
+            ``H·D``).
         b_q, b_k, b_v, b_o: optional biases.
         mask: boolean broadcastable to ``(B, H, L, S)``, ``True`` = allowed.
         causal: query ``i`` sees keys ``j ≤ i``.
 
     Returns:
-        ``(output (B, L, E), weights (B, H, L, S))``; with no keys (``S = 0``) every head
-        gives zeros, so the output is ``b_o`` (or zeros).
+        ``(output (B, L, E), weights (B, H, L, S))``; with no keys (``S = 0``) every
+        head gives zeros, so the output is ``b_o`` (or zeros).
     """
     biases = {"b_q": b_q, "b_k": b_k, "b_v": b_v, "b_o": b_o}
     check_multi_head_inputs(

@@ -30,8 +30,8 @@ def sinusoidal_encoding(
 ) -> torch.Tensor:
     """The sinusoidal table ``P`` of shape ``(num_positions, num_hiddens)``.
 
-    Even features ``2j`` hold ``sin(i / base^(2j/d))``, odd features ``2j+1`` the matching
-    ``cos``. An odd ``num_hiddens`` drops the last cosine.
+    Even features ``2j`` hold ``sin(i / base^(2j/d))``, odd features ``2j+1`` the
+    matching ``cos``. An odd ``num_hiddens`` drops the last cosine.
     """
     check_counts(num_positions=(num_positions, 0), num_hiddens=(num_hiddens, 1))
     pos = torch.arange(num_positions, dtype=torch.float64, device=device)[

@@ -111,10 +111,10 @@ def orthogonal_matrix(m: int, d: int, *, generator=None, device=None) -> torch.T
     """Orthogonal random features ``Ω (M, D)``: blocks of ``D`` exactly orthogonal rows.
 
     Each ``D × D`` block is the Q of a Gaussian matrix's QR decomposition with signs
-    corrected (``Q · sign(diag R)``, so Q is Haar-distributed, not biased by LAPACK's sign
-    convention); the last block is cut to ``M mod D`` rows. Rows are then rescaled by the
-    norms of fresh Gaussian vectors (chi distribution with ``D`` degrees of freedom), so
-    each row has the length distribution of an iid Gaussian row.
+    corrected (``Q · sign(diag R)``, so Q is Haar-distributed, not biased by LAPACK's
+    sign convention); the last block is cut to ``M mod D`` rows. Rows are then rescaled
+    by the norms of fresh Gaussian vectors (chi distribution with ``D`` degrees of
+    freedom), so each row has the length distribution of an iid Gaussian row.
     """
     check_projection_size(m, d)
     g = torch.randn(
@@ -145,7 +145,10 @@ def random_projection(
 
 # ----------------------------------------------------------------------------- feature maps
 def positive_log_features(x: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
-    """``ωᵢᵀx − ‖x‖²/2`` for every row ``ωᵢ``: ``x (..., L, D)``, ``Ω (M, D)`` → ``(..., L, M)``."""
+    """``ωᵢᵀx − ‖x‖²/2`` for every row ``ωᵢ``.
+
+    ``x (..., L, D)``, ``Ω (M, D)`` → ``(..., L, M)``.
+    """
     check_projection(x, omega)
     x = x.to(accumulation_dtype(x.dtype))
     proj = x @ omega.to(x.dtype).T  # (..., L, M)
@@ -159,8 +162,9 @@ def positive_features(
 ) -> torch.Tensor:
     """FAVOR+ features ``exp(Ωx − ‖x‖²/2 − c)/√M``: ``(..., L, D)`` → ``(..., L, M)``.
 
-    ``stabilizer`` ``c``: ``None`` (no shift), or a tensor broadcastable to ``(..., L, 1)``.
-    Without a shift, ``φ(q)·φ(k)`` is an unbiased estimate of ``exp(q·k)``.
+    ``stabilizer`` ``c``: ``None`` (no shift), or a tensor broadcastable to
+    ``(..., L, 1)``. Without a shift, ``φ(q)·φ(k)`` is an unbiased estimate of
+    ``exp(q·k)``.
     """
     check_projection(x, omega, shift=stabilizer, shift_name="stabilizer")
     logits = positive_log_features(x, omega)  # (..., L, M)
@@ -194,8 +198,9 @@ def key_stabilizer(
     """One detached constant per (batch, head) for all keys.
 
     Shapes: ``log_k (..., S, M)`` → ``(..., 1, 1)``.
-    Non-causal: max over real keys and features. Causal: max over the features of the first
-    real key (every query sees it, so nothing from the future leaks in). No real key → 0.
+    Non-causal: max over real keys and features. Causal: max over the features of the
+    first real key (every query sees it, so nothing from the future leaks in). No real
+    key → 0.
     ``key_padding``: boolean ``(B, S)`` (True = real key), ``B = log_k.shape[0]``.
     """
     check_stabilizer_inputs(log_k, key_padding)
@@ -223,12 +228,13 @@ def key_stabilizer(
 
 
 def performer_features(q, k, omega, *, kind="positive", key_padding=None, causal=False):
-    """Stabilised feature maps for softmax attention: ``(φ(Q) (..., L, M'), φ(K) (..., S, M'))``.
+    """Stabilised feature maps for softmax attention: ``(φ(Q), φ(K))``.
 
-    ``q (..., L, D)``, ``k (..., S, D)`` are scaled by ``D^{-1/4}``; ``M' = M`` for
-    ``kind="positive"``, ``2M`` for ``"trig"``. Per-row query stabiliser, shared detached key
-    stabiliser (see :func:`key_stabilizer`); padded keys (``key_padding (B, S)`` False) get
-    zero features.
+    ``φ(Q) (..., L, M')`` and ``φ(K) (..., S, M')``. ``q (..., L, D)``,
+    ``k (..., S, D)`` are scaled by ``D^{-1/4}``; ``M' = M`` for ``kind="positive"``,
+    ``2M`` for ``"trig"``. Per-row query stabiliser, shared detached key stabiliser
+    (see :func:`key_stabilizer`); padded keys (``key_padding (B, S)`` False) get zero
+    features.
     """
     check_performer_inputs(q, k, None, omega, kind=kind, key_padding=key_padding)
     acc = accumulation_dtype(q.dtype)
@@ -304,12 +310,13 @@ def performer_attention(
     chunk_size=64,
     eps=1e-30,
 ):
-    """FAVOR+: features, then linear attention in O(n·M·Dv). Shapes as in the naive form.
+    """FAVOR+: features, then linear attention in O(n·M·Dv).
 
-    Positive features use :mod:`attnkit.linear`'s forms (non-causal, chunked causal);
-    sin/cos features go through :func:`rfa_attention` (normaliser clamped at
-    ``max(eps, TRIG_MIN_NORMALISER)``: the tiny ``eps`` that suits stabilised positive
-    features would turn a negative sin/cos normaliser into an astronomically large output).
+    Shapes as in the naive form. Positive features use :mod:`attnkit.linear`'s forms
+    (non-causal, chunked causal); sin/cos features go through :func:`rfa_attention`
+    (normaliser clamped at ``max(eps, TRIG_MIN_NORMALISER)``: the tiny ``eps`` that
+    suits stabilised positive features would turn a negative sin/cos normaliser into an
+    astronomically large output).
     """
     check_performer_inputs(
         q,
@@ -511,10 +518,9 @@ def rfa_attention(
 ):
     """RFA on mapped features, normaliser clamped at ``eps`` (sin/cos can make it ≤ 0).
 
-    Non-causal: ``φ(Q)(φ(K)ᵀV)``. Causal without gate: cumulative sums. Causal with gate:
-    the recurrence ``S_t = g_t S_{t−1} + (1 − g_t) φ(k_t) v_tᵀ``,
-    ``z_t = g_t z_{t−1} + (1 − g_t) φ(k_t)``.
-    Shapes as in :func:`rfa_attention_naive`; returns ``(..., L, Dv)``.
+    Non-causal: ``φ(Q)(φ(K)ᵀV)``. Causal without gate: cumulative sums. Causal with
+    gate: the recurrence of :func:`_rfa_gated_scan`. Shapes as in
+    :func:`rfa_attention_naive`; returns ``(..., L, Dv)``.
     """
     check_rfa_inputs(
         phi_q, phi_k, v, gate=gate, key_padding=key_padding, causal=causal, eps=eps
@@ -525,42 +531,44 @@ def rfa_attention(
         num = phi_q @ kv  # (..., L, Dv)
         den = phi_q @ phi_k.sum(dim=-2).unsqueeze(-1)  # (..., L, 1)
     elif gate is None:
-        phi_k, v_acc = align_causal(
-            phi_k, v_acc, phi_q.shape[-2]
-        )  # (..., L, M), (..., L, Dv)
-        kv = torch.cumsum(
-            phi_k.unsqueeze(-1) * v_acc.unsqueeze(-2), dim=-3
-        )  # (..., L, M, Dv)
+        # (..., L, M), (..., L, Dv)
+        phi_k, v_acc = align_causal(phi_k, v_acc, phi_q.shape[-2])
+        # (..., L, M, Dv)
+        kv = torch.cumsum(phi_k.unsqueeze(-1) * v_acc.unsqueeze(-2), dim=-3)
         num = (phi_q.unsqueeze(-2) @ kv).squeeze(-2)  # (..., L, Dv)
-        den = (phi_q * torch.cumsum(phi_k, dim=-2)).sum(
-            dim=-1, keepdim=True
-        )  # (..., L, 1)
+        # (..., L, 1)
+        den = (phi_q * torch.cumsum(phi_k, dim=-2)).sum(dim=-1, keepdim=True)
     else:
-        batch = torch.broadcast_shapes(
-            phi_q.shape[:-2], phi_k.shape[:-2], v_acc.shape[:-2], gate.shape[:-1]
-        )
-        s = phi_q.new_zeros(*batch, phi_q.shape[-1], v_acc.shape[-1])  # (..., M, Dv)
-        z = phi_q.new_zeros(*batch, phi_q.shape[-1])  # (..., M)
-        nums, dens = (
-            [s.new_zeros(*batch, 0, v_acc.shape[-1])],
-            [s.new_zeros(*batch, 0, 1)],
-        )  # L = 0: empty
-        for t in range(phi_q.shape[-2]):
-            g = gate[..., t, None]  # (..., 1)
-            s = (
-                g[..., None] * s
-                + (1 - g)[..., None] * phi_k[..., t, :, None] * v_acc[..., t, None, :]
-            )
-            z = g * z + (1 - g) * phi_k[..., t, :]
-            nums.append((phi_q[..., t, None, :] @ s))  # (..., 1, Dv)
-            dens.append(
-                (phi_q[..., t, :] * z).sum(-1, keepdim=True)[..., None]
-            )  # (..., 1, 1)
-        num, den = (
-            torch.cat(nums, dim=-2),
-            torch.cat(dens, dim=-2),
-        )  # (..., L, Dv), (..., L, 1)
+        # (..., L, Dv), (..., L, 1)
+        num, den = _rfa_gated_scan(phi_q, phi_k, v_acc, gate)
     return (num / den.clamp(min=eps)).to(v.dtype)  # (..., L, Dv)
+
+
+def _rfa_gated_scan(phi_q, phi_k, v_acc, gate):
+    """The gated causal recurrence of :func:`rfa_attention`, one position at a time.
+
+    ``S_t = g_t S_{t−1} + (1 − g_t) φ(k_t) v_tᵀ`` and
+    ``z_t = g_t z_{t−1} + (1 − g_t) φ(k_t)``; returns the numerators ``φ(q_t)ᵀS_t``
+    ``(..., L, Dv)`` and the denominators ``φ(q_t)·z_t`` ``(..., L, 1)``.
+    """
+    batch = torch.broadcast_shapes(
+        phi_q.shape[:-2], phi_k.shape[:-2], v_acc.shape[:-2], gate.shape[:-1]
+    )
+    s = phi_q.new_zeros(*batch, phi_q.shape[-1], v_acc.shape[-1])  # (..., M, Dv)
+    z = phi_q.new_zeros(*batch, phi_q.shape[-1])  # (..., M)
+    nums = [s.new_zeros(*batch, 0, v_acc.shape[-1])]  # L = 0: empty
+    dens = [s.new_zeros(*batch, 0, 1)]
+    for t in range(phi_q.shape[-2]):
+        g = gate[..., t, None]  # (..., 1)
+        s = (
+            g[..., None] * s
+            + (1 - g)[..., None] * phi_k[..., t, :, None] * v_acc[..., t, None, :]
+        )
+        z = g * z + (1 - g) * phi_k[..., t, :]
+        nums.append((phi_q[..., t, None, :] @ s))  # (..., 1, Dv)
+        # (..., 1, 1)
+        dens.append((phi_q[..., t, :] * z).sum(-1, keepdim=True)[..., None])
+    return torch.cat(nums, dim=-2), torch.cat(dens, dim=-2)
 
 
 class RFA(_RandomFeatureModule):
