@@ -168,17 +168,8 @@ def lsh_attention_loop(
         for c in range(n_chunks):  # queries of chunk c see keys of chunks c-1 and c
             i = q_order[..., c * qc : (c + 1) * qc]  # (B, H, qc) positions
             j = k_order[..., max(c - 1, 0) * kc : (c + 1) * kc]  # (B, H, ≤ 2kc)
-            s = _rows(q, i) @ _rows(k, j).transpose(-1, -2) * scale  # (B, H, qc, 2kc)
-            if not_self:
-                s = s.masked_fill(i[..., :, None] == j[..., None, :], -SELF_PENALTY)
-            gap = _pick(q_chunk, i)[..., :, None] - _pick(k_chunk, j)[..., None, :]
-            qb, kb = _pick(q_buckets, i), _pick(k_buckets, j)  # (B, H, R, ·) each
-            same = qb[..., :, None] == kb[..., None, :]
-            meet = same & (gap >= 0) & (gap <= 1)  # (B, H, R, qc, 2kc), per round
-            s = s - meet.sum(2).clamp_min(1).to(s.dtype).log()  # met N times: once
-            ok = meet[:, :, r] & _rows(real[..., None], j).transpose(-1, -2)
-            if causal:
-                ok &= j[..., None, :] <= i[..., :, None]  # (B, H, qc, 2kc)
+            hashes = (q_buckets, k_buckets, q_chunk, k_chunk)
+            s, ok = _chunk_scores(q, k, i, j, r, hashes, real, causal, not_self, scale)
             out_r.append(masked_softmax(s, mask=ok) @ _rows(v, j))  # (B, H, qc, Dv)
             lse_r.append(_logsumexp_or_minus_inf(s, ok))  # (B, H, qc)
         rank = q_order.argsort(-1)  # (B, H, L): undo the sort
@@ -187,6 +178,30 @@ def lsh_attention_loop(
     lse = torch.stack(lses, dim=-1)  # (B, H, L, R): combine rounds by their normalisers
     round_weights = masked_softmax(lse, mask=torch.isfinite(lse))  # (B, H, L, R)
     return torch.einsum("bhlr,rbhld->bhld", round_weights, torch.stack(outs))
+
+
+def _chunk_scores(q, k, i, j, r, hashes, real, causal, not_self, scale):
+    """Scores and allowed pairs of one sorted chunk of :func:`lsh_attention_loop`.
+
+    Queries at positions ``i (B, H, qc)``, keys at ``j (B, H, ≤ 2kc)``, round ``r``;
+    ``hashes = (q_buckets, k_buckets, q_chunk, k_chunk)`` of every round. A pair that
+    meets (same bucket, key chunk = query chunk or the one before) in ``N`` rounds has
+    ``log N`` subtracted from its score; ``ok`` keeps the pairs round ``r`` allows.
+    Returns ``(s, ok)``, both ``(B, H, qc, 2kc)``.
+    """
+    q_buckets, k_buckets, q_chunk, k_chunk = hashes
+    s = _rows(q, i) @ _rows(k, j).transpose(-1, -2) * scale  # (B, H, qc, 2kc)
+    if not_self:
+        s = s.masked_fill(i[..., :, None] == j[..., None, :], -SELF_PENALTY)
+    gap = _pick(q_chunk, i)[..., :, None] - _pick(k_chunk, j)[..., None, :]
+    qb, kb = _pick(q_buckets, i), _pick(k_buckets, j)  # (B, H, R, ·) each
+    same = qb[..., :, None] == kb[..., None, :]
+    meet = same & (gap >= 0) & (gap <= 1)  # (B, H, R, qc, 2kc), per round
+    s = s - meet.sum(2).clamp_min(1).to(s.dtype).log()  # met N times: once
+    ok = meet[:, :, r] & _rows(real[..., None], j).transpose(-1, -2)
+    if causal:
+        ok &= j[..., None, :] <= i[..., :, None]  # (B, H, qc, 2kc)
+    return s, ok
 
 
 def _rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
