@@ -221,10 +221,10 @@ def gated_attention_unit(
 
 
 def _gau_attend(z, v, gamma, beta, causal, key_padding, chunk_size):
-    """The GAU's attention step ``A V``: queries and keys are scale-and-offsets of ``z``.
+    """The GAU's attention step ``A V``: queries and keys scale-and-offset ``z``.
 
-    ``z (B, L, D)``, ``v (B, L, Dh)`` → ``(B, L, Dh)``: squared-ReLU attention over the
-    whole sequence (``chunk_size=None``, two pairs in ``gamma``/``beta``) or FLASH's
+    ``z (B, L, D)``, ``v (B, L, Dh)`` → ``(B, L, Dh)``: squared-ReLU attention over
+    the whole sequence (``chunk_size=None``, two pairs in ``gamma``/``beta``) or FLASH's
     mixed-chunk attention (four pairs: quadratic q, k, then linear q, k).
     """
     q, k = (scale_offset(z, gamma[i], beta[i]) for i in (0, 1))  # (B, L, D) each

@@ -87,6 +87,11 @@ CASES = {
         lambda: {**_features(), "key_padding": _kp()},
         ["phi_q", "phi_k", "v"],
     ),
+    "linear_attention_chunked_teaching": (
+        lin.linear_attention_chunked_teaching,
+        lambda: {**_features(), "key_padding": _kp()},
+        ["phi_q", "phi_k", "v"],
+    ),
     "linear_attention": (
         lin.linear_attention,
         lambda: {**_features(), "key_padding": _kp(), "causal": True},
@@ -314,6 +319,9 @@ def test_every_public_function_is_covered():
         "orthogonal_matrix",
         "random_projection",
         "check_length",
+        # the named steps of linear_attention_chunked, called on its checked arguments
+        "exclusive_chunk_states",
+        "chunk_outputs",
     }
     assert public - helpers == set(CASES)
 

@@ -190,7 +190,7 @@ def test_the_batch_grader_refuses_them(tmp_path):
     )
     assert (
         lost("aliases") == {"q1", "q2"}
-        and grades["aliases"] == points["q3"] + points["q4"]
+        and grades["aliases"] == sum(points.values()) - points["q1"] - points["q2"]
     )
     assert any(
         "q4 calls attnkit.reversible.chunked_feed_forward" in p
@@ -233,7 +233,8 @@ def test_the_self_check_refuses_them(tmp_path):
         and "GradingGuardError" in q4
         and "attnkit.reversible.chunked_feed_forward" in q4
     ), proc.stdout
-    assert sum("passed  q" in line for line in lines) == 3, (
+    visible = [line for line in lines if "_visible" in line]
+    assert sum("passed  q" in line for line in lines) == len(visible) - 1, (
         proc.stdout
-    )  # q1, q2, q3 visible
+    )  # every visible test but q4's
     assert "note:" not in proc.stdout, proc.stdout
