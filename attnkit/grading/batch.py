@@ -11,6 +11,7 @@ what is new or unfinished.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import html
@@ -433,44 +434,30 @@ def _grade_one(
 
     ``sandbox``: None (the in-process guard only) or the directories bubblewrap hides.
     """
-    if sandbox is not None:
+    if sandbox is None:
+        slot = contextlib.nullcontext()
+    else:
         from .bwrap import Slot
 
-        with Slot() as slot:
-            return _grade_one_in(
-                student,
-                nb_path,
-                notes,
-                assignment=assignment,
-                out=out,
-                work=work,
-                template=template,
-                tests=tests,
-                deny=deny,
-                timeout=timeout,
-                memory=memory,
-                max_output=max_output,
-                threads=threads,
-                feedback=feedback,
-                sandbox={"private": sandbox, "uid": slot.uid},
-            )
-    return _grade_one_in(
-        student,
-        nb_path,
-        notes,
-        assignment=assignment,
-        out=out,
-        work=work,
-        template=template,
-        tests=tests,
-        deny=deny,
-        timeout=timeout,
-        memory=memory,
-        max_output=max_output,
-        threads=threads,
-        feedback=feedback,
-        sandbox=None,
-    )
+        slot = Slot()  # a per-sandbox uid, held while this student is graded
+    with slot as held:
+        return _grade_one_in(
+            student,
+            nb_path,
+            notes,
+            assignment=assignment,
+            out=out,
+            work=work,
+            template=template,
+            tests=tests,
+            deny=deny,
+            timeout=timeout,
+            memory=memory,
+            max_output=max_output,
+            threads=threads,
+            feedback=feedback,
+            sandbox=None if sandbox is None else {"private": sandbox, "uid": held.uid},
+        )
 
 
 def _regular(path: Path, inside: Path) -> bool:
