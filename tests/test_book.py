@@ -117,7 +117,7 @@ def test_every_chapter_is_built_with_executed_outputs(built_book):
 
 
 @pytest.mark.xdist_group("book")
-def test_exercise_pages_are_shown_unexecuted(built_book):
+def test_built_exercise_pages_are_shown_unexecuted(built_book):
     pages = sorted((built_book / "exercises").rglob("*.html"))
     assert pages
     for page in pages:
@@ -125,7 +125,7 @@ def test_exercise_pages_are_shown_unexecuted(built_book):
 
 
 @pytest.mark.xdist_group("book")
-def test_bibliography_lists_every_entry_and_pages_link_their_citations(built_book):
+def test_built_bibliography_lists_every_entry_and_pages_link_citations(built_book):
     bibliography = (built_book / "book" / "bibliography.html").read_text()
     # one citation entry per BibTeX entry (their role is "listitem" since the accessibility fix)
     entries = re.findall(
@@ -142,7 +142,7 @@ def test_bibliography_lists_every_entry_and_pages_link_their_citations(built_boo
 
 
 @pytest.mark.xdist_group("book")
-def test_glossary_page_defines_every_term(built_book):
+def test_built_glossary_page_defines_every_term(built_book):
     html = (built_book / "book" / "glossary.html").read_text()
     terms = re.findall(r'<dt id="term-[^"]*"[^>]*>(.*?)</dt>', html, re.S)
     built = [
