@@ -24,6 +24,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 import unicodedata
 import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -492,6 +493,9 @@ def _grade_one_in(
     result = {"student": student, "ok": False, "scores": {}, "problems": list(notes)}
     if nb_path is None:
         return result
+    # wall-clock seconds per stage, kept in the manifest (the instructor guide's throughput)
+    seconds = result["seconds"] = {}
+    start = time.monotonic()
     scratch = work / "students" / student
     shutil.rmtree(scratch, ignore_errors=True)
     (scratch / "submitted" / student / assignment).mkdir(parents=True)
@@ -551,6 +555,7 @@ def _grade_one_in(
         memory=memory,
         sandbox=box,
     )
+    seconds["autograde"] = round(time.monotonic() - start, 2)
     result["problems"] += _guard_notes(scratch / "guard.log")
     graded = cwd / f"{assignment}.ipynb"
     if (
@@ -593,6 +598,7 @@ def _grade_one_in(
             ),
         )
         nbformat.write(nb, graded)
+    start = time.monotonic()
     _nbgrader(
         "generate_feedback",
         assignment,
@@ -605,6 +611,7 @@ def _grade_one_in(
         timeout=300,
         sandbox=box,
     )
+    seconds["feedback"] = round(time.monotonic() - start, 2)
     result["ok"] = True
     return result
 
@@ -841,6 +848,7 @@ def grade(
                 "ok": r["ok"],
                 "scores": r["scores"],
                 "problems": r["problems"],
+                "seconds": r.get("seconds", {}),
             }
             manifest_path.write_text(
                 json.dumps(manifest, indent=1)
