@@ -126,27 +126,27 @@ def block_sparse_attention(
     g = check_block_sparse_inputs(
         q, k, v, q_pos, k_pos, allowed, global_tokens, key_padding
     )
-    (B, H, L, D), S = q.shape, k.shape[2]
+    (B, H, L, D), S, (C, b) = q.shape, k.shape[2], q_pos.shape
     scale = D**-0.5 if scale is None else scale
     out = q.new_zeros(B, H, L, v.shape[-1])  # (B, H, L, Dv)
     if L == 0 or S == 0:
         return out
     is_global = torch.isin(torch.arange(S, device=q.device), g)  # (S,)
     kg, vg = (k[:, :, g], v[:, :, g]) if g.numel() else (None, None)  # (B, H, G, D|Dv)
-    C, b = q_pos.shape
     step = max(1, CHUNK_ELEMENTS // max(1, B * H * b * (k_pos.shape[1] + g.numel())))
+    rows, outs = [], []  # outputs and their positions: one copy to `out`, not C/step
     for c in range(0, C, step):  # 1. a few query blocks at a time
         qp, kp = q_pos[c : c + step], k_pos[c : c + step]  # (c, b), (c, W)
         ok = allowed[c : c + step]  # (c, b, W) 2. which gathered pairs may attend
         tile = _tile_mask(qp, kp, ok, S, is_global, key_padding, causal)
         g_mask = _global_mask(qp, g, key_padding, causal) if g.numel() else None
-        # 3. gather the blocks' queries, keys and values
-        qb = q[:, :, qp.clamp(0, L - 1)] * scale  # (B, H, c, b, D)
+        qb = q[:, :, qp.clamp(0, L - 1)] * scale  # 3. gather them: (B, H, c, b, D)
         kp = kp.clamp(0, S - 1)  # empty slots: any key, masked anyway
         kb, vb = k[:, :, kp], v[:, :, kp]  # (B, H, c, W, D), (B, H, c, W, Dv)
         ob = block_attention(qb, kb, vb, tile, kg, vg, g_mask)  # (B, H, c, b, Dv)
-        keep = (qp >= 0) & (qp < L)  # (c, b) 4. put each output back at its position
-        out = out.index_copy(2, qp[keep], ob[:, :, keep])
+        keep = (qp >= 0) & (qp < L)  # (c, b) the real queries
+        rows, outs = rows + [qp[keep]], outs + [ob[:, :, keep]]  # (k,), (B, H, k, Dv)
+    out = out.index_copy(2, torch.cat(rows), torch.cat(outs, 2))  # 4. (B, H, L, Dv)
     if g.numel():  # global queries: dense rows
         out = _global_rows(out, q, k, v, g, key_padding, causal, scale)
     return out  # (B, H, L, Dv)

@@ -13,12 +13,15 @@ seen by every position (Longformer). The idea, written as a loop over query bloc
 
 :func:`local_attention` does the same for all blocks at once, in four named steps
 (:func:`to_blocks`, :func:`tile_masks`, :func:`attend_in_groups`, :func:`global_rows`).
-Scores cost ``n · 3b = O(n·w)`` time and memory instead of ``n²``; global rows are
-computed densely, ``G × n``. :func:`local_attention_naive` is the same maths on the full
+Scores cost ``n · 3b = O(n·w)`` time instead of ``n²``, and are never all stored (the
+masked softmax and weighted sum run fused, tile by tile); global rows are computed
+densely, ``G × n``. :func:`local_attention_naive` is the same maths on the full
 masked matrix, the reference the tests compare against.
 """
 
 from __future__ import annotations
+
+from itertools import groupby
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +46,8 @@ __all__ = [
     "LocalAttention",
 ]
 
-# scores computed at once, at most (a few MB): blocks are processed in groups this big
+# numbers in flight at once, at most (a few MB): blocks that need their own masks are
+# processed in groups this big
 CHUNK_ELEMENTS = 2**20
 
 
@@ -84,20 +88,19 @@ def local_attention_teaching(
 def _windows(
     x: torch.Tensor, num_blocks: int, b: int, look_forward: int
 ) -> torch.Tensor:
-    """Stack each block's keys with its neighbours' along the position axis.
+    """Each block's keys with its neighbours', a view (no copy) along the positions.
 
     Args:
         x: ``(..., (num_blocks + 2)·b, E)``: the keys padded by one block on each side.
 
     Returns:
         ``(..., num_blocks, (2 + look_forward)·b, E)``: for block ``c`` the keys of
-        blocks ``c − 1, c`` (and ``c + 1`` when ``look_forward`` is 1).
+        blocks ``c − 1, c`` (and ``c + 1`` when ``look_forward`` is 1); overlapping
+        windows of ``x``, so its storage is shared, not copied.
     """
-    blocks = x.reshape(
-        *x.shape[:-2], num_blocks + 2, b, x.shape[-1]
-    )  # (..., nb+2, b, E)
-    parts = [blocks[..., s : s + num_blocks, :, :] for s in range(2 + look_forward)]
-    return torch.cat(parts, dim=-2)  # (..., nb, (2+f)·b, E)
+    W = (2 + look_forward) * b
+    x = x[..., : (num_blocks + 1 + look_forward) * b, :]  # (..., (nb+1+f)·b, E)
+    return x.unfold(-2, W, b).transpose(-2, -1)  # (..., nb, (2+f)·b, E)
 
 
 def block_attention(
@@ -105,7 +108,10 @@ def block_attention(
 ):
     """Attention inside query blocks, each against its own window of keys.
 
-    One softmax per query row, over its window and the global keys together.
+    One softmax per query row, over its window and the global keys together. The
+    masked softmax and the weighted sum run as PyTorch's fused
+    ``scaled_dot_product_attention`` (scores a tile at a time, never all stored; a row
+    with no allowed key gives zeros, as :func:`~attnkit.masking.masked_softmax` does).
 
     Args:
         q_blk: ``(B, H, C, b, D)``, already multiplied by the scale: ``C`` blocks
@@ -121,16 +127,28 @@ def block_attention(
         ``(B, H, C, b, Dv)``.
     """
     check_block_inputs(q_blk, k_win, v_win, tile_mask, k_glob, v_glob, glob_mask)
-    scores = q_blk @ k_win.transpose(-2, -1)  # (B, H, C, b, W)
-    if k_glob is None:
-        return masked_softmax(scores, mask=tile_mask) @ v_win  # (B, H, C, b, Dv)
-    g_scores = q_blk @ k_glob.transpose(-2, -1)[:, :, None]  # (B, H, C, b, G)
-    both = torch.cat([scores, g_scores], dim=-1)  # (B, H, C, b, W + G)
-    mask = torch.cat([tile_mask, glob_mask], dim=-1)
-    weights = masked_softmax(both, mask=mask)  # (B, H, C, b, W + G)
-    W = k_win.shape[-2]
-    out = weights[..., :W] @ v_win  # (B, H, C, b, Dv)
-    return out + weights[..., W:] @ v_glob[:, :, None]  # (B, H, C, b, Dv)
+    B, H, C, b, D = q_blk.shape
+    if k_glob is not None:  # the global keys join every block's window
+        k_win = torch.cat([k_win, k_glob[:, :, None].expand(-1, -1, C, -1, -1)], -2)
+        v_win = torch.cat([v_win, v_glob[:, :, None].expand(-1, -1, C, -1, -1)], -2)
+        lead = torch.broadcast_shapes(tile_mask.shape[:-1], glob_mask.shape[:-1])
+        tile_mask = torch.cat(
+            [tile_mask.expand(*lead, -1), glob_mask.expand(*lead, -1)], dim=-1
+        )  # (B|1, H|1, C|1, b|1, W + G)
+    W, Dv = v_win.shape[-2:]
+    mask = tile_mask.reshape((1,) * (5 - tile_mask.dim()) + tile_mask.shape)
+    if mask.shape[0] == mask.shape[1] == 1:
+        mask = mask[0]  # (1, C|1, b|1, W), the same for every (batch, head)
+    else:
+        mask = mask.expand(B, H, *mask.shape[2:]).reshape(B * H, *mask.shape[2:])
+    out = F.scaled_dot_product_attention(
+        q_blk.reshape(B * H, C, b, D),
+        k_win.reshape(B * H, C, W, D),
+        v_win.reshape(B * H, C, W, Dv),
+        attn_mask=mask,
+        scale=1.0,
+    )  # (B·H, C, b, Dv)
+    return out.reshape(B, H, C, b, Dv)  # (B, H, C, b, Dv)
 
 
 def local_attention(
@@ -239,32 +257,37 @@ def tile_masks(nb, b, window, S, g, key_padding, causal):
 
 
 def attend_in_groups(qb, kw, vw, band, key_ok, kg, vg, g_mask):
-    """Step 3: :func:`block_attention` over a few blocks at a time.
+    """Step 3: :func:`block_attention` over groups of blocks.
 
-    The scores in flight stay about ``CHUNK_ELEMENTS`` numbers (a few MB, in cache),
-    whatever the length. Shapes as returned by :func:`to_blocks` and :func:`tile_masks`;
-    returns ``(B, H, nb·b, Dv)``.
+    A block whose keys all exist needs only the ``(b, W)`` band, the same for every
+    such block: a run of them goes in one call. The other blocks (at the ends, next to
+    padding, or with global keys) carry their own masks, a few blocks per call, so the
+    masks in flight stay about ``CHUNK_ELEMENTS`` numbers (a few MB) whatever the
+    length. Shapes as returned by :func:`to_blocks` and :func:`tile_masks`; returns
+    ``(B, H, nb·b, Dv)``.
     """
     B, H, nb, b, _ = qb.shape
     G = 0 if kg is None else kg.shape[2]
     per_block = max(1, B * H * b * (kw.shape[-2] + G))
-    step = max(1, CHUNK_ELEMENTS // per_block)  # blocks per group
+    step = max(1, CHUNK_ELEMENTS // per_block)  # blocks per group with their own mask
+    plain = key_ok.all(-1).all(0).flatten().tolist()  # (nb,) every key exists
+    groups = []  # (number of blocks, whether they need only the band)
+    for is_plain, run in groupby(plain if kg is None else [False] * nb):
+        size = len(list(run))
+        cut = size if is_plain else step
+        groups += [(min(cut, size - s), is_plain) for s in range(0, size, cut)]
+    sizes = [size for size, _ in groups]
+    parts = zip(
+        qb.split(sizes, 2),
+        kw.split(sizes, 2),
+        vw.split(sizes, 2),
+        key_ok.split(sizes, 2),
+        [None] * len(sizes) if kg is None else g_mask.split(sizes, 2),
+    )  # one backward step for all groups (slicing would cost one per group)
     outs = []
-    for c in range(0, nb, step):
-        blocks = slice(c, c + step)
-        tile = key_ok[:, :, blocks] & band  # (B or 1, 1, C, b, W)
-        g_tile = None if kg is None else g_mask[:, :, blocks]  # (B or 1, 1, C, b, G)
-        outs.append(
-            block_attention(
-                qb[:, :, blocks],
-                kw[:, :, blocks],
-                vw[:, :, blocks],
-                tile,
-                kg,
-                vg,
-                g_tile,
-            )
-        )  # (B, H, C, b, Dv)
+    for (_, is_plain), (q_c, k_c, v_c, ok_c, g_c) in zip(groups, parts):
+        tile = band if is_plain else ok_c & band  # (b, W) or (B or 1, 1, C, b, W)
+        outs.append(block_attention(q_c, k_c, v_c, tile, kg, vg, g_c))  # (B,H,C,b,Dv)
     return torch.cat(outs, dim=2).reshape(B, H, nb * b, vw.shape[-1])  # (B, H, P, Dv)
 
 

@@ -129,6 +129,9 @@ def strided_attention(q, k, v, *, stride, key_padding=None, causal=False, scale=
     reach = torch.arange(-stride, (1 if causal else 2) * stride, device=q.device)
     near = grid[:, :1] + reach  # (R, W): the rows before, at (and after) each row
     step = max(1, CHUNK_ELEMENTS // max(1, B * H * stride * (near.shape[1] + R)))
+    # the grid's columns as batches, laid out once (einsum would copy them per group)
+    k_col = kg.transpose(2, 3).contiguous()  # (B, H, l, R, D)
+    v_col = vg.transpose(2, 3).contiguous()  # (B, H, l, R, Dv)
     outs = []
     for c in range(0, R, step):
         rows = grid[c : c + step]  # (c, l) query positions
@@ -136,11 +139,11 @@ def strided_attention(q, k, v, *, stride, key_padding=None, causal=False, scale=
         ok_near, ok_col = _strided_masks(rows, near[c : c + step], real, causal)
         qc = qg[:, :, c : c + step]  # (B, H, c, l, D)
         s_near = qc @ kg.flatten(2, 3)[:, :, nb].transpose(-1, -2)  # (B, H, c, l, W)
-        s_col = torch.einsum("bhcrd,bhmrd->bhcrm", qc, kg)  # (B, H, c, l, R)
+        s_col = torch.einsum("bhcrd,bhrmd->bhcrm", qc, k_col)  # (B, H, c, l, R)
         mask = torch.cat([ok_near, ok_col], dim=-1)[:, None]  # (B|1, 1, c, l, W + R)
         w = masked_softmax(torch.cat([s_near, s_col], dim=-1), mask=mask)  # (…, W + R)
         W = nb.shape[1]
-        o_col = torch.einsum("bhcrm,bhmre->bhcre", w[..., W:], vg)  # (B, H, c, l, Dv)
+        o_col = torch.einsum("bhcrm,bhrme->bhcre", w[..., W:], v_col)  # (B,H,c,l,Dv)
         outs.append(w[..., :W] @ vg.flatten(2, 3)[:, :, nb] + o_col)  # (B, H, c, l, Dv)
     return torch.cat(outs, dim=2).reshape(B, H, P, -1)[:, :, :L]  # (B, H, L, Dv)
 
