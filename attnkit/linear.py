@@ -57,6 +57,7 @@ __all__ = [
     "mask_key_features",
     "linear_attention_naive",
     "linear_attention_noncausal",
+    "NoncausalLinearFunction",
     "LinearState",
     "linear_attention_init_state",
     "linear_attention_step",
@@ -188,14 +189,52 @@ def linear_attention_noncausal(phi_q, phi_k, v, *, key_padding=None, eps=1e-6):
     """Associativity: ``φ(Q) (φ(K)ᵀ V)``, O(n·M·Dv) time, O(M·Dv) extra memory.
 
     Shapes as in :func:`linear_attention_naive`. Returns ``(..., L, Dv)``.
+    The products are in :class:`NoncausalLinearFunction` (its ``forward``), which also
+    writes their gradient by hand: autograd's own backward of the division makes several
+    ``(..., L, Dv)`` temporaries and keeps the numerator.
     """
     check_feature_inputs(phi_q, phi_k, v, key_padding=key_padding, eps=eps)
     phi_q, phi_k, v, out_dtype = _prepare(phi_q, phi_k, v, key_padding)
-    kv = phi_k.transpose(-2, -1) @ v  # (..., M, Dv)
-    z = phi_k.sum(dim=-2)  # (..., M)
-    num = phi_q @ kv  # (..., L, Dv)
-    den = (phi_q @ z.unsqueeze(-1)).add_(eps)  # (..., L, 1)
-    return num.div_(den).to(out_dtype)  # in place: no second (..., L, Dv) buffer
+    return NoncausalLinearFunction.apply(phi_q, phi_k, v, eps).to(out_dtype)
+
+
+class NoncausalLinearFunction(torch.autograd.Function):
+    """``out = φ(Q) S / (φ(Q) z + eps)`` with ``S = φ(K)ᵀ V``, ``z = φ(K)ᵀ 1``, and its
+    gradient written out (features already masked, in the accumulation dtype).
+
+    ``phi_q (..., L, M)``, ``phi_k (..., S, M)``, ``v (..., S, Dv)`` → ``(..., L, Dv)``.
+    Saved for backward: the inputs, ``S``, ``z`` and the ``(..., L, 1)`` inverse
+    denominators ``r = 1 / (φ(Q) z + eps)`` — no ``(..., L, Dv)`` tensor.
+    """
+
+    @staticmethod
+    def forward(ctx, phi_q, phi_k, v, eps):
+        kv = phi_k.transpose(-2, -1) @ v  # (..., M, Dv)
+        z = phi_k.sum(dim=-2, keepdim=True)  # (..., 1, M)
+        r = (phi_q @ z.transpose(-2, -1)).add_(eps).reciprocal_()  # (..., L, 1)
+        ctx.save_for_backward(phi_q, phi_k, v, kv, z, r)
+        return (phi_q @ kv).mul_(r)  # (..., L, Dv), in place: one buffer
+
+    @staticmethod
+    def backward(ctx, grad):
+        """With ``g = grad · r``: ``∂φ(Q) = g Sᵀ + d zᵀ``, where ``d = −r (φ(Q)·g Sᵀ)`` is
+        the gradient of the denominator; ``∂S = φ(Q)ᵀ g``, ``∂z = φ(Q)ᵀ d``;
+        ``∂φ(K) = V ∂Sᵀ + 1 ∂zᵀ``, ``∂V = φ(K) ∂S``."""
+        phi_q, phi_k, v, kv, z, r = ctx.saved_tensors
+        g = grad * r  # (..., L, Dv)
+        g_q = g @ kv.transpose(-2, -1)  # (..., L, M)
+        d = (phi_q * g_q).sum(dim=-1, keepdim=True).mul_(r).neg_()  # (..., L, 1)
+        g_q.addcmul_(d, z)  # (..., L, M)
+        g_kv = phi_q.transpose(-2, -1) @ g  # (..., M, Dv)
+        g_z = (phi_q.transpose(-2, -1) @ d).transpose(-2, -1)  # (..., 1, M)
+        g_k = (v @ g_kv.transpose(-2, -1)).add_(g_z)  # (..., S, M)
+        g_v = phi_k @ g_kv  # (..., S, Dv)
+        return (
+            g_q.sum_to_size(phi_q.shape),
+            g_k.sum_to_size(phi_k.shape),
+            g_v.sum_to_size(v.shape),
+            None,
+        )
 
 
 class LinearState(NamedTuple):

@@ -172,6 +172,31 @@ def test_noncausal_gradients_match_dense_and_gradcheck():
     assert torch.autograd.gradcheck(chunk, inputs)
 
 
+def test_noncausal_hand_written_backward_matches_dense_with_padding_and_broadcast():
+    """The hand-written backward of the non-causal form: masked keys, broadcast
+    leading axes (queries shared over the batch), L != S and a non-square M, Dv."""
+    g = torch.Generator().manual_seed(7)
+    pq = torch.rand(1, 3, 5, 4, generator=g, dtype=torch.float64) + 0.1
+    pk = torch.rand(2, 3, 7, 4, generator=g, dtype=torch.float64) + 0.1
+    v = torch.randn(2, 1, 7, 6, generator=g, dtype=torch.float64)
+    keep = torch.tensor([[1, 1, 0, 1, 1, 1, 0], [1, 0, 1, 1, 1, 1, 1]]).bool()
+    inputs = tuple(t.clone().requires_grad_() for t in (pq, pk, v))
+    w = torch.randn(2, 3, 5, 6, generator=g, dtype=torch.float64)
+
+    def fast(a, b, c):
+        return linear_attention_noncausal(a, b, c, key_padding=keep)
+
+    def dense(a, b, c):
+        return linear_attention_naive(a, b, c, key_padding=keep)[0]
+
+    assert torch.autograd.gradcheck(fast, inputs)
+    gf = torch.autograd.grad((fast(*inputs) * w).sum(), inputs)
+    gd = torch.autograd.grad((dense(*inputs) * w).sum(), inputs)
+    for a, b in zip(gf, gd):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b)
+
+
 def test_step_by_step_decoding_equals_parallel_causal_output():
     q, k, v = qkv(B=2, H=3, L=13, Dv=7)
     pq, pk = elu_feature_map(q), elu_feature_map(k)
