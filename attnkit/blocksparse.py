@@ -103,6 +103,20 @@ def _global_rows(out, q, k, v, g, key_padding, causal, scale):
     )  # (B, H, L, Dv)
 
 
+def gather_groups(x, pos, step):
+    """``x (B, H, N, E)`` at the positions ``pos (C, m)``, ``step`` rows of ``pos`` at a
+    time: pieces ``(B, H, step, m, E)`` (the last may be shorter).
+
+    Without autograd each piece is gathered when it is needed, so one is in memory at a
+    time. With autograd the pieces are kept for the backward pass anyway: they are
+    gathered at once and split, so the backward pass scatters their gradients into one
+    ``(B, H, N, E)`` tensor, not into one such tensor per piece (``O(N · C/step)``).
+    """
+    if torch.is_grad_enabled() and x.requires_grad:
+        return x[:, :, pos].split(step, dim=2)  # each (B, H, step, m, E)
+    return (x[:, :, p] for p in pos.split(step))  # each (B, H, step, m, E)
+
+
 def block_sparse_attention(
     q,
     k,
@@ -135,15 +149,15 @@ def block_sparse_attention(
     kg, vg = (k[:, :, g], v[:, :, g]) if g.numel() else (None, None)  # (B, H, G, D|Dv)
     step = max(1, CHUNK_ELEMENTS // max(1, B * H * b * (k_pos.shape[1] + g.numel())))
     rows, outs = [], []  # outputs and their positions: one copy to `out`, not C/step
-    for c in range(0, C, step):  # 1. a few query blocks at a time
+    qp, kp = q_pos.clamp(0, L - 1), k_pos.clamp(0, S - 1)  # empty slots: masked anyway
+    groups = zip(*(gather_groups(x, p, step) for x, p in ((q, qp), (k, kp), (v, kp))))
+    for c, (qb, kb, vb) in zip(range(0, C, step), groups):  # 1. a few blocks at once,
+        # 3. their queries, keys and values gathered: (B, H, c, b|W, D|Dv)
         qp, kp = q_pos[c : c + step], k_pos[c : c + step]  # (c, b), (c, W)
         ok = allowed[c : c + step]  # (c, b, W) 2. which gathered pairs may attend
         tile = _tile_mask(qp, kp, ok, S, is_global, key_padding, causal)
         g_mask = _global_mask(qp, g, key_padding, causal) if g.numel() else None
-        qb = q[:, :, qp.clamp(0, L - 1)] * scale  # 3. gather them: (B, H, c, b, D)
-        kp = kp.clamp(0, S - 1)  # empty slots: any key, masked anyway
-        kb, vb = k[:, :, kp], v[:, :, kp]  # (B, H, c, W, D), (B, H, c, W, Dv)
-        ob = block_attention(qb, kb, vb, tile, kg, vg, g_mask)  # (B, H, c, b, Dv)
+        ob = block_attention(qb * scale, kb, vb, tile, kg, vg, g_mask)  # (B,H,c,b,Dv)
         keep = (qp >= 0) & (qp < L)  # (c, b) the real queries
         rows, outs = rows + [qp[keep]], outs + [ob[:, :, keep]]  # (k,), (B, H, k, Dv)
     out = out.index_copy(2, torch.cat(rows), torch.cat(outs, 2))  # 4. (B, H, L, Dv)

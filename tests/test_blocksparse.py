@@ -354,3 +354,24 @@ def test_registered_and_usable_by_the_benchmark():
     assert spec == ("strided", {"stride": 64, "mode": "fixed"})
     for name in ("strided", "bigbird", "longformer"):
         assert isinstance(attnkit.make_mechanism(name), attnkit.Mechanism)
+
+
+@pytest.mark.parametrize("chunk", [1, 300])
+def test_groups_of_blocks_equal_one_group(chunk, monkeypatch):
+    # a small budget makes every group one or a few query blocks: the groups gathered
+    # one at a time (no autograd) and at once then split (autograd) both give the
+    # reference, outputs and gradients
+    import attnkit.blocksparse as blocksparse_module
+
+    monkeypatch.setattr(blocksparse_module, "CHUNK_ELEMENTS", chunk)
+    q, k, v = qkv(2, 2, 45, 45, D=3, Dv=4, seed=3, requires_grad=True)
+    kw = dict(window=3, block_size=4, num_random=2, seed=1, global_tokens=[7])
+    kw.update(key_padding=padding(2, 45, 4), causal=True)
+    ref, _ = bigbird_attention_naive(q, k, v, **kw)
+    close(bigbird_attention(q, k, v, **kw), ref, (q, k, v))
+    with torch.no_grad():
+        torch.testing.assert_close(
+            bigbird_attention(q, k, v, **kw), ref, atol=ATOL, rtol=0
+        )
+    ref, _ = dilated_attention_naive(q, k, v, window=2, dilation=3)
+    close(dilated_attention(q, k, v, window=2, dilation=3), ref, (q, k, v))
