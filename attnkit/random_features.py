@@ -82,6 +82,7 @@ __all__ = [
     "trig_features",
     "key_stabilizer",
     "performer_features",
+    "PositiveFeaturesFunction",
     "performer_attention_naive",
     "performer_attention",
     "PerformerAttention",
@@ -239,31 +240,78 @@ def performer_features(q, k, omega, *, kind="positive", key_padding=None, causal
     check_performer_inputs(q, k, None, omega, kind=kind, key_padding=key_padding)
     acc = accumulation_dtype(q.dtype)
     scale = q.shape[-1] ** -0.25
-    q, k = q.to(acc) * scale, k.to(acc) * scale
     if kind == "positive":
-        log_q = positive_log_features(q, omega)  # (..., L, M)
-        log_k = positive_log_features(k, omega)  # (..., S, M)
-    else:  # "trig"
-        log_q = 0.5 * (q * q).sum(
-            dim=-1, keepdim=True
-        )  # (..., L, 1) the exp(‖q‖²/2) factor
-        log_k = 0.5 * (k * k).sum(dim=-1, keepdim=True)  # (..., S, 1)
+        return _positive_performer_features(
+            q.to(acc), k.to(acc), omega, scale, key_padding, causal
+        )
+    q, k = q.to(acc) * scale, k.to(acc) * scale
+    log_q = 0.5 * (q * q).sum(
+        dim=-1, keepdim=True
+    )  # (..., L, 1) the exp(‖q‖²/2) factor
+    log_k = 0.5 * (k * k).sum(dim=-1, keepdim=True)  # (..., S, 1)
     c_q = log_q.detach().amax(dim=-1, keepdim=True)  # (..., L, 1)
     c_k = key_stabilizer(log_k, key_padding, causal=causal)  # (..., 1, 1)
-    if kind == "positive":
-        half_log_m = 0.5 * math.log(
-            omega.shape[0]
-        )  # the 1/√M factor, folded into the exponent
-        # in place: the features reuse the logits' buffers (no second (..., L, M) each)
-        phi_q = log_q.sub_(c_q + half_log_m).exp_()  # (..., L, M)
-        phi_k = (
-            log_k.sub_(c_k + half_log_m).clamp_(max=MAX_KEY_LOG - half_log_m).exp_()
-        )  # (..., S, M)
-    else:
-        log_k = (log_k - c_k).clamp(max=MAX_KEY_LOG)
-        phi_q = trig_features(q, omega, log_scale=log_q - c_q)  # (..., L, 2M)
-        phi_k = trig_features(k, omega, log_scale=log_k)  # (..., S, 2M)
+    log_k = (log_k - c_k).clamp(max=MAX_KEY_LOG)
+    phi_q = trig_features(q, omega, log_scale=log_q - c_q)  # (..., L, 2M)
+    phi_k = trig_features(k, omega, log_scale=log_k)  # (..., S, 2M)
     return phi_q, mask_key_features(phi_k, key_padding)
+
+
+def _positive_performer_features(q, k, omega, scale, key_padding, causal):
+    """The positive branch of :func:`performer_features` (arguments already checked).
+
+    The ``D^{-1/4}`` scaling is folded into ``Ω`` (``w = scale·Ω``) and the norms
+    (``scale²``), so no scaled copy of ``q`` or ``k`` is made. Non-causal real keys sit
+    at or below the shared stabiliser, so only causal or padded keys need the cap
+    ``MAX_KEY_LOG``.
+    """
+    w = omega.to(q.dtype) * scale  # (M, D)
+    half_log_m = 0.5 * math.log(omega.shape[0])  # the 1/√M factor, in the exponent
+
+    def row_max(log_q):  # the per-query stabiliser (..., L, 1)
+        return log_q.amax(dim=-1, keepdim=True) + half_log_m
+
+    def shared(log_k):  # the per-(batch, head) key stabiliser (..., 1, 1)
+        return key_stabilizer(log_k, key_padding, causal=causal) + half_log_m
+
+    cap = MAX_KEY_LOG - half_log_m if causal or key_padding is not None else None
+    phi_q = PositiveFeaturesFunction.apply(q, w, scale**2, row_max, None)
+    phi_k = PositiveFeaturesFunction.apply(k, w, scale**2, shared, cap)
+    return phi_q, mask_key_features(phi_k, key_padding)  # (..., L, M), (..., S, M)
+
+
+class PositiveFeaturesFunction(torch.autograd.Function):
+    """``φ = exp(min(x wᵀ − s‖x‖²/2 − c, cap))`` with its gradient written out.
+
+    ``x (..., L, D)``, ``w (M, D)``, ``s`` a float → ``(..., L, M)``. The stabiliser
+    ``c = shift(logits)`` (broadcastable to ``(..., L, M)``) is a constant, as if
+    detached; ``cap=None``: no cap. The logits are made and exponentiated in one buffer,
+    which backward reuses as ``φ``: with ``g = grad · φ`` (zero where capped),
+    ``∂x = g w − s x Σ_m g`` and ``∂w = Σ gᵀ x``. Autograd's own backward of the
+    subtraction, cap and exponential would make several ``(..., L, M)`` temporaries.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, s, shift, cap):
+        logits = (x @ w.T).sub_(0.5 * s * (x * x).sum(dim=-1, keepdim=True))
+        phi = logits.sub_(shift(logits)).exp_()  # (..., L, M), in place
+        if cap is not None:
+            phi.clamp_(max=math.exp(cap))
+        ctx.s, ctx.cap = s, cap
+        ctx.save_for_backward(x, w, phi)
+        return phi
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w, phi = ctx.saved_tensors
+        g = grad * phi  # (..., L, M): ∂/∂ logits
+        if ctx.cap is not None:
+            g.masked_fill_(phi >= math.exp(ctx.cap), 0.0)
+        g_x = (g @ w).sub_(x * (ctx.s * g.sum(dim=-1, keepdim=True)))  # (..., L, D)
+        g_w = None
+        if ctx.needs_input_grad[1]:
+            g_w = (g.transpose(-2, -1) @ x).sum_to_size(w.shape)  # (M, D)
+        return g_x, g_w, None, None, None
 
 
 # ----------------------------------------------------------------------------- Performer

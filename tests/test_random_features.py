@@ -482,3 +482,52 @@ def test_positive_features_reuse_the_logits_buffers():
     with torch.no_grad(), PeakMemory() as m:
         performer_features(q, k, omega)
     assert m.peak <= 2.5 * (2 * L * M * 4)
+
+
+@pytest.mark.parametrize("cap", [None, 0.3])
+def test_positive_features_function_backward_matches_autograd(cap):
+    """PositiveFeaturesFunction's hand-written gradient equals autograd's through
+    exp(min(x wᵀ − s‖x‖²/2 − c, cap)) with c detached (cap 0.3 clips some entries)."""
+    from attnkit.random_features import PositiveFeaturesFunction
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 3, 7, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(2, 3, 7, 5, generator=g, dtype=torch.float64)
+    s = 0.7
+
+    def shift(log):
+        return log.amax(dim=(-2, -1), keepdim=True) - 1.0
+
+    def plain(x, w):
+        logits = x @ w.T - 0.5 * s * (x * x).sum(dim=-1, keepdim=True)
+        logits = logits - shift(logits).detach()
+        return (logits if cap is None else logits.clamp(max=cap)).exp()
+
+    def fast(x, w):
+        return PositiveFeaturesFunction.apply(x, w, s, shift, cap)
+
+    torch.testing.assert_close(fast(x, w), plain(x, w))
+    gf = torch.autograd.grad((fast(x, w) * weights).sum(), (x, w))
+    gp = torch.autograd.grad((plain(x, w) * weights).sum(), (x, w))
+    for a, b in zip(gf, gp):
+        torch.testing.assert_close(a, b)
+    if cap is not None:
+        assert (plain(x, w) == math.exp(cap)).any()  # the cap was hit
+
+
+def test_performer_gradcheck_with_padding_and_causal():
+    """The stabilisers cancel in the output, so its gradient (through the hand-written
+    backwards of the features and of the non-causal form) is the true one."""
+    q, k, v = qkv(1, 2, 6, D=4)
+    omega = random_projection(5, 4, seed=1).double()
+    keep = torch.tensor([[1, 1, 0, 1, 1, 0]]).bool()
+    inputs = tuple(t.clone().requires_grad_() for t in (q, k, v))
+    for causal in (False, True):
+
+        def attend(a, b, c, causal=causal):
+            return performer_attention(
+                a, b, c, omega, key_padding=keep, causal=causal, eps=1e-12
+            )
+
+        assert torch.autograd.gradcheck(attend, inputs)
