@@ -134,6 +134,29 @@ def _with_previous(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.roll(x, 1, dims=3), x], dim=4)
 
 
+class SortRows(torch.autograd.Function):
+    """``x (B, H, N, F)`` with its rows in each round's order ``order (B, H, R, N)`` (a
+    permutation of ``0..N-1`` per round): ``(B, H, R, N, F)``.
+
+    ``rank`` is the inverse permutation, so the backward is a gather too (row ``n``
+    of the gradient is row ``rank[r, n]`` of each round's, summed over rounds), not
+    the scatter-add autograd would use for an index.
+    """
+
+    @staticmethod
+    def forward(ctx, x, order, rank):
+        ctx.save_for_backward(rank)
+        return _take(x, order)  # (B, H, R, N, F)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (rank,) = ctx.saved_tensors  # (B, H, R, N)
+        B, H, R, N, Fx = grad.shape
+        offset = N * torch.arange(R, device=grad.device)[:, None]  # (R, 1)
+        g = _take(grad.reshape(B, H, R * N, Fx), rank + offset)  # (B, H, R, N, F)
+        return g.sum(dim=2), None, None
+
+
 def lsh_attention_loop(
     q,
     k,
@@ -271,7 +294,9 @@ def lsh_attention(
         _attend_round(q_rows, k_rows, v_rows, layout, other_tags, r, causal, not_self)
         for r in range(q_buckets.shape[2])
     ]
-    return _unsort_and_combine(rounds, layout["q_rank"], L)  # (B, H, L, Dv)
+    return _unsort_and_combine(
+        rounds, layout["q_rank"], layout["q_order"], L
+    )  # (B, H, L, Dv)
 
 
 def _sort_and_chunk(q_buckets, k_buckets, key_padding, L, S, n_chunks, qc, kc) -> dict:
@@ -349,7 +374,8 @@ def _attend_round(q_rows, k_rows, v_rows, layout, other_tags, r, causal, not_sel
     allowed = layout["qb"][:, :, rd, ..., None] == layout["kb"][:, :, rd, ..., None, :]
     if causal:
         allowed &= kp[..., None, :] <= qp[..., :, None]  # (B, H, 1, C, qc, 2kc)
-    scores = _take(q_rows, qp) @ _take(k_rows, kp).transpose(-1, -2)  # (…, qc, 2kc)
+    q_blocks, k_blocks, v_blocks = _sorted_blocks(q_rows, k_rows, v_rows, layout, rd)
+    scores = q_blocks @ k_blocks.transpose(-1, -2)  # (B, H, 1, C, qc, 2kc)
     if not_self:
         scores.masked_fill_(kp[..., None, :] == qp[..., :, None], -SELF_PENALTY)
     if other_tags:  # a pair met in N rounds: subtract log N in each, so it counts once
@@ -368,24 +394,44 @@ def _attend_round(q_rows, k_rows, v_rows, layout, other_tags, r, causal, not_sel
     e = masked.sub_(top).exp_()  # in place: one big block, not three
     total = e.sum(dim=-1, keepdim=True)  # (B, H, 1, C, qc, 1)
     safe = torch.where(total > 0, total, torch.ones_like(total))
-    out = (e @ _take(v_rows, kp)) / safe  # (B, H, 1, C, qc, Dv): normalised after
+    out = (e @ v_blocks) / safe  # (B, H, 1, C, qc, Dv): normalised after
     lse = torch.where(total > 0, top + safe.log(), torch.full_like(total, -math.inf))
     return out, lse
 
 
-def _unsort_and_combine(rounds, q_rank, L):
+def _sorted_blocks(q_rows, k_rows, v_rows, layout, rd):
+    """Round ``rd``'s query chunks ``(B, H, 1, C, qc, D)`` and key and value chunks, each
+    after the one before, ``(B, H, 1, C, 2kc, ·)``: the rows are put in sorted order
+    once (:class:`SortRows`), then chunked."""
+    C, qc = layout["q_pos"].shape[-2:]
+    kc = layout["k_pos"].shape[-1] // 2
+
+    def sort(x, name, c):  # (B, H, N, F) → (B, H, 1, C, c, F)
+        rows = SortRows.apply(
+            x, layout[name + "_order"][:, :, rd], layout[name + "_rank"][:, :, rd]
+        )
+        return rows.reshape(*rows.shape[:3], C, c, x.shape[-1])
+
+    k_blocks = _with_previous(sort(k_rows, "k", kc))  # (B, H, 1, C, 2kc, D)
+    return sort(q_rows, "q", qc), k_blocks, _with_previous(sort(v_rows, "k", kc))
+
+
+def _unsort_and_combine(rounds, q_rank, q_order, L):
     """Step 4: put outputs back in the original order, combine rounds by their ``lse``.
 
     ``rounds``: list of ``(out (B, H, 1, C, qc, Dv), lse (B, H, 1, C, qc, 1))``;
-    ``q_rank (B, H, R, Lp)``. Returns ``(B, H, L, Dv)``.
+    ``q_rank``, ``q_order``: ``(B, H, R, Lp)``. Returns ``(B, H, L, Dv)``.
     """
     out = torch.cat([o for o, _ in rounds], dim=2)  # (B, H, R, C, qc, Dv)
     lse = torch.cat([s for _, s in rounds], dim=2)  # (B, H, R, C, qc, 1)
     B, H, R, Lp = q_rank.shape
     Dv = out.shape[-1]
-    # the output of position i sits in sorted slot rank[i] of the R·Lp outputs
-    slot = q_rank[..., :L] + Lp * torch.arange(R, device=out.device)[:, None]
-    out = _take(out.reshape(B, H, R * Lp, Dv), slot)  # (B, H, R, L, Dv)
+    # the output of position i sits in sorted slot rank[i]: undo each round's sort,
+    # one permutation of the R·Lp slots (its inverse: the sort order)
+    offset = Lp * torch.arange(R, device=out.device)[:, None]  # (R, 1)
+    rank, order = ((x + offset).reshape(B, H, 1, R * Lp) for x in (q_rank, q_order))
+    out = SortRows.apply(out.reshape(B, H, R * Lp, Dv), rank, order)
+    out = out.reshape(B, H, R, Lp, Dv)[..., :L, :]  # (B, H, R, L, Dv)
     lse = lse.reshape(B, H, R, Lp).gather(3, q_rank[..., :L]).transpose(2, 3)
     round_weights = masked_softmax(lse, mask=torch.isfinite(lse))  # (B, H, L, R)
     return torch.einsum("bhlr,bhrld->bhld", round_weights, out)  # (B, H, L, Dv)

@@ -303,3 +303,20 @@ def test_memory_grows_linearly_not_quadratically():
     a, b, c = largest_saved(256), largest_saved(512), largest_saved(1024)
     assert b <= 2.2 * a and c <= 2.2 * b, (a, b, c)
     assert c < 1024 * 1024 / 8  # far below one L × L matrix
+
+
+def test_sort_rows_backward_is_the_inverse_gather():
+    """SortRows' backward (a gather with the inverse permutation, summed over rounds)
+    equals the true gradient."""
+    from attnkit.lsh import SortRows
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 3, 7, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    order = torch.stack(
+        [torch.randperm(7, generator=g) for _ in range(2 * 3 * 2)]
+    ).reshape(2, 3, 2, 7)
+    rank = order.argsort(dim=-1)
+    assert torch.autograd.gradcheck(lambda t: SortRows.apply(t, order, rank), (x,))
+    torch.testing.assert_close(
+        SortRows.apply(x, order, rank)[1, 2, 1], x[1, 2][order[1, 2, 1]]
+    )
