@@ -13,7 +13,7 @@ from hypothesis import settings
 # Tests never open windows; choose the file-only backend before anything imports pyplot.
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-# One math thread per process. `make test` runs two xdist workers on a 2-core machine, and each
+# One math thread per process. `make test` runs three xdist workers on a 2-core machine, and each
 # starts kernels, book builds and benchmark subprocesses; with torch's default (a thread per
 # core) their OpenMP threads oversubscribe the cores and spin. Measured on a loaded machine: a
 # solution notebook took 12.4 CPU-s with 2 threads and 10.0 with 1. Set before torch is
