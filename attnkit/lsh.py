@@ -401,10 +401,17 @@ def _attend_round(q_rows, k_rows, v_rows, layout, other_tags, r, causal, not_sel
 
 def _sorted_blocks(q_rows, k_rows, v_rows, layout, rd):
     """Round ``rd``'s query chunks ``(B, H, 1, C, qc, D)`` and key and value chunks, each
-    after the one before, ``(B, H, 1, C, 2kc, ·)``: the rows are put in sorted order
-    once (:class:`SortRows`), then chunked."""
-    C, qc = layout["q_pos"].shape[-2:]
-    kc = layout["k_pos"].shape[-1] // 2
+    after the one before, ``(B, H, 1, C, 2kc, ·)``. For a backward, the rows are put in
+    sorted order once (:class:`SortRows`), then chunked; without one, one gather each
+    straight into that layout (less memory)."""
+    qp, kp = layout["q_pos"][:, :, rd], layout["k_pos"][:, :, rd]
+    if not torch.is_grad_enabled() or not (
+        q_rows.requires_grad or k_rows.requires_grad or v_rows.requires_grad
+    ):
+        # no backward: gather straight into the chunk layout (no sorted copy)
+        return _take(q_rows, qp), _take(k_rows, kp), _take(v_rows, kp)
+    C, qc = qp.shape[-2:]
+    kc = kp.shape[-1] // 2
 
     def sort(x, name, c):  # (B, H, N, F) → (B, H, 1, C, c, F)
         rows = SortRows.apply(
