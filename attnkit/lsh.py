@@ -374,8 +374,9 @@ def _attend_round(q_rows, k_rows, v_rows, layout, other_tags, r, causal, not_sel
     allowed = layout["qb"][:, :, rd, ..., None] == layout["kb"][:, :, rd, ..., None, :]
     if causal:
         allowed &= kp[..., None, :] <= qp[..., :, None]  # (B, H, 1, C, qc, 2kc)
-    q_blocks, k_blocks, v_blocks = _sorted_blocks(q_rows, k_rows, v_rows, layout, rd)
-    scores = q_blocks @ k_blocks.transpose(-1, -2)  # (B, H, 1, C, qc, 2kc)
+    scores = _sorted_blocks(q_rows, layout, rd, "q") @ _sorted_blocks(
+        k_rows, layout, rd, "k"
+    ).transpose(-1, -2)  # (B, H, 1, C, qc, 2kc)
     if not_self:
         scores.masked_fill_(kp[..., None, :] == qp[..., :, None], -SELF_PENALTY)
     if other_tags:  # a pair met in N rounds: subtract log N in each, so it counts once
@@ -394,33 +395,27 @@ def _attend_round(q_rows, k_rows, v_rows, layout, other_tags, r, causal, not_sel
     e = masked.sub_(top).exp_()  # in place: one big block, not three
     total = e.sum(dim=-1, keepdim=True)  # (B, H, 1, C, qc, 1)
     safe = torch.where(total > 0, total, torch.ones_like(total))
-    out = (e @ v_blocks) / safe  # (B, H, 1, C, qc, Dv): normalised after
+    out = (
+        e @ _sorted_blocks(v_rows, layout, rd, "k")
+    ) / safe  # (B, H, 1, C, qc, Dv): normalised after
     lse = torch.where(total > 0, top + safe.log(), torch.full_like(total, -math.inf))
     return out, lse
 
 
-def _sorted_blocks(q_rows, k_rows, v_rows, layout, rd):
-    """Round ``rd``'s query chunks ``(B, H, 1, C, qc, D)`` and key and value chunks, each
-    after the one before, ``(B, H, 1, C, 2kc, ·)``. For a backward, the rows are put in
-    sorted order once (:class:`SortRows`), then chunked; without one, one gather each
-    straight into that layout (less memory)."""
-    qp, kp = layout["q_pos"][:, :, rd], layout["k_pos"][:, :, rd]
-    if not torch.is_grad_enabled() or not (
-        q_rows.requires_grad or k_rows.requires_grad or v_rows.requires_grad
-    ):
-        # no backward: gather straight into the chunk layout (no sorted copy)
-        return _take(q_rows, qp), _take(k_rows, kp), _take(v_rows, kp)
-    C, qc = qp.shape[-2:]
-    kc = kp.shape[-1] // 2
-
-    def sort(x, name, c):  # (B, H, N, F) → (B, H, 1, C, c, F)
-        rows = SortRows.apply(
-            x, layout[name + "_order"][:, :, rd], layout[name + "_rank"][:, :, rd]
-        )
-        return rows.reshape(*rows.shape[:3], C, c, x.shape[-1])
-
-    k_blocks = _with_previous(sort(k_rows, "k", kc))  # (B, H, 1, C, 2kc, D)
-    return sort(q_rows, "q", qc), k_blocks, _with_previous(sort(v_rows, "k", kc))
+def _sorted_blocks(x, layout, rd, name):
+    """Round ``rd``'s rows of ``x (B, H, N, F)`` in sorted chunks: queries
+    (``name="q"``) ``(B, H, 1, C, qc, F)``, keys or values (``"k"``) each chunk after
+    the one before, ``(B, H, 1, C, 2kc, F)``. For a backward, the rows are put in
+    sorted order once (:class:`SortRows`), then chunked; without one, one gather
+    straight into that layout (no sorted copy)."""
+    pos = layout[name + "_pos"][:, :, rd]  # (B, H, 1, C, qc) or (B, H, 1, C, 2kc)
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        return _take(x, pos)
+    order, rank = layout[name + "_order"][:, :, rd], layout[name + "_rank"][:, :, rd]
+    rows = SortRows.apply(x, order, rank)  # (B, H, 1, N, F)
+    C, c = pos.shape[-2], pos.shape[-1] // (1 if name == "q" else 2)
+    blocks = rows.reshape(*rows.shape[:3], C, c, x.shape[-1])  # (B, H, 1, C, c, F)
+    return blocks if name == "q" else _with_previous(blocks)
 
 
 def _unsort_and_combine(rounds, q_rank, q_order, L):
