@@ -187,6 +187,7 @@ def main(argv=None) -> int:
         )
         log["runs"][name] = {
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t0)),
+            "commit": log["machine"]["commit"],  # `--only` re-measures some runs later
             "minutes": round((time.time() - t0) / 60, 1),
             "load_before": [round(x, 2) for x in load_before],
             "load_after": [round(x, 2) for x in os.getloadavg()],
