@@ -28,7 +28,7 @@ from pathlib import Path
 
 import nbformat
 
-from attnkit.grading.cells import nbgrader_meta
+from attnkit.grading.cells import nbgrader_meta, solution_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -54,11 +54,7 @@ def _perfect(assignment: str):
     """The released notebook with every solution cell of solutions/ filled in."""
     name = f"{assignment}.ipynb"
     source = nbformat.read(ROOT / "solutions" / assignment / name, as_version=4)
-    answers = {
-        nbgrader_meta(c)["grade_id"]: c.source
-        for c in source.cells
-        if nbgrader_meta(c).get("solution") and c.cell_type == "code"
-    }
+    answers = solution_sources(source)
     nb = nbformat.read(ROOT / "exercises" / assignment / name, as_version=4)
     for cell in nb.cells:
         gid = nbgrader_meta(cell).get("grade_id")

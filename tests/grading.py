@@ -35,6 +35,7 @@ from attnkit.grading.cells import (
     is_test_cell,
     nbgrader_meta,
     question_of,
+    solution_sources,
 )
 
 # fake cell file names: what the guard's frame walk looks for
@@ -119,11 +120,7 @@ def cells_by_grade_id(nb) -> dict[str, nbformat.NotebookNode]:
 
 def solution_cells(nb) -> dict[str, str]:
     """``{grade_id: source}`` of the code cells students fill in."""
-    return {
-        nbgrader_meta(c)["grade_id"]: c.source
-        for c in nb.cells
-        if nbgrader_meta(c).get("solution") and c.cell_type == "code"
-    }
+    return solution_sources(nb)
 
 
 def graded_test_cells(nb) -> dict[str, nbformat.NotebookNode]:

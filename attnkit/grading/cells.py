@@ -79,6 +79,15 @@ def answer_names(nb) -> dict[str, list[str]]:
     return result
 
 
+def solution_sources(nb) -> dict[str, str]:
+    """``{grade_id: source}`` of the code cells students fill in."""
+    return {
+        nbgrader_meta(c)["grade_id"]: c.source
+        for c in nb.cells
+        if c.get("cell_type") == "code" and nbgrader_meta(c).get("solution")
+    }
+
+
 def forbidden_sentence(paths) -> str:
     """The prompt's sentence for a forbidden list: ``Do not call `a`, `b` or `c`.`` ("" if none)."""
     names = [f"`{p}`" for p in paths]
