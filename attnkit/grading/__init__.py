@@ -11,7 +11,8 @@ Instructors, from the course root (the directory holding ``nbgrader_config.py``)
 
 Modules: ``cells`` (what the grader reads from a notebook: test cells, questions, forbidden
 names), ``selfcheck`` (run the visible tests), ``batch`` (grade a folder of submissions),
-``sandbox`` (the guard installed in each student's kernel), ``cli`` (the command line).
+``sandbox`` (the guard installed in each student's kernel), ``bwrap`` (the operating-system
+sandbox), ``quota`` (the per-student disk quota), ``cli`` (the command line).
 nbformat, nbclient and nbgrader come with the ``grade`` extra (``pip install "attnkit[grade]"``).
 """
 

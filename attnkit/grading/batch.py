@@ -2,11 +2,11 @@
 
 Each student is autograded by plain ``nbgrader autograde`` + ``generate_feedback`` in a scratch
 course of its own (``<out>/.attnkit-grading/students/<student>/``: a copy of the config and of a
-template gradebook), in a process group with a memory limit, a wall-clock limit and the kernel
-guard of :mod:`attnkit.grading.sandbox`. Only this process writes the course's gradebook: it
-copies each finished student's scores into it (replacing that student's earlier submission,
-never adding to it) and records the notebook's hash in a manifest, so a re-run grades only
-what is new or unfinished.
+template gradebook), in a process group with a memory limit, a wall-clock limit, a disk quota
+(:mod:`attnkit.grading.quota`) and the kernel guard of :mod:`attnkit.grading.sandbox`. Only
+this process writes the course's gradebook: it copies each finished student's scores into it
+(replacing that student's earlier submission, never adding to it) and records the notebook's
+hash in a manifest, so a re-run grades only what is new or unfinished.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from .cells import (
     question_of,
 )
 from .feedback import feedback_args
+from .quota import DISK_BYTES, DiskQuota, remove
 
 WORK = ".attnkit-grading"
 MAX_NOTEBOOK = (
@@ -47,7 +48,7 @@ MAX_NOTEBOOK = (
 MAX_LOG = 2**20  # bytes of the guard's log read
 MAX_FOLDERS = 200  # folders walked in one student's submission
 JUNK = {".ipynb_checkpoints", ".DS_Store", ".git", "__MACOSX", "Thumbs.db", WORK}
-FILE_BYTES = 2**30  # largest file a sandboxed student may write
+FILE_BYTES = 2**30  # largest file a student may write
 SUSPICIOUS = [  # (pattern in a solution cell, what it is): flagged for a human, never scored
     (
         r"\b(torch|np|numpy|attnkit|math|builtins|testing)\.[\w.]+\s*=[^=]",
@@ -69,11 +70,15 @@ def _env(extra=None) -> dict:
     }
 
 
-def _nbgrader(*args, cwd, env=None, timeout=None, memory=None, sandbox=None):
+def _nbgrader(
+    *args, cwd, env=None, timeout=None, memory=None, sandbox=None, quota=None
+):
     """Run nbgrader in its own process group (killed whole on timeout); returns (rc, output).
 
     ``sandbox``: ``{"writable", "private", "uid"}`` runs it under bubblewrap
-    (:func:`attnkit.grading.bwrap.wrap`), with ``RLIMIT_NPROC`` and ``RLIMIT_FSIZE`` as well.
+    (:func:`attnkit.grading.bwrap.wrap`), with ``RLIMIT_NPROC`` as well. ``quota``: a
+    :class:`attnkit.grading.quota.DiskQuota` watching the student's scratch course while it
+    runs; with it, no file may grow past ``RLIMIT_FSIZE`` (``FILE_BYTES``).
     """
     argv = [sys.executable, "-m", "nbgrader", *args]
     if sandbox is not None:
@@ -86,6 +91,7 @@ def _nbgrader(*args, cwd, env=None, timeout=None, memory=None, sandbox=None):
             resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
         if sandbox is not None:
             resource.setrlimit(resource.RLIMIT_NPROC, (NPROC, NPROC))
+        if quota is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_BYTES, FILE_BYTES))
 
     proc = subprocess.Popen(
@@ -99,8 +105,10 @@ def _nbgrader(*args, cwd, env=None, timeout=None, memory=None, sandbox=None):
         start_new_session=True,
         preexec_fn=limits,
     )
+    watch = quota.watch(proc.pid) if quota else contextlib.nullcontext()
     try:
-        out, _ = proc.communicate(timeout=timeout)
+        with watch:
+            out, _ = proc.communicate(timeout=timeout)
         rc = proc.returncode
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -430,6 +438,7 @@ def _grade_one(
     threads,
     feedback="hidden",
     sandbox=None,
+    disk=DISK_BYTES,
 ):
     """Autograde one student in a scratch course; returns {student, ok, scores, problems}.
 
@@ -458,6 +467,7 @@ def _grade_one(
             threads=threads,
             feedback=feedback,
             sandbox=None if sandbox is None else {"private": sandbox, "uid": held.uid},
+            disk=disk,
         )
 
 
@@ -489,6 +499,7 @@ def _grade_one_in(
     threads,
     feedback="hidden",
     sandbox,
+    disk=DISK_BYTES,
 ):
     result = {"student": student, "ok": False, "scores": {}, "problems": list(notes)}
     if nb_path is None:
@@ -536,6 +547,7 @@ def _grade_one_in(
             "TORCH_COMPILE_DISABLE": "1",  # torch.compile in an answer runs eagerly: same result
         }
     )
+    quota = DiskQuota(scratch, disk)  # watched from here, out of the student's reach
     box = None
     if sandbox is not None:
         from .bwrap import give
@@ -554,9 +566,12 @@ def _grade_one_in(
         timeout=timeout * (len(tests) + 10),
         memory=memory,
         sandbox=box,
+        quota=quota,
     )
     seconds["autograde"] = round(time.monotonic() - start, 2)
     result["problems"] += _guard_notes(scratch / "guard.log")
+    if quota.note:
+        return _over_quota(result, quota)
     graded = cwd / f"{assignment}.ipynb"
     if (
         box is not None
@@ -610,9 +625,20 @@ def _grade_one_in(
         env=env,
         timeout=300,
         sandbox=box,
+        quota=quota,
     )
     seconds["feedback"] = round(time.monotonic() - start, 2)
+    if quota.note:
+        return _over_quota(result, quota)
     result["ok"] = True
+    return result
+
+
+def _over_quota(result: dict, quota: DiskQuota) -> dict:
+    """0 points with the quota's note; the student's scratch course (its files) deleted."""
+    result.update(scores={}, ok=False)
+    result["problems"].append(quota.note)
+    remove(quota.folder)
     return result
 
 
@@ -705,6 +731,7 @@ def grade(
     feedback="hidden",
     sandbox="auto",
     scheduler=None,
+    disk_gib=DISK_BYTES / 2**30,
 ) -> int:
     import nbformat
     from tqdm import tqdm
@@ -815,6 +842,7 @@ def grade(
         deny=deny,
         timeout=timeout,
         memory=int(memory_gib * 2**30),
+        disk=int(disk_gib * 2**30),
         max_output=max_output,
         threads=1 if jobs > 1 else 2,
         feedback=feedback,

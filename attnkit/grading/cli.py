@@ -43,6 +43,13 @@ def main(argv=None) -> int:
         "--memory", type=float, default=4.0, help="GiB of address space per submission"
     )
     g.add_argument(
+        "--disk",
+        type=float,
+        default=2.0,
+        help="GiB a submission may write into its scratch course (checked every 0.2 s; "
+        "over it, its grading is stopped: 0 points)",
+    )
+    g.add_argument(
         "--max-output", type=int, default=100_000, help="characters of output per cell"
     )
     g.add_argument(
@@ -76,6 +83,7 @@ def main(argv=None) -> int:
         jobs=args.jobs,
         timeout=args.timeout,
         memory_gib=args.memory,
+        disk_gib=args.disk,
         max_output=args.max_output,
         feedback=args.feedback,
         sandbox=args.sandbox,

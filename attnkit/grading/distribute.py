@@ -69,6 +69,7 @@ def grade_on_worker(student, notebook: bytes | None, notes, shared) -> dict:
             threads=shared["threads"],
             feedback=shared["feedback"],
             sandbox=[str(out)] if use_bwrap else None,
+            disk=shared["disk"],
         )
         scratch = work / "students" / student
         r["files"] = {
@@ -103,6 +104,7 @@ def graded(scheduler: str, todo, chosen, problems, common, sandbox: str):
                 "max_output",
                 "threads",
                 "feedback",
+                "disk",
             )
         },
     }
