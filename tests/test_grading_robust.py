@@ -34,16 +34,21 @@ from grading import (
 A = "ch01-soft-lookup"
 CASES = runpy.run_path(str(Path(__file__).parent / "fixtures" / "hostile" / "cases.py"))
 pytestmark = pytest.mark.xdist_group("grading_robust")
-# the OS-sandbox cases join the batch only where bubblewrap works (see cases.py)
-BWRAP = __import__("attnkit.grading.bwrap", fromlist=["probe"]).probe() is None
+# the OS-sandbox cases join the batch only where bubblewrap works (see cases.py);
+# ATTNKIT_TEST_SANDBOX=none grades the batch with the in-process guard alone, as without bwrap
+BWRAP = (
+    os.environ.get("ATTNKIT_TEST_SANDBOX") != "none"
+    and __import__("attnkit.grading.bwrap", fromlist=["probe"]).probe() is None
+)
 if BWRAP:
     CASES["NOTEBOOKS"].update(CASES["BWRAP_NOTEBOOKS"])
     CASES["EXPECTED"].update(CASES["BWRAP_EXPECTED"])
-    # "outside" tests the in-process guard's refusals (PermissionError from its audit hook);
-    # under bubblewrap the same paths are simply not there (FileNotFoundError) or are the
-    # student's own scratch copies, and "escape" tests the OS sandbox with every such probe.
-    # Known gap: "outside" is not yet adapted to run under both (see the closing note).
-    del CASES["NOTEBOOKS"]["outside"], CASES["EXPECTED"]["outside"]
+LIMITS = [
+    "--sandbox",
+    "bwrap" if BWRAP else "none",
+    "--disk",
+    str(CASES["DISK_QUOTA_GIB"]),
+]
 NBFORMAT3 = {
     "nbformat": 3,
     "nbformat_minor": 0,
@@ -128,7 +133,10 @@ def batch(tmp_path_factory):
     out = tmp / "grading"
     # for the OS-sandbox cases: where the instructor's files are, and a server on host loopback
     os.environ.update(
-        HOSTILE_COURSE=str(course), HOSTILE_OUT=str(out), HOSTILE_FOLDER=str(folder)
+        HOSTILE_COURSE=str(course),
+        HOSTILE_OUT=str(out),
+        HOSTILE_FOLDER=str(folder),
+        HOSTILE_HOME=str(Path.home()),
     )
     (course / ".git").mkdir()
     (course / ".git" / "config").write_text("[core]\n")
@@ -146,6 +154,7 @@ def batch(tmp_path_factory):
         "2",
         "--timeout",
         "20",
+        *LIMITS,
         cwd=tmp,
     )
     manifest = json.loads((out / ".attnkit-grading" / "manifest.json").read_text())
@@ -158,7 +167,15 @@ def batch(tmp_path_factory):
         reached = False
     server.close()
     second = _grade(
-        "grade", A, str(folder), "--course", str(course), "--out", str(out), cwd=tmp
+        "grade",
+        A,
+        str(folder),
+        "--course",
+        str(course),
+        "--out",
+        str(out),
+        *LIMITS,
+        cwd=tmp,
     )
     with open(out / "grades.csv") as f:
         regraded = {r["student_id"]: r for r in csv.DictReader(f)}
@@ -237,17 +254,22 @@ def test_bounds_kept_the_autograded_notebook_small(batch):
 
 
 def test_nothing_written_outside(batch):
+    """The six probes of "outside" each failed with an OSError (the guard's PermissionError,
+    or under bubblewrap a path not there or not writable): nothing read, written or deleted
+    outside its scratch course, with bubblewrap and without."""
+    text = _q1_output(batch, "outside")
+    assert "NOT REFUSED" not in text and text.count("refused:") == 6, text
     assert not (Path.home() / "attnkit-hostile-was-here.txt").exists()
     assert (batch["out"] / "gradebook.db").exists()
-    if BWRAP:  # "outside" is graded without bubblewrap only; "escape" covers it there
-        assert "outside" not in batch["grades"]
-        return
-    nb = nbformat.read(
-        batch["out"] / "autograded" / "outside" / A / f"{A}.ipynb", as_version=4
-    )
-    q1 = cells_by_grade_id(nb)["q1"]
-    text = "".join(o.get("text", "") for o in q1.outputs)
-    assert "NOT REFUSED" not in text and text.count("refused:") == 6, text
+    assert (batch["folder"] / "perfect.ipynb").exists()
+
+
+def test_disk_quota_stopped_the_student_and_deleted_its_files(batch):
+    """The student "disk" wrote past the batch's --disk quota: stopped (0 and the note, see
+    EXPECTED), its scratch course deleted, nothing of it copied; the students graded beside it
+    score as they do alone (their EXPECTED)."""
+    assert not (batch["out"] / ".attnkit-grading" / "students" / "disk").exists()
+    assert not (batch["out"] / "autograded" / "disk").exists()
 
 
 def test_rerun_grades_nothing_and_changes_nothing(batch):
