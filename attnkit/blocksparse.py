@@ -22,6 +22,8 @@ dilation ``d`` is a local window over the ``d`` interleaved sub-sequences
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ._checks import (
@@ -44,6 +46,7 @@ from .sparse import (
 __all__ = [
     "block_sparse_attention",
     "block_sparse_loop",
+    "cached_layout",
     "bigbird_layout",
     "bigbird_attention",
     "bigbird_attention_naive",
@@ -214,6 +217,15 @@ def block_sparse_loop(
     return out  # (B, H, L, Dv)
 
 
+@functools.lru_cache(maxsize=8)
+def cached_layout(build, *settings, device):
+    """``build(*settings)`` (a layout function and its arguments) on ``device``, built
+    once and kept for later calls with the same settings: a mechanism called again at
+    the same length does not redraw its layout. The tensors are shared: read them only.
+    """
+    return tuple(t.to(device) for t in build(*settings))  # (C, b), (C, W), (C, b, W)
+
+
 # --- BigBird: window + random blocks (+ global tokens)
 
 
@@ -283,8 +295,8 @@ def bigbird_attention(
         num_random=(num_random, 0),
     )
     n = max(q.shape[2], k.shape[2])
-    layout = (
-        t.to(q.device) for t in bigbird_layout(n, window, block_size, num_random, seed)
+    layout = cached_layout(
+        bigbird_layout, n, window, block_size, num_random, seed, device=q.device
     )
     return block_sparse_attention(
         q,
@@ -401,7 +413,7 @@ def dilated_attention(
         q, k, v, key_padding, global_tokens, window=(window, 0), dilation=(dilation, 1)
     )
     n = max(q.shape[2], k.shape[2])
-    layout = (t.to(q.device) for t in dilated_layout(n, window, dilation))
+    layout = cached_layout(dilated_layout, n, window, dilation, device=q.device)
     return block_sparse_attention(
         q,
         k,

@@ -22,6 +22,7 @@ from attnkit.blocksparse import (
     bigbird_layout,
     block_sparse_attention,
     block_sparse_loop,
+    cached_layout,
     dilated_attention,
     dilated_attention_naive,
     dilated_layout,
@@ -269,6 +270,25 @@ def test_bigbird_random_blocks_are_seeded_and_distinct():
     n, w, b, r = 256, 4, 8, 2
     pattern = bigbird_pattern(n, w, num_random=r, block_size=b, seed=0)
     assert pattern.sum(-1).max() <= 2 * w + 1 + r * b
+
+
+def test_layouts_are_built_once_per_setting_and_equal_a_fresh_build():
+    cached_layout.cache_clear()
+    first = cached_layout(bigbird_layout, 200, 8, 16, 2, 3, device=torch.device("cpu"))
+    again = cached_layout(bigbird_layout, 200, 8, 16, 2, 3, device=torch.device("cpu"))
+    assert all(a is b for a, b in zip(first, again, strict=True))  # not rebuilt
+    for got, fresh in zip(first, bigbird_layout(200, 8, 16, 2, 3), strict=True):
+        assert torch.equal(got, fresh)
+    other_seed = cached_layout(bigbird_layout, 200, 8, 16, 2, 4, device=torch.device("cpu"))
+    assert not torch.equal(other_seed[1], first[1])  # the seed is part of the key
+    q, k, v = qkv(1, 2, 200, D=8)
+    settings = dict(window=8, block_size=16, num_random=2, seed=3)
+    torch.testing.assert_close(
+        bigbird_attention(q, k, v, **settings), bigbird_attention(q, k, v, **settings)
+    )
+    assert cached_layout.cache_info().hits >= 2
+    d = cached_layout(dilated_layout, 50, 3, 2, device=torch.device("cpu"))
+    assert all(torch.equal(a, b) for a, b in zip(d, dilated_layout(50, 3, 2), strict=True))
 
 
 MECHS = [
