@@ -145,19 +145,25 @@ def build_mask(
     return combine_masks(*parts)
 
 
-def apply_mask(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+def apply_mask(
+    scores: torch.Tensor, mask: torch.Tensor | None, *, inplace: bool = False
+) -> torch.Tensor:
     """Set the scores where ``mask`` is ``False`` to ``-inf``.
 
     Args:
         scores: ``(..., L, S)``.
         mask: boolean, broadcastable to ``scores`` (``True`` = allowed), or ``None``.
+        inplace: overwrite ``scores`` instead of copying it (for a caller that owns the
+            tensor and needs it no more: no second ``(..., L, S)`` buffer).
 
     Returns:
-        ``(..., L, S)``; ``scores`` itself when ``mask`` is ``None``.
+        ``(..., L, S)``; ``scores`` itself when ``mask`` is ``None`` or ``inplace``.
     """
     check_softmax_inputs(scores, mask=mask, name="scores")
     if mask is None:
         return scores
+    if inplace:
+        return scores.masked_fill_(~mask, float("-inf"))
     return scores.masked_fill(~mask, float("-inf"))
 
 

@@ -279,6 +279,9 @@ def test_apply_mask_sets_minus_inf_and_passes_through_none():
     assert apply_mask(s, None) is s
     out = apply_mask(s, torch.tensor([[True, False, True]]))
     assert out[0, 1] == float("-inf") and out[0, 0] == 0
+    assert s[0, 1] == 0  # a copy: the scores passed in are untouched
+    same = apply_mask(s, torch.tensor([[True, False, True]]), inplace=True)
+    assert same is s and torch.equal(s, out)  # overwritten, no second tensor
 
 
 # ---------------------------------------------------------------- errors
