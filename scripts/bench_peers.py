@@ -6,8 +6,10 @@
 Each attnkit mechanism is paired with its public peer, with the same settings:
 
 * ``performer:n_features=256``  ↔ performer-pytorch ``FastAttention(nb_features=256)``
-* ``lsh:bucket_size=64,n_hashes=2`` ↔ reformer-pytorch ``LSHAttention(bucket_size=64,
-  n_hashes=2)`` (shared-QK: queries and keys are the same tensor, batch and heads merged)
+* ``lsh:bucket_size=64,n_hashes=2,shared_qk=true`` ↔ reformer-pytorch
+  ``LSHAttention(bucket_size=64, n_hashes=2)``: both shared-QK (the keys are the
+  normalised queries, hashed once; reformer-pytorch has no other form), batch and heads
+  merged for the peer
 * ``local:window=256`` ↔ local-attention ``LocalAttention(window_size=256,
   look_backward=1, look_forward=1)`` (``look_forward=0`` when causal)
 * ``linear`` ↔ linear-attention-transformer ``linear_attn`` (``causal_linear_attn``)
@@ -39,8 +41,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime
 import json
 import math
+import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -57,7 +62,7 @@ PAIRS = [
     ("performer:n_features=256", "performer-pytorch"),
     ("linear", "linear-attention-transformer"),
     ("local:window=256", "local-attention"),
-    ("lsh:bucket_size=64,n_hashes=2", "reformer-pytorch"),
+    ("lsh:bucket_size=64,n_hashes=2,shared_qk=true", "reformer-pytorch"),
 ]
 MATMULS = ["matmul:LxD@Dx256", "matmul:DxL@LxD"]
 N_FEATURES = 256
@@ -254,6 +259,64 @@ def _merge(old: dict | None, new: dict) -> dict:
     }
 
 
+def run_meta(started: datetime.datetime, load_before: float, a) -> dict:
+    """When, where and at what load (1-minute average, read as it started) a run was made."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent,
+    ).stdout.strip()
+    return {
+        "mode": a.mode,
+        "causal": a.causal,
+        "date": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "load_before": load_before,
+        "commit": commit or "unknown",
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}, torch {torch.__version__}",
+        "settings": (
+            f"batch {a.batch}, {a.heads} heads, head dim {a.head_dim}, {a.dtype}, "
+            f"{a.device}, {f'{a.threads} thread(s)' if a.threads else 'default threads'}, "
+            f"median of "
+            f"{a.repeats} after {a.warmup} warm-up, best of {a.rounds} interleaved rounds"
+        ),
+    }
+
+
+def _cell(x, spec: str) -> str:
+    return "" if x in ("", None) else format(float(x), spec)
+
+
+def markdown_table(rows: list[dict], meta: dict, peer_of: dict) -> str:
+    """The rows of one run (as written to the CSV) as a Markdown table, with a caption
+    line saying how, when and at what load it was measured."""
+    kind = ("causal " if meta["causal"] in (True, "True") else "") + meta["mode"]
+    lines = [
+        f"**{kind}**, {meta['settings']}; {meta['machine']}; measured {meta['date']} "
+        f"at commit `{meta['commit']}`, load average {meta['load_before']:.2f} before, "
+        f"{meta['load_after']:.2f} after.",
+        "",
+        "| implementation | n | ms | MB | GFLOP/s | peer ÷ attnkit, time "
+        "| peer ÷ attnkit, memory | × textbook | × SDPA |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    peers = set(peer_of.values())
+    for row in rows:
+        name = f"`{row['spec']}`" + (" (peer)" if row["spec"] in peers else "")
+        if row["status"] != "ok":
+            lines.append(f"| {name} | {row['length']} | {row['status']} |||||||")
+            continue
+        lines.append(
+            f"| {name} | {row['length']} | {_cell(1e3 * float(row['time_s']), '.1f')} "
+            f"| {_cell(row['peak_mb'], '.1f')} | {_cell(row['gflops'], '.1f')} "
+            f"| {_cell(row['peer_time_ratio'], '.2f')} "
+            f"| {_cell(row['peer_memory_ratio'], '.2f')} "
+            f"| {_cell(row['speedup_vs_textbook'], '.2f')} "
+            f"| {_cell(row['speedup_vs_sdpa'], '.2f')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["_worker"]:
@@ -282,6 +345,12 @@ def main(argv=None) -> int:
     p.add_argument("--no-matmul", action="store_true")
     p.add_argument("--peers-path", default="", help="folder the peers are installed in")
     p.add_argument("--out", type=Path, default=Path("bench-peers.csv"))
+    p.add_argument(
+        "--table",
+        type=Path,
+        default=None,
+        help="also write the table as Markdown (the appendix includes these files)",
+    )
     a = p.parse_args(argv)
     peer_of = dict(PAIRS)
     unknown = [s for s in a.pairs if s not in peer_of]
@@ -289,6 +358,7 @@ def main(argv=None) -> int:
         p.error(f"unknown pair(s) {unknown}; choose from {list(peer_of)}")
     impls = [x for s in a.pairs for x in (s, peer_of[s])]
     impls += [] if a.no_matmul else MATMULS
+    started, load_before = datetime.datetime.now(datetime.timezone.utc), os.getloadavg()[0]
     best: dict[tuple[str, int], dict] = {}
     for r in range(a.rounds):
         for n in sorted(a.lengths):
@@ -302,7 +372,7 @@ def main(argv=None) -> int:
     for n in sorted(a.lengths):
         for impl in impls:
             res = best[impl, n]
-            row = {"impl": impl, "length": n, "mode": a.mode, "causal": a.causal}
+            row = {"spec": impl, "length": n, "mode": a.mode, "causal": a.causal}
             row.update(status=res["status"], time_s="", peak_mb="", gflops="")
             row.update(peer_time_ratio="", peer_memory_ratio="")
             row.update(speedup_vs_textbook="", speedup_vs_sdpa="")
@@ -326,6 +396,10 @@ def main(argv=None) -> int:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+    if a.table:
+        meta = dict(run_meta(started, load_before, a), load_after=os.getloadavg()[0])
+        a.table.write_text(markdown_table(rows, meta, peer_of), encoding="utf-8")
+        print(f"wrote {a.table}")
     print(
         f"{a.mode}, causal={a.causal}, batch {a.batch}, {a.heads} heads, head dim "
         f"{a.head_dim}, {a.dtype}, {a.device}; best of {a.rounds} interleaved rounds"
@@ -340,10 +414,10 @@ def main(argv=None) -> int:
 
     for row in rows:
         if row["status"] != "ok":
-            print(f"{row['impl']:34s} {row['length']:6d} {row['status']}")
+            print(f"{row['spec']:34s} {row['length']:6d} {row['status']}")
             continue
         print(
-            f"{row['impl']:34s} {row['length']:6d} {row['time_s'] * 1e3:9.1f} "
+            f"{row['spec']:34s} {row['length']:6d} {row['time_s'] * 1e3:9.1f} "
             f"{row['peak_mb']:8.1f} {fmt(row['gflops'], '8.1f')} "
             f"{fmt(row['peer_time_ratio'], '9.2f')} "
             f"{fmt(row['peer_memory_ratio'], '9.2f')} "

@@ -83,9 +83,14 @@ RUNS = {
     ),
     "causal": (
         dict(causal=True, lengths=LONG, baselines=BASELINES),
-        ["linear", "linear:causal_form=cumsum", PERFORMER],
+        ["linear", "linear:causal_form=cumsum", PERFORMER, LOCAL, LSH],
         {
             "ch08_bench_causal.csv": ([*BASELINES, PERFORMER], None, True),
+            "ch10_bench_causal.csv": (
+                [*BASELINES, "linear", PERFORMER, LOCAL, LSH],
+                None,
+                True,
+            ),
             "ch07_bench_causal.csv": (
                 ["linear", "linear:causal_form=cumsum"],
                 [1024, 4096, 16384],
