@@ -63,17 +63,23 @@ BUDGET_GB = (
 RUNS = {
     "noncausal": (
         dict(causal=False, lengths=LONG, baselines=BASELINES),
-        [LOCAL_DENSE, STRIDED, BIGBIRD, *CH10[2:]],
+        CH10[2:],
+        {
+            "ch06_bench.csv": ([*BASELINES, LSH], None, True),
+            "ch08_bench.csv": ([*BASELINES, PERFORMER], None, True),
+            "ch10_bench.csv": (CH10, None, True),
+            "ch07_bench_noncausal.csv": (["linear"], None, False),
+        },
+    ),
+    "sparse": (
+        dict(causal=False, lengths=LONG, baselines=BASELINES),
+        [LOCAL, LOCAL_DENSE, STRIDED, BIGBIRD],
         {
             "ch05_bench.csv": (
                 [*BASELINES, LOCAL, LOCAL_DENSE, STRIDED, BIGBIRD],
                 None,
                 True,
-            ),
-            "ch06_bench.csv": ([*BASELINES, LSH], None, True),
-            "ch08_bench.csv": ([*BASELINES, PERFORMER], None, True),
-            "ch10_bench.csv": (CH10, None, True),
-            "ch07_bench_noncausal.csv": (["linear"], None, False),
+            )
         },
     ),
     "linear_65536": (
