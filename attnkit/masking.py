@@ -192,6 +192,7 @@ def masked_softmax(
     *,
     mask: torch.Tensor | None = None,
     causal: bool = False,
+    inplace: bool = False,
 ) -> torch.Tensor:
     """Softmax over the last axis that gives masked positions exactly zero weight.
 
@@ -206,6 +207,8 @@ def masked_softmax(
         valid_lens: ``(B,)`` or ``(B, L)`` integer lengths in ``[0, S]``, or ``None``.
         mask: boolean, broadcastable to ``X`` (``True`` = allowed), or ``None``.
         causal: also forbid key positions after the query position (top-left aligned).
+        inplace: the mask may overwrite ``X`` (for a caller that owns the scores and
+            needs them no more: one ``(..., L, S)`` tensor fewer).
 
     Returns:
         Weights with the shape of ``X``; each row sums to 1 over its allowed
@@ -216,12 +219,15 @@ def masked_softmax(
     full = build_mask(
         L, X.shape[-1], mask=mask, valid_lens=valid_lens, causal=causal, device=X.device
     )
+    wide = torch.float32 if X.dtype in (torch.float16, torch.bfloat16) else X.dtype
     if full is None:
         # nothing is masked: the plain softmax, with no masking temporaries
         # (half precision is computed in float32 and cast back)
-        wide = torch.float32 if X.dtype in (torch.float16, torch.bfloat16) else X.dtype
         return torch.softmax(X, dim=-1, dtype=wide).to(X.dtype)
-    return _softmax_with_empty_rows(apply_mask(X, full))
+    masked = apply_mask(X, full, inplace=inplace)  # -inf where not allowed
+    if full.any(dim=-1).all():  # every row keeps a key (a causal mask): no NaN possible
+        return torch.softmax(masked, dim=-1, dtype=wide).to(X.dtype)
+    return _softmax_with_empty_rows(masked)
 
 
 def softmax_one(X: torch.Tensor, *, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -131,7 +131,9 @@ def softmax_attention_naive(
     """
     check_mechanism_inputs(q, k, v, mask)
     scores = dot_product_scores(q, k, scale=scale)  # (B, H, L, S)
-    weights = masked_softmax(scores, mask=mask, causal=causal)  # (B, H, L, S)
+    weights = masked_softmax(
+        scores, mask=mask, causal=causal, inplace=True
+    )  # (B, H, L, S); masked in place: no second L×S tensor
     dropped = F.dropout(weights, p=dropout) if dropout > 0 else weights  # (B, H, L, S)
     return attend(dropped, v), weights  # (B, H, L, Dv)
 

@@ -278,15 +278,20 @@ class _SquareCount(TorchDispatchMode):
         return out
 
 
+@pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("train", [False, True])
-def test_textbook_path_costs_no_more_than_the_three_operation_form(train):
-    """softmax(q kᵀ / √D) v: the unmasked explicit path makes no more L×S tensors and
-    holds no more bytes at its peak than the plain three lines (beyond a copy of q)."""
+def test_textbook_path_costs_no_more_than_the_three_operation_form(train, causal):
+    """softmax(q kᵀ / √D) v: the explicit path makes no more L×S tensors and holds no
+    more bytes at its peak than the plain three lines (beyond a copy of q), unmasked or
+    causal (the plain form then builds its (L, S) mask and fills the future with -inf)."""
     B, H, L, D = 1, 2, 256, 8
     q, k, v = qkv(B, H, L, D=D, dtype=torch.float32, requires_grad=train)
 
     def plain():
         scores = q @ k.transpose(-2, -1) / D**0.5  # (B, H, L, S)
+        if causal:
+            future = torch.ones(L, L, dtype=torch.bool).triu(1)  # (L, S)
+            scores = scores.masked_fill(future, float("-inf"))
         out = torch.softmax(scores, dim=-1) @ v  # (B, H, L, D)
         if train:
             out.sum().backward()
@@ -295,7 +300,7 @@ def test_textbook_path_costs_no_more_than_the_three_operation_form(train):
     mech(q, k, v)  # a benchmark calls it again and again: the last weights are stored
 
     def textbook():
-        out = mech(q, k, v)  # (B, H, L, D)
+        out = mech(q, k, v, causal=causal)  # (B, H, L, D)
         if train:
             out.sum().backward()
 
