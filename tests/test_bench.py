@@ -159,6 +159,22 @@ def test_every_mechanism_in_the_error_table():
         assert (errors[name, True] == "") == (name in NO_CAUSAL), name
 
 
+def test_error_table_does_not_depend_on_the_global_rng():
+    """The Synthesizers' weights are drawn when the table builds them: seeded, so two tables
+    agree whatever ran before, and the caller's RNG is left where it was."""
+    from attnkit.bench import approximation_errors
+
+    specs = ["synthesizer_dense", "synthesizer_factorized_dense"]
+    torch.manual_seed(1)
+    first = approximation_errors(specs, length=16, heads=2, head_dim=8)
+    torch.rand(1000)  # another RNG state
+    state = torch.get_rng_state()
+    assert approximation_errors(specs, length=16, heads=2, head_dim=8) == first
+    assert torch.equal(torch.get_rng_state(), state)
+    other = approximation_errors(specs, length=16, heads=2, head_dim=8, seed=1)
+    assert other != first  # the seed is what decides
+
+
 def test_over_budget_is_marked_not_crashed(tmp_path):
     """A run that cannot fit the memory budget is marked, and longer lengths are skipped."""
     from attnkit.bench import run_benchmark

@@ -337,8 +337,11 @@ def approximation_errors(
     """Relative error ‖out − exact‖ / ‖exact‖ of each mechanism against exact softmax attention.
 
     Every spec sees the same ``q, k, v`` (B, H, L, D) at ``L = length``, once per value in
-    ``causal`` (a bool or a tuple of bools). Returns rows ``spec, length, causal, relative_error``
-    (``relative_error`` is ``""`` for a mechanism that has no causal form).
+    ``causal`` (a bool or a tuple of bools); a mechanism with parameters (the Synthesizers)
+    is built with the global RNG seeded by ``seed``, so the table does not depend on what ran
+    before it (the caller's RNG state is left as it was). Returns rows ``spec, length,
+    causal, relative_error`` (``relative_error`` is ``""`` for a mechanism that has no
+    causal form).
     """
     g = torch.Generator().manual_seed(seed)
     q, k, v = (
@@ -349,7 +352,9 @@ def approximation_errors(
         exact, _ = softmax_attention_naive(q, k, v, causal=is_causal)  # (B, H, L, D)
         for spec in specs:
             name, settings = parse_spec(spec)
-            mech = _build(name, settings, length).eval()
+            with torch.random.fork_rng():  # learned weights (Synthesizers): seeded too
+                torch.manual_seed(seed)
+                mech = _build(name, settings, length).eval()
             err = ""
             if mech.supports_causal or not is_causal:
                 with torch.no_grad():
