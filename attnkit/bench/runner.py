@@ -352,14 +352,13 @@ def approximation_errors(
         exact, _ = softmax_attention_naive(q, k, v, causal=is_causal)  # (B, H, L, D)
         for spec in specs:
             name, settings = parse_spec(spec)
-            with torch.random.fork_rng():  # learned weights (Synthesizers): seeded too
-                torch.manual_seed(seed)
-                mech = _build(name, settings, length).eval()
             err = ""
-            if mech.supports_causal or not is_causal:
-                with torch.no_grad():
+            with torch.random.fork_rng(), torch.no_grad():  # weights drawn when built
+                torch.manual_seed(seed)  # or at the first call: seeded too
+                mech = _build(name, settings, length).eval()
+                if mech.supports_causal or not is_causal:
                     out = mech(q, k, v, causal=is_causal)  # (B, H, L, D)
-                err = float((out - exact).norm() / exact.norm())
+                    err = float((out - exact).norm() / exact.norm())
             rows.append(
                 {
                     "spec": spec,
