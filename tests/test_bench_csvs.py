@@ -65,3 +65,32 @@ def test_time_grows_with_length_per_mechanism(path):
         "re-measure it on a quiet machine (see book/measurement.md):\n  "
         + "\n  ".join(drops)
     )
+
+
+PEER_RUNS = ["peers_forward", "peers_train", "peers_forward_causal"]
+
+
+@pytest.mark.parametrize("name", PEER_RUNS)
+def test_peer_tables_in_the_appendix_are_their_csvs(name):
+    """The side-by-side tables the appendix includes (book/data/peers_*.md) are what
+    scripts/bench_peers.py made from the CSV beside them, for each run, every attnkit
+    mechanism next to its peer at n = 4096 and 16384; the appendix includes each."""
+    import runpy
+
+    script = runpy.run_path(str(DATA.parents[1] / "scripts" / "bench_peers.py"))
+    with (DATA / f"{name}.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    shown = (DATA / f"{name}.md").read_text(encoding="utf-8").splitlines()
+    meta = dict(
+        mode=rows[0]["mode"], causal=rows[0]["causal"], settings="", machine="",
+        date="", commit="", load_before=0.0, load_after=0.0,
+    )  # fmt: skip
+    remade = script["markdown_table"](rows, meta, dict(script["PAIRS"]))
+    assert remade.splitlines()[1:] == shown[1:], f"{name}.md is not {name}.csv"
+    assert shown[0].startswith(f"**{'causal ' if 'causal' in name else ''}")
+    assert "load average" in shown[0] and "measured 20" in shown[0]
+    measured = {(r["spec"], int(r["length"])) for r in rows}
+    for ours, peer in script["PAIRS"]:
+        assert {(ours, 4096), (ours, 16384), (peer, 4096), (peer, 16384)} <= measured
+    appendix = (DATA.parent / "measurement.md").read_text(encoding="utf-8")
+    assert f"data/{name}.md" in appendix
