@@ -225,7 +225,9 @@ def masked_softmax(
         # (half precision is computed in float32 and cast back)
         return torch.softmax(X, dim=-1, dtype=wide).to(X.dtype)
     masked = apply_mask(X, full, inplace=inplace)  # -inf where not allowed
-    if full.any(dim=-1).all():  # every row keeps a key (a causal mask): no NaN possible
+    if full.device.type != "meta" and full.any(dim=-1).all():
+        # every row keeps a key (a causal mask): no NaN possible, the fused softmax
+        # (a meta tensor has no values to look at: the general path below)
         return torch.softmax(masked, dim=-1, dtype=wide).to(X.dtype)
     return _softmax_with_empty_rows(masked)
 
