@@ -142,21 +142,8 @@ def batch(tmp_path_factory):
     (course / ".git" / "config").write_text("[core]\n")
     server = socket.create_server(("127.0.0.1", CASES["LOOPBACK_PORT"]))
     server.settimeout(0.1)
-    first = _grade(
-        "grade",
-        A,
-        str(folder),
-        "--course",
-        str(course),
-        "--out",
-        str(out),
-        "--jobs",
-        "2",
-        "--timeout",
-        "20",
-        *LIMITS,
-        cwd=tmp,
-    )
+    batch = ("grade", A, str(folder), "--course", str(course), "--out", str(out))
+    first = _grade(*batch, "--jobs", "2", "--timeout", "20", *LIMITS, cwd=tmp)
     manifest = json.loads((out / ".attnkit-grading" / "manifest.json").read_text())
     with open(out / "grades.csv") as f:
         grades = {r["student_id"]: r for r in csv.DictReader(f)}
@@ -166,17 +153,7 @@ def batch(tmp_path_factory):
     except TimeoutError:
         reached = False
     server.close()
-    second = _grade(
-        "grade",
-        A,
-        str(folder),
-        "--course",
-        str(course),
-        "--out",
-        str(out),
-        *LIMITS,
-        cwd=tmp,
-    )
+    second = _grade(*batch, *LIMITS, cwd=tmp)
     with open(out / "grades.csv") as f:
         regraded = {r["student_id"]: r for r in csv.DictReader(f)}
     return {
