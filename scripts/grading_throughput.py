@@ -7,9 +7,10 @@ measures (1) the start-up cost of each process a grading needs (Python, nbgrader
 attnkit, the kernel's guard), each the median of three runs, and (2) the same N perfect
 submissions graded by ``python -m attnkit.grading grade`` with ``--jobs 1``, ``--jobs 2`` and
 through a two-worker Dask cluster on localhost (one thread per worker), each into a fresh
-output folder: wall seconds, seconds per submission, and the mean seconds of the two stages
-each student goes through (``nbgrader autograde`` with its kernel, then
-``generate_feedback``), read from the grader's manifest. The instructor guide reports it.
+output folder: wall seconds, seconds per submission, and the mean seconds of a student's
+sandboxed process (``python -m attnkit.grading.steps``) and of the two stages it runs
+(``nbgrader autograde`` with its kernel, then ``generate_feedback``), read from the grader's
+manifest. The instructor guide reports it.
 """
 
 from __future__ import annotations
@@ -89,7 +90,10 @@ def _grade(assignment, course, folder, out, extra) -> float:
 def _stages(out: Path) -> dict[str, float]:
     manifest = json.loads((out / ".attnkit-grading" / "manifest.json").read_text())
     stages = [r.get("seconds", {}) for r in manifest.values()]
-    return {k: statistics.mean(s[k] for s in stages) for k in ("autograde", "feedback")}
+    return {
+        k: statistics.mean(s[k] for s in stages)
+        for k in ("total", "autograde", "feedback")
+    }
 
 
 def _cluster(tmp: Path):
@@ -147,15 +151,15 @@ def main(argv=None) -> int:
         runs = {"--jobs 1": ["--jobs", "1"], "--jobs 2": ["--jobs", "2"]}
         print(f"\n{a}, {args.students} perfect submissions, timeout 60 s per cell")
         print(
-            "\n| run | wall s | s per submission | autograde s | feedback s |"
-            "\n|---|---|---|---|---|"
+            "\n| run | wall s | s per submission | student's process s | autograde s "
+            "| feedback s |\n|---|---|---|---|---|---|"
         )
         for name, extra in runs.items():
             out = tmp / name.replace(" ", "").replace("-", "")
             wall = _grade(a, course, folder, out, extra)
             st = _stages(out)
             print(
-                f"| {name} | {wall:.1f} | {wall / args.students:.1f} "
+                f"| {name} | {wall:.1f} | {wall / args.students:.1f} | {st['total']:.1f} "
                 f"| {st['autograde']:.1f} | {st['feedback']:.1f} |"
             )
         address, procs = _cluster(tmp)
@@ -165,7 +169,7 @@ def main(argv=None) -> int:
             st = _stages(out)
             print(
                 f"| Dask, 2 workers | {wall:.1f} | {wall / args.students:.1f} "
-                f"| {st['autograde']:.1f} | {st['feedback']:.1f} |"
+                f"| {st['total']:.1f} | {st['autograde']:.1f} | {st['feedback']:.1f} |"
             )
         finally:
             for p in procs:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from attnkit.grading.quota import DiskQuota, disk_usage, remove
+from attnkit.grading.quota import DiskQuota, disk_usage, remove, usage
 
 # writes 1 MiB files into its working directory, after starting a process in a session of its
 # own (as nbgrader starts the kernel) that would outlive a kill of the process group alone
@@ -102,3 +102,46 @@ def test_remove_takes_back_write_permission(tmp_path):
     locked.chmod(0o500)
     remove(tmp_path / "scratch")
     assert not (tmp_path / "scratch").exists()
+
+
+# makes empty files (no bytes at all) in its working directory, one every `pause` seconds
+MAKER = """import sys, time
+for i in range(int(sys.argv[1])):
+    open(f"e{i}", "w").close()
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_usage_counts_every_entry_and_the_bytes_of_regular_files(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "x").write_bytes(b"1" * 100)
+    (tmp_path / "empty").touch()
+    (tmp_path / "link").symlink_to(tmp_path / "empty")
+    # a, a/b, a/b/x, empty, link: five entries, 100 bytes
+    assert usage(tmp_path) == (100, 5)
+
+
+@pytest.mark.skipif(
+    not os.path.isdir("/proc"), reason="the process tree is read from /proc"
+)
+def test_many_empty_files_are_stopped_by_the_entry_limit(tmp_path):
+    quota = DiskQuota(tmp_path, 2**30, interval=0.05, max_entries=200)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", MAKER, "100000", "0.0005"],
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    with quota.watch(proc.pid):
+        rc = proc.wait(timeout=60)
+    assert rc == -9, "the process was not stopped"
+    match = re.fullmatch(
+        r"file quota exceeded: (\d+) files and folders made, quota 200: "
+        r"grading stopped, 0 points",
+        quota.note or "",
+    )
+    assert match, quota.note
+    made = int(match.group(1))
+    assert 200 < made < 20_000, made  # stopped near the limit, far from 100 000
+    assert (
+        disk_usage(tmp_path) == 0
+    )  # no byte written: the byte quota alone never fires

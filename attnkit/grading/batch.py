@@ -49,6 +49,12 @@ MAX_LOG = 2**20  # bytes of the guard's log read
 MAX_FOLDERS = 200  # folders walked in one student's submission
 JUNK = {".ipynb_checkpoints", ".DS_Store", ".git", "__MACOSX", "Thumbs.db", WORK}
 FILE_BYTES = 2**30  # largest file a student may write
+# attnkit.grading.steps prints "attnkit-steps: <step> <seconds>" after each step
+STEPS = "attnkit-steps:"
+STEPS_SCRIPT = Path(__file__).with_name("steps.py")  # run by path: no torch import
+STEPS_NO_FEEDBACK = 3  # its exit status when autograde worked and feedback did not
+FEEDBACK_SECONDS = 300  # the feedback step's share of a student's wall-clock limit
+MAX_FEEDBACK = 64 * 2**20  # bytes of a feedback page the grader reads to add its notes
 SUSPICIOUS = [  # (pattern in a solution cell, what it is): flagged for a human, never scored
     (
         r"\b(torch|np|numpy|attnkit|math|builtins|testing)\.[\w.]+\s*=[^=]",
@@ -71,16 +77,25 @@ def _env(extra=None) -> dict:
 
 
 def _nbgrader(
-    *args, cwd, env=None, timeout=None, memory=None, sandbox=None, quota=None
+    *args,
+    cwd,
+    env=None,
+    timeout=None,
+    memory=None,
+    sandbox=None,
+    quota=None,
+    script=None,
 ):
-    """Run nbgrader in its own process group (killed whole on timeout); returns (rc, output).
+    """Run ``python -m nbgrader <args>`` (or ``python <script> <args>``: the file of
+    :mod:`attnkit.grading.steps`, run by its path so that attnkit and torch are not imported)
+    in its own process group (killed whole on timeout); returns (rc, output).
 
     ``sandbox``: ``{"writable", "private", "uid"}`` runs it under bubblewrap
     (:func:`attnkit.grading.bwrap.wrap`), with ``RLIMIT_NPROC`` as well. ``quota``: a
     :class:`attnkit.grading.quota.DiskQuota` watching the student's scratch course while it
     runs; with it, no file may grow past ``RLIMIT_FSIZE`` (``FILE_BYTES``).
     """
-    argv = [sys.executable, "-m", "nbgrader", *args]
+    argv = [sys.executable, *([str(script)] if script else ["-m", "nbgrader"]), *args]
     if sandbox is not None:
         from .bwrap import NPROC, wrap
 
@@ -554,28 +569,30 @@ def _grade_one_in(
 
         give(scratch, sandbox["uid"])
         box = {"writable": scratch, **sandbox}
+    # autograde, then feedback, in one sandboxed process (one interpreter start, not two)
     rc, log = _nbgrader(
-        "autograde",
         assignment,
-        "--student",
         student,
-        "--force",
         f"--Execute.timeout={timeout}",
+        "--",
+        *feedback_args(feedback),  # hidden tests stay hidden unless "full"
+        script=STEPS_SCRIPT,
         cwd=scratch,
         env=env,
-        timeout=timeout * (len(tests) + 10),
+        timeout=timeout * (len(tests) + 10) + FEEDBACK_SECONDS,
         memory=memory,
         sandbox=box,
         quota=quota,
     )
-    seconds["autograde"] = round(time.monotonic() - start, 2)
+    seconds.update(_step_seconds(log, time.monotonic() - start))
     result["problems"] += _guard_notes(scratch / "guard.log")
     if quota.note:
         return _over_quota(result, quota)
     graded = cwd / f"{assignment}.ipynb"
+    feedback_html = scratch / "feedback" / student / assignment / f"{assignment}.html"
     if (
         box is not None
-        and rc == 0
+        and rc in (0, STEPS_NO_FEEDBACK)
         and not (
             _regular(graded, scratch) and _regular(scratch / "gradebook.db", scratch)
         )
@@ -584,15 +601,16 @@ def _grade_one_in(
             1,
             "the graded notebook or the scratch gradebook was replaced by a link",
         )
-    if rc != 0 or not graded.exists():
+    if rc not in (0, STEPS_NO_FEEDBACK) or not graded.exists():
         why = (
             "the kernel died"
             if "DeadKernel" in log or "UnresponsiveKernel" in log
             else "grading failed"
         )
+        last = [line for line in log.strip().splitlines() if not line.startswith(STEPS)]
         result["problems"].append(
             f"{why} (os._exit, a crash, or over the time/memory limit): 0 points; "
-            f"nbgrader said: {log.strip().splitlines()[-1][:200] if log.strip() else rc}"
+            f"nbgrader said: {last[-1][:200] if last else rc}"
         )
         return result
     import nbformat
@@ -603,7 +621,8 @@ def _grade_one_in(
         result["scores"] = {
             g.name: (float(g.auto_score or 0.0), float(g.max_score)) for g in sub.grades
         }
-    if result["problems"]:  # the student reads the notes at the top of the feedback
+    # the notes, at the top of the graded notebook and of its feedback page
+    if result["problems"]:
         nb = nbformat.read(graded, as_version=4)
         nb.cells.insert(
             0,
@@ -613,25 +632,38 @@ def _grade_one_in(
             ),
         )
         nbformat.write(nb, graded)
-    start = time.monotonic()
-    _nbgrader(
-        "generate_feedback",
-        assignment,
-        "--student",
-        student,
-        "--force",
-        *feedback_args(feedback),  # hidden tests stay hidden unless "full"
-        cwd=scratch,
-        env=env,
-        timeout=300,
-        sandbox=box,
-        quota=quota,
-    )
-    seconds["feedback"] = round(time.monotonic() - start, 2)
-    if quota.note:
-        return _over_quota(result, quota)
+        _note_feedback(feedback_html, scratch, result["problems"])
     result["ok"] = True
     return result
+
+
+def _step_seconds(log: str, total: float) -> dict[str, float]:
+    """Each step's seconds as the steps process printed them (written by a process the
+    student shares, so read as a hint: a number in [0, total], else left out), and the total
+    as measured here."""
+    seconds = {"total": round(total, 2)}
+    for step, value in re.findall(
+        rf"^{STEPS} (autograde|feedback) ([0-9.]+)$", log, re.M
+    ):
+        try:
+            if 0 <= float(value) <= total:
+                seconds[step] = round(float(value), 2)
+        except ValueError:
+            pass
+    return seconds
+
+
+def _note_feedback(page: Path, scratch: Path, problems: list[str]) -> None:
+    """Put the grading notes at the top of a student's feedback page (a plain file inside
+    the scratch course, not too large; otherwise left as it is)."""
+    if not _regular(page, scratch) or page.stat().st_size > MAX_FEEDBACK:
+        return
+    text = page.read_text(errors="replace")
+    items = "".join(f"<li>{html.escape(p)}</li>" for p in problems)
+    notes = f'<div class="attnkit-notes"><h2>Grading notes</h2><ul>{items}</ul></div>'
+    body = re.search(r"<body[^>]*>", text)
+    at = body.end() if body else 0
+    _write(page, (text[:at] + notes + text[at:]).encode())
 
 
 def _over_quota(result: dict, quota: DiskQuota) -> dict:
