@@ -29,6 +29,7 @@ from pathlib import Path
 
 import nbformat
 
+from attnkit.grading.batch import STEPS_SCRIPT
 from attnkit.grading.cells import (
     answer_names,
     forbidden_names,
@@ -93,6 +94,40 @@ def nbgrader(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return proc
 
 
+# runs nbgrader commands one after the other in one interpreter (as the batch grader's
+# attnkit.grading.steps does): one start of Python and nbgrader instead of one per command
+# (the file is run by path, as the grader does: importing attnkit would import torch)
+_IN_ONE = """import json, runpy, sys
+run = runpy.run_path(sys.argv[2])["run"]
+for argv in json.loads(sys.argv[1]):
+    rc = run(argv)
+    if rc:
+        sys.exit(f"nbgrader {' '.join(argv)} failed: {rc}")
+"""
+
+
+STEPS = str(STEPS_SCRIPT)
+
+
+def nbgrader_in_one(*commands: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run several ``nbgrader`` commands in one process, in order; raise with the log when
+    one fails (the rest are not run)."""
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", _IN_ONE, json.dumps([list(c) for c in commands]), STEPS],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{commands} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
 def make_course(tmp: Path, assignment: str) -> Path:
     """A scratch course directory holding the config and one assignment's sources."""
     course = tmp / "course"
@@ -152,9 +187,10 @@ def correct_answers(assignment: str) -> dict[str, list[tuple[str, str]]]:
 
 
 def autograde(
-    course: Path, assignment: str, submissions: dict[str, object]
+    course: Path, assignment: str, submissions: dict[str, object], then=()
 ) -> dict[str, dict[str, tuple[float, float]]]:
-    """Autograde several students' notebooks in one nbgrader run.
+    """Autograde several students' notebooks in one nbgrader run, then run the nbgrader
+    commands in ``then`` (e.g. ``["export"]``) in the same process.
 
     Returns ``{student: {grade_id: (score, max_score)}}``.
     """
@@ -164,7 +200,7 @@ def autograde(
         folder = course / "submitted" / student / assignment
         folder.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, folder / notebook_name(assignment))
-    nbgrader("autograde", assignment, "--force", cwd=course)
+    nbgrader_in_one(["autograde", assignment, "--force"], *then, cwd=course)
     scores: dict[str, dict[str, tuple[float, float]]] = {}
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         for student in submissions:

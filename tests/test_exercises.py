@@ -32,7 +32,6 @@ from grading import (
     graded_notebook,
     graded_test_cells,
     make_course,
-    nbgrader,
     notebook_name,
     solution_cells,
     source_notebook,
@@ -77,10 +76,13 @@ def _run(assignment: str, tmp_path_factory) -> dict:
         qid, i = _cross_check(assignment)
         wrong = wrong_answers(assignment)[qid][i][1]
         submissions[f"wrong-{qid}-{i}"] = fill(released, {**answers, qid: wrong})
-    scores = autograde(course, assignment, submissions)
-    # the rest of the instructor's commands (book/instructor-guide.md)
-    nbgrader("generate_feedback", assignment, "--force", cwd=course)
-    nbgrader("export", cwd=course)
+    # and the rest of the instructor's commands (book/instructor-guide.md)
+    scores = autograde(
+        course,
+        assignment,
+        submissions,
+        then=[["generate_feedback", assignment, "--force"], ["export"]],
+    )
     _RUNS[assignment] = {
         "course": course,
         "released": released,
