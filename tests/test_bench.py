@@ -335,3 +335,30 @@ def test_measure_step_times_a_callable_and_counts_its_memory():
     assert len(calls) == 6  # warm-up, timed, and one untimed call counting bytes
     assert res["status"] == "ok" and res["time_s"] > 0
     assert 2.0 <= res["peak_mb"] < 2.01  # the (512, 1024) float32 ones and a sum
+
+
+def _job(spec, length=32, **extra):
+    return dict(
+        spec=spec, length=length, batch=1, heads=2, head_dim=8, causal=False,
+        dtype="float32", device="cpu", mode="forward", repeats=1, warmup=0, seed=0,
+        threads=0, budget_bytes=0, **extra,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("how", ["forked", "interpreter"])
+def test_both_ways_of_starting_a_worker_give_a_result_and_report_errors(how):
+    """A forked worker (Linux) and a new interpreter (elsewhere) answer alike; a worker's
+    error comes back as its last lines, a memory limit's kill as over budget."""
+    from attnkit.bench.runner import _run_forked, _run_interpreter, measure
+
+    run = _run_forked if how == "forked" else _run_interpreter
+    if how == "forked" and not sys.platform.startswith("linux"):
+        pytest.skip("the fork server is used on Linux only")
+    rc, result, tail = run(_job("linear"), 120)
+    assert rc == 0 and result["status"] == "ok" and result["time_s"] > 0, (rc, tail)
+    rc, result, tail = run(_job("linear:feature_map=nope"), 120)
+    assert rc != 0 and result is None
+    assert "feature_map must be one of" in tail[-1], tail
+    if how == "forked":
+        with pytest.raises(RuntimeError, match="feature_map must be one of"):
+            measure("linear:feature_map=nope", 32, heads=2, head_dim=8, repeats=1)

@@ -5,7 +5,10 @@
 * A mechanism is given as ``name`` or ``name:key=value,key=value`` (settings for its
   constructor), e.g. ``local:window=256,blocked=false`` or ``softmax:fast=false`` (the
   textbook matmul–softmax–matmul).
-* Each (mechanism, length) runs in a fresh subprocess: inputs and the mechanism are
+* Each (mechanism, length) runs in a fresh process: on Linux one forked from a server
+  process that has imported torch and attnkit and done nothing else (no tensor, allocator
+  cache or thread pool to inherit; a fork costs milliseconds where starting Python and
+  importing torch costs 2–3 s), elsewhere a new interpreter. Inputs and the mechanism are
   built, the forward pass is run ``warmup`` times, then timed ``repeats`` times; the
   median is reported, with the peak memory of the computation alone (on CPU the bytes
   its tensors hold at their peak, counted by :class:`~attnkit.bench.memory.PeakMemory`
@@ -32,11 +35,13 @@ import argparse
 import csv
 import inspect
 import json
+import multiprocessing
 import resource
 import statistics
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -274,6 +279,21 @@ def measure(
         threads=threads,
         budget_bytes=int(budget_gb * 2**30) if budget_gb else 0,
     )
+    if sys.platform.startswith("linux"):
+        returncode, result, tail = _run_forked(job, timeout)
+    else:
+        returncode, result, tail = _run_interpreter(job, timeout)
+    if returncode != 0:
+        if returncode < 0 or any("memory" in line.lower() for line in tail):
+            return {"status": "over budget"}
+        raise RuntimeError(
+            f"benchmark worker failed for {spec} at n={length}:\n" + "\n".join(tail)
+        )
+    return result
+
+
+def _run_interpreter(job: dict, timeout: float):
+    """``_worker(job)`` in a new Python interpreter: ``(returncode, result, error tail)``."""
     proc = subprocess.run(
         [sys.executable, "-m", "attnkit.bench", "_worker", json.dumps(job)],
         capture_output=True,
@@ -281,13 +301,59 @@ def measure(
         timeout=timeout,
     )
     if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        if proc.returncode < 0 or any("memory" in line.lower() for line in tail):
-            return {"status": "over budget"}
-        raise RuntimeError(
-            f"benchmark worker failed for {spec} at n={length}:\n" + "\n".join(tail)
+        return (
+            proc.returncode,
+            None,
+            (proc.stderr or proc.stdout).strip().splitlines()[-3:],
         )
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return 0, json.loads(proc.stdout.strip().splitlines()[-1]), []
+
+
+_FORKSERVER = None
+
+
+def _forkserver():
+    """The fork server, started on first use, with this module (torch, attnkit) imported."""
+    global _FORKSERVER
+    if _FORKSERVER is None:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
+        _FORKSERVER = ctx
+    return _FORKSERVER
+
+
+def _forked_worker(job: dict, conn) -> None:
+    """In the forked process: the result, or the error's last lines, back to the parent."""
+    try:
+        conn.send((0, _worker(job), []))
+    except BaseException:  # reported, as a failed interpreter's stderr would be
+        conn.send((1, None, traceback.format_exc().strip().splitlines()[-3:]))
+
+
+def _run_forked(job: dict, timeout: float):
+    """``_worker(job)`` in a process forked from the fork server: ``(returncode, result,
+    error tail)``; a process killed before it answers (the memory limit's SIGKILL, a crash)
+    returns its negative exit code."""
+    ctx = _forkserver()
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_forked_worker, args=(job, send), daemon=True)
+    proc.start()
+    send.close()
+    try:
+        if not receive.poll(timeout):
+            proc.kill()
+            proc.join()
+            raise subprocess.TimeoutExpired(f"benchmark worker {job['spec']}", timeout)
+        try:
+            answer = receive.recv()
+        except EOFError:  # died without answering
+            answer = None
+    finally:
+        receive.close()
+    proc.join()
+    if answer is None:
+        return proc.exitcode if proc.exitcode else -9, None, []
+    return answer
 
 
 def run_benchmark(
