@@ -68,3 +68,28 @@ def test_a_failed_autograde_stops_before_feedback(tmp_path):
     assert proc.returncode not in (0, 3), out
     assert f"{STEPS} autograde" in out
     assert f"{STEPS} feedback" not in out
+
+
+def test_a_graded_student_without_a_feedback_page_is_not_told_zero():
+    """The steps process exits 3 when autograde worked and feedback did not: the grader's own
+    page then shows the recorded score (clipped as in the gradebook), not "0 points"."""
+    from attnkit.grading.batch import STEPS_NO_FEEDBACK, _fallback_page
+
+    assert STEPS_NO_FEEDBACK == 3
+    graded = {
+        "ok": True,
+        "scores": {
+            "q1_visible": (1.0, 1.0),
+            "q1_hidden": (5.0, 2.0),
+            "q2_hidden": (0.0, 2.0),
+        },
+        "problems": ["q2 <calls> a reference"],
+    }
+    page = _fallback_page("ch01-soft-lookup", graded)
+    assert "<h1>ch01-soft-lookup: 3 of 5 points</h1>" in page, page
+    assert "q1_hidden: 2 of 2" in page and "0 points" not in page
+    assert "q2 &lt;calls&gt; a reference" in page
+    failed = {"ok": False, "scores": {}, "problems": ["the kernel died"]}
+    assert "<h1>ch01-soft-lookup: 0 points</h1>" in _fallback_page(
+        "ch01-soft-lookup", failed
+    )

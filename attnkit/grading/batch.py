@@ -711,10 +711,27 @@ def _record(out: Path, assignment: str, r: dict, work: Path) -> None:
             shutil.copytree(src, dest, ignore=_links_and_specials)
         elif part == "feedback":
             dest.mkdir(parents=True)
-            items = "".join(f"<li>{html.escape(p)}</li>" for p in r["problems"])
-            (dest / f"{assignment}.html").write_text(
-                f"<h1>{assignment}: 0 points</h1><ul>{items}</ul>\n"
-            )
+            (dest / f"{assignment}.html").write_text(_fallback_page(assignment, r))
+
+
+def _fallback_page(assignment: str, r: dict) -> str:
+    """The feedback page the grader writes itself when nbgrader made none: 0 points and
+    the reasons for a student not graded; the recorded score for one graded whose feedback
+    step failed (never "0 points" for a graded student)."""
+    items = "".join(f"<li>{html.escape(p)}</li>" for p in r["problems"])
+    if not r["ok"]:
+        return f"<h1>{assignment}: 0 points</h1><ul>{items}</ul>\n"
+    got = sum(min(max(s, 0.0), m) for s, m in r["scores"].values())
+    most = sum(m for _, m in r["scores"].values())
+    rows = "".join(
+        f"<li>{html.escape(name)}: {min(max(s, 0.0), m):g} of {m:g}</li>"
+        for name, (s, m) in sorted(r["scores"].items())
+    )
+    return (
+        f"<h1>{assignment}: {got:g} of {most:g} points</h1>"
+        "<p>Graded; the detailed feedback page could not be made.</p>"
+        f"<ul>{rows}</ul><ul>{items}</ul>\n"
+    )
 
 
 def _links_and_specials(folder, names):
