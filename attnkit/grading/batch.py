@@ -589,7 +589,6 @@ def _grade_one_in(
     if quota.note:
         return _over_quota(result, quota)
     graded = cwd / f"{assignment}.ipynb"
-    feedback_html = scratch / "feedback" / student / assignment / f"{assignment}.html"
     if (
         box is not None
         and rc in (0, STEPS_NO_FEEDBACK)
@@ -632,7 +631,8 @@ def _grade_one_in(
             ),
         )
         nbformat.write(nb, graded)
-        _note_feedback(feedback_html, scratch, result["problems"])
+        page = scratch / "feedback" / student / assignment / f"{assignment}.html"
+        _note_feedback(page, scratch, result["problems"])
     result["ok"] = True
     return result
 
@@ -696,9 +696,8 @@ def _record(out: Path, assignment: str, r: dict, work: Path) -> None:
             gb.add_submission(assignment, student)
             for name, (score, _) in r["scores"].items():
                 grade = gb.find_grade(name, assignment, assignment, student)
-                grade.auto_score = min(
-                    max(score, 0.0), grade.max_score
-                )  # a scratch gradebook is not trusted
+                # a scratch gradebook is not trusted
+                grade.auto_score = _clip(score, grade.max_score)
                 grade.needs_manual_grade = False
             gb.db.commit()
     for part in ("autograded", "feedback"):
@@ -714,6 +713,11 @@ def _record(out: Path, assignment: str, r: dict, work: Path) -> None:
             (dest / f"{assignment}.html").write_text(_fallback_page(assignment, r))
 
 
+def _clip(score: float, most: float) -> float:
+    """A score read from a scratch gradebook, brought into ``[0, most]``."""
+    return min(max(score, 0.0), most)
+
+
 def _fallback_page(assignment: str, r: dict) -> str:
     """The feedback page the grader writes itself when nbgrader made none: 0 points and
     the reasons for a student not graded; the recorded score for one graded whose feedback
@@ -721,11 +725,12 @@ def _fallback_page(assignment: str, r: dict) -> str:
     items = "".join(f"<li>{html.escape(p)}</li>" for p in r["problems"])
     if not r["ok"]:
         return f"<h1>{assignment}: 0 points</h1><ul>{items}</ul>\n"
-    got = sum(min(max(s, 0.0), m) for s, m in r["scores"].values())
-    most = sum(m for _, m in r["scores"].values())
+    scores = {name: (_clip(s, m), m) for name, (s, m) in sorted(r["scores"].items())}
+    got = sum(s for s, _ in scores.values())
+    most = sum(m for _, m in scores.values())
     rows = "".join(
-        f"<li>{html.escape(name)}: {min(max(s, 0.0), m):g} of {m:g}</li>"
-        for name, (s, m) in sorted(r["scores"].items())
+        f"<li>{html.escape(name)}: {s:g} of {m:g}</li>"
+        for name, (s, m) in scores.items()
     )
     return (
         f"<h1>{assignment}: {got:g} of {most:g} points</h1>"
