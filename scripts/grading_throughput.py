@@ -92,7 +92,7 @@ def _stages(out: Path) -> dict[str, float]:
     stages = [r.get("seconds", {}) for r in manifest.values()]
     return {
         k: statistics.mean(s[k] for s in stages)
-        for k in ("total", "autograde", "feedback")
+        for k in ("total", "autograde", "feedback", "judge")
     }
 
 
@@ -151,8 +151,8 @@ def main(argv=None) -> int:
         runs = {"--jobs 1": ["--jobs", "1"], "--jobs 2": ["--jobs", "2"]}
         print(f"\n{a}, {args.students} perfect submissions, timeout 60 s per cell")
         print(
-            "\n| run | wall s | s per submission | student's process s | autograde s "
-            "| feedback s |\n|---|---|---|---|---|---|"
+            "\n| run | wall s | s per submission | a student's grading s | autograde s "
+            "| feedback s | judge s |\n|---|---|---|---|---|---|---|"
         )
         for name, extra in runs.items():
             out = tmp / name.replace(" ", "").replace("-", "")
@@ -160,7 +160,7 @@ def main(argv=None) -> int:
             st = _stages(out)
             print(
                 f"| {name} | {wall:.1f} | {wall / args.students:.1f} | {st['total']:.1f} "
-                f"| {st['autograde']:.1f} | {st['feedback']:.1f} |"
+                f"| {st['autograde']:.1f} | {st['feedback']:.1f} | {st['judge']:.1f} |"
             )
         address, procs = _cluster(tmp)
         try:
@@ -169,7 +169,8 @@ def main(argv=None) -> int:
             st = _stages(out)
             print(
                 f"| Dask, 2 workers | {wall:.1f} | {wall / args.students:.1f} "
-                f"| {st['total']:.1f} | {st['autograde']:.1f} | {st['feedback']:.1f} |"
+                f"| {st['total']:.1f} | {st['autograde']:.1f} | {st['feedback']:.1f} "
+                f"| {st['judge']:.1f} |"
             )
         finally:
             for p in procs:

@@ -52,6 +52,10 @@ FILE_BYTES = 2**30  # largest file a student may write
 # attnkit.grading.steps prints "attnkit-steps: <step> <seconds>" after each step
 STEPS = "attnkit-steps:"
 STEPS_SCRIPT = Path(__file__).with_name("steps.py")  # run by path: no torch import
+JUDGE_SCRIPT = Path(__file__).with_name("judge.py")  # the trusted replay (replay.py)
+MAX_RECORD = 512 * 2**20  # bytes of a student's recording the judge is given
+MAX_RECORD_FILES = 20_000
+RECORD_FILE = re.compile(r"^c\d+\.(values|\d{6})\.pt$")
 STEPS_NO_FEEDBACK = 3  # its exit status when autograde worked and feedback did not
 FEEDBACK_SECONDS = 300  # the feedback step's share of a student's wall-clock limit
 MAX_FEEDBACK = 64 * 2**20  # bytes of a feedback page the grader reads to add its notes
@@ -421,6 +425,11 @@ def _guard_notes(log: Path) -> list[str]:
                 notes.append(
                     f"the grader could not enforce the forbidden call {e.get('name')}"
                 )
+            elif kind == "record-failed":
+                notes.append(
+                    "the grader could not record the answers' results in a cell "
+                    "(the replay has none for it)"
+                )
             elif kind == "output-cut":
                 notes.append(f"output cut at {e.get('cap')} characters in a cell")
             elif kind == "denied":
@@ -454,6 +463,7 @@ def _grade_one(
     feedback="hidden",
     sandbox=None,
     disk=DISK_BYTES,
+    replay=None,
 ):
     """Autograde one student in a scratch course; returns {student, ok, scores, problems}.
 
@@ -483,6 +493,7 @@ def _grade_one(
             feedback=feedback,
             sandbox=None if sandbox is None else {"private": sandbox, "uid": held.uid},
             disk=disk,
+            replay=replay,
         )
 
 
@@ -515,6 +526,7 @@ def _grade_one_in(
     feedback="hidden",
     sandbox,
     disk=DISK_BYTES,
+    replay=None,
 ):
     result = {"student": student, "ok": False, "scores": {}, "problems": list(notes)}
     if nb_path is None:
@@ -531,15 +543,19 @@ def _grade_one_in(
         nb_path, scratch / "submitted" / student / assignment / f"{assignment}.ipynb"
     )
     tmp, startup = scratch / "tmp", scratch / "ipython" / "profile_default" / "startup"
-    tmp.mkdir()
+    record = scratch / "record"  # the answers' results, for the trusted judge
+    for folder in (tmp, record):
+        folder.mkdir()
     startup.mkdir(parents=True)
     cwd = scratch / "autograded" / student / assignment
     cfg = {
         "log": str(scratch / "guard.log"),
-        "allow_write": [str(cwd), str(tmp)] + (["/tmp"] if sandbox else []),
+        "allow_write": [str(cwd), str(tmp), str(record)]
+        + (["/tmp"] if sandbox else []),
         "deny_read": deny + [str(scratch)],
         "tests": tests,
         "max_output": max_output,
+        "replay": replay and {**replay, "folder": str(record)},
     }
     (scratch / "guard.json").write_text(json.dumps(cfg))
     (startup / "00-attnkit-guard.py").write_text(
@@ -620,6 +636,20 @@ def _grade_one_in(
         result["scores"] = {
             g.name: (float(g.auto_score or 0.0), float(g.max_score)) for g in sub.grades
         }
+    if replay:  # the kernel's passes, confirmed (or not) out of the student's reach
+        started = time.monotonic()
+        _judge(
+            result,
+            scratch,
+            work / "judge" / student,
+            replay,
+            env=env,
+            timeout=timeout,
+            memory=memory,
+            sandbox=sandbox,
+        )
+        seconds["judge"] = round(time.monotonic() - started, 2)
+        seconds["total"] = round(time.monotonic() - start, 2)
     # the notes, at the top of the graded notebook and of its feedback page
     if result["problems"]:
         nb = nbformat.read(graded, as_version=4)
@@ -635,6 +665,79 @@ def _grade_one_in(
         _note_feedback(page, scratch, result["problems"])
     result["ok"] = True
     return result
+
+
+def _judge(result, scratch, folder, replay, *, env, timeout, memory, sandbox) -> None:
+    """Take away the points of every test the kernel passed and the trusted judge
+    (:mod:`attnkit.grading.judge`) did not, with a note.
+
+    Tests marked to keep the kernel's verdict are left alone; when the kernel passed none of
+    the others, there is nothing to confirm and no judge runs. The judge gets the plan (from
+    the instructor's notebook) and a bounded copy of the student's recording (plain files
+    only) in a folder the student never saw; its verdicts are read with a size cap.
+    """
+    judged = [
+        c["grade_id"] for c in replay["cells"] if c["kind"] == "test" and c["replay"]
+    ]
+    passed = [g for g in judged if result["scores"].get(g, (0.0, 0.0))[0] > 0]
+    if not passed:
+        return
+    remove(folder)
+    (folder / "record").mkdir(parents=True)
+    (folder / "tmp").mkdir()
+    total = 0
+    record = scratch / "record"
+    names = sorted(os.listdir(record)) if _regular_dir(record, scratch) else []
+    for name in names[:MAX_RECORD_FILES]:
+        path = record / name
+        if RECORD_FILE.match(name) and _regular(path, scratch):
+            total += path.stat().st_size
+            if total > MAX_RECORD:
+                break
+            shutil.copyfile(path, folder / "record" / name, follow_symlinks=False)
+    (folder / "plan.json").write_text(json.dumps(replay))
+    box = None
+    if sandbox is not None:
+        from .bwrap import give
+
+        give(folder, sandbox["uid"])
+        box = {"writable": folder, **sandbox}
+    rc, log = _nbgrader(
+        script=JUDGE_SCRIPT,
+        cwd=folder,
+        env={**env, "TMPDIR": str(folder / "tmp"), "MPLCONFIGDIR": str(folder / "tmp")},
+        timeout=timeout * (len(judged) + 10),
+        memory=memory,
+        sandbox=box,
+    )
+    verdicts, page = None, folder / "verdicts.json"
+    if rc == 0 and _regular(page, folder) and page.stat().st_size < MAX_LOG:
+        try:
+            verdicts = json.loads(page.read_text())
+        except ValueError:
+            verdicts = None
+    if not isinstance(verdicts, dict):
+        last = log.strip().splitlines()[-1:] or [str(rc)]
+        verdicts = {g: f"the judge did not finish: {last[0][:200]}" for g in passed}
+    for g in passed:
+        why = verdicts.get(g, "no verdict")
+        if why is None:
+            continue
+        result["scores"][g] = (0.0, result["scores"][g][1])
+        result["problems"].append(
+            f"{g} passed in the kernel but not when replayed by the grader "
+            f"({str(why)[:200]}): 0 points"
+        )
+    remove(folder)
+
+
+def _regular_dir(path: Path, inside: Path) -> bool:
+    """A real folder inside ``inside`` (not a link)."""
+    return (
+        path.is_dir()
+        and not path.is_symlink()
+        and os.path.realpath(path) == os.path.join(os.path.realpath(inside), path.name)
+    )
 
 
 def _step_seconds(log: str, total: float) -> dict[str, float]:
@@ -838,6 +941,9 @@ def grade(
         forbidden_names(src_nb),
         answer_names(src_nb),
     )  # solutions/: not editable
+    from .replay import plan  # (imports torch: not at the top of this module)
+
+    replay = plan(src_nb)
     tests = [
         {
             "grade_id": nbgrader_meta(c)["grade_id"],
@@ -900,6 +1006,7 @@ def grade(
         max_output=max_output,
         threads=1 if jobs > 1 else 2,
         feedback=feedback,
+        replay=replay,
         # bubblewrap mounts these empty: the course, the output folder, the submissions
         sandbox=sorted({str(course), str(out), str(submissions)})
         if use_bwrap

@@ -433,6 +433,16 @@ def install(config_path: str) -> None:
     wires = Tripwires(cfg["tests"], cell_dir, event, lambda: ip.user_ns)
     for broken in wires.broken:
         event("forbidden-unresolved", name=broken)
+    recorder = None
+    # the answers' results, recorded for the trusted judge (attnkit.grading.replay)
+    if cfg.get("replay"):
+        from attnkit.grading.replay import Recorder
+
+        recorder = Recorder(
+            cfg["replay"]["folder"],
+            cfg["replay"],
+            lambda source: ip.compile.get_code_name(source, source, 0),
+        )
     owners = _protected_owners()
     pristine = [
         (label, ns, {k: v for k, v in vars(ns).items() if _keep(label, k, v)})
@@ -518,6 +528,12 @@ def install(config_path: str) -> None:
             new_cell
         ):  # the forbidden calls of this test's question (none outside test cells)
             wires.enter(state["cell"], test)
+            if recorder is not None:
+                try:
+                    recorder.enter(state["cell"], ip.user_ns)
+                except Exception as exc:
+                    # logged; the judge then finds no record of this cell
+                    event("record-failed", error=type(exc).__name__)
 
     def hook(name, args):
         if name == "exec":

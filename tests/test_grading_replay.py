@@ -1,0 +1,314 @@
+"""attnkit.grading.replay: the trusted judge agrees with the kernel on honest and wrong work,
+and is not fooled by results that lie.
+
+Each chapter's notebook runs here in one Python namespace standing for the kernel (the
+:class:`Recorder` told about every cell, as the guard tells it), then :func:`judge` replays the
+recording. The batch grader's use of it (the judge as its own process, under bubblewrap) is
+tested by the hostile batch's ``forged`` case in tests/test_grading_robust.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import pickle
+import warnings
+
+import matplotlib
+import nbformat
+import pytest
+import torch
+from grading import (
+    assignments,
+    correct_answers,
+    source_notebook,
+    wrong_answers,
+)
+
+from attnkit.grading.cells import is_test_cell, nbgrader_meta, question_of
+from attnkit.grading.replay import (
+    Recorder,
+    Replayer,
+    ReplayError,
+    judge,
+    load_record,
+    plain,
+    plan,
+    signature,
+)
+
+matplotlib.use("Agg")
+ASSIGNMENTS = assignments()
+# tests that also check how an answer computes, which only the kernel sees; a student keeps a
+# test's points only if the kernel and the judge both pass it, so these checks still count
+HOW_CHECKS = {
+    ("ch03-masked-softmax", "q1_hidden"): "the size of the tensors the answer creates",
+}
+
+
+def code_name(source: str) -> str:
+    return hashlib.sha1(source.encode()).hexdigest()
+
+
+def run_as_kernel(nb, folder) -> dict[str, str | None]:
+    """Every code cell of ``nb`` in one namespace, recorded; ``{grade_id: None or error}``."""
+    from attnkit.grading.replay import _transform
+
+    recorder = Recorder(str(folder), plan(source_notebook_of(nb)), code_name)
+    ns, verdicts = {"__name__": "__main__"}, {}
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            recorder.enter(code_name(cell.source), ns)
+            try:
+                exec(compile(_transform(cell.source), "<cell>", "exec"), ns)
+                failed = None
+            except Exception as exc:
+                failed = f"{type(exc).__name__}: {exc}"
+            if is_test_cell(cell):
+                verdicts[nbgrader_meta(cell)["grade_id"]] = failed
+    return verdicts
+
+
+_SOURCES = {}
+
+
+def source_notebook_of(nb):
+    return _SOURCES[id(nb)]
+
+
+def with_answers(assignment, answers):
+    """The instructor's notebook (hidden tests included, as autograde runs it) with some
+    solution cells replaced."""
+    src = source_notebook(assignment)
+    nb = nbformat.from_dict(src)
+    for cell in nb.cells:
+        gid = nbgrader_meta(cell).get("grade_id")
+        if nbgrader_meta(cell).get("solution") and gid in answers:
+            cell.source = answers[gid]
+    _SOURCES[id(nb)] = src
+    return nb
+
+
+def judged_and_kernel(assignment, answers, tmp_path):
+    nb = with_answers(assignment, answers)
+    kernel = run_as_kernel(nb, tmp_path)
+    replay = plan(source_notebook(assignment))
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        verdicts = judge(replay, tmp_path)
+    return kernel, verdicts, replay
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_judge_passes_the_solution_and_correct_alternatives(assignment, tmp_path):
+    """Honest work keeps its points: every judged test the kernel passes, the judge passes,
+    for the solution and for correct answers written differently."""
+    alternatives = {q: ways[0][1] for q, ways in correct_answers(assignment).items()}
+    for label, answers in (("solution", {}), ("alternatives", alternatives)):
+        folder = tmp_path / label
+        kernel, verdicts, replay = judged_and_kernel(assignment, answers, folder)
+        assert verdicts, "no test is judged"
+        for gid, why in verdicts.items():
+            assert kernel[gid] is None, (
+                f"{label}: the kernel fails {gid}: {kernel[gid]}"
+            )
+            assert why is None, (
+                f"{label}: {gid} passes in the kernel, not replayed: {why}"
+            )
+        kept = {
+            c["grade_id"]
+            for c in replay["cells"]
+            if c["kind"] == "test" and not c["replay"]
+        }
+        assert kept.isdisjoint(verdicts)
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_judge_fails_wrong_answers_as_the_kernel_does(assignment, tmp_path):
+    """One wrong answer per question, all in one notebook: every judged test has the
+    kernel's verdict (a wrong answer caught only by a test kept from the replay, ch01's q1,
+    loses nothing here)."""
+    wrong = {q: ways[0][1] for q, ways in wrong_answers(assignment).items()}
+    kernel, verdicts, _ = judged_and_kernel(assignment, wrong, tmp_path)
+    for gid, why in verdicts.items():
+        if why is None and kernel[gid] and (assignment, gid) in HOW_CHECKS:
+            continue  # a check of how the answer computes: the kernel's alone (and it counts)
+        assert (why is None) == (kernel[gid] is None), (
+            f"{gid}: kernel {kernel[gid]!r}, judge {why!r}"
+        )
+    lost = {question_of(g) for g, why in verdicts.items() if why}
+    assert lost, "no wrong answer lost a point in the judge"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_every_test_kept_from_the_replay_needs_it(assignment, tmp_path):
+    """A test marked to keep the kernel's verdict says why, and really fails when replayed
+    (so the mark is not an easy way out)."""
+    src = source_notebook(assignment)
+    marked = {}
+    for cell in src.cells:
+        mark = cell.get("metadata", {}).get("attnkit", {})
+        if mark.get("replay") == "kernel":
+            assert is_test_cell(cell) and len(mark.get("why", "")) > 20
+            marked[nbgrader_meta(cell)["grade_id"]] = cell
+    if not marked:
+        return
+    for cell in src.cells:  # judge the marked tests as if they were not marked
+        cell.get("metadata", {}).pop("attnkit", None)
+    nb = nbformat.from_dict(src)
+    _SOURCES[id(nb)] = src
+    kernel = run_as_kernel(nb, tmp_path)
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        verdicts = judge(plan(src), tmp_path)
+    for gid in marked:
+        assert kernel[gid] is None and verdicts[gid] is not None, (gid, verdicts[gid])
+
+
+# lying results, and a recording written by hand
+
+
+class Liar(torch.Tensor):
+    """A tensor whose comparisons all succeed."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func in (torch.allclose, torch.equal):
+            return True
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+class LiarFloat(float):
+    def __sub__(self, other):
+        return 0.0
+
+    __rsub__ = __sub__
+
+    def __eq__(self, other):
+        return True
+
+    __hash__ = float.__hash__
+
+
+def test_plain_drops_what_lies():
+    t = torch.zeros(3).as_subclass(Liar)
+    assert torch.allclose(t, torch.ones(3))  # it lies
+    p = plain({"out": (t, [LiarFloat(0.5)])})
+    assert type(p["out"][0]) is torch.Tensor and not torch.allclose(
+        p["out"][0], torch.ones(3)
+    )
+    assert type(p["out"][1][0]) is float and p["out"][1][0] - 1.0 == -0.5
+    with pytest.raises(TypeError, match="a function"):
+        plain(lambda: 0)
+
+
+def _record(tmp_path, source, answer, test, name="f"):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("import torch"),
+        nbformat.v4.new_code_cell(
+            answer, metadata={"nbgrader": {"solution": True, "grade_id": "q1"}}
+        ),
+        nbformat.v4.new_code_cell(
+            test, metadata={"nbgrader": {"grade": True, "grade_id": "q1_hidden"}}
+        ),
+    ]
+    replay = plan(nb)
+    student = nbformat.from_dict(nb)
+    student.cells[1].source = source
+    recorder = Recorder(str(tmp_path), replay, code_name)
+    ns = {"__name__": "__main__"}
+    kernel = None
+    for cell in student.cells:
+        recorder.enter(code_name(cell.source), ns)
+        try:
+            exec(cell.source, ns)
+        except Exception as exc:
+            kernel = exc
+    return replay, kernel
+
+
+TEST = "x = torch.arange(4.0)\nassert torch.allclose(f(x), x * 2), 'double it'\n"
+
+
+def test_a_lying_tensor_passes_in_the_kernel_and_fails_in_the_judge(tmp_path):
+    liar = (
+        "import torch\n"
+        "class Liar(torch.Tensor):\n"
+        "    @classmethod\n"
+        "    def __torch_function__(cls, func, types, args=(), kwargs=None):\n"
+        "        if func is torch.allclose:\n            return True\n"
+        "        return super().__torch_function__(func, types, args, kwargs or {})\n"
+        "def f(x):\n    return x.as_subclass(Liar)\n"
+    )
+    replay, kernel = _record(tmp_path, liar, "def f(x):\n    return 2 * x", TEST)
+    assert kernel is None  # the kernel was fooled
+    assert judge(replay, tmp_path)["q1_hidden"].startswith("AssertionError: double it")
+    right, kernel = _record(
+        tmp_path / "right",
+        "def f(x):\n    return x + x",
+        "def f(x):\n    return 2 * x",
+        TEST,
+    )
+    assert kernel is None and judge(right, tmp_path / "right") == {"q1_hidden": None}
+
+
+def test_a_hand_written_record_runs_no_code_and_is_no_pass(tmp_path):
+    """A pickle that would run a command when loaded (and an object with methods) is refused
+    by ``weights_only``; the test fails with the file named, nothing runs."""
+    replay, _ = _record(
+        tmp_path, "def f(x):\n    return x", "def f(x):\n    return 2 * x", TEST
+    )
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    calls = [p for p in os.listdir(tmp_path) if p.endswith(".pt") and "values" not in p]
+    assert calls
+    for name in calls:
+        with open(tmp_path / name, "wb") as f:
+            pickle.dump(("f", None, ("return", Evil())), f)
+    calls_read, _, problems = load_record(tmp_path)
+    assert problems and not marker.exists()
+    why = judge(replay, tmp_path)["q1_hidden"]
+    assert "ReplayError" in why and not marker.exists()
+
+
+def test_the_replay_is_not_swallowed_and_checks_the_calls():
+    calls = __import__("collections").deque(
+        [("f", signature((torch.zeros(2),), {}), ("return", torch.ones(2)))]
+    )
+    f = Replayer("f", calls)
+    with pytest.raises(ReplayError, match="other arguments"):
+        f(torch.zeros(3))
+    assert not issubclass(
+        ReplayError, Exception
+    )  # `except Exception:` in a test cannot hide it
+    with pytest.raises(ReplayError, match="more times"):
+        try:
+            f(torch.zeros(2))
+        except Exception:
+            pass
+
+
+def test_exceptions_replay_as_the_nearest_builtin_class(tmp_path):
+    """A student's own ValueError subclass, raised for bad input, passes a test that expects a
+    ValueError, in the judge as in the kernel."""
+    answer = (
+        "class ShapeError(ValueError):\n    pass\n"
+        "def f(x):\n    if x.dim() != 1:\n        raise ShapeError('x: expected 1-D')\n"
+        "    return 2 * x"
+    )
+    test = TEST + (
+        "try:\n    f(torch.zeros(2, 2))\nexcept ValueError as e:\n    assert 'x:' in str(e)\n"
+        "else:\n    raise AssertionError('no error for a 2-D x')\n"
+    )
+    replay, kernel = _record(tmp_path, answer, "def f(x):\n    return 2 * x", test)
+    assert kernel is None and judge(replay, tmp_path) == {"q1_hidden": None}
