@@ -1,20 +1,18 @@
 """attnkit.grading.replay: the trusted judge agrees with the kernel on honest and wrong work,
 and is not fooled by results that lie.
 
-Each chapter's notebook runs here in one Python namespace standing for the kernel (the
+Each chapter's notebook runs in one Python namespace standing for the kernel (the
 :class:`Recorder` told about every cell, as the guard tells it), then :func:`judge` replays the
-recording. The batch grader's use of it (the judge as its own process, under bubblewrap) is
-tested by the hostile batch's ``forged`` case in tests/test_grading_robust.py.
+recording, each in a process of its own (tests/replay_runs.py). The batch grader's use of it
+(judge.py as its own process, under bubblewrap) is tested by the hostile batch's ``forged``
+case in tests/test_grading_robust.py.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
 import os
 import pickle
-import warnings
+from copy import deepcopy
 
 import matplotlib
 import nbformat
@@ -26,8 +24,9 @@ from grading import (
     source_notebook,
     wrong_answers,
 )
+from replay_runs import code_name, kernel_then_judge
 
-from attnkit.grading.cells import is_test_cell, nbgrader_meta, question_of
+from attnkit.grading.cells import nbgrader_meta, question_of
 from attnkit.grading.replay import (
     Recorder,
     Replayer,
@@ -43,131 +42,93 @@ matplotlib.use("Agg")
 ASSIGNMENTS = assignments()
 # tests that also check how an answer computes, which only the kernel sees; a student keeps a
 # test's points only if the kernel and the judge both pass it, so these checks still count
-HOW_CHECKS = {
+HOW_CHECKS = {  # (found by running every wrong answer of tests/wrong_answers/)
     ("ch03-masked-softmax", "q1_hidden"): "the size of the tensors the answer creates",
+    ("ch05-sparse", "q1_hidden"): "the size of the tensors the answer creates",
+    ("ch05-sparse", "q2_hidden"): "the size of the tensors the answer creates",
+    ("ch06-lsh", "q2_hidden"): "the size of the tensors the answer creates",
+    ("ch07-linear", "q2_hidden"): "how the number of operations grows with the chunk",
+    ("ch07-linear", "q3_hidden"): "how the number of operations grows with the length",
 }
-
-
-def code_name(source: str) -> str:
-    return hashlib.sha1(source.encode()).hexdigest()
-
-
-def run_as_kernel(nb, folder) -> dict[str, str | None]:
-    """Every code cell of ``nb`` in one namespace, recorded; ``{grade_id: None or error}``."""
-    from attnkit.grading.replay import _transform
-
-    recorder = Recorder(str(folder), plan(source_notebook_of(nb)), code_name)
-    ns, verdicts = {"__name__": "__main__"}, {}
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for cell in nb.cells:
-            if cell.cell_type != "code":
-                continue
-            recorder.enter(code_name(cell.source), ns)
-            try:
-                exec(compile(_transform(cell.source), "<cell>", "exec"), ns)
-                failed = None
-            except Exception as exc:
-                failed = f"{type(exc).__name__}: {exc}"
-            if is_test_cell(cell):
-                verdicts[nbgrader_meta(cell)["grade_id"]] = failed
-    return verdicts
-
-
-_SOURCES = {}
-
-
-def source_notebook_of(nb):
-    return _SOURCES[id(nb)]
 
 
 def with_answers(assignment, answers):
     """The instructor's notebook (hidden tests included, as autograde runs it) with some
     solution cells replaced."""
-    src = source_notebook(assignment)
-    nb = nbformat.from_dict(src)
+    nb = source_notebook(assignment)
     for cell in nb.cells:
         gid = nbgrader_meta(cell).get("grade_id")
         if nbgrader_meta(cell).get("solution") and gid in answers:
             cell.source = answers[gid]
-    _SOURCES[id(nb)] = src
     return nb
 
 
-def judged_and_kernel(assignment, answers, tmp_path):
-    nb = with_answers(assignment, answers)
-    kernel = run_as_kernel(nb, tmp_path)
-    replay = plan(source_notebook(assignment))
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        verdicts = judge(replay, tmp_path)
+def judged_and_kernel(assignment, answers, folder, replay=None):
+    replay = replay or plan(source_notebook(assignment))
+    kernel, verdicts = kernel_then_judge(
+        with_answers(assignment, answers), replay, folder
+    )
     return kernel, verdicts, replay
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_the_judge_passes_the_solution_and_correct_alternatives(assignment, tmp_path):
+def test_the_judge_passes_honest_work_and_the_kept_tests_need_the_kernel(
+    assignment, tmp_path
+):
     """Honest work keeps its points: every judged test the kernel passes, the judge passes,
-    for the solution and for correct answers written differently."""
-    alternatives = {q: ways[0][1] for q, ways in correct_answers(assignment).items()}
-    for label, answers in (("solution", {}), ("alternatives", alternatives)):
-        folder = tmp_path / label
-        kernel, verdicts, replay = judged_and_kernel(assignment, answers, folder)
+    for the solution and for correct answers written differently. A test marked to keep the
+    kernel's verdict says why and really fails when replayed (the solution's recording is
+    judged as if nothing were marked), so no mark is an easy way out."""
+    replay = plan(source_notebook(assignment))
+    kept = {c["grade_id"]: c for c in replay["cells"] if not c["replay"]}
+    for cell in kept.values():
+        assert cell["kind"] == "test" and len(cell["why"]) > 20, cell
+    unmarked = deepcopy(replay)
+    for cell in unmarked["cells"]:
+        cell["replay"] = True
+    ways = correct_answers(assignment)
+    runs = {"solution": ({}, unmarked)}
+    for i in range(max(map(len, ways.values()), default=0)):  # every alternative once
+        answers = {q: w[i][1] for q, w in ways.items() if i < len(w)}
+        runs[f"alternatives {i}"] = (answers, replay)
+    for label, (answers, judged_by) in runs.items():
+        kernel, verdicts, _ = judged_and_kernel(
+            assignment, answers, tmp_path / label, judged_by
+        )
         assert verdicts, "no test is judged"
+        if judged_by is replay:
+            assert kept.keys().isdisjoint(verdicts)
         for gid, why in verdicts.items():
             assert kernel[gid] is None, (
                 f"{label}: the kernel fails {gid}: {kernel[gid]}"
             )
-            assert why is None, (
-                f"{label}: {gid} passes in the kernel, not replayed: {why}"
-            )
-        kept = {
-            c["grade_id"]
-            for c in replay["cells"]
-            if c["kind"] == "test" and not c["replay"]
-        }
-        assert kept.isdisjoint(verdicts)
+            if gid in kept:
+                assert why is not None, (
+                    f"{gid} is kept from the replay, and needs not be"
+                )
+            else:
+                assert why is None, (
+                    f"{label}: {gid} passes in the kernel, not replayed: {why}"
+                )
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_the_judge_fails_wrong_answers_as_the_kernel_does(assignment, tmp_path):
-    """One wrong answer per question, all in one notebook: every judged test has the
-    kernel's verdict (a wrong answer caught only by a test kept from the replay, ch01's q1,
-    loses nothing here)."""
-    wrong = {q: ways[0][1] for q, ways in wrong_answers(assignment).items()}
-    kernel, verdicts, _ = judged_and_kernel(assignment, wrong, tmp_path)
-    for gid, why in verdicts.items():
-        if why is None and kernel[gid] and (assignment, gid) in HOW_CHECKS:
-            continue  # a check of how the answer computes: the kernel's alone (and it counts)
-        assert (why is None) == (kernel[gid] is None), (
-            f"{gid}: kernel {kernel[gid]!r}, judge {why!r}"
-        )
-    lost = {question_of(g) for g, why in verdicts.items() if why}
-    assert lost, "no wrong answer lost a point in the judge"
-
-
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_every_test_kept_from_the_replay_needs_it(assignment, tmp_path):
-    """A test marked to keep the kernel's verdict says why, and really fails when replayed
-    (so the mark is not an easy way out)."""
-    src = source_notebook(assignment)
-    marked = {}
-    for cell in src.cells:
-        mark = cell.get("metadata", {}).get("attnkit", {})
-        if mark.get("replay") == "kernel":
-            assert is_test_cell(cell) and len(mark.get("why", "")) > 20
-            marked[nbgrader_meta(cell)["grade_id"]] = cell
-    if not marked:
-        return
-    for cell in src.cells:  # judge the marked tests as if they were not marked
-        cell.get("metadata", {}).pop("attnkit", None)
-    nb = nbformat.from_dict(src)
-    _SOURCES[id(nb)] = src
-    kernel = run_as_kernel(nb, tmp_path)
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        verdicts = judge(plan(src), tmp_path)
-    for gid in marked:
-        assert kernel[gid] is None and verdicts[gid] is not None, (gid, verdicts[gid])
+    """The first and the last wrong answer of each question (one notebook each): every
+    judged test has the kernel's verdict (a wrong answer caught only by a test kept from the
+    replay, such as ch01's q1, loses nothing here)."""
+    for pick in (0, -1):
+        wrong = {q: ways[pick][1] for q, ways in wrong_answers(assignment).items()}
+        folder = tmp_path / str(pick)
+        kernel, verdicts, _ = judged_and_kernel(assignment, wrong, folder)
+        for gid, why in verdicts.items():
+            if why is None and kernel[gid] and (assignment, gid) in HOW_CHECKS:
+                continue  # a check of how the answer computes: the kernel's alone (it counts)
+            assert (why is None) == (kernel[gid] is None), (
+                f"{gid}: kernel {kernel[gid]!r}, judge {why!r}"
+            )
+        lost = {question_of(g) for g, why in verdicts.items() if why}
+        assert lost, "no wrong answer lost a point in the judge"
 
 
 # lying results, and a recording written by hand
