@@ -168,10 +168,10 @@ def test_plain_drops_what_lies():
         plain(lambda: 0)
 
 
-def _record(tmp_path, source, answer, test, name="f"):
+def _record(tmp_path, source, answer, test, setup="import torch"):
     nb = nbformat.v4.new_notebook()
     nb.cells = [
-        nbformat.v4.new_code_cell("import torch"),
+        nbformat.v4.new_code_cell(setup),
         nbformat.v4.new_code_cell(
             answer, metadata={"nbgrader": {"solution": True, "grade_id": "q1"}}
         ),
@@ -273,3 +273,15 @@ def test_exceptions_replay_as_the_nearest_builtin_class(tmp_path):
     )
     replay, kernel = _record(tmp_path, answer, "def f(x):\n    return 2 * x", test)
     assert kernel is None and judge(replay, tmp_path) == {"q1_hidden": None}
+
+
+def test_a_test_input_is_never_taken_from_the_student(tmp_path):
+    """The answer cell overwrites the test's input ``x`` with zeros, where a wrong ``f``
+    (zeros out) looks right: the kernel is fooled, the judge uses its own ``x``."""
+    setup = "import torch\nx = torch.arange(4.0)"
+    test = "assert torch.allclose(f(x), x * 2), 'double it'\n"
+    answer = "def f(x):\n    return 2 * x\nx = x.clone()\ny = 1"  # assigns x too
+    cheat = "def f(x):\n    return torch.zeros_like(x)\nx = torch.zeros(4)\ny = 1"
+    replay, kernel = _record(tmp_path, cheat, answer, test, setup)
+    assert kernel is None and replay["values"] == ["y"]
+    assert judge(replay, tmp_path)["q1_hidden"].startswith("AssertionError: double it")

@@ -78,8 +78,11 @@ def plan(nb) -> dict:
     "classes", "values"}``: every code cell in order, keyed ``c<index>``; ``kind`` is
     ``"answer"`` (a solution cell; its ``source`` is only its imports), ``"test"`` or
     ``"setup"``; ``replay`` is False for a test marked to keep the kernel's verdict.
+    ``functions`` and ``classes``: what the answer cells define; ``values``: the names they
+    assign (``measured = ...``) that no instructor cell assigns too, so that a test's own
+    inputs are never taken from the student's kernel.
     """
-    cells, functions, classes, values = [], [], [], []
+    cells, functions, classes, values, instructors = [], [], [], [], set()
     for i, cell in enumerate(nb.cells):
         if cell.get("cell_type") != "code":
             continue
@@ -114,18 +117,44 @@ def plan(nb) -> dict:
                         n.id
                         for t in targets
                         for n in ast.walk(t)
-                        if isinstance(n, ast.Name)
+                        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
                     ]
-        elif grading.get("grade") and not grading.get("solution"):
-            entry["kind"] = "test"
+        else:
+            entry["kind"] = "test" if grading.get("grade") else "setup"
+            instructors |= _module_names(cell.source)
         cells.append(entry)
     unique = lambda names: sorted(set(names))  # noqa: E731
     return {
         "cells": cells,
         "functions": unique(functions),
         "classes": unique(classes),
-        "values": unique(set(values) - set(functions) - set(classes)),
+        # a name the instructor's cells also assign (a test's input) is never the student's
+        "values": unique(set(values) - set(functions) - set(classes) - instructors),
     }
+
+
+def _module_names(source: str) -> set[str]:
+    """The names a cell binds at module level (not inside its functions or classes)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    names, todo = set(), list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            continue
+        if isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp)):
+            continue
+        if isinstance(node, ast.GeneratorExp):
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.alias):
+            names.add((node.asname or node.name).split(".")[0])
+        todo.extend(ast.iter_child_nodes(node))
+    return names
 
 
 def signature(args, kwargs) -> list:
