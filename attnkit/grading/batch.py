@@ -696,20 +696,36 @@ def _judge(result, scratch, folder, replay, *, env, timeout, memory, sandbox) ->
                 break
             shutil.copyfile(path, folder / "record" / name, follow_symlinks=False)
     (folder / "plan.json").write_text(json.dumps(replay))
-    box = None
-    if sandbox is not None:
-        from .bwrap import give
+    from .bwrap import give
+    from .judging import server
 
-        give(folder, sandbox["uid"])
-        box = {"writable": folder, **sandbox}
-    rc, log = _nbgrader(
-        script=JUDGE_SCRIPT,
-        cwd=folder,
-        env={**env, "TMPDIR": str(folder / "tmp"), "MPLCONFIGDIR": str(folder / "tmp")},
-        timeout=timeout * (len(judged) + 10),
-        memory=memory,
-        sandbox=box,
-    )
+    seconds = timeout * (len(judged) + 10)
+    private = None if sandbox is None else sandbox["private"]
+    judge_env = {
+        **env,
+        "TMPDIR": str(folder / "tmp"),
+        "MPLCONFIGDIR": str(folder / "tmp"),
+    }
+    # this process's judge server (one start-up for every student), else a judge of its own
+    judges = server(folder.parent, {**judge_env, "TMPDIR": "/tmp"}, private)
+    rc = None
+    if judges is not None:
+        give(folder, judges.uid)
+        rc = judges.judge(folder.name, seconds, memory)
+        log = _tail(folder / "judge.log", folder)
+    if rc is None:
+        box = None
+        if sandbox is not None:
+            give(folder, sandbox["uid"])
+            box = {"writable": folder, **sandbox}
+        rc, log = _nbgrader(
+            script=JUDGE_SCRIPT,
+            cwd=folder,
+            env=judge_env,
+            timeout=seconds,
+            memory=memory,
+            sandbox=box,
+        )
     verdicts, page = None, folder / "verdicts.json"
     if rc == 0 and _regular(page, folder) and page.stat().st_size < MAX_LOG:
         try:
@@ -729,6 +745,15 @@ def _judge(result, scratch, folder, replay, *, env, timeout, memory, sandbox) ->
             f"({str(why)[:200]}): 0 points"
         )
     remove(folder)
+
+
+def _tail(path: Path, inside: Path) -> str:
+    """The last 4 KiB of a log the grader did not write (empty if it is not a plain file)."""
+    if not _regular(path, inside):
+        return ""
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - 4096))
+        return f.read().decode("utf-8", "replace")
 
 
 def _regular_dir(path: Path, inside: Path) -> bool:
@@ -1043,6 +1068,9 @@ def grade(
                 json.dumps(manifest, indent=1)
             )  # after the gradebook: a crash re-grades
             bar.update()
+    from .judging import close_all
+
+    close_all()
     _nbgrader("export", "--to", str(out / "grades.csv"), cwd=out)
     return _summary(out, assignment, {s: manifest[s] for s in chosen}, files)
 

@@ -189,12 +189,10 @@ def plain(x, depth=0):
         return t if type(t) is torch.Tensor else t.as_subclass(torch.Tensor)
     if x is None or type(x) in (bool, int, float, complex, str):
         return x
-    for kind in (bool, int, float):  # numpy scalars and the like
-        if isinstance(x, kind) or type(x).__name__ in ("bool_", f"{kind.__name__}64"):
-            try:
-                return kind(x)
-            except (TypeError, ValueError):
-                break
+    if isinstance(x, (int, float)):  # a subclass (a float that lies): its value alone
+        return (int if isinstance(x, int) else float)(x)
+    if type(x).__module__ == "numpy" and getattr(x, "ndim", None) == 0:  # numpy scalars
+        return plain(x.item(), depth + 1)
     if isinstance(x, (list, tuple)):
         items = [plain(y, depth + 1) for y in x]
         return items if isinstance(x, list) else tuple(items)
