@@ -285,3 +285,50 @@ def test_a_test_input_is_never_taken_from_the_student(tmp_path):
     replay, kernel = _record(tmp_path, cheat, answer, test, setup)
     assert kernel is None and replay["values"] == ["y"]
     assert judge(replay, tmp_path)["q1_hidden"].startswith("AssertionError: double it")
+
+
+def test_a_forged_value_or_meta_tensor_in_the_record_is_no_pass(tmp_path):
+    """A values file rewritten to hold a name the answers do not assign (``device`` = meta,
+    so that the test's tensors hold no numbers and ``assert_close`` compares nothing) is not
+    used, and a meta tensor returned for real inputs is not replayed."""
+    setup = "import torch\ndevice = 'cpu'"
+    test = "x = torch.arange(4.0, device=device)\ntorch.testing.assert_close(f(x), x * 2)\n"
+    cheat = "def f(x):\n    return torch.empty(x.shape, device='meta')"
+    replay, _ = _record(tmp_path, cheat, "def f(x):\n    return 2 * x", test, setup)
+    (values,) = [
+        p for p in os.listdir(tmp_path) if p.endswith(".values.pt") and "c2." in p
+    ]
+    torch.save({"device": ("return", torch.device("meta"))}, tmp_path / values)
+    why = judge(replay, tmp_path)["q1_hidden"]
+    assert why is not None and "returned a meta tensor for real inputs" in why, why
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # a view into a buffer larger than any one recorded result may be
+        "def f(x):\n    buf = torch.zeros(20_000_000)\n    buf[:4] = 2 * x\n    return buf[:4]",
+        # a class used as the function the question asks for
+        "class f:\n    def __new__(cls, x):\n        return 2 * x",
+    ],
+    ids=["view-of-a-large-buffer", "class-as-function"],
+)
+def test_unusual_but_correct_answers_pass_the_judge(tmp_path, answer):
+    replay, kernel = _record(tmp_path, answer, "def f(x):\n    return 2 * x", TEST)
+    assert kernel is None and judge(replay, tmp_path) == {"q1_hidden": None}
+
+
+def test_any_file_in_the_record_folder_is_read_without_error(tmp_path):
+    """Whatever a student leaves under a record's name (a number, garbage, an empty file) is
+    a failed replay for its cell, never an error of the judge."""
+    replay, _ = _record(
+        tmp_path, "def f(x):\n    return 2 * x", "def f(x):\n    return 2 * x", TEST
+    )
+    calls = sorted(p for p in os.listdir(tmp_path) if not p.endswith("values.pt"))
+    torch.save(7, tmp_path / calls[0])
+    (tmp_path / "c2.999998.pt").write_bytes(b"\x00garbage")
+    (tmp_path / "c2.999999.pt").write_bytes(b"")
+    (tmp_path / "c2.values.pt").write_bytes(b"PK\x03\x04")
+    calls_read, _, problems = load_record(tmp_path)
+    assert len(problems) == 3
+    assert "a malformed record" in judge(replay, tmp_path)["q1_hidden"]

@@ -414,6 +414,9 @@ def _guard_notes(log: Path) -> list[str]:
                 notes.append(
                     f"the grader put back {', '.join(names)} replaced by the submission{where}"
                 )
+            elif kind == "forbidden-call" and str(e.get("name")).startswith("the test"):
+                q = question_of(str(gid or "q?"))
+                notes.append(f"{q} calls {e.get('name')}: no points")
             elif kind == "forbidden-call":
                 q = question_of(str(gid or "q?"))
                 how = f"defines {e['answer']} as" if e.get("answer") else "calls"

@@ -158,7 +158,7 @@ def _module_names(source: str) -> set[str]:
 
 
 def signature(args, kwargs) -> list:
-    """The shape of a call's arguments: tensors by dtype and shape, scalars and strings by
+    """The shape of a call's arguments: tensors by dtype, shape and device, scalars and strings by
     value, anything else by its type's name. The same call in the kernel and in the judge
     gives the same signature."""
 
@@ -166,7 +166,7 @@ def signature(args, kwargs) -> list:
         if depth > 8:
             return ["..."]
         if isinstance(x, torch.Tensor):
-            return ["tensor", str(x.dtype), list(x.shape)]
+            return ["tensor", str(x.dtype), list(x.shape), x.device.type]
         if x is None or isinstance(x, (bool, int, float, str)):
             return [type(x).__name__, repr(x)[:80]]
         if isinstance(x, (list, tuple)):
@@ -186,7 +186,14 @@ def plain(x, depth=0):
         raise Unplain("nested more than 32 deep")
     if isinstance(x, torch.Tensor):
         t = x.detach()
-        return t if type(t) is torch.Tensor else t.as_subclass(torch.Tensor)
+        t = t if type(t) is torch.Tensor else t.as_subclass(torch.Tensor)
+        if t.layout == torch.strided and (
+            t.untyped_storage().nbytes() > t.numel() * t.element_size()
+        ):
+            t = (
+                t.clone()
+            )  # a view: saved alone, not with the whole buffer it looks into
+        return t
     if x is None or type(x) in (bool, int, float, complex, str):
         return x
     if isinstance(x, (int, float)):  # a subclass (a float that lies): its value alone
@@ -238,17 +245,18 @@ class Recorder:
             return
         for name in self.functions:
             fn = namespace.get(name)
-            if (  # functions, and callables such as torch.compile's (never a class)
-                callable(fn)
-                and not isinstance(fn, type)
-                and not hasattr(fn, "__attnkit_record__")
-            ):
+            # functions and any other callable (torch.compile's, a partial, a class used
+            # as one): the instructor's answer is a function, so the tests only call it
+            if callable(fn) and not hasattr(fn, "__attnkit_record__"):
                 namespace[name] = self.wrap(name, fn)
         snapshot = {}
         for name in self.values:
             if name in namespace:
                 snapshot[name] = self._plain_or_why(namespace[name])
-        self._save(f"{self.key}.values.pt", snapshot)
+        self._save(
+            f"{self.key}.values.pt",
+            lambda why: snapshot if why is None else dict.fromkeys(snapshot, why),
+        )
 
     def wrap(self, name: str, fn):
         @functools.wraps(fn)
@@ -285,18 +293,23 @@ class Recorder:
         except Exception:
             sig = ["unreadable"]
         self.count += 1
-        self._save(f"{key}.{self.count:06d}.pt", (name, sig, outcome))
+        self._save(
+            f"{key}.{self.count:06d}.pt",
+            lambda why: (name, sig, why or outcome),
+        )
 
     def _save(self, file_name, data) -> None:
-        buffer = io.BytesIO()
+        """Save ``data(None)``; if that fails or is too large, ``data(("unplain", why))``."""
+        buffer, why = io.BytesIO(), None
         try:
-            torch.save(data, buffer)
+            torch.save(data(None), buffer)
+            if buffer.tell() > MAX_VALUE:
+                why = ("unplain", f"over {MAX_VALUE >> 20} MiB")
         except Exception as exc:
+            why = ("unplain", f"not saved: {type(exc).__name__}")
+        if why:
             buffer = io.BytesIO()
-            torch.save(("unplain", f"not saved: {type(exc).__name__}"), buffer)
-        if buffer.tell() > MAX_VALUE:
-            buffer = io.BytesIO()
-            torch.save(("unplain", f"over {MAX_VALUE >> 20} MiB"), buffer)
+            torch.save(data(why), buffer)
         with open(os.path.join(self.folder, file_name), "wb") as f:
             f.write(buffer.getvalue())
 
@@ -327,6 +340,8 @@ class Replayer:
                 f"{self.name} was called more times here than in the kernel"
             )
         name, sig, outcome = self.calls.popleft()
+        if name is None:  # a record that could not be read
+            return _outcome(self.name, outcome)
         if name != self.name:
             raise ReplayError(
                 f"the kernel called {name} where this test calls {self.name}"
@@ -335,6 +350,10 @@ class Replayer:
             raise ReplayError(
                 f"{self.name} was called with other arguments in the kernel"
             )
+        # a meta tensor holds no numbers (assert_close passes two of them): only as the
+        # answer to meta inputs (a test that checks shapes or memory on the meta device)
+        if "meta" in _devices(outcome) and "meta" not in _devices([args, kwargs]):
+            raise ReplayError(f"{self.name} returned a meta tensor for real inputs")
         return _outcome(self.name, outcome)
 
 
@@ -359,25 +378,47 @@ def load_record(folder) -> tuple[dict, dict, list[str]]:
         names = sorted(os.listdir(folder))
     except OSError:
         names = []
+    # on a GPU grader the kernel's CUDA results stay on the GPU, as the judge's inputs are
+    where = None if torch.cuda.is_available() else "cpu"
     for file_name in names:
         match = FILE.match(file_name)
         if not match:
             continue
         try:
             data = torch.load(
-                os.path.join(folder, file_name), weights_only=True, map_location="cpu"
+                os.path.join(folder, file_name), weights_only=True, map_location=where
             )
+            _devices(data)
         except Exception as exc:
-            problems.append(f"{file_name}: {type(exc).__name__}")
-            data = None
+            problems.append(f"{file_name}: {type(exc).__name__}: {exc}"[:200])
+            data = ("unread", f"{type(exc).__name__}: {exc}"[:120])
         key, part = match.groups()
         if part == "values":
             values[key] = data if isinstance(data, dict) else {}
         elif isinstance(data, tuple) and len(data) == 3:
             calls[key].append(data)
-        else:
-            calls[key].append(("?", None, ("unplain", "a malformed record")))
+        else:  # unreadable, or not a call: the next call here cannot be replayed
+            unread = isinstance(data, tuple) and len(data) == 2 and data[0] == "unread"
+            why = str(data[1]) if unread else "a malformed record"
+            calls[key].append((None, None, ("unplain", why)))
     return calls, values, problems
+
+
+def _devices(data, depth=0) -> set[str]:
+    """The device types of the tensors in ``data`` (raises on one that is not a CPU, GPU or
+    ``meta`` tensor)."""
+    if depth > 40:
+        raise ValueError("nested too deep")
+    if isinstance(data, torch.Tensor):
+        if data.device.type not in ("cpu", "cuda", "meta"):
+            raise ValueError(f"a tensor on {data.device}")
+        return {data.device.type}
+    found = set()
+    items = data.items() if isinstance(data, dict) else data
+    if isinstance(data, (list, tuple, dict)):
+        for item in items:
+            found |= _devices(item, depth + 1)
+    return found
 
 
 def _transform(source: str) -> str:
@@ -402,6 +443,8 @@ def judge(replay: dict, folder, namespace: dict | None = None) -> dict[str, str 
         for name in replay["classes"]:
             ns[name] = Unreplayable(name, "a class the student's answer defines")
         for name, (kind, value) in _pairs(values.get(key, {})):
+            if name not in replay["values"]:
+                continue  # only the answers' own values: a test's inputs are the judge's
             if kind == "return":
                 ns[name] = value
             else:

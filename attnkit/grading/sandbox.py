@@ -209,6 +209,7 @@ class Tripwires:
         self.originals: dict = {}  # function -> a function running its own code
         self.codes: dict = {}  # tripwire code -> its function
         self.broken: list[str] = []  # paths that could not be resolved or tripped
+        self.test_files: set[str] = set()  # the test cells' file names (set by install)
         for t in tests:
             q = t["grade_id"].split("_", 1)[0]
             self.answers.setdefault(q, list(t.get("answers", [])))
@@ -271,6 +272,26 @@ class Tripwires:
                         f"{self.question} may not use: no points for it"
                     )
 
+    def guard_helpers(self, namespace) -> None:
+        """While a test cell runs, after each of its statements: the private helpers it
+        defines (module-level functions named ``_…``: a hidden test's ``_reference``) refuse
+        calls but from a test cell, so that a student's function cannot borrow them (they sit
+        in the notebook's namespace, ``globals()["_reference"]``)."""
+        if self.cell not in self.test_files:
+            return
+        for name, fn in list(namespace.items()):
+            if (
+                name.startswith("_")
+                and isinstance(fn, types.FunctionType)
+                and fn.__code__.co_filename == self.cell
+                and fn not in self.rules
+            ):
+                try:
+                    self._wire(fn)
+                except Exception:  # (a closure cannot be tripped: left as it is)
+                    continue
+                self.rules[fn].append(("*", f"the test's own {name}", None))
+
     def _is_forbidden(self, obj, depth=0):
         """The forbidden path ``obj`` is (or wraps, or subclasses), for the current question."""
         import functools
@@ -315,6 +336,19 @@ class Tripwires:
 
     def dispatch(self, fn, args, kwargs):
         q = self.question
+        if self.rules[fn][:1] and self.rules[fn][0][0] == "*":  # a test's own helper
+            frame = sys._getframe(1)
+            while frame is not None and not frame.f_code.co_filename.startswith(
+                self.cell_dir
+            ):
+                frame = frame.f_back
+            if frame is not None and frame.f_code.co_filename not in self.test_files:
+                path = self.rules[fn][0][1]
+                self.event("forbidden-call", grade_id=self.grade_id, name=path)
+                raise GradingGuardError(
+                    f"{q or 'this answer'}: your solution calls {path}: no points for it"
+                )
+            return self.originals[fn](*args, **kwargs)
         if q is not None:
             for rq, path, cls in self.rules[fn]:
                 if rq == q and (cls is None or (args and isinstance(args[0], cls))):
@@ -350,6 +384,7 @@ def install_tripwires(tests) -> Tripwires:
         lambda: ip.user_ns,
     )
     state = {"cell": None, "exec": None}
+    wires.test_files = set(tests)
 
     def hook(name, args):
         if name == "exec" and isinstance(args[0], types.CodeType):
@@ -471,6 +506,7 @@ def install(config_path: str) -> None:
         ip.compile.get_code_name(t["source"], t["source"], 0): t for t in cfg["tests"]
     }
     state = {"cell": None, "exec": None}
+    wires.test_files = set(tests)
 
     def restore():
         changed = []
@@ -534,6 +570,8 @@ def install(config_path: str) -> None:
                 except Exception as exc:
                     # logged; the judge then finds no record of this cell
                     event("record-failed", error=type(exc).__name__)
+        if test:  # the private helpers this test cell's statements so far defined
+            wires.guard_helpers(ip.user_ns)
 
     def hook(name, args):
         if name == "exec":
