@@ -384,7 +384,7 @@ def install_tripwires(tests) -> Tripwires:
         lambda: ip.user_ns,
     )
     state = {"cell": None, "exec": None}
-    wires.test_files = set(tests)
+    wires.test_files = set(by_name)
 
     def hook(name, args):
         if name == "exec" and isinstance(args[0], types.CodeType):
