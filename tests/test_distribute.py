@@ -2,8 +2,10 @@
 
 A real ``dask scheduler`` and two ``dask worker`` processes (one thread each) on localhost, on
 free ports, torn down at the end. Two ch01 submissions (one per worker: a full and a partial
-score) are graded locally and through the cluster: the same grades.csv. Then a worker is killed
-while it grades: every student is still graded, exactly once.
+score) are graded locally and through the cluster: the same grades.csv. The partial one's q1
+is wrong and lies to its kernel (tests/fixtures/hostile/cases.py, "forged"): only the trusted
+judge, run on the worker, takes q1_visible's point away. Then a worker is killed while it
+grades: every student is still graded, exactly once.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import runpy
 import signal
 import socket
 import subprocess
@@ -88,7 +91,10 @@ def handed_in(tmp_path_factory):
     folder.mkdir()
     nbformat.write(fill(released, answers), folder / "perfect.ipynb")
     partial = fill(released, answers)
-    cells_by_grade_id(partial)["q1"].source = "raise NotImplementedError()"
+    cases = runpy.run_path(
+        str(Path(__file__).parent / "fixtures" / "hostile" / "cases.py")
+    )
+    cells_by_grade_id(partial)["q1"].source = cases["NOTEBOOKS"]["forged"][1]["q1"]
     nbformat.write(partial, folder / "partial.ipynb")
     return course, folder
 

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import resource
+import secrets
 import shutil
 import signal
 import stat
@@ -467,10 +468,14 @@ def _grade_one(
     sandbox=None,
     disk=DISK_BYTES,
     replay=None,
+    judge_root=None,
 ):
     """Autograde one student in a scratch course; returns {student, ok, scores, problems}.
 
     ``sandbox``: None (the in-process guard only) or the directories bubblewrap hides.
+    ``replay``: :func:`attnkit.grading.replay.plan` of the instructor's notebook (None: no
+    trusted judge). ``judge_root``: where the judges' folders go (one judge server per
+    process and root; default ``<work>/judge``).
     """
     if sandbox is None:
         slot = contextlib.nullcontext()
@@ -497,6 +502,7 @@ def _grade_one(
             sandbox=None if sandbox is None else {"private": sandbox, "uid": held.uid},
             disk=disk,
             replay=replay,
+            judge_root=judge_root,
         )
 
 
@@ -530,6 +536,7 @@ def _grade_one_in(
     sandbox,
     disk=DISK_BYTES,
     replay=None,
+    judge_root=None,
 ):
     result = {"student": student, "ok": False, "scores": {}, "problems": list(notes)}
     if nb_path is None:
@@ -644,7 +651,7 @@ def _grade_one_in(
         _judge(
             result,
             scratch,
-            work / "judge" / student,
+            (judge_root or work / "judge") / f"{student}.{secrets.token_hex(4)}",
             replay,
             env=env,
             timeout=timeout,

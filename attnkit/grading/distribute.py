@@ -37,6 +37,11 @@ def _files(folder: Path) -> dict[str, bytes]:
     return found
 
 
+# this worker process's judging folder (each student's scratch course is temporary); under
+# bubblewrap students see a /tmp of their own, never this one
+JUDGE_ROOT = Path(tempfile.gettempdir()) / f"attnkit-judge-{os.getpid()}"
+
+
 def grade_on_worker(student, notebook: bytes | None, notes, shared) -> dict:
     """One student, on a Dask worker: ``_grade_one`` in a temporary course, files returned."""
     a = shared["assignment"]
@@ -62,7 +67,7 @@ def grade_on_worker(student, notebook: bytes | None, notes, shared) -> dict:
             work=work,
             template=template,
             tests=shared["tests"],
-            deny=shared["deny"] + [str(out)],
+            deny=shared["deny"] + [str(out), str(JUDGE_ROOT)],
             timeout=shared["timeout"],
             memory=shared["memory"],
             max_output=shared["max_output"],
@@ -70,6 +75,8 @@ def grade_on_worker(student, notebook: bytes | None, notes, shared) -> dict:
             feedback=shared["feedback"],
             sandbox=[str(out)] if use_bwrap else None,
             disk=shared["disk"],
+            replay=shared["replay"],
+            judge_root=JUDGE_ROOT,  # one judge server per worker process, for every student
         )
         scratch = work / "students" / student
         r["files"] = {
@@ -105,6 +112,7 @@ def graded(scheduler: str, todo, chosen, problems, common, sandbox: str):
                 "threads",
                 "feedback",
                 "disk",
+                "replay",
             )
         },
     }

@@ -12,6 +12,7 @@ caller starts a judge process for that student instead (:func:`server`).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import resource
 import subprocess
@@ -97,6 +98,8 @@ class _Server:
             self.proc.kill()
         if self.slot is not None:
             self.slot.__exit__()
+        with contextlib.suppress(OSError):
+            self.root.rmdir()  # once every student's folder is gone
 
 
 def server(root: Path, env: dict, private) -> _Server | None:
