@@ -67,9 +67,13 @@ def _env():
     }
 
 
-def _student(root, name, answer, tests=TESTS):
+def _student(root, name, answer, judged=TESTS):
+    """A judge's folder: the recording of ``answer`` under TESTS, and a plan whose tests are
+    ``judged`` (a test that only the judge runs slowly, say)."""
     folder = root / name
-    replay = _record(folder / "record", answer, tests)
+    replay = _record(folder / "record", answer)
+    for cell in replay["cells"]:
+        cell["source"] = judged.get(cell["grade_id"], cell["source"])
     (folder / "plan.json").write_text(json.dumps(replay))
     return folder
 
@@ -93,7 +97,7 @@ def test_the_server_judges_students_side_by_side_and_stops_a_slow_one(tmp_path):
 
         threads = [
             threading.Thread(target=one, args=(n, s))
-            for n, s in (("right", 120), ("wrong", 120), ("slow", 15))
+            for n, s in (("right", 120), ("wrong", 120), ("slow", 5))
         ]
         for t in threads:
             t.start()
