@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import multiprocessing
+import multiprocessing.forkserver
 import warnings
 from pathlib import Path
 
@@ -82,9 +83,13 @@ def _judge(replay: dict, folder: str, out: str) -> None:
 
 def _forked(target, *args) -> dict:
     ctx = multiprocessing.get_context("forkserver")
-    # (if a fork server is already running, as tests/test_bench.py starts one, it is used as
-    # it is: it too has imported torch and attnkit and nothing more)
-    ctx.set_forkserver_preload(PRELOAD)
+    # one fork server per process: one started with other modules (tests/test_bench.py's)
+    # is replaced, or every run would import torch._dynamo and the rest again (3.5 s); it has
+    # imported torch and attnkit, as this one has, so the other tests can use this one
+    server = multiprocessing.forkserver._forkserver
+    if server._preload_modules != PRELOAD:
+        server._stop()  # (private, but the only way to change a running server's imports)
+        ctx.set_forkserver_preload(PRELOAD)
     out = Path(args[-1])
     proc = ctx.Process(target=target, args=args, daemon=True)
     proc.start()
