@@ -114,21 +114,19 @@ def test_the_judge_passes_honest_work_and_the_kept_tests_need_the_kernel(
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_the_judge_fails_wrong_answers_as_the_kernel_does(assignment, tmp_path):
-    """The first wrong answer of each question (one notebook): every
-    judged test has the kernel's verdict (a wrong answer caught only by a test kept from the
-    replay, such as ch01's q1, loses nothing here)."""
-    for pick in (0,):  # (every wrong answer was run once by hand: see HOW_CHECKS)
-        wrong = {q: ways[pick][1] for q, ways in wrong_answers(assignment).items()}
-        folder = tmp_path / str(pick)
-        kernel, verdicts, _ = judged_and_kernel(assignment, wrong, folder)
-        for gid, why in verdicts.items():
-            if why is None and kernel[gid] and (assignment, gid) in HOW_CHECKS:
-                continue  # a check of how the answer computes: the kernel's alone (it counts)
-            assert (why is None) == (kernel[gid] is None), (
-                f"{gid}: kernel {kernel[gid]!r}, judge {why!r}"
-            )
-        lost = {question_of(g) for g, why in verdicts.items() if why}
-        assert lost, "no wrong answer lost a point in the judge"
+    """The first wrong answer of each question, all in one notebook (every wrong answer was
+    run once by hand: see HOW_CHECKS): every judged test has the kernel's verdict (a wrong
+    answer caught only by a test kept from the replay, such as ch01's q1, loses nothing here)."""
+    wrong = {q: ways[0][1] for q, ways in wrong_answers(assignment).items()}
+    kernel, verdicts, _ = judged_and_kernel(assignment, wrong, tmp_path)
+    for gid, why in verdicts.items():
+        if why is None and kernel[gid] and (assignment, gid) in HOW_CHECKS:
+            continue  # a check of how the answer computes: the kernel's alone (it counts)
+        assert (why is None) == (kernel[gid] is None), (
+            f"{gid}: kernel {kernel[gid]!r}, judge {why!r}"
+        )
+    lost = {question_of(g) for g, why in verdicts.items() if why}
+    assert lost, "no wrong answer lost a point in the judge"
 
 
 # lying results, and a recording written by hand

@@ -56,7 +56,6 @@ STEPS_SCRIPT = Path(__file__).with_name("steps.py")  # run by path: no torch imp
 JUDGE_SCRIPT = Path(__file__).with_name("judge.py")  # the trusted replay (replay.py)
 MAX_RECORD = 512 * 2**20  # bytes of a student's recording the judge is given
 MAX_RECORD_FILES = 20_000
-RECORD_FILE = re.compile(r"^c\d+\.(values|\d{6})\.pt$")
 STEPS_NO_FEEDBACK = 3  # its exit status when autograde worked and feedback did not
 FEEDBACK_SECONDS = 300  # the feedback step's share of a student's wall-clock limit
 MAX_FEEDBACK = 64 * 2**20  # bytes of a feedback page the grader reads to add its notes
@@ -695,12 +694,14 @@ def _judge(result, scratch, folder, replay, *, env, timeout, memory, sandbox) ->
     remove(folder)
     (folder / "record").mkdir(parents=True)
     (folder / "tmp").mkdir()
+    from .replay import FILE  # the record files' names
+
     total = 0
     record = scratch / "record"
     names = sorted(os.listdir(record)) if _regular_dir(record, scratch) else []
     for name in names[:MAX_RECORD_FILES]:
         path = record / name
-        if RECORD_FILE.match(name) and _regular(path, scratch):
+        if FILE.match(name) and _regular(path, scratch):
             total += path.stat().st_size
             if total > MAX_RECORD:
                 break
