@@ -334,15 +334,21 @@ class Tripwires:
                 return path
         return None
 
+    def _calling_cell(self) -> str | None:
+        """The file name of the nearest notebook cell on the stack (attnkit and torch frames
+        skipped), or None."""
+        frame = sys._getframe(1)
+        while frame is not None and not frame.f_code.co_filename.startswith(
+            self.cell_dir
+        ):
+            frame = frame.f_back
+        return None if frame is None else frame.f_code.co_filename
+
     def dispatch(self, fn, args, kwargs):
         q = self.question
         if self.rules[fn][:1] and self.rules[fn][0][0] == "*":  # a test's own helper
-            frame = sys._getframe(1)
-            while frame is not None and not frame.f_code.co_filename.startswith(
-                self.cell_dir
-            ):
-                frame = frame.f_back
-            if frame is not None and frame.f_code.co_filename not in self.test_files:
+            cell = self._calling_cell()
+            if cell is not None and cell not in self.test_files:
                 path = self.rules[fn][0][1]
                 self.event("forbidden-call", grade_id=self.grade_id, name=path)
                 raise GradingGuardError(
@@ -352,13 +358,8 @@ class Tripwires:
         if q is not None:
             for rq, path, cls in self.rules[fn]:
                 if rq == q and (cls is None or (args and isinstance(args[0], cls))):
-                    frame = sys._getframe(1)
-                    # skip attnkit/torch frames: the nearest notebook cell decides
-                    while frame is not None and not frame.f_code.co_filename.startswith(
-                        self.cell_dir
-                    ):
-                        frame = frame.f_back
-                    if frame is None or frame.f_code.co_filename != self.cell:
+                    # the nearest notebook cell decides: only the test cell itself may call
+                    if self._calling_cell() != self.cell:
                         self.event("forbidden-call", grade_id=self.grade_id, name=path)
                         raise GradingGuardError(
                             f"{q}: your solution calls {path}, which {q} may "
