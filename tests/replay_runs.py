@@ -10,7 +10,6 @@ the grader, where the kernel and the judge are two processes.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import multiprocessing
@@ -35,8 +34,17 @@ PRELOAD = [
 
 
 def code_name(source: str) -> str:
-    """Stands for the kernel's file name of a cell (any function of its source will do)."""
-    return hashlib.sha1(source.encode()).hexdigest()
+    """The kernel's file name of a cell, as the guard computes it (no folder: one namespace)."""
+    from attnkit.grading.replay import cell_name
+
+    return cell_name(source)
+
+
+def recorder(folder, replay: dict):
+    """A recorder given what the kernel is given (:func:`~attnkit.grading.replay.for_kernel`)."""
+    from attnkit.grading.replay import Recorder, for_kernel
+
+    return Recorder(str(folder), for_kernel(replay), lambda name: name)
 
 
 def _quiet():
@@ -53,16 +61,16 @@ def _quiet():
 def _kernel(notebook: str, replay: dict, folder: str, out: str) -> None:
     """Every code cell of the notebook in one namespace, the recorder told of each."""
     from attnkit.grading.cells import is_test_cell, nbgrader_meta
-    from attnkit.grading.replay import Recorder, _transform
+    from attnkit.grading.replay import _transform
 
     nb = nbformat.reads(notebook, as_version=4)
-    recorder = Recorder(folder, replay, code_name)
+    rec = recorder(folder, replay)
     ns, verdicts = {"__name__": "__main__"}, {}
     with _quiet():
         for cell in nb.cells:
             if cell.cell_type != "code":
                 continue
-            recorder.enter(code_name(cell.source), ns)
+            rec.enter(code_name(cell.source), ns)
             try:
                 exec(compile(_transform(cell.source), "<cell>", "exec"), ns)
                 failed = None

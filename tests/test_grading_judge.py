@@ -11,9 +11,10 @@ import sys
 import nbformat
 import pytest
 from replay_runs import code_name
+from replay_runs import recorder as make_recorder
 
 from attnkit.grading import batch, judging
-from attnkit.grading.replay import Recorder, plan
+from attnkit.grading.replay import plan
 
 pytestmark = pytest.mark.xdist_group("grading_judge")
 
@@ -45,7 +46,7 @@ def _record(folder, answer, tests=TESTS):
     """Run the notebook with ``answer`` as the kernel would, recording into ``folder``."""
     nb = _course_notebook(tests)
     replay = plan(nb)
-    recorder = Recorder(str(folder), replay, code_name)
+    recorder = make_recorder(str(folder), replay)
     ns = {"__name__": "__main__"}
     for cell in nb.cells:
         source = (

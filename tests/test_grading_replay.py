@@ -25,10 +25,10 @@ from grading import (
     wrong_answers,
 )
 from replay_runs import code_name, kernel_then_judge
+from replay_runs import recorder as make_recorder
 
 from attnkit.grading.cells import nbgrader_meta, question_of
 from attnkit.grading.replay import (
-    Recorder,
     Replayer,
     ReplayError,
     judge,
@@ -180,7 +180,7 @@ def _record(tmp_path, source, answer, test, setup="import torch"):
     replay = plan(nb)
     student = nbformat.from_dict(nb)
     student.cells[1].source = source
-    recorder = Recorder(str(tmp_path), replay, code_name)
+    recorder = make_recorder(str(tmp_path), replay)
     ns = {"__name__": "__main__"}
     kernel = None
     for cell in student.cells:

@@ -21,7 +21,6 @@ import re
 import resource
 import secrets
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -40,7 +39,7 @@ from .cells import (
     question_of,
 )
 from .feedback import feedback_args
-from .quota import DISK_BYTES, DiskQuota, remove
+from .quota import DISK_BYTES, DiskQuota, kill_tree, remove
 
 WORK = ".attnkit-grading"
 MAX_NOTEBOOK = (
@@ -87,6 +86,7 @@ def _nbgrader(
     timeout=None,
     memory=None,
     sandbox=None,
+    nproc=False,
     quota=None,
     script=None,
 ):
@@ -95,20 +95,23 @@ def _nbgrader(
     in its own process group (killed whole on timeout); returns (rc, output).
 
     ``sandbox``: ``{"writable", "private", "uid"}`` runs it under bubblewrap
-    (:func:`attnkit.grading.bwrap.wrap`), with ``RLIMIT_NPROC`` as well. ``quota``: a
+    (:func:`attnkit.grading.bwrap.wrap`), with ``RLIMIT_NPROC`` as well (``nproc``: that
+    limit alone, for a sandbox started later, the kernel's). ``quota``: a
     :class:`attnkit.grading.quota.DiskQuota` watching the student's scratch course while it
     runs; with it, no file may grow past ``RLIMIT_FSIZE`` (``FILE_BYTES``).
     """
     argv = [sys.executable, *([str(script)] if script else ["-m", "nbgrader"]), *args]
+    from .bwrap import NPROC
+
     if sandbox is not None:
-        from .bwrap import NPROC, wrap
+        from .bwrap import wrap
 
         argv = wrap(argv, cwd=cwd, **sandbox)
 
     def limits():
         if memory:
             resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        if sandbox is not None:
+        if sandbox is not None or nproc:
             resource.setrlimit(resource.RLIMIT_NPROC, (NPROC, NPROC))
         if quota is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_BYTES, FILE_BYTES))
@@ -130,12 +133,9 @@ def _nbgrader(
             out, _ = proc.communicate(timeout=timeout)
         rc = proc.returncode
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_tree(proc.pid)
         out, rc = proc.communicate()[0] + f"\n[grader] stopped after {timeout} s", -9
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # a kernel left behind
-    except ProcessLookupError:
-        pass
+    kill_tree(proc.pid)  # a kernel left behind, in a session of its own
     return rc, out
 
 
@@ -428,6 +428,11 @@ def _guard_notes(log: Path) -> list[str]:
                 notes.append(
                     f"the grader could not enforce the forbidden call {e.get('name')}"
                 )
+            elif kind == "guard-broken":
+                notes.append(
+                    f"the guard could not tell the tests' cells apart ({e.get('why')}): "
+                    "check by hand"
+                )
             elif kind == "record-failed":
                 notes.append(
                     "the grader could not record the answers' results in a cell "
@@ -551,25 +556,34 @@ def _grade_one_in(
     shutil.copy(
         nb_path, scratch / "submitted" / student / assignment / f"{assignment}.ipynb"
     )
-    tmp, startup = scratch / "tmp", scratch / "ipython" / "profile_default" / "startup"
-    record = scratch / "record"  # the answers' results, for the trusted judge
-    for folder in (tmp, record):
-        folder.mkdir()
-    startup.mkdir(parents=True)
     cwd = scratch / "autograded" / student / assignment
+    # what the kernel may see: scratch/box (under bubblewrap, nothing else of the scratch course)
+    box, options, extra, sockets = scratch / "box", [], {}, None
+    if sandbox is not None:
+        from .kernelbox import prepare
+
+        box, options, extra = prepare(scratch, cwd, sandbox)
+        sockets = Path(extra.pop("sockets"))
+    tmp, record, log = box / "tmp", box / "record", box / "log" / "guard.log"
+    startup = box / "ipython" / "profile_default" / "startup"
+    for folder in (tmp, record, log.parent, startup):
+        folder.mkdir(parents=True, exist_ok=True)
+    from .replay import cell_name, for_kernel
+
     cfg = {
-        "log": str(scratch / "guard.log"),
+        "log": str(log),
         "allow_write": [str(cwd), str(tmp), str(record)]
         + (["/tmp"] if sandbox else []),
         "deny_read": deny + [str(scratch)],
         "tests": tests,
+        "probe": {"source": "pass", "name": cell_name("pass")},
         "max_output": max_output,
-        "replay": replay and {**replay, "folder": str(record)},
+        "replay": replay and {**for_kernel(replay), "folder": str(record)},
     }
-    (scratch / "guard.json").write_text(json.dumps(cfg))
+    (box / "guard.json").write_text(json.dumps(cfg))
     (startup / "00-attnkit-guard.py").write_text(
         "import attnkit.grading.sandbox as _g\n"
-        f"_g.install({str(scratch / 'guard.json')!r})\n"
+        f"_g.install({str(box / 'guard.json')!r})\n"
         "del _g\n"
     )
     (startup.parent / "ipython_kernel_config.py").write_text(
@@ -577,7 +591,7 @@ def _grade_one_in(
     )
     env = _env(
         {
-            "IPYTHONDIR": str(scratch / "ipython"),
+            "IPYTHONDIR": str(box / "ipython"),
             "ATTNKIT_GRADING": "1",
             "TMPDIR": str(tmp),
             "MPLCONFIGDIR": str(tmp),
@@ -585,53 +599,58 @@ def _grade_one_in(
             "PYTHONDONTWRITEBYTECODE": "1",
             "OMP_NUM_THREADS": str(threads),
             "TORCH_COMPILE_DISABLE": "1",  # torch.compile in an answer runs eagerly: same result
+            **extra,
         }
     )
     quota = DiskQuota(scratch, disk)  # watched from here, out of the student's reach
-    box = None
     if sandbox is not None:
         from .bwrap import give
 
-        give(scratch, sandbox["uid"])
-        box = {"writable": scratch, **sandbox}
-    # autograde, then feedback, in one sandboxed process (one interpreter start, not two)
-    rc, log = _nbgrader(
-        assignment,
-        student,
-        f"--Execute.timeout={timeout}",
-        "--",
-        *feedback_args(feedback),  # hidden tests stay hidden unless "full"
-        script=STEPS_SCRIPT,
-        cwd=scratch,
-        env=env,
-        timeout=timeout * (len(tests) + 10) + FEEDBACK_SECONDS,
-        memory=memory,
-        sandbox=box,
-        quota=quota,
-    )
-    seconds.update(_step_seconds(log, time.monotonic() - start))
-    result["problems"] += _guard_notes(scratch / "guard.log")
+        give(box, sandbox["uid"])  # the kernel's; the rest of the scratch course is not
+    # autograde, then feedback, in one process (one interpreter start, not two); under
+    # bubblewrap nbgrader runs here, as the grader, and only the kernel it starts is sandboxed
+    try:
+        rc, log_text = _nbgrader(
+            assignment,
+            student,
+            f"--Execute.timeout={timeout}",
+            *options,
+            "--",
+            *feedback_args(feedback),  # hidden tests stay hidden unless "full"
+            script=STEPS_SCRIPT,
+            cwd=scratch,
+            env=env,
+            timeout=timeout * (len(tests) + 10) + FEEDBACK_SECONDS,
+            memory=memory,
+            nproc=sandbox is not None,
+            quota=quota,
+        )
+    finally:
+        if sockets is not None:
+            shutil.rmtree(sockets, ignore_errors=True)
+    seconds.update(_step_seconds(log_text, time.monotonic() - start))
+    result["problems"] += _guard_notes(log)
     if quota.note:
         return _over_quota(result, quota)
     graded = cwd / f"{assignment}.ipynb"
     if (
-        box is not None
+        sandbox is not None
         and rc in (0, STEPS_NO_FEEDBACK)
         and not (
             _regular(graded, scratch) and _regular(scratch / "gradebook.db", scratch)
         )
     ):
-        rc, log = (
+        rc, log_text = (
             1,
             "the graded notebook or the scratch gradebook was replaced by a link",
         )
     if rc not in (0, STEPS_NO_FEEDBACK) or not graded.exists():
         why = (
             "the kernel died"
-            if "DeadKernel" in log or "UnresponsiveKernel" in log
+            if "DeadKernel" in log_text or "UnresponsiveKernel" in log_text
             else "grading failed"
         )
-        last = [line for line in log.strip().splitlines() if not line.startswith(STEPS)]
+        last = [line for line in log_text.strip().splitlines() if not line.startswith(STEPS)]
         result["problems"].append(
             f"{why} (os._exit, a crash, or over the time/memory limit): 0 points; "
             f"nbgrader said: {last[-1][:200] if last else rc}"
@@ -697,8 +716,8 @@ def _judge(result, scratch, folder, replay, *, env, timeout, memory, sandbox) ->
     from .replay import FILE  # the record files' names
 
     total = 0
-    record = scratch / "record"
-    names = sorted(os.listdir(record)) if _regular_dir(record, scratch) else []
+    record = scratch / "box" / "record"
+    names = sorted(os.listdir(record)) if _regular_dir(record, record.parent) else []
     for name in names[:MAX_RECORD_FILES]:
         path = record / name
         if FILE.match(name) and _regular(path, scratch):
@@ -977,13 +996,17 @@ def grade(
         forbidden_names(src_nb),
         answer_names(src_nb),
     )  # solutions/: not editable
-    from .replay import plan  # (imports torch: not at the top of this module)
+    from .replay import (  # (imports torch: not at the top of this module)
+        cell_name,
+        plan,
+    )
 
     replay = plan(src_nb)
+    # the kernel's guard knows the test cells by their file names: it is given no source
     tests = [
         {
             "grade_id": nbgrader_meta(c)["grade_id"],
-            "source": c.source,
+            "name": cell_name(c.source),
             "forbidden": forbid.get(question_of(nbgrader_meta(c)["grade_id"]), []),
             "answers": answers.get(question_of(nbgrader_meta(c)["grade_id"]), []),
         }

@@ -147,14 +147,20 @@ def _parents(path: Path) -> list[str]:
 def wrap(
     argv,
     *,
-    writable: Path,
+    writable,
     cwd: Path,
     private,
     uid: int | None,
     tmp_bytes: int = TMP_BYTES,
+    binds=(),
 ) -> list[str]:
-    """The bwrap command line running ``argv`` in ``cwd`` with only ``writable`` writable."""
-    writable = Path(writable).resolve()
+    """The bwrap command line running ``argv`` in ``cwd`` with only ``writable`` writable.
+
+    ``writable``: a folder or a list of folders, each mounted at its own path. ``binds``:
+    ``(folder, path)`` pairs, each folder mounted writable at ``path`` instead (after the rest).
+    """
+    if isinstance(writable, (str, os.PathLike)):
+        writable = [writable]
     hide = [p for p in hidden_roots(private) if p.exists()]
     cmd = [
         shutil.which("bwrap"),
@@ -177,7 +183,11 @@ def wrap(
     for p in visible_code():
         if _under(p, hide) or _under(p, [Path("/tmp")]):
             cmd += [*_parents(p), "--ro-bind", str(p), str(p)]
-    cmd += [*_parents(writable), "--bind", str(writable), str(writable)]
+    for w in (Path(w).resolve() for w in writable):
+        cmd += [*_parents(w), "--bind", str(w), str(w)]
+    for src, dest in binds:
+        dest = Path(dest).resolve()
+        cmd += [*_parents(dest), "--bind", str(Path(src).resolve()), str(dest)]
     cmd += [*_NS, "--chdir", str(cwd)]
     cmd += ["--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp"]
     cmd += ["--setenv", "JUPYTER_RUNTIME_DIR", "/tmp/jupyter-runtime", "--"]

@@ -45,6 +45,8 @@ __all__ = [
     "Recorder",
     "Replayer",
     "plan",
+    "for_kernel",
+    "cell_name",
     "signature",
     "plain",
     "load_record",
@@ -131,6 +133,25 @@ def plan(nb) -> dict:
         # a name the instructor's cells also assign (a test's input) is never the student's
         "values": unique(set(values) - set(functions) - set(classes) - instructors),
     }
+
+
+def cell_name(source: str) -> str:
+    """The file name the IPython kernel gives a cell's code (``<hash>.py`` in its folder,
+    ``ipykernel.compiler.get_file_name``): how the kernel's guard knows the instructor's cells
+    without being given their source."""
+    from ipykernel.compiler import get_tmp_hash_seed, murmur2_x86
+
+    return f"{murmur2_x86(source, get_tmp_hash_seed())}.py"
+
+
+def for_kernel(replay: dict) -> dict:
+    """:func:`plan` as the student's kernel gets it: each cell's :func:`cell_name` instead of
+    its source (the hidden tests' source is not the kernel's to read)."""
+    cells = [
+        {**{k: v for k, v in c.items() if k != "source"}, "name": cell_name(c["source"])}
+        for c in replay["cells"]
+    ]
+    return {**replay, "cells": cells}
 
 
 def _module_names(source: str) -> set[str]:
@@ -220,9 +241,9 @@ def _exception_type(names) -> type:
 class Recorder:
     """In the student's kernel: wraps the answer functions and saves their calls.
 
-    ``folder``: where the ``.pt`` files go. ``replay``: :func:`plan`'s dict. ``code_name``:
-    the kernel's file name for a cell's source (``ip.compile.get_code_name``), by which the
-    instructor's cells are recognised.
+    ``folder``: where the ``.pt`` files go. ``replay``: :func:`for_kernel`'s dict.
+    ``code_name``: the kernel's path of a cell from its :func:`cell_name`, by which
+    :meth:`enter` recognises the instructor's cells.
     """
 
     def __init__(self, folder, replay: dict, code_name):
@@ -231,7 +252,7 @@ class Recorder:
         self.keys: dict[str, str] = {}
         for cell in replay["cells"]:
             if cell["kind"] != "answer":
-                self.keys.setdefault(code_name(cell["source"]), cell["key"])
+                self.keys.setdefault(code_name(cell["name"]), cell["key"])
         self.functions = list(replay["functions"])
         self.values = list(replay["values"])
         self.key = None

@@ -1,0 +1,117 @@
+"""The student's kernel alone in bubblewrap; nbgrader, the gradebook and the tests outside it.
+
+Under bubblewrap, the batch grader runs ``nbgrader autograde`` and ``generate_feedback`` as
+itself, in the student's scratch course, and only the kernel nbgrader starts is sandboxed. The
+kernel sees none of the scratch course (the scratch gradebook holds the hidden tests' source,
+the config file, ``submitted/``, ``autograded/``, ``feedback/``): just the folder
+:func:`prepare` lays out for it (``box/``) and, mounted on the notebook's folder, an empty
+writable ``box/cwd``. Its sockets are Unix sockets (ZeroMQ's ``ipc`` transport) in a short
+folder of their own, the only path it shares with nbgrader; its network namespace has no
+interfaces but loopback, so TCP could not reach it anyway.
+
+nbgrader finds the kernel by its name (``--Execute.kernel_name``, whatever the notebook's
+metadata says) in a kernelspec folder only the grader can read. The kernelspec runs this file
+by its path (no attnkit, no torch import: keep it so)::
+
+    python .../attnkit/grading/kernelbox.py SPEC.json CONNECTION_FILE [kernel options]
+
+which copies the connection file (written by nbgrader's kernel manager, readable by its owner
+only) into the socket folder for the sandbox's user and then *becomes* bubblewrap (``exec``:
+the kernel manager's process is the sandbox, killed with it). The kernel is interrupted by a
+message (``interrupt_mode``), since a signal to bubblewrap's process group would not reach a
+kernel in a session of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+NAME = "attnkit-box"  # the kernelspec's name
+
+
+def launch(argv: list[str]) -> None:
+    """``SPEC CONNECTION_FILE [extra kernel arguments]``: exec the sandboxed kernel."""
+    with open(argv[0]) as f:
+        spec = json.load(f)
+    connection, extra = argv[1], argv[2:]
+    inside = spec["connection"]
+    tmp = inside + ".new"
+    shutil.copyfile(connection, tmp)
+    os.chmod(tmp, 0o600)
+    if spec["uid"] is not None:
+        os.chown(tmp, spec["uid"], spec["uid"])
+    os.replace(tmp, inside)
+    cmd = [inside if a == "{connection_file}" else a for a in spec["argv"]] + extra
+    # ipykernel would watch that pid for its parent's death; in the sandbox's PID namespace its
+    # parent is bubblewrap's pid 1, so it would exit at once: --die-with-parent does that job
+    os.environ.pop("JPY_PARENT_PID", None)
+    os.execv(cmd[0], cmd)
+
+
+def prepare(scratch: Path, cwd: Path, sandbox: dict) -> tuple[Path, list[str], dict]:
+    """Lay out the kernel's side of a scratch course and the kernelspec that sandboxes it.
+
+    Returns ``(box, nbgrader options, environment)``. ``box`` (``scratch/box``) holds what the
+    kernel may see: ``cwd`` (mounted on the notebook's folder ``cwd``), ``tmp``, ``record``,
+    ``log`` (writable), ``ipython`` and ``guard.json``; the caller fills it and hands it to
+    the sandbox's user. ``sandbox``: ``{"private", "uid"}`` as for
+    :func:`attnkit.grading.bwrap.wrap`. The socket folder is made here; the caller removes it
+    (``sockets`` in the environment returned).
+    """
+    from .bwrap import wrap
+
+    box = scratch / "box"
+    for sub in ("cwd", "tmp", "record", "log", "ipython"):
+        (box / sub).mkdir(parents=True, exist_ok=True)
+    # Unix socket paths are limited to 107 bytes: a short folder under /tmp
+    sockets = Path(tempfile.mkdtemp(prefix="attnkit-k", dir="/tmp"))
+    (sockets / "s").mkdir()
+    if sandbox.get("uid") is not None:
+        os.chown(sockets / "s", sandbox["uid"], sandbox["uid"])
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    spec = {
+        "connection": str(sockets / "s" / "kernel.json"),
+        "uid": sandbox.get("uid"),
+        "argv": wrap(
+            argv,
+            writable=[box, sockets / "s"],
+            binds=[(box / "cwd", cwd)],
+            cwd=cwd,
+            private=sandbox["private"],
+            uid=sandbox.get("uid"),
+        ),
+    }
+    spec_path = scratch / "kernelbox.json"
+    spec_path.write_text(json.dumps(spec))
+    kernels = scratch / "jupyter" / "kernels" / NAME
+    kernels.mkdir(parents=True, exist_ok=True)
+    (kernels / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, __file__, str(spec_path), "{connection_file}"],
+                "display_name": "Python 3 (attnkit grading sandbox)",
+                "language": "python",
+                "interrupt_mode": "message",
+            }
+        )
+    )
+    options = [
+        f"--Execute.kernel_name={NAME}",
+        "--KernelManager.transport=ipc",
+        f"--KernelManager.ip={sockets / 's' / 'k'}",
+    ]
+    env = {
+        "JUPYTER_PATH": str(scratch / "jupyter"),
+        "JUPYTER_RUNTIME_DIR": str(sockets / "run"),
+        "sockets": str(sockets),
+    }
+    return box, options, env
+
+
+if __name__ == "__main__":
+    launch(sys.argv[1:])
