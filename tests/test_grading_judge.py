@@ -127,7 +127,7 @@ def test_points_the_judge_does_not_confirm_are_taken_away(
     if not with_server:
         monkeypatch.setattr(judging, "server", lambda *args, **kwargs: None)
     scratch = tmp_path / "scratch"
-    replay = _record(scratch / "record", "def f(x):\n    return x + 1")
+    replay = _record(scratch / "box" / "record", "def f(x):\n    return x + 1")
     result = {
         "scores": {"q1_visible": (1.0, 1.0), "q1_hidden": (2.0, 2.0)},
         "problems": [],
