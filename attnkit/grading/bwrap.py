@@ -1,15 +1,18 @@
 """The operating-system sandbox of the batch grader: bubblewrap (``bwrap``, package bubblewrap).
 
-:func:`wrap` turns one student's ``nbgrader autograde`` command line into a ``bwrap`` command line:
+:func:`wrap` turns a command line into a ``bwrap`` command line: the student's kernel
+(:mod:`attnkit.grading.kernelbox`, started by nbgrader, which runs outside) and the trusted
+judge (:mod:`attnkit.grading.judging`).
 
 * new network namespace (loopback only), new PID, IPC and UTS namespaces, ``--die-with-parent``
-  and ``--new-session``: when nbgrader exits or is killed, every process of that student dies
+  and ``--new-session``: when the sandbox's parent exits or is killed, every process in it dies
   with it (the PID namespace's init is gone) and nothing reaches another process of the host;
 * the whole filesystem read-only (``--ro-bind / /``), with empty ``tmpfs`` mounted over the
   instructor's directories (the course root, the output folder with the gradebook, the
   submissions, the project and ``.git`` attnkit is installed from, ``$HOME``); then, read-only,
   only what grading needs (the Python environment, attnkit's package directory) and, writable,
-  the student's scratch course alone; ``/tmp`` is a private ``tmpfs`` of ``tmp_bytes``;
+  the folders given (the kernel's folder of the student's scratch course); ``/tmp`` is a
+  private ``tmpfs`` of ``tmp_bytes``;
 * run as root, the sandbox drops to an unprivileged uid of its own (``setpriv``: no
   capabilities, ``no_new_privs``, an empty bounding set), one uid per concurrent sandbox on
   the host (chosen under a lock file), so ``RLIMIT_NPROC`` bounds a fork bomb without touching

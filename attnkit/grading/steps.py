@@ -1,7 +1,8 @@
 """One student's nbgrader steps, ``autograde`` then ``generate_feedback``, in one process.
 
-Run by :mod:`attnkit.grading.batch` in the student's scratch course (under bubblewrap when it
-is used), by its path, so that neither attnkit nor torch is imported (2–3 s)::
+Run by :mod:`attnkit.grading.batch` in the student's scratch course, by its path, so that
+neither attnkit nor torch is imported (2–3 s); under bubblewrap only the kernel nbgrader starts
+is sandboxed (:mod:`attnkit.grading.kernelbox`), not this process::
 
     python .../attnkit/grading/steps.py ASSIGNMENT STUDENT [nbgrader options for autograde]
         -- [nbgrader options for generate_feedback]
