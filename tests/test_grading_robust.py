@@ -218,6 +218,12 @@ def test_guard_log_read_defensively(tmp_path):
     notes = _guard_notes(log)
     assert "refused: open /x" in notes
     assert any("malformed line(s)" in n for n in notes), notes
+    assert any("does not say the guard started" in n for n in notes), notes
+    installed = tmp_path / "installed.log"
+    installed.write_text('{"kind": "installed", "tests": []}\n')
+    assert _guard_notes(installed) == []
+    installed.write_text('{"kind": "guard-broken", "why": "names"}\n')
+    assert "could not tell the tests' cells apart" in " ".join(_guard_notes(installed))
     fifo = tmp_path / "fifo.log"
     os.mkfifo(fifo)
     assert "not read" in _guard_notes(fifo)[0]  # never opened: no hang

@@ -401,7 +401,7 @@ def _guard_notes(log: Path) -> list[str]:
         ]
     with open(log, "rb") as f:
         data = f.read(MAX_LOG)
-    notes, bad = [], 0
+    notes, bad, installed = [], 0, False
     for line in data.decode("utf-8", "replace").splitlines():
         try:
             e = json.loads(line)
@@ -409,7 +409,9 @@ def _guard_notes(log: Path) -> list[str]:
                 raise ValueError
             kind, gid = str(e.get("kind")), e.get("grade_id")
             where = f" in {gid}" if gid else ""
-            if kind == "restored":
+            if kind == "installed":
+                installed = True
+            elif kind == "restored":
                 names = [str(n) for n in list(e.get("names") or [])[:5]]
                 notes.append(
                     f"the grader put back {', '.join(names)} replaced by the submission{where}"
@@ -450,6 +452,11 @@ def _guard_notes(log: Path) -> list[str]:
         )
     if len(data) >= MAX_LOG:
         notes.append(f"the guard's log is over {MAX_LOG} bytes: read no further")
+    elif not installed:  # its first line, written before any of the student's code ran
+        notes.append(
+            "the guard's log does not say the guard started in the kernel "
+            "(or the submission emptied it): check by hand"
+        )
     return list(dict.fromkeys(notes))
 
 
@@ -630,6 +637,11 @@ def _grade_one_in(
             shutil.rmtree(sockets, ignore_errors=True)
     seconds.update(_step_seconds(log_text, time.monotonic() - start))
     result["problems"] += _guard_notes(log)
+    if not os.path.lexists(log) and rc in (0, STEPS_NO_FEEDBACK):
+        result["problems"].append(
+            "the guard's log is missing (the guard did not start in the kernel, or the "
+            "submission deleted its log): check by hand"
+        )
     if quota.note:
         return _over_quota(result, quota)
     graded = cwd / f"{assignment}.ipynb"
