@@ -219,6 +219,13 @@ def autograded_notebook(course: Path, assignment: str, student: str):
 # --- trying answers without nbgrader -------------------------------------------------------------
 
 
+def perfect(assignment: str):
+    """The release with every solution cell filled in from ``solutions/``: a perfect submission."""
+    return fill(
+        released_notebook(assignment), solution_cells(source_notebook(assignment))
+    )
+
+
 def graded_notebook(assignment: str):
     """What ``nbgrader autograde`` runs for the perfect student: the release with the solutions
     filled in and every graded cell (visible and hidden tests) restored from ``solutions/``."""

@@ -19,13 +19,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from grading import (
-    fill,
-    make_course,
-    released_notebook,
-    solution_cells,
-    source_notebook,
-)
+from grading import make_course, perfect
 
 from attnkit.grading import bwrap
 
@@ -82,8 +76,7 @@ def test_grading_as_an_ordinary_user(tmp_path):
     course = make_course(work, A)
     folder = work / "handed-in"
     folder.mkdir()
-    released, answers = released_notebook(A), solution_cells(source_notebook(A))
-    nbformat.write(fill(released, answers), folder / "perfect.ipynb")
+    nbformat.write(perfect(A), folder / "perfect.ipynb")
     (work / "home").mkdir()
     for root, dirs, files in os.walk(work):
         for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
