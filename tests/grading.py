@@ -219,6 +219,48 @@ def autograded_notebook(course: Path, assignment: str, student: str):
 # --- trying answers without nbgrader -------------------------------------------------------------
 
 
+NOBODY = 65534  # the ordinary user the grader runs as in tests/test_distribute.py
+
+
+def as_nobody(argv, *, home: Path, stash: Path) -> list[str]:
+    """``argv`` run as ``nobody`` (when the suite runs as root): in a mount namespace of its
+    own whose ``/root`` (0700) is an empty tmpfs holding only the Python installation the
+    virtual environment points to, mounted through ``stash`` (an empty folder). So the grader
+    and its sandboxes see the machine as an ordinary user would: bubblewrap works through a
+    user namespace, with no uid switch and no ``chown``.
+
+    ``unshare`` and ``mount``, not an outer bubblewrap: a fresh ``/proc`` mounted there would
+    stop the grader's own sandboxes from mounting theirs.
+    """
+    base = Path(sys.base_prefix).resolve()
+    script = ""
+    if Path("/root") in base.parents:
+        script = (
+            f'mount --rbind "{base}" "{stash}" && '
+            "mount -t tmpfs -o mode=755 tmpfs /root && "
+            f'mkdir -p "{base}" && mount --rbind "{stash}" "{base}" && '
+        )
+    script += f'export HOME="{home}" && exec "$@"'
+    who = [f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
+    return [shutil.which("unshare"), "--mount", "--propagation", "private"] + [
+        "sh",
+        "-c",
+        script,
+        "sh",
+        shutil.which("setpriv"),
+        *who,
+        *argv,
+    ]
+
+
+def open_to_nobody(path: Path) -> None:
+    """Let ``nobody`` through ``path``'s parents (pytest's folders are 0700) up to ``/tmp``."""
+    for parent in [path, *path.parents]:
+        if parent in (Path("/tmp"), Path("/")):
+            break
+        parent.chmod(parent.stat().st_mode | 0o111)
+
+
 def perfect(assignment: str):
     """The release with every solution cell filled in from ``solutions/``: a perfect submission."""
     return fill(

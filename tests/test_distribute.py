@@ -2,15 +2,20 @@
 
 A real ``dask scheduler`` and two ``dask worker`` processes (one thread each) on localhost, on
 free ports, torn down at the end. Two ch01 submissions (one per worker: a full and a partial
-score) are graded locally and through the cluster: the same grades.csv. The partial one's q1
-is wrong and lies to its kernel (tests/fixtures/hostile/cases.py, "forged"): only the trusted
-judge, run on the worker, takes q1_visible's point away. Then a worker is killed while it
-grades: every student is still graded, exactly once.
+score) are graded locally and through the cluster, and one worker is SIGKILLed while it
+grades: the same grades.csv as the local run, and every student graded exactly once. The
+partial one's q1 is wrong and lies to its kernel (tests/fixtures/hostile/cases.py, "forged"):
+only the trusted judge, run on the worker, takes q1_visible's point away.
+
+When the suite runs as root, the local run is the ordinary user ``nobody``'s
+(:func:`grading.as_nobody`): bubblewrap then sandboxes through a user namespace, with no uid
+switch, as on an instructor's laptop; its grades must match the cluster's, run as root.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import runpy
@@ -24,13 +29,18 @@ from pathlib import Path
 import nbformat
 import pytest
 from grading import (
+    NOBODY,
+    as_nobody,
     cells_by_grade_id,
     fill,
     make_course,
+    open_to_nobody,
     released_notebook,
     solution_cells,
     source_notebook,
 )
+
+from attnkit.grading import bwrap
 
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.xdist_group("distribute")
@@ -99,11 +109,15 @@ def handed_in(tmp_path_factory):
     return course, folder
 
 
-def _grade(course, folder, out, *extra, wait=True):
+def _grade(course, folder, out, *extra, wait=True, wrap=None):
     cmd = [sys.executable, "-m", "attnkit.grading", "grade", A, str(folder)]
     cmd += ["--course", str(course), "--out", str(out), "--timeout", "60", *extra]
     proc = subprocess.Popen(
-        cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        wrap(cmd) if wrap else cmd,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     if not wait:
         return proc
@@ -117,23 +131,28 @@ def _rows(out: Path) -> list[dict]:
         return sorted(csv.DictReader(f), key=lambda r: r["student_id"])
 
 
-def test_cluster_grades_like_the_local_run(cluster, handed_in, tmp_path):
-    course, folder = handed_in
-    _grade(course, folder, tmp_path / "local", "--jobs", "2")
-    _grade(course, folder, tmp_path / "dask", "--scheduler", cluster["address"])
-    local, remote = _rows(tmp_path / "local"), _rows(tmp_path / "dask")
-    assert remote == local
-    assert {r["student_id"]: float(r["score"]) for r in remote} == EXPECTED
-    for (
-        s
-    ) in EXPECTED:  # the driver wrote each student's feedback from the worker's files
-        assert (tmp_path / "dask" / "feedback" / s / A / f"{A}.html").is_file()
+def _grade_locally(course, folder, out: Path) -> str:
+    """The local run, ``--jobs 2``; as the ordinary user ``nobody`` when the suite runs as
+    root and bubblewrap works (then through bwrap's user namespace, as on a laptop)."""
+    if os.geteuid() != 0 or bwrap.probe() is not None:
+        return _grade(course, folder, out, "--jobs", "2")
+    home, stash = out.parent / "home", out.parent / "stash"
+    for path in (out, home):
+        path.mkdir()
+        os.chown(path, NOBODY, NOBODY)
+    stash.mkdir()
+    open_to_nobody(out.parent)
+    open_to_nobody(course)
+    open_to_nobody(folder)
+    wrap = functools.partial(as_nobody, home=home, stash=stash)
+    return _grade(course, folder, out, "--jobs", "2", "--sandbox", "bwrap", wrap=wrap)
 
 
-def test_a_worker_killed_mid_batch_loses_no_student(cluster, handed_in, tmp_path):
-    course, folder = handed_in
+def _grade_killing_a_worker(course, folder, out: Path, cluster) -> str | None:
+    """Grade through the cluster and SIGKILL the first worker seen grading, well inside its
+    grading; returns its name."""
     address = cluster["address"]
-    proc = _grade(course, folder, tmp_path / "out", "--scheduler", address, wait=False)
+    proc = _grade(course, folder, out, "--scheduler", address, wait=False)
     killed = None
     with distributed.Client(address, timeout="60s") as client:
         deadline = time.monotonic() + 300
@@ -150,18 +169,60 @@ def test_a_worker_killed_mid_batch_loses_no_student(cluster, handed_in, tmp_path
                     cluster["workers"][killed].send_signal(signal.SIGKILL)
                     break
             time.sleep(0.5)
-    assert killed, "no worker ever took a task"
     text = proc.communicate(timeout=900)[0]
     assert proc.returncode == 0, text
-    rows = _rows(tmp_path / "out")
+    return killed
+
+
+@pytest.fixture(scope="module")
+def graded(cluster, handed_in, tmp_path_factory):
+    """One local run and one run through the cluster that loses a worker mid-batch."""
+    course, folder = handed_in
+    tmp = tmp_path_factory.mktemp("graded")
+    local_text = _grade_locally(course, folder, tmp / "local")
+    killed = _grade_killing_a_worker(course, folder, tmp / "dask", cluster)
+    return {
+        "local": tmp / "local",
+        "dask": tmp / "dask",
+        "killed": killed,
+        "local_text": local_text,
+    }
+
+
+def test_cluster_grades_like_the_local_run(graded):
+    local, remote = _rows(graded["local"]), _rows(graded["dask"])
+    assert remote == local
+    assert {r["student_id"]: float(r["score"]) for r in remote} == EXPECTED
+    for (
+        s
+    ) in EXPECTED:  # the driver wrote each student's feedback from the worker's files
+        assert (graded["dask"] / "feedback" / s / A / f"{A}.html").is_file()
+
+
+def test_a_worker_killed_mid_batch_loses_no_student(graded):
+    assert graded["killed"], "no worker ever took a task"
+    out = graded["dask"]
+    rows = _rows(out)
     assert [r["student_id"] for r in rows] == sorted(EXPECTED)  # each exactly once
-    assert {r["student_id"]: float(r["score"]) for r in rows} == EXPECTED
-    manifest = json.loads(
-        (tmp_path / "out" / ".attnkit-grading" / "manifest.json").read_text()
-    )
+    manifest = json.loads((out / ".attnkit-grading" / "manifest.json").read_text())
     assert sorted(manifest) == sorted(EXPECTED)
     from nbgrader.api import Gradebook
 
-    with Gradebook(f"sqlite:///{tmp_path / 'out' / 'gradebook.db'}") as gb:
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
         subs = [s.student.id for s in gb.find_assignment(A).submissions]
     assert sorted(subs) == sorted(EXPECTED)
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or bwrap.probe() is not None,
+    reason="the local run is already an ordinary user's (or has no bubblewrap)",
+)
+def test_the_local_run_as_an_ordinary_user(graded):
+    """The local run was nobody's, sandboxed by bubblewrap through a user namespace: it
+    graded (the cluster's grades, run as root, are the same), and its files are nobody's."""
+    assert "hard isolation is OFF" not in graded["local_text"]
+    assert (graded["local"] / "gradebook.db").stat().st_uid == NOBODY
+    manifest = json.loads(
+        (graded["local"] / ".attnkit-grading" / "manifest.json").read_text()
+    )
+    assert manifest["perfect"]["problems"] == []

@@ -700,7 +700,11 @@ def _grade_one_in(
                 + "\n".join(f"* {p}" for p in result["problems"])
             ),
         )
-        nbformat.write(nb, graded)
+        # replaced, not opened for writing: nbgrader leaves it read-only (0444), which only
+        # root may write through
+        mode = stat.S_IMODE(graded.stat().st_mode)
+        _write(graded, nbformat.writes(nb).encode())
+        graded.chmod(mode)
         page = scratch / "feedback" / student / assignment / f"{assignment}.html"
         _note_feedback(page, scratch, result["problems"])
     result["ok"] = True

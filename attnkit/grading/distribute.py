@@ -24,6 +24,7 @@ from pathlib import Path
 from .batch import WORK, _grade_one, choose_sandbox
 
 PARTS = ("autograded", "feedback")
+ATTEMPTS = 3  # submissions of one student's grading, when the cluster cancels it
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -120,22 +121,43 @@ def graded(scheduler: str, todo, chosen, problems, common, sandbox: str):
     with Client(scheduler, timeout="60s") as client:
         # a list: scattering a dict would make each of its keys a cluster-wide data key,
         # shared by every grade run on this cluster
-        [shared_f] = client.scatter([shared], broadcast=True, hash=False)
-        futures = {
-            client.submit(
+        data = {}  # the scattered settings; scattered again when a lost worker took them
+
+        def scatter():
+            [data["shared"]] = client.scatter([shared], broadcast=True, hash=False)
+
+        def submit(s, attempt):
+            return client.submit(
                 grade_on_worker,
                 s,
                 chosen[s].read_bytes() if chosen[s] is not None else None,
                 problems[s],
-                shared_f,
-                key=f"attnkit-grade-{a}-{s}-{run}",
+                data["shared"],
+                key=f"attnkit-grade-{a}-{s}-{run}-{attempt}",
                 pure=False,
-            ): s
-            for s in todo
-        }
+            )
+
+        scatter()
+        futures = {submit(s, 0): (s, 0) for s in todo}
         seen = set()
-        for future in as_completed(futures):
-            r = future.result()
+        done = as_completed(list(futures))
+        for future in done:
+            s, attempt = futures[future]
+            try:
+                r = future.result()
+            except Exception as exc:
+                # a worker killed early can take the scattered settings with it; Dask then
+                # cancels every task for "lost dependencies": scatter them again, resubmit
+                if attempt + 1 < ATTEMPTS:
+                    scatter()
+                    again = submit(s, attempt + 1)
+                    futures[again] = (s, attempt + 1)
+                    done.add(again)
+                    continue
+                why = f"{type(exc).__name__}: {exc}"[:200]
+                failed = f"grading on the cluster failed ({why})"
+                r = {"student": s, "ok": False, "scores": {}, "files": {}}
+                r["problems"] = [*problems[s], failed]
             if r["student"] in seen:  # never twice, whatever the cluster does
                 continue
             seen.add(r["student"])
