@@ -119,15 +119,22 @@ def test_kernel_sees_its_box_only(kernel):
         f" os.path.exists({str(scratch / 'jupyter')!r}))\n"
         "open('answer.txt', 'w').write('42')\n"
         f"open({str(box / 'record' / 'r')!r}, 'w').write('1')\n"
-        "print(os.getcwd(), os.getuid())",
+        "from ipykernel import get_connection_file\n"
+        "sockets = os.path.dirname(get_connection_file())\n"
+        "open(os.path.join(sockets, 'filler'), 'w').write('x')\n"
+        "print(os.getcwd(), os.getuid(), sockets)",
     )
     assert err == "", out
     first, second = out.splitlines()
     assert (
         first == "False False False"
     )  # nbgrader's side of the scratch course is not there
-    where, uid = second.split()
+    where, uid, sockets = second.split()
     assert where == str(cwd)
+    # the socket folder, a short path under /tmp, is box/sock: what the kernel writes there
+    # counts in its scratch course's disk quota, and the host's /tmp stays untouched
+    assert sockets.startswith("/tmp/attnkit-k")
+    assert (box / "sock" / "filler").read_text() == "x"
     if kernel["uid"] is not None:  # run as root: the sandbox's own uid
         assert int(uid) == kernel["uid"]
     assert (box / "cwd" / "answer.txt").read_text() == "42"

@@ -189,7 +189,7 @@ def wrap(
     for w in (Path(w).resolve() for w in writable):
         cmd += [*_parents(w), "--bind", str(w), str(w)]
     for src, dest in binds:
-        dest = Path(dest).resolve()
+        dest = Path(dest).parent.resolve() / Path(dest).name  # (a link here: a mount there)
         cmd += [*_parents(dest), "--bind", str(Path(src).resolve()), str(dest)]
     cmd += [*_NS, "--chdir", str(cwd)]
     cmd += ["--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp"]

@@ -5,9 +5,10 @@ itself, in the student's scratch course, and only the kernel nbgrader starts is 
 kernel sees none of the scratch course (the scratch gradebook holds the hidden tests' source,
 the config file, ``submitted/``, ``autograded/``, ``feedback/``): just the folder
 :func:`prepare` lays out for it (``box/``) and, mounted on the notebook's folder, an empty
-writable ``box/cwd``. Its sockets are Unix sockets (ZeroMQ's ``ipc`` transport) in a short
-folder of their own, the only path it shares with nbgrader; its network namespace has no
-interfaces but loopback, so TCP could not reach it anyway.
+writable ``box/cwd``. Its sockets are Unix sockets (ZeroMQ's ``ipc`` transport) in
+``box/sock``, which both sides reach by a short path under ``/tmp`` (a link for nbgrader, a
+mount for the kernel); its network namespace has no interfaces but loopback, so TCP could not
+reach it anyway.
 
 nbgrader finds the kernel by its name (``--Execute.kernel_name``, whatever the notebook's
 metadata says) in a kernelspec folder only the grader can read. The kernelspec runs this file
@@ -24,9 +25,9 @@ kernel in a session of its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -39,12 +40,20 @@ def launch(argv: list[str]) -> None:
     with open(argv[0]) as f:
         spec = json.load(f)
     connection, extra = argv[1], argv[2:]
+    with open(connection, "rb") as f:
+        data = f.read()
+    # the socket folder is the sandbox user's: a file it planted is replaced, never followed
     inside = spec["connection"]
     tmp = inside + ".new"
-    shutil.copyfile(connection, tmp)
-    os.chmod(tmp, 0o600)
-    if spec["uid"] is not None:
-        os.chown(tmp, spec["uid"], spec["uid"])
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        os.write(fd, data)
+        if spec["uid"] is not None:
+            os.fchown(fd, spec["uid"], spec["uid"])
+    finally:
+        os.close(fd)
     os.replace(tmp, inside)
     cmd = [inside if a == "{connection_file}" else a for a in spec["argv"]] + extra
     # ipykernel would watch that pid for its parent's death; in the sandbox's PID namespace its
@@ -66,21 +75,21 @@ def prepare(scratch: Path, cwd: Path, sandbox: dict) -> tuple[Path, list[str], d
     from .bwrap import wrap
 
     box = scratch / "box"
-    for sub in ("cwd", "tmp", "record", "log", "ipython"):
+    for sub in ("cwd", "tmp", "record", "log", "ipython", "sock"):
         (box / sub).mkdir(parents=True, exist_ok=True)
-    # Unix socket paths are limited to 107 bytes: a short folder under /tmp
+    # Unix socket paths are limited to 107 bytes: a short path under /tmp, /tmp/attnkit-k…/s,
+    # which is box/sock (a link to it here, mounted there in the sandbox): what the kernel
+    # writes there is in its scratch course, under the disk quota, not in the host's /tmp
     sockets = Path(tempfile.mkdtemp(prefix="attnkit-k", dir="/tmp"))
-    (sockets / "s").mkdir()
-    if sandbox.get("uid") is not None:
-        os.chown(sockets / "s", sandbox["uid"], sandbox["uid"])
+    (sockets / "s").symlink_to(box / "sock")
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     spec = {
         "connection": str(sockets / "s" / "kernel.json"),
         "uid": sandbox.get("uid"),
         "argv": wrap(
             argv,
-            writable=[box, sockets / "s"],
-            binds=[(box / "cwd", cwd)],
+            writable=[box],
+            binds=[(box / "cwd", cwd), (box / "sock", sockets / "s")],
             cwd=cwd,
             private=sandbox["private"],
             uid=sandbox.get("uid"),
