@@ -135,7 +135,7 @@ def test_points_the_judge_does_not_confirm_are_taken_away(
     try:
         batch._judge(
             result,
-            scratch,
+            scratch / "box" / "record",
             tmp_path / "work" / "judge" / "student",
             replay,
             env=_env(),

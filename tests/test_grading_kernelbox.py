@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -57,12 +56,14 @@ def kernel(tmp_path, monkeypatch):
     cwd = scratch / "autograded" / "alice" / "ch"
     cwd.mkdir(parents=True)
     (scratch / "gradebook.db").write_text("every test's source")
+    box = scratch / "box"
+    for sub in ("record", "ipython"):  # what the grader puts there besides
+        (box / sub).mkdir(parents=True)
     with bwrap.Slot() as slot:
-        box, options, env = kernelbox.prepare(
-            scratch, cwd, {"private": [tmp_path / "out"], "uid": slot.uid}
+        options, env, sockets = kernelbox.prepare(
+            scratch, box, cwd, {"private": [tmp_path / "out"], "uid": slot.uid}
         )
         bwrap.give(box, slot.uid)
-        sockets = Path(env.pop("sockets"))
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("IPYTHONDIR", str(box / "ipython"))

@@ -565,16 +565,16 @@ def _grade_one_in(
     )
     cwd = scratch / "autograded" / student / assignment
     # what the kernel may see: scratch/box (under bubblewrap, nothing else of the scratch course)
-    box, options, extra, sockets = scratch / "box", [], {}, None
-    if sandbox is not None:
-        from .kernelbox import prepare
-
-        box, options, extra = prepare(scratch, cwd, sandbox)
-        sockets = Path(extra.pop("sockets"))
+    box = scratch / "box"
     tmp, record, log = box / "tmp", box / "record", box / "log" / "guard.log"
     startup = box / "ipython" / "profile_default" / "startup"
     for folder in (tmp, record, log.parent, startup):
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True)
+    options, extra, sockets = [], {}, None
+    if sandbox is not None:
+        from .kernelbox import prepare
+
+        options, extra, sockets = prepare(scratch, box, cwd, sandbox)
     from .replay import cell_name, for_kernel
 
     cfg = {
@@ -680,7 +680,7 @@ def _grade_one_in(
         started = time.monotonic()
         _judge(
             result,
-            scratch,
+            record,
             (judge_root or work / "judge") / f"{student}.{secrets.token_hex(4)}",
             replay,
             env=env,
@@ -711,14 +711,15 @@ def _grade_one_in(
     return result
 
 
-def _judge(result, scratch, folder, replay, *, env, timeout, memory, sandbox) -> None:
+def _judge(result, record, folder, replay, *, env, timeout, memory, sandbox) -> None:
     """Take away the points of every test the kernel passed and the trusted judge
     (:mod:`attnkit.grading.judge`) did not, with a note.
 
     Tests marked to keep the kernel's verdict are left alone; when the kernel passed none of
     the others, there is nothing to confirm and no judge runs. The judge gets the plan (from
     the instructor's notebook) and a bounded copy of the student's recording (plain files
-    only) in a folder the student never saw; its verdicts are read with a size cap.
+    only, from ``record``, the folder its kernel wrote) in a folder the student never saw;
+    its verdicts are read with a size cap.
     """
     judged = [
         c["grade_id"] for c in replay["cells"] if c["kind"] == "test" and c["replay"]
@@ -732,11 +733,10 @@ def _judge(result, scratch, folder, replay, *, env, timeout, memory, sandbox) ->
     from .replay import FILE  # the record files' names
 
     total = 0
-    record = scratch / "box" / "record"
     names = sorted(os.listdir(record)) if _regular_dir(record, record.parent) else []
     for name in names[:MAX_RECORD_FILES]:
         path = record / name
-        if FILE.match(name) and _regular(path, scratch):
+        if FILE.match(name) and _regular(path, record):
             total += path.stat().st_size
             if total > MAX_RECORD:
                 break

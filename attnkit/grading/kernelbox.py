@@ -62,20 +62,21 @@ def launch(argv: list[str]) -> None:
     os.execv(cmd[0], cmd)
 
 
-def prepare(scratch: Path, cwd: Path, sandbox: dict) -> tuple[Path, list[str], dict]:
-    """Lay out the kernel's side of a scratch course and the kernelspec that sandboxes it.
+def prepare(
+    scratch: Path, box: Path, cwd: Path, sandbox: dict
+) -> tuple[list[str], dict, Path]:
+    """The kernelspec that sandboxes the kernel of a scratch course, and its two folders.
 
-    Returns ``(box, nbgrader options, environment)``. ``box`` (``scratch/box``) holds what the
-    kernel may see: ``cwd`` (mounted on the notebook's folder ``cwd``), ``tmp``, ``record``,
-    ``log`` (writable), ``ipython`` and ``guard.json``; the caller fills it and hands it to
-    the sandbox's user. ``sandbox``: ``{"private", "uid"}`` as for
-    :func:`attnkit.grading.bwrap.wrap`. The socket folder is made here; the caller removes it
-    (``sockets`` in the environment returned).
+    ``box``: the folder of ``scratch`` the kernel may see (writable), which the caller fills
+    (``tmp``, ``record``, ``log``, ``ipython``, ``guard.json``) and hands to the sandbox's
+    user; here ``box/cwd`` (mounted on the notebook's folder ``cwd``) and ``box/sock`` are
+    made. ``sandbox``: ``{"private", "uid"}`` as for :func:`attnkit.grading.bwrap.wrap`.
+    Returns ``(nbgrader options, environment, socket path)``: the caller removes the short
+    socket path under ``/tmp`` once nbgrader is done.
     """
     from .bwrap import wrap
 
-    box = scratch / "box"
-    for sub in ("cwd", "tmp", "record", "log", "ipython", "sock"):
+    for sub in ("cwd", "sock"):
         (box / sub).mkdir(parents=True, exist_ok=True)
     # Unix socket paths are limited to 107 bytes: a short path under /tmp, /tmp/attnkit-k…/s,
     # which is box/sock (a link to it here, mounted there in the sandbox): what the kernel
@@ -117,9 +118,8 @@ def prepare(scratch: Path, cwd: Path, sandbox: dict) -> tuple[Path, list[str], d
     env = {
         "JUPYTER_PATH": str(scratch / "jupyter"),
         "JUPYTER_RUNTIME_DIR": str(sockets / "run"),
-        "sockets": str(sockets),
     }
-    return box, options, env
+    return options, env, sockets
 
 
 if __name__ == "__main__":

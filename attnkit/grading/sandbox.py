@@ -26,6 +26,7 @@ from __future__ import annotations
 import builtins
 import json
 import os
+import signal
 import sys
 import types
 
@@ -442,11 +443,10 @@ class _CappedStream:
 
 
 def _self_interrupt(name, args) -> bool:
-    """SIGINT from the kernel to itself (or its own process group): how ipykernel obeys an
-    interrupt message, the way the sandboxed kernel is interrupted (attnkit.grading.kernelbox)."""
-    import signal
-
-    if name not in ("os.kill", "os.killpg") or len(args) != 2:
+    """``os.kill``/``os.killpg``: SIGINT from the kernel to itself (or its own process group):
+    how ipykernel obeys an interrupt message, the way the sandboxed kernel is interrupted
+    (attnkit.grading.kernelbox)."""
+    if len(args) != 2:
         return False
     me = os.getpid() if name == "os.kill" else os.getpgrp()
     return args[0] == me and args[1] == signal.SIGINT
@@ -622,7 +622,7 @@ def install(config_path: str) -> None:
                     raise PermissionError(
                         f"[grader] {name} outside the submission is not allowed while grading"
                     )
-        elif _self_interrupt(name, args):
+        elif name in ("os.kill", "os.killpg") and _self_interrupt(name, args):
             return
         elif (
             name in _DENIED or name.startswith("os.exec") or name.startswith("os.spawn")
