@@ -216,9 +216,6 @@ def autograded_notebook(course: Path, assignment: str, student: str):
     )
 
 
-# --- trying answers without nbgrader -------------------------------------------------------------
-
-
 NOBODY = 65534  # the ordinary user the grader runs as in tests/test_distribute.py
 
 
@@ -266,6 +263,9 @@ def perfect(assignment: str):
     return fill(
         released_notebook(assignment), solution_cells(source_notebook(assignment))
     )
+
+
+# --- trying answers without nbgrader -------------------------------------------------------------
 
 
 def graded_notebook(assignment: str):
