@@ -47,6 +47,20 @@ def recorder(folder, replay: dict):
     return Recorder(str(folder), for_kernel(replay), lambda name: name)
 
 
+def unstubbed(replay: dict) -> dict:
+    """``replay`` with every hidden test run in the kernel, source and all (no stub)."""
+    return {**replay, "cells": [{**c, "stub": False} for c in replay["cells"]]}
+
+
+def _load_calls(path: str) -> dict:
+    import torch
+
+    from attnkit.grading.replay import decode
+
+    calls = torch.load(path, weights_only=True)
+    return {k: [(n, *decode([a, kw])) for n, a, kw in v] for k, v in calls.items()}
+
+
 def _quiet():
     stack = contextlib.ExitStack()
     stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
@@ -58,17 +72,36 @@ def _quiet():
     return stack
 
 
-def _kernel(notebook: str, replay: dict, folder: str, out: str) -> None:
-    """Every code cell of the notebook in one namespace, the recorder told of each."""
+def _rehearse(notebook: str, replay: dict, out: str) -> None:
+    import torch
+
+    from attnkit.grading.replay import rehearse
+
+    with _quiet():
+        calls, why = rehearse(nbformat.reads(notebook, as_version=4), replay)
+    torch.save(calls, out + ".pt")
+    Path(out).write_text(json.dumps(why))
+
+
+def _kernel(notebook: str, replay: dict, folder: str, calls, out: str) -> None:
+    """Every code cell of the notebook in one namespace, the recorder told of each; with
+    ``calls`` (rehearsed), a stubbed cell runs as its stub does in the grader's kernel."""
     from attnkit.grading.cells import is_test_cell, nbgrader_meta
-    from attnkit.grading.replay import _transform
+    from attnkit.grading.replay import _transform, stub
 
     nb = nbformat.reads(notebook, as_version=4)
     rec = recorder(folder, replay)
+    stubs = {c["key"] for c in replay["cells"] if c.get("stub")}
+    rehearsed = _load_calls(calls) if calls else {}
     ns, verdicts = {"__name__": "__main__"}, {}
     with _quiet():
-        for cell in nb.cells:
+        for i, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
+                continue
+            if f"c{i}" in stubs:  # what the grader's kernel runs: the calls, no test
+                rec.enter(code_name(stub(f"c{i}")), ns)
+                rec.run_hidden(f"c{i}", rehearsed.get(f"c{i}", []), ns)
+                verdicts[nbgrader_meta(cell)["grade_id"]] = None
                 continue
             rec.enter(code_name(cell.source), ns)
             try:
@@ -81,11 +114,12 @@ def _kernel(notebook: str, replay: dict, folder: str, out: str) -> None:
     Path(out).write_text(json.dumps(verdicts))
 
 
-def _judge(replay: dict, folder: str, out: str) -> None:
+def _judge(replay: dict, folder: str, calls, out: str) -> None:
     from attnkit.grading.replay import judge
 
+    rehearsed = _load_calls(calls) if calls else None
     with _quiet():
-        verdicts = judge(replay, folder)
+        verdicts = judge(replay, folder, rehearsed=rehearsed)
     Path(out).write_text(json.dumps(verdicts))
 
 
@@ -111,12 +145,29 @@ def _forked(target, *args) -> dict:
     return json.loads(out.read_text())
 
 
-def kernel_then_judge(nb, replay: dict, folder: Path) -> tuple[dict, dict]:
-    """``(kernel verdicts, judge verdicts)``: ``{grade_id: None or why it failed}``."""
+def rehearsed(source, replay: dict, folder: Path) -> tuple[str, dict]:
+    """The grader's rehearsal of the instructor's notebook ``source``: ``(path of the calls
+    file, {key: why a stubbed cell cannot be one})``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = str(folder / "rehearsal.json")
+    why = _forked(_rehearse, nbformat.writes(source), replay, out)
+    return out + ".pt", why
+
+
+def kernel_then_judge(
+    nb, replay: dict, folder: Path, calls=None, judged=True
+) -> tuple[dict, dict | None]:
+    """``(kernel verdicts, judge verdicts)``: ``{grade_id: None or why it failed}``. Without
+    ``calls`` (:func:`rehearsed`'s file), no cell is stubbed; with it, the stubbed cells run
+    as in the grader (their stub in the kernel, their tests in the judge). ``judged``:
+    False runs the kernel alone (the judge's verdicts are None)."""
     folder.mkdir(parents=True, exist_ok=True)
     record = str(folder / "record")
+    if calls is None:
+        replay = unstubbed(replay)
     kernel = _forked(
-        _kernel, nbformat.writes(nb), replay, record, str(folder / "kernel.json")
+        _kernel, nbformat.writes(nb), replay, record, calls, str(folder / "kernel.json")
     )
-    judged = _forked(_judge, replay, record, str(folder / "judge.json"))
-    return kernel, judged
+    if not judged:
+        return kernel, None
+    return kernel, _forked(_judge, replay, record, calls, str(folder / "judge.json"))

@@ -24,18 +24,23 @@ from grading import (
     source_notebook,
     wrong_answers,
 )
-from replay_runs import code_name, kernel_then_judge
+from replay_runs import code_name, kernel_then_judge, rehearsed
 from replay_runs import recorder as make_recorder
 
-from attnkit.grading.cells import nbgrader_meta, question_of
+from attnkit.grading.cells import nbgrader_meta
 from attnkit.grading.replay import (
     Replayer,
     ReplayError,
+    decode,
+    encode,
     judge,
     load_record,
     plain,
     plan,
+    rehearse,
+    same,
     signature,
+    stub,
 )
 
 matplotlib.use("Agg")
@@ -63,23 +68,39 @@ def with_answers(assignment, answers):
     return nb
 
 
-def judged_and_kernel(assignment, answers, folder, replay=None):
-    replay = replay or plan(source_notebook(assignment))
-    kernel, verdicts = kernel_then_judge(
-        with_answers(assignment, answers), replay, folder
-    )
-    return kernel, verdicts, replay
+@pytest.fixture(scope="module")
+def rehearsals(tmp_path_factory):
+    """The grader's rehearsal of each chapter, once: ``{assignment: (replay, calls file)}``,
+    the plan's cells that the rehearsal cannot stub marked so."""
+    done = {}
+
+    def get(assignment):
+        if assignment not in done:
+            source = source_notebook(assignment)
+            replay = plan(source)
+            folder = tmp_path_factory.mktemp(f"rehearsal-{assignment}")
+            calls, why = rehearsed(source, replay, folder)
+            for cell in replay["cells"]:
+                if cell["key"] in why:
+                    assert "not plain data" in why[cell["key"]], why[cell["key"]]
+                    cell["stub"] = False
+            assert any(c["stub"] for c in replay["cells"]), "nothing is stubbed"
+            done[assignment] = replay, calls
+        return done[assignment]
+
+    return get
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_the_judge_passes_honest_work_and_the_kept_tests_need_the_kernel(
-    assignment, tmp_path
+    assignment, tmp_path, rehearsals
 ):
     """Honest work keeps its points: every judged test the kernel passes, the judge passes,
-    for the solution and for correct answers written differently. A test marked to keep the
+    for the solution and for correct answers written differently, graded as the grader does
+    (the hidden tests stubbed in the kernel and run in the judge). A test marked to keep the
     kernel's verdict says why and really fails when replayed (the solution's recording is
-    judged as if nothing were marked), so no mark is an easy way out."""
-    replay = plan(source_notebook(assignment))
+    judged as if nothing were marked, nothing stubbed), so no mark is an easy way out."""
+    replay, calls = rehearsals(assignment)
     kept = {c["grade_id"]: c for c in replay["cells"] if not c["replay"]}
     for cell in kept.values():
         assert cell["kind"] == "test" and len(cell["why"]) > 20, cell
@@ -87,13 +108,16 @@ def test_the_judge_passes_honest_work_and_the_kept_tests_need_the_kernel(
     for cell in unmarked["cells"]:
         cell["replay"] = True
     ways = correct_answers(assignment)
-    runs = {"solution": ({}, unmarked)}
+    runs = {"solution": ({}, unmarked, None)}
     for i in range(max(map(len, ways.values()), default=0)):  # every alternative once
         answers = {q: w[i][1] for q, w in ways.items() if i < len(w)}
-        runs[f"alternatives {i}"] = (answers, replay)
-    for label, (answers, judged_by) in runs.items():
-        kernel, verdicts, _ = judged_and_kernel(
-            assignment, answers, tmp_path / label, judged_by
+        runs[f"alternatives {i}"] = (answers, replay, calls)
+    for label, (answers, judged_by, rehearsed_calls) in runs.items():
+        kernel, verdicts = kernel_then_judge(
+            with_answers(assignment, answers),
+            judged_by,
+            tmp_path / label,
+            rehearsed_calls,
         )
         assert verdicts, "no test is judged"
         if judged_by is replay:
@@ -113,20 +137,114 @@ def test_the_judge_passes_honest_work_and_the_kept_tests_need_the_kernel(
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_the_judge_fails_wrong_answers_as_the_kernel_does(assignment, tmp_path):
-    """The first wrong answer of each question, all in one notebook (every wrong answer was
-    run once by hand: see HOW_CHECKS): every judged test has the kernel's verdict (a wrong
-    answer caught only by a test kept from the replay, such as ch01's q1, loses nothing here)."""
+def test_the_judge_fails_wrong_answers_as_the_kernel_does(
+    assignment, tmp_path, rehearsals
+):
+    """The first wrong answer of each question, all in one notebook, graded as the grader
+    does: every judged test, stubbed hidden tests included, has the verdict the same test
+    gets when it runs in the kernel, source and all (every wrong answer was run once by
+    hand: see HOW_CHECKS; a wrong answer caught only by a test kept from the replay, such as
+    ch01's q1, loses nothing here)."""
+    replay, calls = rehearsals(assignment)
     wrong = {q: ways[0][1] for q, ways in wrong_answers(assignment).items()}
-    kernel, verdicts, _ = judged_and_kernel(assignment, wrong, tmp_path)
+    nb = with_answers(assignment, wrong)
+    inside, _ = kernel_then_judge(nb, replay, tmp_path / "in", judged=False)
+    kernel, verdicts = kernel_then_judge(nb, replay, tmp_path / "out", calls)
+    stubbed = {c["grade_id"] for c in replay["cells"] if c["stub"]}
     for gid, why in verdicts.items():
-        if why is None and kernel[gid] and (assignment, gid) in HOW_CHECKS:
+        if gid in stubbed:
+            assert kernel[gid] is None  # the stub itself never fails
+        elif why is None and kernel[gid] and (assignment, gid) in HOW_CHECKS:
             continue  # a check of how the answer computes: the kernel's alone (it counts)
-        assert (why is None) == (kernel[gid] is None), (
-            f"{gid}: kernel {kernel[gid]!r}, judge {why!r}"
+        assert (why is None) == (inside[gid] is None), (
+            f"{gid}: in the kernel {inside[gid]!r}, judged {why!r}"
         )
-    lost = {question_of(g) for g, why in verdicts.items() if why}
-    assert lost, "no wrong answer lost a point in the judge"
+    lost = {g for g, why in verdicts.items() if why}
+    assert lost & stubbed, "no wrong answer failed a stubbed hidden test"
+
+
+def _stubbed(tmp_path, answer, solution, test, setup="import torch"):
+    """A one-question notebook whose hidden test ``test`` is stubbed: rehearsed with
+    ``solution``, the stub's calls recorded with ``answer``, judged; the test's verdict."""
+    nb = nbformat.v4.new_notebook()
+    hidden = f"# more tests\n### BEGIN HIDDEN TESTS\n{test}\n### END HIDDEN TESTS"
+    nb.cells = [
+        nbformat.v4.new_code_cell(setup),
+        nbformat.v4.new_code_cell(
+            solution, metadata={"nbgrader": {"solution": True, "grade_id": "q1"}}
+        ),
+        nbformat.v4.new_code_cell(
+            hidden, metadata={"nbgrader": {"grade": True, "grade_id": "q1_hidden"}}
+        ),
+    ]
+    replay = plan(nb)
+    assert replay["cells"][2]["stub"]
+    encoded, why = rehearse(nb, replay)
+    assert not why
+
+    def calls():  # the kernel's and the judge's copies, as each reads its own file
+        copy = deepcopy(encoded)
+        return {k: [(n, *decode([a, kw])) for n, a, kw in v] for k, v in copy.items()}
+
+    recorder = make_recorder(str(tmp_path), replay)
+    ns = {"__name__": "__main__"}
+    exec(setup, ns)
+    recorder.enter(code_name(answer), ns)
+    exec(answer, ns)
+    recorder.enter(code_name(stub("c2")), ns)
+    recorder.run_hidden("c2", calls()["c2"], ns)
+    return judge(replay, tmp_path, rehearsed=calls())["q1_hidden"]
+
+
+def test_a_stubbed_test_sees_in_place_changes_chained_calls_and_errors(tmp_path):
+    """What the stub records is enough for the tests: an answer that changes its input in
+    place is seen (the judge's argument changes as the kernel's did), a call on the result
+    of an earlier call gets the student's result, and an exception is the answer's."""
+    solution = "def f(x):\n    return 2 * x\ndef g(y):\n    return y + 1"
+    test = (
+        "x = torch.arange(4.0)\n"
+        "y = f(x)\n"
+        "assert torch.equal(x, torch.arange(4.0)), 'x was changed in place'\n"
+        "assert torch.allclose(g(y), 2 * x + 1), 'g(f(x))'\n"
+        "try:\n    f('a')\nexcept TypeError:\n    pass\n"
+        "else:\n    raise AssertionError('no TypeError for a string')\n"
+    )
+    check = "\n    if isinstance(x, str):\n        raise TypeError('x: a tensor')\n"
+    right = solution.replace("def f(x):", "def f(x):" + check)
+    assert _stubbed(tmp_path / "right", right, right, test) is None
+    in_place = right.replace("return 2 * x", "return x.mul_(2)")
+    why = _stubbed(tmp_path / "in-place", in_place, right, test)
+    assert why == "AssertionError: x was changed in place", why
+    wrong_g = right.replace("return y + 1", "return y - 1")
+    assert _stubbed(tmp_path / "g", wrong_g, right, test) == "AssertionError: g(f(x))"
+    # a wrong f: g is called with other arguments than rehearsed, which the judge refuses
+    wrong_f = right.replace("return 2 * x", "return 3 * x")
+    why = _stubbed(tmp_path / "f", wrong_f, right, test)
+    assert why.startswith("ReplayError: this test passes g other arguments"), why
+    no_error = solution
+    why = _stubbed(tmp_path / "no-error", no_error, right, test)
+    assert why == "AssertionError: no TypeError for a string", why
+
+
+def test_encoded_arguments_come_back_the_same():
+    g = torch.Generator().manual_seed(3)
+    args = [
+        torch.arange(6.0).view(2, 3)[:, 1],
+        g,
+        range(2, 9, 3),
+        {"k": (1, 2.5, None)},
+    ]
+    back = decode(encode(args))
+    assert torch.equal(back[0], args[0]) and back[0].shape == (2,)
+    assert torch.equal(back[1].get_state(), g.get_state()) and back[1] is not g
+    assert back[2] == range(2, 9, 3) and back[3] == {"k": (1, 2.5, None)}
+    assert same(args, back)
+    assert not same([torch.zeros(2)], [torch.zeros(3)])
+    assert not same([torch.zeros(2)], [torch.zeros(2, dtype=torch.float64)])
+    assert not same([1.0], [1.1]) and same([1.0], [1.0 + 1e-9])
+    assert not same(["a"], ["b"]) and not same([1], [True])
+    with pytest.raises(TypeError, match="a function"):
+        encode([lambda: 0])
 
 
 # lying results, and a recording written by hand

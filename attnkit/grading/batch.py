@@ -53,6 +53,9 @@ FILE_BYTES = 2**30  # largest file a student may write
 STEPS = "attnkit-steps:"
 STEPS_SCRIPT = Path(__file__).with_name("steps.py")  # run by path: no torch import
 JUDGE_SCRIPT = Path(__file__).with_name("judge.py")  # the trusted replay (replay.py)
+KERNEL_DB = (
+    "kernel.db"  # the template gradebook with the hidden tests stubbed (rehearsal)
+)
 MAX_RECORD = 512 * 2**20  # bytes of a student's recording the judge is given
 MAX_RECORD_FILES = 20_000
 STEPS_NO_FEEDBACK = 3  # its exit status when autograde worked and feedback did not
@@ -480,13 +483,15 @@ def _grade_one(
     disk=DISK_BYTES,
     replay=None,
     judge_root=None,
+    calls=None,
 ):
     """Autograde one student in a scratch course; returns {student, ok, scores, problems}.
 
     ``sandbox``: None (the in-process guard only) or the directories bubblewrap hides.
     ``replay``: :func:`attnkit.grading.replay.plan` of the instructor's notebook (None: no
     trusted judge). ``judge_root``: where the judges' folders go (one judge server per
-    process and root; default ``<work>/judge``).
+    process and root; default ``<work>/judge``). ``calls``: the rehearsed calls of the
+    stubbed hidden tests (``calls.pt``'s bytes, :func:`rehearsal`).
     """
     if sandbox is None:
         slot = contextlib.nullcontext()
@@ -514,6 +519,7 @@ def _grade_one(
             disk=disk,
             replay=replay,
             judge_root=judge_root,
+            calls=calls,
         )
 
 
@@ -548,6 +554,7 @@ def _grade_one_in(
     disk=DISK_BYTES,
     replay=None,
     judge_root=None,
+    calls=None,
 ):
     result = {"student": student, "ok": False, "scores": {}, "problems": list(notes)}
     if nb_path is None:
@@ -559,7 +566,12 @@ def _grade_one_in(
     shutil.rmtree(scratch, ignore_errors=True)
     (scratch / "submitted" / student / assignment).mkdir(parents=True)
     shutil.copy(out / "nbgrader_config.py", scratch)
-    shutil.copy(template / "gradebook.db", scratch)
+    # the stubbed gradebook where there is one: the hidden tests' source never reaches the kernel
+    kernel_db = template / KERNEL_DB
+    shutil.copy(
+        kernel_db if calls is not None else template / "gradebook.db",
+        scratch / "gradebook.db",
+    )
     shutil.copy(
         nb_path, scratch / "submitted" / student / assignment / f"{assignment}.ipynb"
     )
@@ -577,6 +589,8 @@ def _grade_one_in(
         options, extra, sockets = prepare(scratch, box, cwd, sandbox)
     from .replay import cell_name, for_kernel
 
+    if calls is not None:
+        (box / "calls.pt").write_bytes(calls)
     cfg = {
         "log": str(log),
         "allow_write": [str(cwd), str(tmp), str(record)]
@@ -585,7 +599,12 @@ def _grade_one_in(
         "tests": tests,
         "probe": {"source": "pass", "name": cell_name("pass")},
         "max_output": max_output,
-        "replay": replay and {**for_kernel(replay), "folder": str(record)},
+        "replay": replay
+        and {
+            **for_kernel(replay),
+            "folder": str(record),
+            "calls": str(box / "calls.pt") if calls is not None else None,
+        },
     }
     (box / "guard.json").write_text(json.dumps(cfg))
     (startup / "00-attnkit-guard.py").write_text(
@@ -615,9 +634,12 @@ def _grade_one_in(
 
         give(box, sandbox["uid"])  # the kernel's; the rest of the scratch course is not
     # autograde, then feedback, in one process (one interpreter start, not two); under
-    # bubblewrap nbgrader runs here, as the grader, and only the kernel it starts is sandboxed
+    # bubblewrap nbgrader runs here, as the grader, and only the kernel it starts is sandboxed.
+    # With a judge, the feedback waits for its verdicts: two processes
+    split = bool(replay)
     try:
         rc, log_text = _nbgrader(
+            *(["--only", "autograde"] if split else []),
             assignment,
             student,
             f"--Execute.timeout={timeout}",
@@ -627,7 +649,7 @@ def _grade_one_in(
             script=STEPS_SCRIPT,
             cwd=scratch,
             env=env,
-            timeout=timeout * (len(tests) + 10) + FEEDBACK_SECONDS,
+            timeout=timeout * (len(tests) + 10) + (0 if split else FEEDBACK_SECONDS),
             memory=memory,
             nproc=sandbox is not None,
             quota=quota,
@@ -662,7 +684,9 @@ def _grade_one_in(
             if "DeadKernel" in log_text or "UnresponsiveKernel" in log_text
             else "grading failed"
         )
-        last = [line for line in log_text.strip().splitlines() if not line.startswith(STEPS)]
+        last = [
+            line for line in log_text.strip().splitlines() if not line.startswith(STEPS)
+        ]
         result["problems"].append(
             f"{why} (os._exit, a crash, or over the time/memory limit): 0 points; "
             f"nbgrader said: {last[-1][:200] if last else rc}"
@@ -678,7 +702,7 @@ def _grade_one_in(
         }
     if replay:  # the kernel's passes, confirmed (or not) out of the student's reach
         started = time.monotonic()
-        _judge(
+        failed = _judge(
             result,
             record,
             (judge_root or work / "judge") / f"{student}.{secrets.token_hex(4)}",
@@ -687,8 +711,29 @@ def _grade_one_in(
             timeout=timeout,
             memory=memory,
             sandbox=sandbox,
+            calls=calls,
         )
         seconds["judge"] = round(time.monotonic() - started, 2)
+        _show_verdicts(scratch, graded, assignment, student, failed, replay)
+        started = time.monotonic()
+        _, feedback_log = _nbgrader(
+            "--only",
+            "feedback",
+            assignment,
+            student,
+            "--",
+            *feedback_args(feedback),
+            script=STEPS_SCRIPT,
+            cwd=scratch,
+            env=env,
+            timeout=FEEDBACK_SECONDS,
+            memory=memory,
+            quota=quota,
+        )
+        if "feedback" in (
+            step := _step_seconds(feedback_log, time.monotonic() - started)
+        ):
+            seconds["feedback"] = step["feedback"]
         seconds["total"] = round(time.monotonic() - start, 2)
     # the notes, at the top of the graded notebook and of its feedback page
     if result["problems"]:
@@ -711,9 +756,13 @@ def _grade_one_in(
     return result
 
 
-def _judge(result, record, folder, replay, *, env, timeout, memory, sandbox) -> None:
+def _judge(
+    result, record, folder, replay, *, env, timeout, memory, sandbox, calls=None
+) -> dict[str, str]:
     """Take away the points of every test the kernel passed and the trusted judge
-    (:mod:`attnkit.grading.judge`) did not, with a note.
+    (:mod:`attnkit.grading.judge`) did not; returns ``{grade_id: why}`` for those. A stubbed
+    hidden test (whose verdict only the judge has) fails without a note, as in the kernel;
+    any other gets a note.
 
     Tests marked to keep the kernel's verdict are left alone; when the kernel passed none of
     the others, there is nothing to confirm and no judge runs. The judge gets the plan (from
@@ -726,7 +775,8 @@ def _judge(result, record, folder, replay, *, env, timeout, memory, sandbox) -> 
     ]
     passed = [g for g in judged if result["scores"].get(g, (0.0, 0.0))[0] > 0]
     if not passed:
-        return
+        return {}
+    stubbed = {c["grade_id"] for c in replay["cells"] if c.get("stub")}
     remove(folder)
     (folder / "record").mkdir(parents=True)
     (folder / "tmp").mkdir()
@@ -742,6 +792,8 @@ def _judge(result, record, folder, replay, *, env, timeout, memory, sandbox) -> 
                 break
             shutil.copyfile(path, folder / "record" / name, follow_symlinks=False)
     (folder / "plan.json").write_text(json.dumps(replay))
+    if calls is not None:
+        (folder / "calls.pt").write_bytes(calls)
     from .bwrap import give
     from .judging import server
 
@@ -781,16 +833,58 @@ def _judge(result, record, folder, replay, *, env, timeout, memory, sandbox) -> 
     if not isinstance(verdicts, dict):
         last = log.strip().splitlines()[-1:] or [str(rc)]
         verdicts = {g: f"the judge did not finish: {last[0][:200]}" for g in passed}
+    failed = {}
     for g in passed:
         why = verdicts.get(g, "no verdict")
         if why is None:
             continue
+        failed[g] = str(why)[:300]
         result["scores"][g] = (0.0, result["scores"][g][1])
+        if g in stubbed and not str(why).startswith("the judge did not finish"):
+            continue  # a hidden test that failed: its message is in the feedback
         result["problems"].append(
             f"{g} passed in the kernel but not when replayed by the grader "
             f"({str(why)[:200]}): 0 points"
         )
     remove(folder)
+    return failed
+
+
+def _show_verdicts(scratch, graded, assignment, student, failed, replay) -> None:
+    """The judge's failures where nbgrader's feedback shows them: 0 points in the scratch
+    gradebook, and the failure as the test cell's error in the autograded notebook."""
+    if not failed:
+        return
+    import nbformat
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{scratch / 'gradebook.db'}") as gb:
+        for g in failed:
+            grade = gb.find_grade(g, assignment, assignment, student)
+            grade.auto_score = 0.0
+        gb.db.commit()
+    nb = nbformat.read(graded, as_version=4)
+    for cell in nb.cells:
+        g = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if g not in failed or cell.get("cell_type") != "code":
+            continue
+        ename, _, evalue = failed[g].partition(": ")
+        if not re.fullmatch(r"[A-Za-z_][\w.]*", ename):
+            ename, evalue = "AssertionError", failed[g]
+        cell.outputs = [
+            o for o in cell.get("outputs", []) if o.get("output_type") != "error"
+        ]
+        cell.outputs.append(
+            nbformat.v4.new_output(
+                "error",
+                ename=ename,
+                evalue=evalue,
+                traceback=[f"{ename}: {evalue} (the grader's verdict)"],
+            )
+        )
+    mode = stat.S_IMODE(graded.stat().st_mode)
+    _write(graded, nbformat.writes(nb).encode())
+    graded.chmod(mode)
 
 
 def _tail(path: Path, inside: Path) -> str:
@@ -1014,19 +1108,27 @@ def grade(
     )  # solutions/: not editable
     from .replay import (  # (imports torch: not at the top of this module)
         cell_name,
+        kernel_source,
         plan,
     )
 
     replay = plan(src_nb)
+    calls = None
+    if feedback == "hidden":  # "full" shows the hidden tests: they need no hiding
+        calls = rehearsal(template, assignment, src_nb, replay, timeout, memory_gib)
+    else:
+        for cell in replay["cells"]:
+            cell["stub"] = False
+    kernel = {c["key"]: kernel_source(c) for c in replay["cells"]}
     # the kernel's guard knows the test cells by their file names: it is given no source
     tests = [
         {
             "grade_id": nbgrader_meta(c)["grade_id"],
-            "name": cell_name(c.source),
+            "name": cell_name(kernel[f"c{i}"]),
             "forbidden": forbid.get(question_of(nbgrader_meta(c)["grade_id"]), []),
             "answers": answers.get(question_of(nbgrader_meta(c)["grade_id"]), []),
         }
-        for c in src_nb.cells
+        for i, c in enumerate(src_nb.cells)
         if is_test_cell(c)
     ]
     shas = {}
@@ -1082,6 +1184,7 @@ def grade(
         threads=1 if jobs > 1 else 2,
         feedback=feedback,
         replay=replay,
+        calls=calls,
         # bubblewrap mounts these empty: the course, the output folder, the submissions
         sandbox=sorted({str(course), str(out), str(submissions)})
         if use_bwrap
@@ -1123,6 +1226,72 @@ def grade(
     close_all()
     _nbgrader("export", "--to", str(out / "grades.csv"), cwd=out)
     return _summary(out, assignment, {s: manifest[s] for s in chosen}, files)
+
+
+def rehearsal(
+    template, assignment, src_nb, replay, timeout, memory_gib
+) -> bytes | None:
+    """Rehearse the stubbed hidden tests once (``judge.py --rehearse`` in
+    ``<template>/rehearsal``, kept for later runs) and make the gradebook the students'
+    autograde uses (``<template>/kernel.db``: the stubbed cells' source is the stub). Cells
+    that cannot be stubbed are marked so in ``replay`` and reported. Returns ``calls.pt``'s
+    bytes, or None (nothing stubbed)."""
+    import nbformat
+    from nbgrader.api import Gradebook
+    from nbgrader.utils import compute_checksum
+
+    from .replay import stub
+
+    folder = template / "rehearsal"
+    if not (folder / "rehearsal.json").exists():
+        remove(folder)
+        folder.mkdir(parents=True)
+        nbformat.write(src_nb, folder / "source.ipynb")
+        (folder / "plan.json").write_text(json.dumps(replay))
+        rc, log = _nbgrader(
+            "--rehearse",
+            script=JUDGE_SCRIPT,
+            cwd=folder,
+            env=_env({"MPLBACKEND": "Agg", "TORCH_COMPILE_DISABLE": "1"}),
+            timeout=timeout * (len(replay["cells"]) + 10),
+            memory=int(memory_gib * 2**30),
+        )
+        if rc:
+            print(
+                f"{assignment}: the rehearsal failed, so the hidden tests run in the "
+                f"kernel:\n{log[-2000:]}",
+                file=sys.stderr,
+            )
+            remove(folder)
+            for cell in replay["cells"]:
+                cell["stub"] = False
+            return None
+    why = json.loads((folder / "rehearsal.json").read_text())
+    for cell in replay["cells"]:
+        if cell["stub"] and cell["key"] in why:
+            cell["stub"] = False
+            print(
+                f"{assignment}: {cell['grade_id']}'s hidden tests run in the kernel: "
+                f"{why[cell['key']]}",
+                file=sys.stderr,
+            )
+    stubbed = {c["grade_id"]: c["key"] for c in replay["cells"] if c["stub"]}
+    if not stubbed:
+        return None
+    release = nbformat.read(
+        template / "exercises" / assignment / f"{assignment}.ipynb", as_version=4
+    )
+    db = template / KERNEL_DB
+    shutil.copy(template / "gradebook.db", db)
+    with Gradebook(f"sqlite:///{db}") as gb:
+        for cell in release.cells:
+            g = nbgrader_meta(cell).get("grade_id")
+            if g in stubbed:
+                cell.source = stub(stubbed[g])
+                found = gb.find_source_cell(g, assignment, assignment)
+                found.source, found.checksum = cell.source, compute_checksum(cell)
+        gb.db.commit()
+    return (folder / "calls.pt").read_bytes()
 
 
 def _write(path: Path, data: bytes) -> None:

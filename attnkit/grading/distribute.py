@@ -21,7 +21,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from .batch import WORK, _grade_one, choose_sandbox
+from .batch import KERNEL_DB, WORK, _grade_one, choose_sandbox
 
 PARTS = ("autograded", "feedback")
 ATTEMPTS = 3  # submissions of one student's grading, when the cluster cancels it
@@ -77,6 +77,7 @@ def grade_on_worker(student, notebook: bytes | None, notes, shared) -> dict:
             sandbox=[str(out)] if use_bwrap else None,
             disk=shared["disk"],
             replay=shared["replay"],
+            calls=shared["calls"],
             judge_root=JUDGE_ROOT,  # one judge server per worker process, for every student
         )
         scratch = work / "students" / student
@@ -99,7 +100,12 @@ def graded(scheduler: str, todo, chosen, problems, common, sandbox: str):
     a, work = common["assignment"], common["work"]
     shared = {
         "assignment": a,
-        "gradebook": (common["template"] / "gradebook.db").read_bytes(),
+        # the stubbed gradebook, where there is one: the workers' students never get another
+        "gradebook": (
+            common["template"] / KERNEL_DB
+            if common["calls"] is not None
+            else common["template"] / "gradebook.db"
+        ).read_bytes(),
         "config": (common["out"] / "nbgrader_config.py").read_bytes(),
         "sandbox": sandbox,
         **{
@@ -114,6 +120,7 @@ def graded(scheduler: str, todo, chosen, problems, common, sandbox: str):
                 "feedback",
                 "disk",
                 "replay",
+                "calls",
             )
         },
     }

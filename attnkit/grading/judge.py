@@ -5,11 +5,16 @@ student's processes are all gone, in a folder of its own that the student never 
 folder holds ``plan.json`` (:func:`attnkit.grading.replay.plan` of the instructor's notebook,
 written by the grader) and ``record/`` (the student's recording, copied by the grader: plain
 files only, bounded). The judge writes ``verdicts.json`` there: ``{grade_id: null or why it
-failed}``. The cells' own output is discarded. See :mod:`attnkit.grading.replay` for what this
-guarantees. Two ways to run it::
+failed}``. It may hold ``calls.pt`` too (the rehearsed calls of the stubbed hidden tests,
+written by the grader). The cells' own output is discarded. See :mod:`attnkit.grading.replay`
+for what this guarantees. Three ways to run it::
 
     python .../attnkit/grading/judge.py            # one student, in the current folder
     python .../attnkit/grading/judge.py --serve ROOT
+    python .../attnkit/grading/judge.py --rehearse # once per assignment, in the grader's folder
+
+``--rehearse`` reads ``source.ipynb`` (the instructor's notebook) and ``plan.json`` and writes
+``calls.pt`` and ``rehearsal.json`` (:func:`attnkit.grading.replay.rehearse`).
 
 ``--serve`` judges many students with one start-up: it imports torch, attnkit and what the
 tests import on first use (``torch.testing`` imports ``torch._dynamo`` and
@@ -59,23 +64,61 @@ def main() -> int:
     _imports()
     import torch
 
-    from attnkit.grading.replay import judge
+    from attnkit.grading.replay import decode, judge
 
-    threads = int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
-    torch.set_num_threads(max(1, threads))
+    _threads()
     with open("plan.json") as f:
         replay = json.load(f)
-    with (
-        contextlib.redirect_stdout(io.StringIO()),
-        contextlib.redirect_stderr(io.StringIO()),
-        warnings.catch_warnings(),
-    ):
-        warnings.simplefilter("ignore")
-        verdicts = judge(replay, "record")
+    rehearsed = None
+    if os.path.exists("calls.pt"):  # the grader's, never the student's
+        where = None if torch.cuda.is_available() else "cpu"
+        calls = torch.load("calls.pt", weights_only=True, map_location=where)
+        rehearsed = {
+            k: [(n, *decode([a, kw])) for n, a, kw in v] for k, v in calls.items()
+        }
+    with _quiet():
+        verdicts = judge(replay, "record", rehearsed=rehearsed)
     with open("verdicts.json", "w") as f:
         json.dump(verdicts, f)
     passed = sum(v is None for v in verdicts.values())
     print(f"attnkit-judge: {passed}/{len(verdicts)} passed")
+    return 0
+
+
+def _threads() -> None:
+    import torch
+
+    threads = int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
+    torch.set_num_threads(max(1, threads))
+
+
+def _quiet() -> contextlib.ExitStack:
+    stack = contextlib.ExitStack()
+    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+    stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore")
+    return stack
+
+
+def rehearse_main() -> int:
+    """The rehearsal of the stubbed hidden tests, in the current folder (see the module)."""
+    _imports()
+    import nbformat
+    import torch
+
+    from attnkit.grading.replay import rehearse
+
+    _threads()
+    nb = nbformat.read("source.ipynb", as_version=4)
+    with open("plan.json") as f:
+        replay = json.load(f)
+    with _quiet():
+        calls, why = rehearse(nb, replay)
+    torch.save(calls, "calls.pt")
+    with open("rehearsal.json", "w") as f:
+        json.dump(why, f)
+    print(f"attnkit-rehearse: {len(calls)} cells, {len(why)} kept in the kernel")
     return 0
 
 
@@ -145,4 +188,6 @@ def serve(root: str) -> int:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--serve"] and len(sys.argv) == 3:
         sys.exit(serve(sys.argv[2]))
+    if sys.argv[1:] == ["--rehearse"]:
+        sys.exit(rehearse_main())
     sys.exit(main())

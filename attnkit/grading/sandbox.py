@@ -452,6 +452,19 @@ def _self_interrupt(name, args) -> bool:
     return args[0] == me and args[1] == signal.SIGINT
 
 
+_HIDDEN: dict = {}  # what hidden_calls needs, set by install
+
+
+def hidden_calls(key: str) -> None:
+    """What the kernel runs in place of the hidden test cell ``key``
+    (:func:`attnkit.grading.replay.stub`): the answers called with the hidden tests'
+    arguments, each call recorded for the judge. The tests themselves never come here."""
+    if not _HIDDEN:
+        raise RuntimeError("hidden tests run only when the grader grades the notebook")
+    calls = _HIDDEN["calls"].get(key, [])
+    _HIDDEN["recorder"].run_hidden(key, calls, _HIDDEN["namespace"]())
+
+
 def install(config_path: str) -> None:
     with open(config_path) as f:
         cfg = json.load(f)
@@ -497,6 +510,23 @@ def install(config_path: str) -> None:
             cfg["replay"],
             lambda name: os.path.join(cell_dir, name),
         )
+        if cfg["replay"].get("calls"):  # read now: the guard denies it to the student
+            import torch
+
+            from attnkit.grading.replay import decode
+
+            where = None if torch.cuda.is_available() else "cpu"
+            calls = torch.load(
+                cfg["replay"]["calls"], weights_only=True, map_location=where
+            )
+            _HIDDEN.update(
+                recorder=recorder,
+                namespace=lambda: ip.user_ns,
+                calls={
+                    k: [(n, *decode([a, kw])) for n, a, kw in v]
+                    for k, v in calls.items()
+                },
+            )
     owners = _protected_owners()
     pristine = [
         (label, ns, {k: v for k, v in vars(ns).items() if _keep(label, k, v)})

@@ -4,8 +4,11 @@ Run by :mod:`attnkit.grading.batch` in the student's scratch course, by its path
 neither attnkit nor torch is imported (2–3 s); under bubblewrap only the kernel nbgrader starts
 is sandboxed (:mod:`attnkit.grading.kernelbox`), not this process::
 
-    python .../attnkit/grading/steps.py ASSIGNMENT STUDENT [nbgrader options for autograde]
-        -- [nbgrader options for generate_feedback]
+    python .../attnkit/grading/steps.py [--only autograde|feedback] ASSIGNMENT STUDENT
+        [nbgrader options for autograde] -- [nbgrader options for generate_feedback]
+
+``--only``: one of the two steps (the grader judges the student between them, so that the
+feedback shows the judge's verdicts).
 
 It imports nothing from attnkit: keep it so.
 
@@ -42,18 +45,22 @@ def run(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) < 2:
+    only = None
+    if argv[:1] == ["--only"] and len(argv) > 1:
+        only, argv = argv[1], argv[2:]
+    if len(argv) < 2 or only not in (None, "autograde", "feedback"):
         print(__doc__, file=sys.stderr)
         return 2
     assignment, student, rest = argv[0], argv[1], argv[2:]
     cut = rest.index("--") if "--" in rest else len(rest)
     grade_opts, feedback_opts = rest[:cut], rest[cut + 1 :]
     common = [assignment, "--student", student, "--force"]
-    start = time.monotonic()
-    rc = run(["autograde", *common, *grade_opts])
-    print(f"attnkit-steps: autograde {time.monotonic() - start:.2f}", flush=True)
-    if rc != 0:
-        return rc
+    if only != "feedback":
+        start = time.monotonic()
+        rc = run(["autograde", *common, *grade_opts])
+        print(f"attnkit-steps: autograde {time.monotonic() - start:.2f}", flush=True)
+        if rc != 0 or only == "autograde":
+            return rc
     start = time.monotonic()
     rc = run(["generate_feedback", *common, *feedback_opts])
     print(f"attnkit-steps: feedback {time.monotonic() - start:.2f}", flush=True)
