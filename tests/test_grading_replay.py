@@ -198,12 +198,15 @@ def _stubbed(tmp_path, answer, solution, test, setup="import torch"):
 
 def test_a_stubbed_test_sees_in_place_changes_chained_calls_and_errors(tmp_path):
     """What the stub records is enough for the tests: an answer that changes its input in
-    place is seen (the judge's argument changes as the kernel's did), a call on the result
-    of an earlier call gets the student's result, and an exception is the answer's."""
+    place is seen (the judge's argument changes as the kernel's did), so is one that draws
+    from torch's global generator, a call on the result of an earlier call gets the
+    student's result, and an exception is the answer's."""
     solution = "def f(x):\n    return 2 * x\ndef g(y):\n    return y + 1"
     test = (
         "x = torch.arange(4.0)\n"
+        "state = torch.get_rng_state()\n"
         "y = f(x)\n"
+        "assert torch.equal(state, torch.get_rng_state()), 'the global generator moved'\n"
         "assert torch.equal(x, torch.arange(4.0)), 'x was changed in place'\n"
         "assert torch.allclose(g(y), 2 * x + 1), 'g(f(x))'\n"
         "try:\n    f('a')\nexcept TypeError:\n    pass\n"
@@ -215,6 +218,9 @@ def test_a_stubbed_test_sees_in_place_changes_chained_calls_and_errors(tmp_path)
     in_place = right.replace("return 2 * x", "return x.mul_(2)")
     why = _stubbed(tmp_path / "in-place", in_place, right, test)
     assert why == "AssertionError: x was changed in place", why
+    draws = right.replace("return 2 * x", "return 2 * x + 0 * torch.rand(())")
+    why = _stubbed(tmp_path / "draws", draws, right, test)
+    assert why == "AssertionError: the global generator moved", why
     wrong_g = right.replace("return y + 1", "return y - 1")
     assert _stubbed(tmp_path / "g", wrong_g, right, test) == "AssertionError: g(f(x))"
     # a wrong f: g is called with other arguments than rehearsed, which the judge refuses
@@ -224,6 +230,40 @@ def test_a_stubbed_test_sees_in_place_changes_chained_calls_and_errors(tmp_path)
     no_error = solution
     why = _stubbed(tmp_path / "no-error", no_error, right, test)
     assert why == "AssertionError: no TypeError for a string", why
+
+
+def test_a_stubbed_test_measures_the_answers_operations(tmp_path):
+    """A hidden test that watches the answer's operations with its own dispatch mode (the
+    largest tensor made, how many operations ran) sees, in the judge, what the kernel's call
+    did: a blocked answer passes, one that builds the whole L x S matrix does not."""
+    test = (
+        "from torch.utils._python_dispatch import TorchDispatchMode\n"
+        "class _Watch(TorchDispatchMode):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.largest, self.count = 0, 0\n"
+        "    def __torch_dispatch__(self, func, types, args=(), kwargs=None):\n"
+        "        out = func(*args, **(kwargs or {}))\n"
+        "        self.count += 1\n"
+        "        if isinstance(out, torch.Tensor):\n"
+        "            self.largest = max(self.largest, out.numel())\n"
+        "        return out\n"
+        "q, k = torch.randn(64, 2, generator=torch.Generator().manual_seed(0)).chunk(2)\n"
+        "with _Watch() as w:\n"
+        "    got = row_max(q, k)\n"
+        "assert torch.allclose(got, (q @ k.T).amax(1)), 'wrong values'\n"
+        "assert 0 < w.largest < 32 * 32, f'a tensor of {w.largest} elements'\n"
+        "assert w.count > 0\n"
+    )
+    blocked = (
+        "def row_max(q, k):\n"
+        "    return torch.stack([(q[i:i + 8] @ k.T).amax(1) for i in range(0, 32, 8)])"
+        ".flatten()"
+    )
+    assert _stubbed(tmp_path / "blocked", blocked, blocked, test) is None
+    whole = "def row_max(q, k):\n    return (q @ k.T).amax(1)"
+    why = _stubbed(tmp_path / "whole", whole, blocked, test)
+    assert why == "AssertionError: a tensor of 1024 elements", why
 
 
 def test_encoded_arguments_come_back_the_same():

@@ -403,3 +403,36 @@ def test_os_sandbox_held(batch):
     feedback = batch["out"] / "feedback" / "escape" / A / f"{A}.html"
     assert beat.exists()
     assert beat.stat().st_mtime <= feedback.stat().st_mtime + 2
+
+
+def test_hidden_tests_never_reach_the_kernel(batch):
+    """``peek`` prints every cell source its kernel holds (the line cache, the calling
+    frames, the input history) each time the tests call its q1 or q2. None of the lines of
+    the hidden tests the grader stubs is in its graded notebook; q2's stub is, and so are
+    q1's hidden tests, which stay in the kernel: the probe finds what is there to find."""
+    from attnkit.grading.feedback import hidden_lines
+    from attnkit.grading.replay import plan
+
+    nb = nbformat.read(
+        batch["out"] / "autograded" / "peek" / A / f"{A}.ipynb", as_version=4
+    )
+    text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert "peek: " in text and "hidden_calls(" in text, text[:2000]
+    source = source_notebook(A)
+    stubbed = {c["grade_id"] for c in plan(source)["cells"] if c["stub"]}
+    assert {"q2_hidden", "q3_hidden", "q4_hidden"} <= stubbed
+    split = {True: deepcopy(source), False: deepcopy(source)}
+    for is_stubbed, part in split.items():
+        part.cells = [
+            c
+            for c in part.cells
+            if (c.metadata.get("nbgrader", {}).get("grade_id") in stubbed) == is_stubbed
+        ]
+    kept = hidden_lines(split[False])  # q1_hidden's: it runs in the kernel
+    secret = {line for line in hidden_lines(split[True]) - kept if len(line) > 20}
+    secret -= {
+        line for c in released_notebook(A).cells for line in c.source.splitlines()
+    }
+    assert len(secret) > 50
+    assert not [line for line in secret if line in text]
+    assert any(line in text for line in kept if len(line) > 20)

@@ -51,7 +51,11 @@ def grade_on_worker(student, notebook: bytes | None, notes, shared) -> dict:
         work = out / WORK
         template = work / "template"
         template.mkdir(parents=True)
-        (template / "gradebook.db").write_bytes(shared["gradebook"])
+        # the stubbed gradebook (KERNEL_DB) where the hidden tests are stubbed
+        stubbed = shared["calls"] is not None
+        (template / (KERNEL_DB if stubbed else "gradebook.db")).write_bytes(
+            shared["gradebook"]
+        )
         (out / "nbgrader_config.py").write_bytes(shared["config"])
         nb_path = None
         if notebook is not None:

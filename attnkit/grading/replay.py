@@ -47,11 +47,14 @@ import builtins
 import contextlib
 import functools
 import io
+import math
 import os
 import re
 from collections import defaultdict, deque
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
+from torch.utils._pytree import tree_leaves
 
 __all__ = [
     "ReplayError",
@@ -69,6 +72,8 @@ __all__ = [
     "encode",
     "decode",
     "same",
+    "Operations",
+    "replay_operations",
 ]
 
 MAX_VALUE = 64 * 2**20  # bytes of one recorded result or value
@@ -122,6 +127,7 @@ def plan(nb) -> dict:
             "replay": mark.get("replay", "judge") != "kernel",
             "why": mark.get("why", ""),
             "stub": False,
+            "measures": False,
         }
         if grading.get("solution"):
             entry["kind"] = "answer"
@@ -149,13 +155,11 @@ def plan(nb) -> dict:
         else:
             entry["kind"] = "test" if grading.get("grade") else "setup"
             instructors |= _module_names(cell.source)
-            # hidden tests, judged here, that only call the answers: run out of the kernel
+            # hidden tests judged here: run out of the kernel (rehearse says if they can)
             entry["stub"] = (
-                entry["kind"] == "test"
-                and entry["replay"]
-                and HIDDEN in cell.source
-                and MEASURES not in cell.source
+                entry["kind"] == "test" and entry["replay"] and HIDDEN in cell.source
             )
+            entry["measures"] = entry["stub"] and MEASURES in cell.source
         cells.append(entry)
     unique = lambda names: sorted(set(names))  # noqa: E731
     return {
@@ -360,26 +364,131 @@ def same(a, b, depth=0) -> bool:
     return type(a) is type(b) and a == b
 
 
-def _copy_back(actual, after, depth=0) -> None:
-    """Change ``actual``'s tensors in place to the values the kernel's call left in its own
-    arguments (``after``), where they differ: an answer that changes its input is seen."""
+def _copy_back(actual, after, given, depth=0) -> None:
+    """Where the kernel's call changed its arguments (``given``, the rehearsed ones) into
+    ``after``, change the judge's own (``actual``) in place the same way: an answer that
+    changes its input is seen."""
     if depth > 40:
         return
-    if isinstance(actual, torch.Tensor) and isinstance(after, torch.Tensor):
+    if all(isinstance(x, torch.Tensor) for x in (actual, after, given)):
         if (
-            actual.shape == after.shape
-            and actual.dtype == after.dtype
-            and "meta" not in (actual.device.type, after.device.type)
-            and not torch.equal(actual.detach().cpu(), after.cpu())
+            actual.shape == after.shape == given.shape
+            and actual.dtype == after.dtype == given.dtype
+            and "meta" not in (actual.device.type, after.device.type, given.device.type)
+            and not torch.equal(given.cpu(), after.cpu())
         ):
             with torch.no_grad():
                 actual.copy_(after.to(actual.device))
-    elif isinstance(actual, (list, tuple)) and isinstance(after, (list, tuple)):
-        for x, y in zip(actual, after):
-            _copy_back(x, y, depth + 1)
-    elif isinstance(actual, dict) and isinstance(after, dict):
-        for k in actual.keys() & after.keys():
-            _copy_back(actual[k], after[k], depth + 1)
+    elif all(isinstance(x, (list, tuple)) for x in (actual, after, given)):
+        for x, y, z in zip(actual, after, given):
+            _copy_back(x, y, z, depth + 1)
+    elif all(isinstance(x, dict) for x in (actual, after, given)):
+        for k in actual.keys() & after.keys() & given.keys():
+            _copy_back(actual[k], after[k], given[k], depth + 1)
+
+
+def _rng_states() -> list:
+    """The global random states: the CPU's, and each GPU's once CUDA is in use."""
+    states = [("cpu", torch.get_rng_state())]
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states += [("cuda", s) for s in torch.cuda.get_rng_state_all()]
+    return states
+
+
+def _rng_moved(before: list) -> list[str]:
+    """The device types whose global random state moved since ``before``."""
+    now = dict(enumerate(_rng_states()))
+    return sorted(
+        {
+            device
+            for i, (device, state) in enumerate(before)
+            if i not in now or not torch.equal(state, now[i][1])
+        }
+    )
+
+
+def _move_rng(devices) -> None:
+    """In the judge: move the global random state of the devices the kernel's call moved
+    (a test may check that an answer draws only from the generator it is given)."""
+    if not isinstance(devices, list):
+        return
+    if "cpu" in devices:
+        torch.rand(1)
+    if "cuda" in devices and torch.cuda.is_available():
+        torch.rand(1, device="cuda")
+
+
+MAX_OPERATIONS = 100_000  # replayed for one call; a recorded count above is refused
+
+
+def _numel(shape) -> int:
+    return math.prod(shape) if shape is not None else -1
+
+
+class Operations(TorchDispatchMode):
+    """In the student's kernel, around a stub's call in a cell whose hidden tests measure
+    how the answer computes: how many operations ran (``count``), and the shapes of the
+    largest tensor an operation returned (``any``) and of the largest one in storage that
+    none of the operation's inputs held (``new``; a view is not new). What the chapters'
+    tests measure with their own dispatch modes, which :func:`replay_operations` gives them
+    again in the judge."""
+
+    def __init__(self):
+        super().__init__()
+        self.count, self.new, self.any = 0, None, None
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        self.count += 1
+        inputs = {
+            t.untyped_storage().data_ptr()
+            for t in tree_leaves((args, kwargs))
+            if isinstance(t, torch.Tensor)
+        }
+        for t in tree_leaves(out):
+            if not isinstance(t, torch.Tensor):
+                continue
+            if t.numel() > _numel(self.any):
+                self.any = list(t.shape)
+            if t.untyped_storage().data_ptr() not in inputs and t.numel() > _numel(
+                self.new
+            ):
+                self.new = list(t.shape)
+        return out
+
+
+def _shape(value) -> list[int] | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, list)
+        and len(value) <= 16
+        and all(type(n) is int and 0 <= n < 2**40 for n in value)
+    ):
+        return value
+    raise ReplayError("a malformed record of operations")
+
+
+def replay_operations(ops) -> None:
+    """In the judge, where a replayed call runs under a test's dispatch mode: operations on
+    the ``meta`` device (no memory, no numbers) that the mode sees as the kernel's call
+    would have been seen, per :class:`Operations`' record ``[count, new, any]``: a new
+    tensor of shape ``new``, a view of shape ``any`` if larger, then empty tensors up to
+    ``count`` operations (exact from three operations on)."""
+    if not (isinstance(ops, list) and len(ops) == 3 and type(ops[0]) is int):
+        raise ReplayError("a malformed record of operations")
+    count, new, largest = ops[0], _shape(ops[1]), _shape(ops[2])
+    if not 0 <= count <= MAX_OPERATIONS:
+        raise ReplayError(f"a record of {count} operations")
+    done = 0
+    if new is not None:
+        torch.empty(new, device="meta")
+        done += 1
+    if largest is not None and _numel(largest) > _numel(new):
+        torch.empty([1] * len(largest), device="meta").expand(largest)
+        done += 2
+    for _ in range(count - done):
+        torch.empty(0, device="meta")
 
 
 def _exception_type(names) -> type:
@@ -411,9 +520,10 @@ class Recorder:
         self.key = None
         self.depth = 0
         self.count = 0
-        self.stubbed = (
-            False  # a stub's calls: their arguments are recorded after each call
-        )
+        # a stub's calls: their arguments are recorded as each call left them, and in a
+        # cell that measures the answers' operations, those operations
+        self.stubbed = False
+        self.measured = {c["key"] for c in replay["cells"] if c.get("measures")}
 
     def enter(self, code_name: str, namespace: dict) -> None:
         """A new cell starts: an instructor cell is recorded, a student's cell is not."""
@@ -440,31 +550,42 @@ class Recorder:
         def recorded(*args, **kwargs):
             key = self.key if self.depth == 0 else None  # top-level calls only
             self.depth += 1
+            ops = (
+                Operations() if key and self.stubbed and key in self.measured else None
+            )
+            rng = _rng_states() if key and self.stubbed else None
             try:
-                result = fn(*args, **kwargs)
+                with ops or contextlib.nullcontext():
+                    result = fn(*args, **kwargs)
             except Exception as exc:
                 if key:
                     names = [c.__name__ for c in type(exc).__mro__]
                     outcome = ("raise", names, str(exc))
-                    self._call(
-                        key, name, args, kwargs, outcome, self._after(args, kwargs)
-                    )
+                    extra = self._extra(args, kwargs, ops, rng)
+                    self._call(key, name, args, kwargs, outcome, extra)
                 raise
             finally:
                 self.depth -= 1
             if key:
                 outcome = self._plain_or_why(result)
-                self._call(key, name, args, kwargs, outcome, self._after(args, kwargs))
+                extra = self._extra(args, kwargs, ops, rng)
+                self._call(key, name, args, kwargs, outcome, extra)
             return result
 
         recorded.__attnkit_record__ = fn
         return recorded
 
-    def _after(self, args, kwargs):
-        """A stub's call: its arguments as the call left them (else None, not recorded)."""
+    def _extra(self, args, kwargs, ops, rng):
+        """A stub's call: ``{"after": its arguments as the call left them, "rng": the
+        devices whose global random state it moved, "ops": what :class:`Operations` saw, if
+        it watched}`` (else None, not recorded)."""
         if not self.stubbed:
             return None
-        return self._plain_or_why([list(args), dict(kwargs)])
+        extra = {"after": self._plain_or_why([list(args), dict(kwargs)])}
+        extra["rng"] = _rng_moved(rng) if rng is not None else []
+        if ops is not None:
+            extra["ops"] = [ops.count, ops.new, ops.any]
+        return extra
 
     def run_hidden(self, key: str, calls, namespace: dict) -> None:
         """The stub of the hidden test cell ``key``: call each ``(name, args, kwargs)`` of
@@ -494,20 +615,20 @@ class Recorder:
         except Exception as exc:  # a student's object that fails to be read
             return ("unplain", f"{type(exc).__name__}")
 
-    def _call(self, key, name, args, kwargs, outcome, after=None) -> None:
+    def _call(self, key, name, args, kwargs, outcome, extra=None) -> None:
         try:
             sig = signature(args, kwargs)
         except Exception:
             sig = ["unreadable"]
         self.count += 1
-        if after is None:
+        if extra is None:
             self._save(
                 f"{key}.{self.count:06d}.pt", lambda why: (name, sig, why or outcome)
             )
         else:
             self._save(
                 f"{key}.{self.count:06d}.pt",
-                lambda why: (name, sig, why or outcome, None if why else after),
+                lambda why: (name, sig, why or outcome, None if why else extra),
             )
 
     def _save(self, file_name, data) -> None:
@@ -552,15 +673,23 @@ class Replayer:
                 f"{self.name} was called more times here than in the kernel"
             )
         entry = self.calls.popleft()
-        name, sig, outcome = entry[:3]
-        after = entry[3] if len(entry) > 3 else None
-        if (
-            self.expected is not None
-        ):  # a stub's call: the arguments the kernel was given
+        extra = entry[3] if len(entry) > 3 and isinstance(entry[3], dict) else {}
+        with _disable_current_modes():  # a test's dispatch mode sees none of this
+            _move_rng(extra.get("rng"))
+            result = self._replay(entry[:3], extra.get("after"), args, kwargs)
+        if "ops" in extra and torch._C._len_torch_dispatch_stack():
+            replay_operations(extra["ops"])  # for the test's dispatch mode
+        return result
+
+    def _replay(self, entry, after, args, kwargs):
+        name, sig, outcome = entry
+        given = None  # a stub's call: the arguments the kernel was given
+        if self.expected is not None:
             if not self.expected:
                 raise ReplayError(f"{self.name} was called more times than rehearsed")
             want = self.expected.popleft()
-            if want[0] != self.name or not same([list(args), kwargs], list(want[1:])):
+            given = list(want[1:])
+            if want[0] != self.name or not same([list(args), kwargs], given):
                 raise ReplayError(
                     f"this test passes {self.name} other arguments than the grader "
                     "rehearsed with the solution (results of your own earlier calls?)"
@@ -579,8 +708,9 @@ class Replayer:
         # answer to meta inputs (a test that checks shapes or memory on the meta device)
         if "meta" in _devices(outcome) and "meta" not in _devices([args, kwargs]):
             raise ReplayError(f"{self.name} returned a meta tensor for real inputs")
-        if isinstance(after, tuple) and len(after) == 2 and after[0] == "return":
-            _copy_back([list(args), kwargs], after[1])
+        ok = isinstance(after, tuple) and len(after) == 2 and after[0] == "return"
+        if ok and given is not None:
+            _copy_back([list(args), kwargs], after[1], given)
         return _outcome(self.name, outcome)
 
 
@@ -715,17 +845,23 @@ def rehearse(nb, replay: dict) -> tuple[dict, dict]:
         @functools.wraps(fn)
         def called(*args, **kwargs):
             key = state["key"] if state["depth"] == 0 else None
-            if key in stubs and key not in why:
-                try:
-                    calls[key].append((name, encode(list(args)), encode(dict(kwargs))))
-                except Unplain as exc:
-                    why[key] = f"it passes {name} {exc}, which is not plain data"
+            # a test's dispatch mode sees the answer's operations, not these
+            with _disable_current_modes():
+                if key in stubs and key not in why:
+                    try:
+                        call = (name, encode(list(args)), encode(dict(kwargs)))
+                        calls[key].append(call)
+                    except Unplain as exc:
+                        why[key] = f"it passes {name} {exc}, which is not plain data"
+                rng = torch.random.fork_rng()
+                rng.__enter__()
             state["depth"] += 1
             try:
-                with torch.random.fork_rng():
-                    return fn(*args, **kwargs)
+                return fn(*args, **kwargs)
             finally:
                 state["depth"] -= 1
+                with _disable_current_modes():
+                    rng.__exit__(None, None, None)
 
         called.__attnkit_rehearsed__ = fn
         return called
