@@ -8,9 +8,9 @@ attnkit, the kernel's guard), each the median of three runs, and (2) the same N 
 submissions graded by ``python -m attnkit.grading grade`` with ``--jobs 1``, ``--jobs 2`` and
 through a two-worker Dask cluster on localhost (one thread per worker), each into a fresh
 output folder: wall seconds, seconds per submission, and the mean seconds of a student's
-sandboxed process (``python -m attnkit.grading.steps``) and of the two stages it runs
-(``nbgrader autograde`` with its kernel, then ``generate_feedback``), read from the grader's
-manifest. The instructor guide reports it.
+whole grading and of its stages (``nbgrader autograde`` with its sandboxed kernel, the trusted
+judge, then ``generate_feedback``), read from the grader's manifest. The instructor guide
+reports it.
 """
 
 from __future__ import annotations

@@ -52,15 +52,6 @@ def unstubbed(replay: dict) -> dict:
     return {**replay, "cells": [{**c, "stub": False} for c in replay["cells"]]}
 
 
-def _load_calls(path: str) -> dict:
-    import torch
-
-    from attnkit.grading.replay import decode
-
-    calls = torch.load(path, weights_only=True)
-    return {k: [(n, *decode([a, kw])) for n, a, kw in v] for k, v in calls.items()}
-
-
 def _quiet():
     stack = contextlib.ExitStack()
     stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
@@ -87,12 +78,12 @@ def _kernel(notebook: str, replay: dict, folder: str, calls, out: str) -> None:
     """Every code cell of the notebook in one namespace, the recorder told of each; with
     ``calls`` (rehearsed), a stubbed cell runs as its stub does in the grader's kernel."""
     from attnkit.grading.cells import is_test_cell, nbgrader_meta
-    from attnkit.grading.replay import _transform, stub
+    from attnkit.grading.replay import _transform, load_calls, stub
 
     nb = nbformat.reads(notebook, as_version=4)
     rec = recorder(folder, replay)
     stubs = {c["key"] for c in replay["cells"] if c.get("stub")}
-    rehearsed = _load_calls(calls) if calls else {}
+    rehearsed = load_calls(calls) if calls else {}
     ns, verdicts = {"__name__": "__main__"}, {}
     with _quiet():
         for i, cell in enumerate(nb.cells):
@@ -115,9 +106,9 @@ def _kernel(notebook: str, replay: dict, folder: str, calls, out: str) -> None:
 
 
 def _judge(replay: dict, folder: str, calls, out: str) -> None:
-    from attnkit.grading.replay import judge
+    from attnkit.grading.replay import judge, load_calls
 
-    rehearsed = _load_calls(calls) if calls else None
+    rehearsed = load_calls(calls) if calls else None
     with _quiet():
         verdicts = judge(replay, folder, rehearsed=rehearsed)
     Path(out).write_text(json.dumps(verdicts))

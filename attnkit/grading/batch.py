@@ -53,9 +53,8 @@ FILE_BYTES = 2**30  # largest file a student may write
 STEPS = "attnkit-steps:"
 STEPS_SCRIPT = Path(__file__).with_name("steps.py")  # run by path: no torch import
 JUDGE_SCRIPT = Path(__file__).with_name("judge.py")  # the trusted replay (replay.py)
-KERNEL_DB = (
-    "kernel.db"  # the template gradebook with the hidden tests stubbed (rehearsal)
-)
+# the template gradebook with the hidden tests stubbed (rehearsal), the one students get
+KERNEL_DB = "kernel.db"
 MAX_RECORD = 512 * 2**20  # bytes of a student's recording the judge is given
 MAX_RECORD_FILES = 20_000
 STEPS_NO_FEEDBACK = 3  # its exit status when autograde worked and feedback did not
@@ -714,7 +713,7 @@ def _grade_one_in(
             calls=calls,
         )
         seconds["judge"] = round(time.monotonic() - started, 2)
-        _show_verdicts(scratch, graded, assignment, student, failed, replay)
+        _show_verdicts(scratch, graded, assignment, student, failed)
         started = time.monotonic()
         _, feedback_log = _nbgrader(
             "--only",
@@ -850,7 +849,7 @@ def _judge(
     return failed
 
 
-def _show_verdicts(scratch, graded, assignment, student, failed, replay) -> None:
+def _show_verdicts(scratch, graded, assignment, student, failed) -> None:
     """The judge's failures where nbgrader's feedback shows them: 0 points in the scratch
     gradebook, and the failure as the test cell's error in the autograded notebook."""
     if not failed:

@@ -62,20 +62,14 @@ def _imports() -> None:
 def main() -> int:
     """Judge the student whose folder is the current directory."""
     _imports()
-    import torch
 
-    from attnkit.grading.replay import decode, judge
+    from attnkit.grading.replay import judge, load_calls
 
     _threads()
     with open("plan.json") as f:
         replay = json.load(f)
-    rehearsed = None
-    if os.path.exists("calls.pt"):  # the grader's, never the student's
-        where = None if torch.cuda.is_available() else "cpu"
-        calls = torch.load("calls.pt", weights_only=True, map_location=where)
-        rehearsed = {
-            k: [(n, *decode([a, kw])) for n, a, kw in v] for k, v in calls.items()
-        }
+    # the grader's, never the student's
+    rehearsed = load_calls("calls.pt") if os.path.exists("calls.pt") else None
     with _quiet():
         verdicts = judge(replay, "record", rehearsed=rehearsed)
     with open("verdicts.json", "w") as f:

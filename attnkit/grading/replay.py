@@ -71,6 +71,7 @@ __all__ = [
     "rehearse",
     "encode",
     "decode",
+    "load_calls",
     "same",
     "Operations",
     "replay_operations",
@@ -323,6 +324,14 @@ def decode(x, depth=0):
     if isinstance(x, dict):
         return {k: decode(v, depth + 1) for k, v in x.items()}
     return x
+
+
+def load_calls(path) -> dict:
+    """A rehearsal's ``calls.pt`` (:func:`rehearse`), each call's arguments :func:`decode`d:
+    ``{key: [(name, args, kwargs), ...]}``, on the GPU where the grader has one."""
+    where = None if torch.cuda.is_available() else "cpu"
+    calls = torch.load(path, weights_only=True, map_location=where)
+    return {k: [(n, *decode([a, kw])) for n, a, kw in v] for k, v in calls.items()}
 
 
 def same(a, b, depth=0) -> bool:

@@ -511,21 +511,12 @@ def install(config_path: str) -> None:
             lambda name: os.path.join(cell_dir, name),
         )
         if cfg["replay"].get("calls"):  # read now: the guard denies it to the student
-            import torch
+            from attnkit.grading.replay import load_calls
 
-            from attnkit.grading.replay import decode
-
-            where = None if torch.cuda.is_available() else "cpu"
-            calls = torch.load(
-                cfg["replay"]["calls"], weights_only=True, map_location=where
-            )
             _HIDDEN.update(
                 recorder=recorder,
                 namespace=lambda: ip.user_ns,
-                calls={
-                    k: [(n, *decode([a, kw])) for n, a, kw in v]
-                    for k, v in calls.items()
-                },
+                calls=load_calls(cfg["replay"]["calls"]),
             )
     owners = _protected_owners()
     pristine = [
