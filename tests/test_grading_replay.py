@@ -163,20 +163,26 @@ def test_the_judge_fails_wrong_answers_as_the_kernel_does(
     assert lost & stubbed, "no wrong answer failed a stubbed hidden test"
 
 
-def _stubbed(tmp_path, answer, solution, test, setup="import torch"):
-    """A one-question notebook whose hidden test ``test`` is stubbed: rehearsed with
-    ``solution``, the stub's calls recorded with ``answer``, judged; the test's verdict."""
+def _one_question(setup, answer, test):
+    """A notebook of a setup cell, the answer ``q1`` and its test cell ``q1_hidden``."""
     nb = nbformat.v4.new_notebook()
-    hidden = f"# more tests\n### BEGIN HIDDEN TESTS\n{test}\n### END HIDDEN TESTS"
     nb.cells = [
         nbformat.v4.new_code_cell(setup),
         nbformat.v4.new_code_cell(
-            solution, metadata={"nbgrader": {"solution": True, "grade_id": "q1"}}
+            answer, metadata={"nbgrader": {"solution": True, "grade_id": "q1"}}
         ),
         nbformat.v4.new_code_cell(
-            hidden, metadata={"nbgrader": {"grade": True, "grade_id": "q1_hidden"}}
+            test, metadata={"nbgrader": {"grade": True, "grade_id": "q1_hidden"}}
         ),
     ]
+    return nb
+
+
+def _stubbed(tmp_path, answer, solution, test, setup="import torch"):
+    """A one-question notebook whose hidden test ``test`` is stubbed: rehearsed with
+    ``solution``, the stub's calls recorded with ``answer``, judged; the test's verdict."""
+    hidden = f"# more tests\n### BEGIN HIDDEN TESTS\n{test}\n### END HIDDEN TESTS"
+    nb = _one_question(setup, solution, hidden)
     replay = plan(nb)
     assert replay["cells"][2]["stub"]
     encoded, why = rehearse(nb, replay)
@@ -325,16 +331,7 @@ def test_plain_drops_what_lies():
 
 
 def _record(tmp_path, source, answer, test, setup="import torch"):
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell(setup),
-        nbformat.v4.new_code_cell(
-            answer, metadata={"nbgrader": {"solution": True, "grade_id": "q1"}}
-        ),
-        nbformat.v4.new_code_cell(
-            test, metadata={"nbgrader": {"grade": True, "grade_id": "q1_hidden"}}
-        ),
-    ]
+    nb = _one_question(setup, answer, test)
     replay = plan(nb)
     student = nbformat.from_dict(nb)
     student.cells[1].source = source
