@@ -81,10 +81,8 @@ MAX_VALUE = 64 * 2**20  # bytes of one recorded result or value
 FILE = re.compile(r"^(c\d+)\.(values|\d{6})\.pt$")  # c12.values.pt, c12.000003.pt
 HIDDEN = "### BEGIN HIDDEN TESTS"
 MEASURES = "TorchDispatchMode"  # a hidden test that watches the answer's operations
-RTOL, ATOL = (
-    1e-4,
-    1e-6,
-)  # how close a hidden test's argument must be to the rehearsed one
+# how close a hidden test's argument must be to the rehearsed one
+RTOL, ATOL = 1e-4, 1e-6
 
 
 class ReplayError(BaseException):
@@ -630,15 +628,10 @@ class Recorder:
         except Exception:
             sig = ["unreadable"]
         self.count += 1
-        if extra is None:
-            self._save(
-                f"{key}.{self.count:06d}.pt", lambda why: (name, sig, why or outcome)
-            )
-        else:
-            self._save(
-                f"{key}.{self.count:06d}.pt",
-                lambda why: (name, sig, why or outcome, None if why else extra),
-            )
+        self._save(
+            f"{key}.{self.count:06d}.pt",
+            lambda why: (name, sig, why or outcome, None if why else extra),
+        )
 
     def _save(self, file_name, data) -> None:
         """Save ``data(None)``; if that fails or is too large, ``data(("unplain", why))``."""
