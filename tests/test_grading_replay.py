@@ -27,6 +27,7 @@ from grading import (
 from replay_runs import code_name, kernel_then_judge, rehearsed
 from replay_runs import recorder as make_recorder
 
+from attnkit.grading import probes
 from attnkit.grading.cells import nbgrader_meta
 from attnkit.grading.replay import (
     Replayer,
@@ -70,8 +71,9 @@ def with_answers(assignment, answers):
 
 @pytest.fixture(scope="module")
 def rehearsals(tmp_path_factory):
-    """The grader's rehearsal of each chapter, once: ``{assignment: (replay, calls file)}``,
-    the plan's cells that the rehearsal cannot stub marked so."""
+    """The grader's rehearsal of each chapter, once: ``{assignment: (replay, calls file)}``.
+    Every hidden test cell that the judge decides is stubbed: what its tests pass the
+    answers is plain data or a probe (attnkit.grading.probes)."""
     done = {}
 
     def get(assignment):
@@ -80,10 +82,7 @@ def rehearsals(tmp_path_factory):
             replay = plan(source)
             folder = tmp_path_factory.mktemp(f"rehearsal-{assignment}")
             calls, why = rehearsed(source, replay, folder)
-            for cell in replay["cells"]:
-                if cell["key"] in why:
-                    assert "not plain data" in why[cell["key"]], why[cell["key"]]
-                    cell["stub"] = False
+            assert not why, f"{assignment}: hidden tests left in the kernel: {why}"
             assert any(c["stub"] for c in replay["cells"]), "nothing is stubbed"
             done[assignment] = replay, calls
         return done[assignment]
@@ -272,6 +271,38 @@ def test_a_stubbed_test_measures_the_answers_operations(tmp_path):
     assert why == "AssertionError: a tensor of 1024 elements", why
 
 
+def test_a_probe_tells_the_judge_what_it_saw_in_the_kernel(tmp_path):
+    """A hidden test may hand an answer a probe (attnkit.grading.probes): the kernel builds it
+    from its name, and what it saw there (its calls, its parameters' gradients) is what the
+    test reads in the judge; a result that still requires gradients does there too."""
+    test = (
+        "from attnkit.grading.probes import CountedBranch\n"
+        "F = CountedBranch(3, 0)\n"
+        "x = torch.randn(2, 3, dtype=torch.float64, "
+        "generator=torch.Generator().manual_seed(0))\n"
+        "want = F(F(x)).detach()\n"
+        "F.calls = 0\n"
+        "y = twice(F, x)\n"
+        "torch.testing.assert_close(y, want, msg='wrong values')\n"
+        "assert not y.requires_grad, 'detach the result'\n"
+        "assert F.calls == 2, f'F called {F.calls} times'\n"
+        "assert all(p.grad is None for p in F.parameters()), 'gradients'\n"
+    )
+    right = "def twice(F, x):\n    return F(F(x)).detach()"
+    assert _stubbed(tmp_path / "right", right, right, test) is None
+    thrice = "def twice(F, x):\n    F(x)\n    return F(F(x)).detach()"
+    why = _stubbed(tmp_path / "thrice", thrice, right, test)
+    assert why == "AssertionError: F called 3 times", why
+    attached = "def twice(F, x):\n    return F(F(x))"
+    why = _stubbed(tmp_path / "attached", attached, right, test)
+    assert why == "AssertionError: detach the result", why
+    backward = "def twice(F, x):\n    y = F(F(x))\n    y.sum().backward()\n    return y.detach()"
+    assert (
+        _stubbed(tmp_path / "backward", backward, right, test)
+        == "AssertionError: gradients"
+    )
+
+
 def test_encoded_arguments_come_back_the_same():
     g = torch.Generator().manual_seed(3)
     args = [
@@ -291,6 +322,17 @@ def test_encoded_arguments_come_back_the_same():
     assert not same(["a"], ["b"]) and not same([1], [True])
     with pytest.raises(TypeError, match="a function"):
         encode([lambda: 0])
+    # a probe: built again from its name and spec, in the state it was in
+    branch = probes.CountedBranch(4, 7)
+    branch(torch.zeros(4, dtype=torch.float64))
+    fixed = probes.Fixed(torch.arange(3.0))
+    back = decode(encode([branch, fixed]))
+    assert type(back[0]) is probes.CountedBranch and back[0].calls == 1
+    assert torch.equal(back[0].w1, branch.w1) and torch.equal(back[1].out, fixed.out)
+    assert same([branch, fixed], back)
+    assert not same([probes.CountedBranch(4, 8)], [branch])
+    grad = torch.ones(2, requires_grad=True)
+    assert decode(encode([grad]))[0].requires_grad
 
 
 # lying results, and a recording written by hand

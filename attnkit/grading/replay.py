@@ -56,6 +56,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 from torch.utils._pytree import tree_leaves
 
+from attnkit.grading import probes
+from attnkit.grading.probes import Probe
+
 __all__ = [
     "ReplayError",
     "Recorder",
@@ -264,10 +267,16 @@ def plain(x, depth=0):
         if t.layout == torch.strided and (
             t.untyped_storage().nbytes() > t.numel() * t.element_size()
         ):
-            t = (
-                t.clone()
-            )  # a view: saved alone, not with the whole buffer it looks into
+            # a view: saved alone, not with the whole buffer it looks into
+            t = t.clone()
+        # whether it takes part in autograd (the base class's flag: a subclass may lie)
+        if torch.Tensor.requires_grad.__get__(x) and (
+            t.is_floating_point() or t.is_complex()
+        ):
+            t = t.requires_grad_()
         return t
+    if isinstance(x, Probe):  # what a test's probe saw (attnkit.grading.probes)
+        return (PROBE, type(x).__name__, plain(x.observed(), depth + 1))
     if x is None or type(x) in (bool, int, float, complex, str):
         return x
     if isinstance(x, (int, float)):  # a subclass (a float that lies): its value alone
@@ -284,25 +293,33 @@ def plain(x, depth=0):
 
 GENERATOR = "__attnkit_generator__"
 RANGE = "__attnkit_range__"
+PROBE = "__attnkit_probe__"
 
 
-def encode(x, depth=0):
+def encode(x, depth=0, *, built=True):
     """A call's arguments as plain data (:func:`plain`, tensors copied), a ``torch.Generator``
-    as its device and state, a ``range`` as its bounds; raises :class:`Unplain` for anything
-    else."""
+    as its device and state, a ``range`` as its bounds, a probe (:mod:`.probes`) as its class
+    name, what builds it and what it has seen (``built=False``: what it has seen alone, as
+    :func:`plain` gives it); raises :class:`Unplain` for anything else."""
     if depth > 32:
         raise Unplain("nested more than 32 deep")
     if isinstance(x, torch.Generator):
         return (GENERATOR, x.device.type, x.get_state())
     if isinstance(x, range):
         return (RANGE, x.start, x.stop, x.step)
+    if isinstance(x, Probe) and built:
+        spec = encode(x.spec(), depth + 1)
+        return (PROBE, type(x).__name__, spec, plain(x.observed(), depth + 1))
     if isinstance(x, torch.Tensor):
-        return plain(x).clone()
+        t = plain(x)
+        return t.detach().clone().requires_grad_(t.requires_grad)
     if isinstance(x, (list, tuple)) and type(x) in (list, tuple):
-        items = [encode(y, depth + 1) for y in x]
+        items = [encode(y, depth + 1, built=built) for y in x]
         return items if isinstance(x, list) else tuple(items)
     if isinstance(x, dict) and type(x) is dict:
-        return {plain(k, depth + 1): encode(v, depth + 1) for k, v in x.items()}
+        return {
+            plain(k, depth + 1): encode(v, depth + 1, built=built) for k, v in x.items()
+        }
     return plain(x, depth)
 
 
@@ -316,6 +333,8 @@ def decode(x, depth=0):
         return g
     if isinstance(x, tuple) and len(x) == 4 and x[0] == RANGE:
         return range(*x[1:])
+    if isinstance(x, tuple) and len(x) == 4 and x[0] == PROBE:
+        return probes.build(x[1], decode(x[2], depth + 1), decode(x[3], depth + 1))
     if isinstance(x, (list, tuple)):
         items = [decode(y, depth + 1) for y in x]
         return items if isinstance(x, list) else tuple(items)
@@ -342,6 +361,9 @@ def same(a, b, depth=0) -> bool:
         return isinstance(a, torch.Generator) and isinstance(b, torch.Generator)
     if isinstance(a, range) or isinstance(b, range):
         return a == b
+    # the same probe (attnkit.grading.probes), built the same way
+    if isinstance(a, Probe) or isinstance(b, Probe):
+        return type(a) is type(b) and same(a.spec(), b.spec(), depth + 1)
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
         if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
             return False
@@ -374,8 +396,14 @@ def same(a, b, depth=0) -> bool:
 def _copy_back(actual, after, given, depth=0) -> None:
     """Where the kernel's call changed its arguments (``given``, the rehearsed ones) into
     ``after``, change the judge's own (``actual``) in place the same way: an answer that
-    changes its input is seen."""
+    changes its input is seen. A probe (:mod:`.probes`) is told what it saw in the kernel,
+    also for a call that was not rehearsed (``given`` None: no tensor is changed then)."""
     if depth > 40:
+        return
+    if isinstance(actual, Probe):  # what the probe saw in the kernel's call
+        ok = isinstance(after, tuple) and len(after) == 3 and after[0] == PROBE
+        if ok and after[1] == type(actual).__name__ and isinstance(after[2], dict):
+            actual.restore(after[2])
         return
     if all(isinstance(x, torch.Tensor) for x in (actual, after, given)):
         if (
@@ -386,12 +414,32 @@ def _copy_back(actual, after, given, depth=0) -> None:
         ):
             with torch.no_grad():
                 actual.copy_(after.to(actual.device))
-    elif all(isinstance(x, (list, tuple)) for x in (actual, after, given)):
-        for x, y, z in zip(actual, after, given):
-            _copy_back(x, y, z, depth + 1)
-    elif all(isinstance(x, dict) for x in (actual, after, given)):
-        for k in actual.keys() & after.keys() & given.keys():
-            _copy_back(actual[k], after[k], given[k], depth + 1)
+    elif all(isinstance(x, (list, tuple)) for x in (actual, after)):
+        if given is None or isinstance(given, (list, tuple)):
+            for i, (x, y) in enumerate(zip(actual, after)):
+                z = given[i] if given is not None and i < len(given) else None
+                _copy_back(x, y, z, depth + 1)
+    elif all(isinstance(x, dict) for x in (actual, after)):
+        if given is None or isinstance(given, dict):
+            for k in actual.keys() & after.keys():
+                _copy_back(actual[k], after[k], (given or {}).get(k), depth + 1)
+
+
+def _as_left(args):
+    """A call's arguments as the call left them, as plain data: :func:`encode`'s, a probe as
+    what it saw (:func:`plain`)."""
+    return encode(args, built=False)
+
+
+def _has_probe(x, depth=0) -> bool:
+    """Whether a call's arguments hold a probe (:mod:`.probes`)."""
+    if isinstance(x, Probe):
+        return True
+    if depth < 8 and type(x) in (list, tuple):
+        return any(_has_probe(y, depth + 1) for y in x)
+    if depth < 8 and type(x) is dict:
+        return any(_has_probe(y, depth + 1) for y in x.values())
+    return False
 
 
 def _rng_states() -> list:
@@ -585,10 +633,13 @@ class Recorder:
     def _extra(self, args, kwargs, ops, rng):
         """A stub's call: ``{"after": its arguments as the call left them, "rng": the
         devices whose global random state it moved, "ops": what :class:`Operations` saw, if
-        it watched}`` (else None, not recorded)."""
-        if not self.stubbed:
-            return None
-        extra = {"after": self._plain_or_why([list(args), dict(kwargs)])}
+        it watched}``; another call given a probe: ``{"after": ...}`` alone (what the probe
+        saw); else None, not recorded."""
+        if not self.stubbed:  # outside a stub: only what a test's probes saw
+            if not _has_probe([args, kwargs]):
+                return None
+            return {"after": self._plain_or_why([list(args), dict(kwargs)], _as_left)}
+        extra = {"after": self._plain_or_why([list(args), dict(kwargs)], _as_left)}
         extra["rng"] = _rng_moved(rng) if rng is not None else []
         if ops is not None:
             extra["ops"] = [ops.count, ops.new, ops.any]
@@ -614,9 +665,9 @@ class Recorder:
         finally:
             self.stubbed = False
 
-    def _plain_or_why(self, value):
+    def _plain_or_why(self, value, as_data=plain):
         try:
-            return ("return", plain(value))
+            return ("return", as_data(value))
         except Unplain as why:
             return ("unplain", str(why))
         except Exception as exc:  # a student's object that fails to be read
@@ -711,7 +762,7 @@ class Replayer:
         if "meta" in _devices(outcome) and "meta" not in _devices([args, kwargs]):
             raise ReplayError(f"{self.name} returned a meta tensor for real inputs")
         ok = isinstance(after, tuple) and len(after) == 2 and after[0] == "return"
-        if ok and given is not None:
+        if ok:
             _copy_back([list(args), kwargs], after[1], given)
         return _outcome(self.name, outcome)
 
@@ -719,13 +770,30 @@ class Replayer:
 def _outcome(name, outcome):
     kind = outcome[0] if isinstance(outcome, tuple) and outcome else None
     if kind == "return" and len(outcome) == 2:
-        return outcome[1]
+        return _in_graph(outcome[1])
     if kind == "raise" and len(outcome) == 3:
         raise _exception_type(outcome[1])(outcome[2])
     why = (
         outcome[1] if kind == "unplain" and len(outcome) == 2 else "a malformed record"
     )
     raise ReplayError(f"{name}'s result is not plain data ({why})")
+
+
+def _in_graph(value, depth=0):
+    """A recorded result whose tensors took part in autograd in the kernel, as they would be
+    there: requiring gradients, not leaves (an in-place change to them is allowed)."""
+    if depth > 40:
+        return value
+    if isinstance(value, torch.Tensor):
+        if not value.requires_grad:
+            return value
+        with torch.enable_grad():
+            return value.clone()
+    if isinstance(value, (list, tuple)) and type(value) in (list, tuple):
+        return type(value)(_in_graph(x, depth + 1) for x in value)
+    if isinstance(value, dict) and type(value) is dict:
+        return {k: _in_graph(v, depth + 1) for k, v in value.items()}
+    return value
 
 
 def load_record(folder) -> tuple[dict, dict, list[str]]:

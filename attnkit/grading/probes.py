@@ -1,0 +1,161 @@
+"""Probes: the objects a hidden test hands to a student's function, sent as plain data.
+
+A hidden test that passes an answer something to call (an attention "mechanism" that returns a
+fixed tensor, a branch that counts its calls) cannot have its calls sent to the student's kernel
+as plain data, and the test's own classes are secret. A probe is such an object whose code is
+public (this module): the grader sends it as its class name, the keyword arguments that build
+it (:meth:`Probe.spec`) and what it has seen so far (:meth:`Probe.observed`); the kernel builds
+it again and calls the answer with it; what the probe saw during the call comes back as plain
+data and is set on the judge's own probe (:meth:`Probe.restore`), where the hidden test reads it.
+
+What a probe saw is reported by the student's kernel, which can lie about it (as it can about
+the operations :class:`attnkit.grading.replay.Operations` counts); the results the answer
+returns are judged against the test's own references, computed in the judge.
+
+A probe passed to several calls starts each of them, in the kernel, from the state it had when
+the grader rehearsed that call with the solution.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["Probe", "Fixed", "CountedBranch", "InputProbe", "Made", "REGISTRY"]
+
+REGISTRY: dict[str, type] = {}
+
+
+class Probe:
+    """Base of the probes: a subclass is registered by its class name."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        REGISTRY[cls.__name__] = cls
+
+    def spec(self) -> dict:
+        """The keyword arguments that build this probe again (plain data)."""
+        raise NotImplementedError
+
+    def observed(self) -> dict:
+        """What the probe has seen (plain data); empty for one that sees nothing."""
+        return {}
+
+    def restore(self, observed: dict) -> None:
+        """Set what :meth:`observed` returned (from the kernel, so checked, never trusted)."""
+
+
+def build(name: str, spec: dict, observed: dict):
+    """The probe ``name`` built from ``spec`` and set to ``observed``."""
+    if name not in REGISTRY:
+        raise ValueError(f"no probe named {name!r}")
+    if not isinstance(spec, dict) or not all(isinstance(k, str) for k in spec):
+        raise ValueError(f"probe {name}: spec must be a dict of keyword arguments")
+    probe = REGISTRY[name](**spec)
+    if isinstance(observed, dict):
+        probe.restore(observed)
+    return probe
+
+
+class Fixed(Probe, nn.Module):
+    """An attention "mechanism" that returns ``out`` whatever it is called with."""
+
+    def __init__(self, out: torch.Tensor):
+        super().__init__()
+        self.out = out
+
+    def forward(self, q, k, v, *, mask=None, causal=False):
+        return self.out
+
+    def spec(self) -> dict:
+        return {"out": self.out}
+
+
+class CountedBranch(Probe, nn.Module):
+    """A small residual branch with parameters (float64, drawn from ``seed``) that counts its
+    calls: ``y = gelu(x W1) W2 + 0.3 sin(x)``, ``x`` of shape ``(..., E)``."""
+
+    def __init__(self, E: int, seed: int):
+        super().__init__()
+        self.E, self.seed = E, seed
+        g = torch.Generator().manual_seed(seed)
+        shape1, shape2 = (E, 2 * E), (2 * E, E)
+        w1 = torch.randn(shape1, generator=g, dtype=torch.float64) / E**0.5
+        w2 = torch.randn(shape2, generator=g, dtype=torch.float64) / E**0.5
+        self.w1, self.w2 = nn.Parameter(w1), nn.Parameter(w2)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return nn.functional.gelu(x @ self.w1) @ self.w2 + 0.3 * x.sin()
+
+    def spec(self) -> dict:
+        return {"E": self.E, "seed": self.seed}
+
+    def observed(self) -> dict:
+        grads = [None if p.grad is None else p.grad.detach() for p in self.parameters()]
+        return {"calls": self.calls, "grads": grads}
+
+    def restore(self, observed: dict) -> None:
+        calls = observed.get("calls")
+        if type(calls) is int and calls >= 0:
+            self.calls = calls
+        grads = observed.get("grads")
+        if not isinstance(grads, list):
+            return
+        for p, grad in zip(self.parameters(), grads):
+            fits = isinstance(grad, torch.Tensor) and grad.shape == p.shape
+            p.grad = grad.to(p).detach() if fits else None
+
+
+class InputProbe(Probe, nn.Module):
+    """An attention "mechanism" that checks its inputs are ``(batch, heads, n, head_dim)`` for
+    ``shape = (batch, heads, head_dim)``, remembers a number that depends on all of them
+    (``seen``), and whose largest tensor has ``max(n^2, 7n)`` elements."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = tuple(int(s) for s in shape)
+        self.seen: list[float] = []
+
+    def forward(self, q, k, v):
+        n = q.shape[2]
+        want = (self.shape[0], self.shape[1], n, self.shape[2])
+        assert tuple(q.shape) == want, (
+            f"q must have shape (batch, heads, n, head_dim) = {want}, got "
+            f"{tuple(q.shape)}"
+        )
+        assert k.shape == q.shape and v.shape == q.shape, (
+            "q, k and v must all be (batch, heads, n, head_dim)"
+        )
+        self.seen.append(float(q.sum()) + 2 * float(k.sum()) + 3 * float(v.sum()))
+        return torch.zeros(n, n).sum() + torch.zeros(7 * n).sum()
+
+    def spec(self) -> dict:
+        return {"shape": list(self.shape)}
+
+    def observed(self) -> dict:
+        return {"seen": list(self.seen)}
+
+    def restore(self, observed: dict) -> None:
+        seen = observed.get("seen")
+        if isinstance(seen, list) and all(type(x) is float for x in seen):
+            self.seen = list(seen)
+
+
+class Made(Probe, nn.Module):
+    """The library's mechanism ``name`` (:func:`attnkit.registry.make_mechanism`) with its
+    keyword ``settings``: a real mechanism, sent by name."""
+
+    def __init__(self, name: str, settings: dict | None = None):
+        super().__init__()
+        from attnkit.registry import make_mechanism
+
+        self.name, self.settings = name, dict(settings or {})
+        self.mechanism = make_mechanism(name, **self.settings)
+
+    def forward(self, *args, **kwargs):
+        return self.mechanism(*args, **kwargs)
+
+    def spec(self) -> dict:
+        return {"name": self.name, "settings": dict(self.settings)}
