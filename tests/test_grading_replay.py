@@ -303,6 +303,40 @@ def test_a_probe_tells_the_judge_what_it_saw_in_the_kernel(tmp_path):
     )
 
 
+def test_a_gradient_through_the_answer_reaches_the_judge(tmp_path):
+    """A hidden test that takes a gradient through the answer gets, in the judge, the one the
+    kernel's autograd gives (its Jacobian is recorded); an answer that cuts the graph, or
+    depends on its input in a way it does not show, fails there as it would in the kernel."""
+    test = (
+        "x = torch.randn(4, dtype=torch.float64, "
+        "generator=torch.Generator().manual_seed(0), requires_grad=True)\n"
+        "y = f(x)\n"
+        "assert y.requires_grad, 'keep y differentiable'\n"
+        "y.sum().backward()\n"
+        "assert x.grad is not None, 'no gradient reaches x'\n"
+        "z = x.detach()\n"
+        "torch.testing.assert_close(y, z.sin() * z, msg='wrong values')\n"
+        "torch.testing.assert_close(x.grad, z.sin() + z * z.cos(), msg='wrong gradient')\n"
+    )
+    right = "def f(x):\n    return x.sin() * x"
+    assert _stubbed(tmp_path / "right", right, right, test) is None
+    cut = "def f(x):\n    return (x.sin() * x).detach()"
+    assert _stubbed(tmp_path / "cut", cut, right, test) == (
+        "AssertionError: keep y differentiable"
+    )
+    half = "def f(x):\n    return x.detach().sin() * x"
+    assert (
+        _stubbed(tmp_path / "half", half, right, test)
+        == "AssertionError: wrong gradient"
+    )
+    other = (
+        "def f(x):\n    w = torch.ones(4, dtype=x.dtype, requires_grad=True)\n"
+        "    return w * (x.sin() * x).detach()"
+    )
+    why = _stubbed(tmp_path / "other", other, right, test)
+    assert why == "AssertionError: no gradient reaches x", why
+
+
 def test_encoded_arguments_come_back_the_same():
     g = torch.Generator().manual_seed(3)
     args = [

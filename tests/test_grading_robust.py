@@ -12,6 +12,7 @@ import csv
 import json
 import os
 import runpy
+import shutil
 import socket
 import subprocess
 import sys
@@ -165,6 +166,7 @@ def batch(tmp_path_factory):
         "regraded": regraded,
         "folder": folder,
         "loopback_reached": reached,
+        "course": course,
     }
 
 
@@ -408,8 +410,8 @@ def test_os_sandbox_held(batch):
 def test_hidden_tests_never_reach_the_kernel(batch):
     """``peek`` prints every cell source its kernel holds (the line cache, the calling
     frames, the input history) each time the tests call its q1 or q2. None of the lines of
-    the hidden tests the grader stubs is in its graded notebook; q2's stub is, and so are
-    q1's hidden tests, which stay in the kernel: the probe finds what is there to find."""
+    the hidden tests is in its graded notebook (all four are stubbed); the stubs' are: the
+    probe finds what is there to find."""
     from attnkit.grading.feedback import hidden_lines
     from attnkit.grading.replay import plan
 
@@ -420,19 +422,33 @@ def test_hidden_tests_never_reach_the_kernel(batch):
     assert "peek: " in text and "hidden_calls(" in text, text[:2000]
     source = source_notebook(A)
     stubbed = {c["grade_id"] for c in plan(source)["cells"] if c["stub"]}
-    assert {"q2_hidden", "q3_hidden", "q4_hidden"} <= stubbed
-    split = {True: deepcopy(source), False: deepcopy(source)}
-    for is_stubbed, part in split.items():
-        part.cells = [
-            c
-            for c in part.cells
-            if (c.metadata.get("nbgrader", {}).get("grade_id") in stubbed) == is_stubbed
-        ]
-    kept = hidden_lines(split[False])  # q1_hidden's: it runs in the kernel
-    secret = {line for line in hidden_lines(split[True]) - kept if len(line) > 20}
-    secret -= {
+    assert {"q1_hidden", "q2_hidden", "q3_hidden", "q4_hidden"} <= stubbed
+    released = {
         line for c in released_notebook(A).cells for line in c.source.splitlines()
     }
+    secret = {line for line in hidden_lines(source) if len(line) > 20} - released
     assert len(secret) > 50
     assert not [line for line in secret if line in text]
-    assert any(line in text for line in kept if len(line) > 20)
+
+
+def test_with_full_feedback_a_hidden_tests_helper_trips_the_guard(batch, tmp_path):
+    """With ``--feedback full`` nothing is stubbed: the hidden tests run in the kernel, their
+    reference helpers with them. ``borrow`` calls them from its answers: the guard's tripwire
+    stops each call, with a note, and the judge's verdict cannot bring the points back."""
+    folder = tmp_path / "handed-in"
+    folder.mkdir()
+    shutil.copy(batch["folder"] / "borrow.ipynb", folder / "borrow.ipynb")
+    out = tmp_path / "grading"
+    run = _grade(
+        *("grade", A, str(folder), "--course", str(batch["course"]), "--out", str(out)),
+        *("--feedback", "full", "--timeout", "20", *LIMITS),
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    manifest = json.loads((out / ".attnkit-grading" / "manifest.json").read_text())
+    problems = " | ".join(manifest["borrow"]["problems"])
+    for q, helper in (("q1", "_reference"), ("q2", "_loo"), ("q4", "_reference")):
+        assert f"{q} calls the test's own {helper}" in problems, problems
+    with open(out / "grades.csv") as f:
+        (row,) = csv.DictReader(f)
+    assert float(row["score"]) == float(batch["grades"]["borrow"]["score"])

@@ -13,7 +13,8 @@ the operations :class:`attnkit.grading.replay.Operations` counts); the results t
 returns are judged against the test's own references, computed in the judge.
 
 A probe passed to several calls starts each of them, in the kernel, from the state it had when
-the grader rehearsed that call with the solution.
+the grader rehearsed that call with the solution. A probe with weights draws them from a seed
+of its own and leaves the global random state as it was.
 """
 
 from __future__ import annotations
@@ -21,7 +22,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["Probe", "Fixed", "CountedBranch", "InputProbe", "Made", "REGISTRY"]
+__all__ = [
+    "REGISTRY",
+    "Probe",
+    "build",
+    "Fixed",
+    "CountedBranch",
+    "InputProbe",
+    "Made",
+    "PairwiseScore",
+    "SelfAttention",
+    "FeedForward",
+    "LayerNorm",
+    "Zero",
+]
 
 REGISTRY: dict[str, type] = {}
 
@@ -51,7 +65,8 @@ def build(name: str, spec: dict, observed: dict):
         raise ValueError(f"no probe named {name!r}")
     if not isinstance(spec, dict) or not all(isinstance(k, str) for k in spec):
         raise ValueError(f"probe {name}: spec must be a dict of keyword arguments")
-    probe = REGISTRY[name](**spec)
+    with torch.random.fork_rng(devices=[]):  # a probe's draws move no global state
+        probe = REGISTRY[name](**spec)
     if isinstance(observed, dict):
         probe.restore(observed)
     return probe
@@ -159,3 +174,135 @@ class Made(Probe, nn.Module):
 
     def spec(self) -> dict:
         return {"name": self.name, "settings": dict(self.settings)}
+
+
+class PairwiseScore(Probe):
+    """A score ``a(s, h)`` of ONE decoder state ``s`` ``(Ds,)`` and ONE encoder state ``h``
+    ``(Dh,)`` that checks its arguments and counts its calls (``calls``). ``kind``:
+    ``"additive"``, ``w_v . tanh(W_s s + W_h h)``; ``"bilinear"``, ``s^T W h``; ``"dot"``,
+    ``scale (s . h) + shift``. ``weights``: the tensors the kind names."""
+
+    KINDS = {"additive": ("W_s", "W_h", "w_v"), "bilinear": ("W",), "dot": ()}
+
+    def __init__(self, kind, Ds, Dh, weights=None, scale=1.0, shift=0.0):
+        if kind not in self.KINDS:
+            raise ValueError(f"kind must be one of {sorted(self.KINDS)}, got {kind!r}")
+        self.kind, self.Ds, self.Dh = kind, int(Ds), int(Dh)
+        self.weights = dict(weights or {})
+        missing = set(self.KINDS[kind]) - set(self.weights)
+        if missing:
+            raise ValueError(f"weights: a {kind} score needs {sorted(missing)}")
+        self.scale, self.shift = scale, shift
+        self.calls = 0
+
+    def __call__(self, s, h):
+        assert s.dim() == 1 and h.dim() == 1, (
+            "score takes ONE decoder state (Ds,) and ONE encoder state (Dh,)"
+        )
+        assert s.shape[0] == self.Ds and h.shape[0] == self.Dh, (
+            f"score(s, h) expects s of size Ds = {self.Ds} first and h of size "
+            f"Dh = {self.Dh}, got {s.shape[0]} and {h.shape[0]}"
+        )
+        self.calls += 1
+        w = self.weights
+        if self.kind == "additive":
+            return w["w_v"] @ torch.tanh(w["W_s"] @ s + w["W_h"] @ h)
+        if self.kind == "bilinear":
+            return s @ w["W"] @ h
+        out = s @ h
+        if self.scale != 1.0:
+            out = self.scale * out
+        if self.shift != 0.0:
+            out = out + self.shift
+        return out
+
+    def spec(self) -> dict:
+        return {
+            "kind": self.kind,
+            "Ds": self.Ds,
+            "Dh": self.Dh,
+            "weights": dict(self.weights),
+            "scale": self.scale,
+            "shift": self.shift,
+        }
+
+    def observed(self) -> dict:
+        return {"calls": self.calls}
+
+    def restore(self, observed: dict) -> None:
+        calls = observed.get("calls")
+        if type(calls) is int and calls >= 0:
+            self.calls = calls
+
+
+class SelfAttention(Probe, nn.Module):
+    """``z -> mha(z, z, z)`` for the library's :class:`attnkit.MultiHeadAttention` of width
+    ``E`` and ``heads`` heads, float64, in eval mode, its weights drawn from ``seed``."""
+
+    def __init__(self, E: int, heads: int, seed: int, device: str = "cpu"):
+        super().__init__()
+        from attnkit import MultiHeadAttention
+
+        self.E, self.heads, self.seed, self.device = E, heads, seed, str(device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            mha = MultiHeadAttention(E, heads, query_size=E, key_size=E, value_size=E)
+        self.mha = mha.double().eval().to(self.device)
+
+    def forward(self, z):
+        return self.mha(z, z, z)
+
+    def spec(self) -> dict:
+        return {
+            "E": self.E,
+            "heads": self.heads,
+            "seed": self.seed,
+            "device": self.device,
+        }
+
+
+class FeedForward(Probe, nn.Module):
+    """``Linear(E, 2E) -> GELU -> Linear(2E, E)``, float64, its weights drawn from ``seed``."""
+
+    def __init__(self, E: int, seed: int, device: str = "cpu"):
+        super().__init__()
+        self.E, self.seed, self.device = E, seed, str(device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = nn.Sequential(nn.Linear(E, 2 * E), nn.GELU(), nn.Linear(2 * E, E))
+        self.net = net.double().to(self.device)
+
+    def forward(self, z):
+        return self.net(z)
+
+    def spec(self) -> dict:
+        return {"E": self.E, "seed": self.seed, "device": self.device}
+
+
+class LayerNorm(Probe, nn.LayerNorm):
+    """``nn.LayerNorm(E)``, float64, with a gain ``1 + 0.5 N(0, 1)`` and a bias ``N(0, 1)``
+    drawn from ``seed`` (not the default 1 and 0)."""
+
+    def __init__(self, E: int, seed: int, device: str = "cpu"):
+        super().__init__(E, dtype=torch.float64)
+        self.E, self.seed, self.device = E, seed, str(device)
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            self.weight.copy_(
+                1 + 0.5 * torch.randn(E, generator=g, dtype=torch.float64)
+            )
+            self.bias.copy_(torch.randn(E, generator=g, dtype=torch.float64))
+        self.to(self.device)
+
+    def spec(self) -> dict:
+        return {"E": self.E, "seed": self.seed, "device": self.device}
+
+
+class Zero(Probe, nn.Module):
+    """A sub-layer that outputs zeros: ``z -> zeros_like(z)``."""
+
+    def forward(self, z):
+        return torch.zeros_like(z)
+
+    def spec(self) -> dict:
+        return {}

@@ -54,7 +54,7 @@ from collections import defaultdict, deque
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
-from torch.utils._pytree import tree_leaves
+from torch.utils._pytree import tree_flatten, tree_leaves, tree_unflatten
 
 from attnkit.grading import probes
 from attnkit.grading.probes import Probe
@@ -431,6 +431,97 @@ def _as_left(args):
     return encode(args, built=False)
 
 
+# the Jacobians recorded for one call: entries, and rows (a backward pass each)
+MAX_JACOBIAN, MAX_JACOBIAN_ROWS = 2**20, 4096
+
+
+def _jacobians(args, kwargs, result) -> list:
+    """In the student's kernel, for a recorded call given tensors that require gradients: the
+    Jacobian of each tensor of the result that requires them with respect to each such
+    argument, ``[(result leaf, argument leaf, J of shape (result numel, argument numel))]``
+    (leaves numbered as ``tree_leaves`` gives them), up to ``MAX_JACOBIAN`` entries and
+    ``MAX_JACOBIAN_ROWS`` rows (the result's elements, a backward pass each); a test
+    that takes a gradient through the answer gets it in the judge from these."""
+    leaves = tree_leaves((tuple(args), dict(kwargs)))
+    inputs = [
+        (i, x)
+        for i, x in enumerate(leaves)
+        if isinstance(x, torch.Tensor) and x.requires_grad
+    ]
+    if not inputs:
+        return []
+    outputs = [
+        (i, y)
+        for i, y in enumerate(tree_leaves(result))
+        if isinstance(y, torch.Tensor) and y.requires_grad and y.is_floating_point()
+    ]
+    size = sum(x.numel() for _, x in inputs)
+    found, entries, passes = [], 0, 0
+    for i, y in outputs:
+        entries, passes = entries + y.numel() * size, passes + y.numel()
+        if entries > MAX_JACOBIAN or passes > MAX_JACOBIAN_ROWS:
+            break
+        rows = [[] for _ in inputs]  # per argument: each element's gradient, or None
+        try:
+            with torch.enable_grad():
+                for element in y.reshape(-1):
+                    grads = torch.autograd.grad(
+                        element,
+                        [x for _, x in inputs],
+                        retain_graph=True,
+                        allow_unused=True,
+                    )
+                    for row, grad in zip(rows, grads):
+                        row.append(grad)
+        except Exception:  # a graph that does not go back: no gradient in the judge
+            continue
+        for (j, x), row in zip(inputs, rows):
+            if all(grad is None for grad in row):
+                continue  # the result does not depend on it (its .grad stays None)
+            J = torch.stack(
+                [
+                    (torch.zeros_like(x) if grad is None else grad.detach())
+                    .reshape(-1)
+                    .to(y.dtype)
+                    for grad in row
+                ]
+            )
+            found.append((i, j, J))
+    return found
+
+
+def _linearised(result, jacobians, args, kwargs):
+    """In the judge: ``result`` whose tensors, where the kernel recorded their Jacobians
+    (:func:`_jacobians`), depend on the judge's own arguments to first order,
+    ``y + J (x - x.detach())``: the same values, and the kernel's gradients."""
+    leaves = tree_leaves((tuple(args), dict(kwargs)))
+    flat, spec = tree_flatten(result)
+    if not isinstance(jacobians, list):
+        raise ReplayError("a malformed record of gradients")
+    changes = defaultdict(list)
+    for entry in jacobians:
+        ok = isinstance(entry, tuple) and len(entry) == 3
+        i, j, J = entry if ok else (None, None, None)
+        ok = ok and type(i) is int and type(j) is int and isinstance(J, torch.Tensor)
+        ok = ok and 0 <= i < len(flat) and 0 <= j < len(leaves)
+        y = flat[i] if ok else None
+        x = leaves[j] if ok else None
+        ok = ok and isinstance(y, torch.Tensor) and isinstance(x, torch.Tensor)
+        ok = ok and y.is_floating_point() and J.shape == (y.numel(), x.numel())
+        if not ok:
+            raise ReplayError("a malformed record of gradients")
+        if x.requires_grad:
+            changes[i].append((x, J))
+    with torch.enable_grad():
+        for i, terms in changes.items():
+            y = flat[i].detach()
+            for x, J in terms:
+                step = (x - x.detach()).reshape(-1).to(J.dtype)
+                y = y + (J.to(x.device) @ step).reshape(y.shape).to(y.dtype)
+            flat[i] = y
+    return tree_unflatten(flat, spec)
+
+
 def _has_probe(x, depth=0) -> bool:
     """Whether a call's arguments hold a probe (:mod:`.probes`)."""
     if isinstance(x, Probe):
@@ -624,6 +715,9 @@ class Recorder:
             if key:
                 outcome = self._plain_or_why(result)
                 extra = self._extra(args, kwargs, ops, rng)
+                jacobians = _jacobians(args, kwargs, result)
+                if jacobians:  # a test may take a gradient through the answer
+                    extra = {**(extra or {}), "jacobians": jacobians}
                 self._call(key, name, args, kwargs, outcome, extra)
             return result
 
@@ -634,7 +728,8 @@ class Recorder:
         """A stub's call: ``{"after": its arguments as the call left them, "rng": the
         devices whose global random state it moved, "ops": what :class:`Operations` saw, if
         it watched}``; another call given a probe: ``{"after": ...}`` alone (what the probe
-        saw); else None, not recorded."""
+        saw); else None. (A call that returned may add ``"jacobians"``:
+        :func:`_jacobians`.)"""
         if not self.stubbed:  # outside a stub: only what a test's probes saw
             if not _has_probe([args, kwargs]):
                 return None
@@ -730,6 +825,8 @@ class Replayer:
         with _disable_current_modes():  # a test's dispatch mode sees none of this
             _move_rng(extra.get("rng"))
             result = self._replay(entry[:3], extra.get("after"), args, kwargs)
+            if extra.get("jacobians"):
+                result = _linearised(result, extra["jacobians"], args, kwargs)
         if "ops" in extra and torch._C._len_torch_dispatch_stack():
             replay_operations(extra["ops"])  # for the test's dispatch mode
         return result
