@@ -532,6 +532,26 @@ def test_a_forged_value_or_meta_tensor_in_the_record_is_no_pass(tmp_path):
     assert why is not None and "returned a meta tensor for real inputs" in why, why
 
 
+def test_a_malformed_record_of_gradients_is_no_pass(tmp_path):
+    """The Jacobians a call's record holds must fit the call: a record rewritten to give the
+    gradient another shape fails the test, it does not pass it."""
+    test = (
+        "x = torch.arange(4.0, requires_grad=True)\n"
+        "f(x).sum().backward()\n"
+        "assert x.grad is not None and torch.equal(x.grad, torch.full((4,), 2.0))\n"
+    )
+    right = "def f(x):\n    return 2 * x"
+    replay, kernel = _record(tmp_path, right, right, test)
+    assert kernel is None and judge(replay, tmp_path)["q1_hidden"] is None
+    (path,) = [p for p in tmp_path.iterdir() if p.name.startswith("c2.0")]
+    name, sig, outcome, extra = torch.load(path, weights_only=True)
+    assert [(i, j, J.shape) for i, j, J in extra["jacobians"]] == [(0, 0, (4, 4))]
+    extra["jacobians"] = [(0, 0, torch.eye(3))]
+    torch.save((name, sig, outcome, extra), path)
+    why = judge(replay, tmp_path)["q1_hidden"]
+    assert why == "ReplayError: a malformed record of gradients", why
+
+
 @pytest.mark.parametrize(
     "answer",
     [
