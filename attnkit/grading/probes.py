@@ -35,6 +35,9 @@ __all__ = [
     "FeedForward",
     "LayerNorm",
     "Zero",
+    "RUNNERS",
+    "run_mechanism",
+    "describe_mechanism",
 ]
 
 REGISTRY: dict[str, type] = {}
@@ -306,3 +309,48 @@ class Zero(Probe, nn.Module):
 
     def spec(self) -> dict:
         return {}
+
+
+# Runners: public functions a test calls that run the student's code in the kernel and return
+# plain data. The grader records their calls in the kernel and replays them in the judge, as
+# it does the answers' own functions (attnkit.grading.replay: a plan's "runners").
+
+
+def run_mechanism(name: str, settings: dict, q, k, v, **kwargs):
+    """The output of the mechanism registered under ``name`` (in the student's kernel: the
+    student's class), built with its keyword ``settings`` and called on ``(q, k, v)`` with
+    ``kwargs`` (``mask``, ``causal``)."""
+    from attnkit.registry import make_mechanism
+
+    return make_mechanism(name, **settings)(q, k, v, **kwargs)
+
+
+def describe_mechanism(name: str, attributes=()) -> dict:
+    """What the class registered under ``name`` is, as plain data: ``registered``; whether
+    it subclasses :class:`attnkit.mechanisms.Mechanism` (``subclass``); the exception's
+    class name when it is built with one positional argument, or ``"accepted"``
+    (``positional``); the ``attributes`` of one built with its defaults (``None`` where it
+    has none; a value that is not a number, string or bool as its type's name)."""
+    from attnkit.mechanisms import Mechanism
+    from attnkit.registry import MECHANISMS
+
+    cls = MECHANISMS.get(name)
+    facts = {"registered": cls is not None, "subclass": None, "positional": None}
+    facts["attributes"] = dict.fromkeys(attributes)
+    if cls is None:
+        return facts
+    facts["subclass"] = isinstance(cls, type) and issubclass(cls, Mechanism)
+    try:
+        cls(3)
+        facts["positional"] = "accepted"
+    except Exception as exc:
+        facts["positional"] = type(exc).__name__
+    built = cls()
+    for attribute in attributes:
+        value = getattr(built, attribute, None)
+        plain = value is None or type(value) in (bool, int, float, str)
+        facts["attributes"][attribute] = value if plain else type(value).__name__
+    return facts
+
+
+RUNNERS = ("run_mechanism", "describe_mechanism")

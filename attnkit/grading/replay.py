@@ -108,14 +108,17 @@ def plan(nb) -> dict:
     """What the recorder and the judge need from the instructor's (source) notebook.
 
     ``{"cells": [{"key", "kind", "source", "grade_id", "replay", "why"}], "functions",
-    "classes", "values"}``: every code cell in order, keyed ``c<index>``; ``kind`` is
+    "runners", "classes", "values"}``: every code cell in order, keyed ``c<index>``; ``kind`` is
     ``"answer"`` (a solution cell; its ``source`` is only its imports), ``"test"`` or
     ``"setup"``; ``replay`` is False for a test marked to keep the kernel's verdict.
-    ``functions`` and ``classes``: what the answer cells define; ``values``: the names they
+    ``functions`` and ``classes``: what the answer cells define, and ``functions`` also the
+    runners of :mod:`.probes` the instructor's cells call (``runners``: public functions that
+    run the student's code, recorded and replayed as the answers are); ``values``: the names they
     assign (``measured = ...``) that no instructor cell assigns too, so that a test's own
     inputs are never taken from the student's kernel.
     """
     cells, functions, classes, values, instructors = [], [], [], [], set()
+    runners = set()
     for i, cell in enumerate(nb.cells):
         if cell.get("cell_type") != "code":
             continue
@@ -157,6 +160,9 @@ def plan(nb) -> dict:
         else:
             entry["kind"] = "test" if grading.get("grade") else "setup"
             instructors |= _module_names(cell.source)
+            runners |= {
+                r for r in probes.RUNNERS if re.search(rf"\b{r}\b", cell.source)
+            }
             # hidden tests judged here: run out of the kernel (rehearse says if they can)
             entry["stub"] = (
                 entry["kind"] == "test" and entry["replay"] and HIDDEN in cell.source
@@ -166,7 +172,8 @@ def plan(nb) -> dict:
     unique = lambda names: sorted(set(names))  # noqa: E731
     return {
         "cells": cells,
-        "functions": unique(functions),
+        "functions": unique(functions + sorted(runners)),
+        "runners": sorted(runners),
         "classes": unique(classes),
         # a name the instructor's cells also assign (a test's input) is never the student's
         "values": unique(set(values) - set(functions) - set(classes) - instructors),
@@ -663,6 +670,12 @@ class Recorder:
                 self.keys.setdefault(code_name(cell["name"]), cell["key"])
         self.functions = list(replay["functions"])
         self.values = list(replay["values"])
+        # the runners the tests import from attnkit.grading.probes: recorded there
+        self.runners = list(replay.get("runners", []))
+        for name in self.runners:
+            runner = getattr(probes, name)
+            if not hasattr(runner, "__attnkit_record__"):
+                setattr(probes, name, self.wrap(name, runner))
         self.key = None
         self.depth = 0
         self.count = 0
@@ -748,6 +761,8 @@ class Recorder:
         try:
             for name, args, kwargs in calls:
                 fn = namespace.get(name)
+                if not callable(fn) and name in self.runners:
+                    fn = getattr(probes, name)
                 if not callable(fn):
                     names = [c.__name__ for c in NameError.__mro__]
                     why = ("raise", names, f"name {name!r} is not defined")
@@ -962,34 +977,47 @@ def judge(
     calls, values, _ = load_record(folder)
     ns = {"__name__": "__main__"} if namespace is None else namespace
     verdicts = {}
-    for cell in replay["cells"]:
-        key = cell["key"]
-        queue = deque(calls.get(key, []))
-        expected = None
-        if cell.get("stub") and rehearsed is not None:
-            expected = deque(rehearsed.get(key, []))
-        for name in replay["functions"]:
-            ns[name] = Replayer(name, queue, expected)
-        for name in replay["classes"]:
-            ns[name] = Unreplayable(name, "a class the student's answer defines")
-        for name, (kind, value) in _pairs(values.get(key, {})):
-            if name not in replay["values"]:
-                continue  # only the answers' own values: a test's inputs are the judge's
-            if kind == "return":
-                ns[name] = value
-            else:
-                ns[name] = Unreplayable(name, value)
-        try:
-            code = compile(
-                _transform(cell["source"]), f"<{cell['grade_id'] or key}>", "exec"
-            )
-            exec(code, ns)  # the instructor's cell, never the student's
-            failed = None
-        except (Exception, ReplayError) as exc:
-            failed = f"{type(exc).__name__}: {exc}"[:300]
-        if cell["kind"] == "test" and cell["replay"]:
-            verdicts[cell["grade_id"]] = failed
+    runners = {name: getattr(probes, name) for name in replay.get("runners", [])}
+    try:
+        for cell in replay["cells"]:
+            verdicts.update(_judge_cell(cell, replay, calls, values, ns, rehearsed))
+    finally:
+        for name, runner in runners.items():
+            setattr(probes, name, runner)
     return verdicts
+
+
+def _judge_cell(cell, replay, calls, values, ns, rehearsed) -> dict:
+    """One instructor cell of :func:`judge`, run in ``ns``: its verdict, if it is judged."""
+    key = cell["key"]
+    queue = deque(calls.get(key, []))
+    expected = None
+    if cell.get("stub") and rehearsed is not None:
+        expected = deque(rehearsed.get(key, []))
+    for name in replay["functions"]:
+        ns[name] = Replayer(name, queue, expected)
+    for name in replay.get("runners", []):  # what the test imports is the replay
+        setattr(probes, name, ns[name])
+    for name in replay["classes"]:
+        ns[name] = Unreplayable(name, "a class the student's answer defines")
+    for name, (kind, value) in _pairs(values.get(key, {})):
+        if name not in replay["values"]:
+            continue  # only the answers' own values: a test's inputs are the judge's
+        if kind == "return":
+            ns[name] = value
+        else:
+            ns[name] = Unreplayable(name, value)
+    try:
+        code = compile(
+            _transform(cell["source"]), f"<{cell['grade_id'] or key}>", "exec"
+        )
+        exec(code, ns)  # the instructor's cell, never the student's
+        failed = None
+    except (Exception, ReplayError) as exc:
+        failed = f"{type(exc).__name__}: {exc}"[:300]
+    if cell["kind"] == "test" and cell["replay"]:
+        return {cell["grade_id"]: failed}
+    return {}
 
 
 def rehearse(nb, replay: dict) -> tuple[dict, dict]:
@@ -1033,25 +1061,33 @@ def rehearse(nb, replay: dict) -> tuple[dict, dict]:
         called.__attnkit_rehearsed__ = fn
         return called
 
-    for cell in replay["cells"]:
-        key = cell["key"]
-        index = int(key[1:])
-        source = nb.cells[index].source
-        state["key"] = key
-        code = compile(_transform(source), f"<{cell['grade_id'] or key}>", "exec")
-        if cell["kind"] == "answer":
-            with contextlib.suppress(Exception), torch.random.fork_rng():
+    runners = {name: getattr(probes, name) for name in replay.get("runners", [])}
+    for name, runner in runners.items():  # what the tests import from probes
+        setattr(probes, name, wrap(name, runner))
+    try:
+        for cell in replay["cells"]:
+            key = cell["key"]
+            index = int(key[1:])
+            source = nb.cells[index].source
+            state["key"] = key
+            code = compile(_transform(source), f"<{cell['grade_id'] or key}>", "exec")
+            if cell["kind"] == "answer":
+                with contextlib.suppress(Exception), torch.random.fork_rng():
+                    exec(code, ns)
+                for name in replay["functions"]:
+                    fn = ns.get(name)
+                    if callable(fn) and not hasattr(fn, "__attnkit_rehearsed__"):
+                        ns[name] = wrap(name, fn)
+                continue
+            try:
                 exec(code, ns)
-            for name in replay["functions"]:
-                fn = ns.get(name)
-                if callable(fn) and not hasattr(fn, "__attnkit_rehearsed__"):
-                    ns[name] = wrap(name, fn)
-            continue
-        try:
-            exec(code, ns)
-        except Exception as exc:
-            if key in stubs:
-                why[key] = f"the solution fails it: {type(exc).__name__}: {exc}"[:300]
+            except Exception as exc:
+                if key in stubs:
+                    failed = f"{type(exc).__name__}: {exc}"
+                    why[key] = f"the solution fails it: {failed}"[:300]
+    finally:
+        for name, runner in runners.items():
+            setattr(probes, name, runner)
     return {k: v for k, v in calls.items() if k not in why}, why
 
 
