@@ -38,6 +38,10 @@ __all__ = [
     "RUNNERS",
     "run_mechanism",
     "describe_mechanism",
+    "model_report",
+    "answer",
+    "tiny_model",
+    "reorder",
 ]
 
 REGISTRY: dict[str, type] = {}
@@ -64,6 +68,8 @@ class Probe:
 
 def build(name: str, spec: dict, observed: dict):
     """The probe ``name`` built from ``spec`` and set to ``observed``."""
+    if name not in REGISTRY:
+        _probe_classes()
     if name not in REGISTRY:
         raise ValueError(f"no probe named {name!r}")
     if not isinstance(spec, dict) or not all(isinstance(k, str) for k in spec):
@@ -311,6 +317,77 @@ class Zero(Probe, nn.Module):
         return {}
 
 
+def _tasks():
+    import attnkit.tasks  # (not at the top: the tasks import the library's models)
+
+    return attnkit.tasks
+
+
+def tiny_model(vocab_size, d_model, num_heads, *, seed, device="cpu", **settings):
+    """:class:`attnkit.tasks.TinyAttentionModel` ``(vocab_size, d_model, num_heads,
+    **settings)``, its weights drawn after ``torch.manual_seed(seed)`` (the global random
+    state left as it was), on ``device``: a probe, sent by these arguments."""
+    return _probe_classes()["TinyModel"](
+        vocab_size, d_model, num_heads, seed=seed, device=device, **settings
+    )
+
+
+def reorder(n_samples, seq_len, vocab, *, seed=0, perm_seed=1234):
+    """:func:`attnkit.tasks.reorder_task` with these arguments: a probe, sent by them."""
+    return _probe_classes()["ReorderTask"](
+        n_samples, seq_len, vocab, seed=seed, perm_seed=perm_seed
+    )
+
+
+_CLASSES: dict = {}
+
+
+def _probe_classes() -> dict:
+    """The probes that are also the library's models and tasks (made on first use: the
+    library's task module is not imported with this one)."""
+    if _CLASSES:
+        return _CLASSES
+    tasks = _tasks()
+
+    class TinyModel(Probe, tasks.TinyAttentionModel):
+        def __init__(self, vocab_size, d_model, num_heads, *, seed, device="cpu", **kw):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                super().__init__(vocab_size, d_model, num_heads, **kw)
+            self.to(device)
+            self._spec = {
+                "vocab_size": vocab_size,
+                "d_model": d_model,
+                "num_heads": num_heads,
+                "seed": seed,
+                "device": str(device),
+                **kw,
+            }
+
+        def spec(self) -> dict:
+            return dict(self._spec)
+
+    class ReorderTask(Probe, tasks.SequenceTask):
+        def __init__(self, n_samples, seq_len, vocab, *, seed=0, perm_seed=1234):
+            task = tasks.reorder_task(
+                n_samples, seq_len, vocab, seed=seed, perm_seed=perm_seed
+            )
+            super().__init__(task.inputs, task.targets, task.scored, task.vocab_size)
+            self._spec = {
+                "n_samples": n_samples,
+                "seq_len": seq_len,
+                "vocab": vocab,
+                "seed": seed,
+                "perm_seed": perm_seed,
+            }
+
+        def spec(self) -> dict:
+            return dict(self._spec)
+
+    _CLASSES.update(TinyModel=TinyModel, ReorderTask=ReorderTask)
+    return _CLASSES
+
+
 # Runners: public functions a test calls that run the student's code in the kernel and return
 # plain data. The grader records their calls in the kernel and replays them in the judge, as
 # it does the answers' own functions (attnkit.grading.replay: a plan's "runners").
@@ -353,4 +430,48 @@ def describe_mechanism(name: str, attributes=()) -> dict:
     return facts
 
 
-RUNNERS = ("run_mechanism", "describe_mechanism")
+_NAMESPACE: list = []  # the notebook's namespace, where the grader knows it
+
+
+def answer(name: str):
+    """The notebook's ``name`` (the student's function): from the namespace the grader set
+    (its recorder or rehearsal), else ``__main__``'s (IPython's notebook namespace)."""
+    import sys
+
+    namespace = _NAMESPACE[-1] if _NAMESPACE else vars(sys.modules["__main__"])
+    if name not in namespace:
+        raise NameError(f"name {name!r} is not defined")
+    return namespace[name]
+
+
+def model_report(name: str, model, *args, **kwargs) -> dict:
+    """Call the notebook's function ``name`` as ``name(model, *args, **kwargs)`` and report,
+    as plain data, what it returned and what it did to ``model`` (an ``nn.Module``):
+    ``types`` (the result's class and its bases, by name), ``is_argument`` (it returned
+    ``model`` itself), ``shares_storage`` (a parameter of the result shares memory with one
+    of ``model``'s), ``parameters`` (the result's, detached) and ``frozen`` (the names of
+    those that do not require gradients), ``argument_changed`` and ``argument_frozen`` (the
+    names of ``model``'s parameters whose values changed, or that no longer require
+    gradients)."""
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    result = answer(name)(model, *args, **kwargs)
+    mine = {p.data_ptr() for p in model.parameters()}
+    params = dict(result.named_parameters()) if isinstance(result, nn.Module) else {}
+    return {
+        "types": [c.__name__ for c in type(result).__mro__],
+        "is_argument": result is model,
+        "shares_storage": any(p.data_ptr() in mine for p in params.values()),
+        "parameters": {n: p.detach().clone() for n, p in params.items()},
+        "frozen": [n for n, p in params.items() if not p.requires_grad],
+        "argument_changed": [
+            n
+            for n, p in model.named_parameters()
+            if n not in before or not torch.equal(p.detach(), before[n])
+        ],
+        "argument_frozen": [
+            n for n, p in model.named_parameters() if not p.requires_grad
+        ],
+    }
+
+
+RUNNERS = ("run_mechanism", "describe_mechanism", "model_report")

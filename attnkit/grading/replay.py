@@ -686,6 +686,9 @@ class Recorder:
 
     def enter(self, code_name: str, namespace: dict) -> None:
         """A new cell starts: an instructor cell is recorded, a student's cell is not."""
+        probes._NAMESPACE[:] = [
+            namespace
+        ]  # where a runner finds the student's functions
         self.key = self.keys.get(code_name)
         if self.key is None:
             return
@@ -758,6 +761,7 @@ class Recorder:
         ``calls`` (:func:`decode`d) on the namespace's answers, each call recorded. An answer's
         exception ends its own call only; a missing answer is recorded as a ``NameError``."""
         self.key, self.stubbed = key, True
+        probes._NAMESPACE[:] = [namespace]
         try:
             for name, args, kwargs in calls:
                 fn = namespace.get(name)
@@ -1064,6 +1068,7 @@ def rehearse(nb, replay: dict) -> tuple[dict, dict]:
     runners = {name: getattr(probes, name) for name in replay.get("runners", [])}
     for name, runner in runners.items():  # what the tests import from probes
         setattr(probes, name, wrap(name, runner))
+    probes._NAMESPACE.append(ns)  # where a runner finds the solution's functions
     try:
         for cell in replay["cells"]:
             key = cell["key"]
@@ -1086,6 +1091,7 @@ def rehearse(nb, replay: dict) -> tuple[dict, dict]:
                     failed = f"{type(exc).__name__}: {exc}"
                     why[key] = f"the solution fails it: {failed}"[:300]
     finally:
+        probes._NAMESPACE.pop()
         for name, runner in runners.items():
             setattr(probes, name, runner)
     return {k: v for k, v in calls.items() if k not in why}, why
