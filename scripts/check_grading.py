@@ -5,9 +5,10 @@
 For each assignment (all of ``solutions/`` by default) it makes a scratch course, hands in two
 notebooks — the release with the solution cells filled in, and the release as it is — and runs
 ``python -m attnkit.grading grade`` on them: the sandbox, the guard in the kernel, the trusted
-judge. The solution must get every point with no grading note, the blank release none. Run it
-after changing an exercise (a test that cannot be replayed, a helper the guard refuses, a
-recorded result that is not plain data all show here). About 30 s per chapter on two cores.
+judge. The solution must get every point with no grading note, the blank release none, and
+every hidden test cell must be stubbed (out of the kernel). Run it after changing an exercise
+(a test that cannot be replayed or stubbed, a helper the guard refuses, a recorded result that
+is not plain data all show here). About 30 s per chapter on two cores.
 Exit status 1 if any chapter is off.
 """
 
@@ -60,7 +61,12 @@ def check(assignment: str, sandbox: str, tmp: Path) -> list[str]:
     if run.returncode != 0:
         return [f"grade exited with {run.returncode}: {run.stderr.strip()[-300:]}"]
     manifest = json.loads((out / ".attnkit-grading" / "manifest.json").read_text())
-    wrong = []
+    # a hidden test cell the rehearsal could not stub (it runs in the kernel), and why
+    wrong = [
+        line.strip()
+        for line in run.stderr.splitlines()
+        if "'s hidden tests run in the kernel:" in line
+    ]
     for student, full in (("solution", True), ("blank", False)):
         record = manifest[student]
         scores = record["scores"]

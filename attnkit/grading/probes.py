@@ -15,6 +15,15 @@ returns are judged against the test's own references, computed in the judge.
 A probe passed to several calls starts each of them, in the kernel, from the state it had when
 the grader rehearsed that call with the solution. A probe with weights draws them from a seed
 of its own and leaves the global random state as it was.
+
+A *runner* (:data:`RUNNERS`) is a public function a test calls that runs the student's code in
+the kernel and returns plain data: the mechanism class the student registered, run
+(:func:`run_mechanism`) or described (:func:`describe_mechanism`), or the model the student's
+function returns, reported (:func:`model_report`). The grader records a runner's calls in the
+kernel and replays them in the judge, as it does the answers' own functions.
+
+To add one: a probe subclasses :class:`Probe` (``spec``, and ``observed``/``restore`` if it
+sees anything); a runner returns plain data and is named in :data:`RUNNERS`.
 """
 
 from __future__ import annotations
@@ -433,13 +442,13 @@ def describe_mechanism(name: str, attributes=()) -> dict:
 _NAMESPACE: list = []  # the notebook's namespace, where the grader knows it
 
 
-def answer(name: str):
+def answer(name: str, namespace: dict | None = None):
     """The notebook's ``name`` (the student's function): from the namespace the grader set
-    (its recorder or rehearsal), else ``__main__``'s (IPython's notebook namespace)."""
-    import sys
-
-    namespace = _NAMESPACE[-1] if _NAMESPACE else vars(sys.modules["__main__"])
-    if name not in namespace:
+    (its recorder or rehearsal), else from ``namespace`` (a runner's caller's globals: the
+    notebook's, where no grader runs)."""
+    if _NAMESPACE:
+        namespace = _NAMESPACE[-1]
+    if namespace is None or name not in namespace:
         raise NameError(f"name {name!r} is not defined")
     return namespace[name]
 
@@ -453,8 +462,11 @@ def model_report(name: str, model, *args, **kwargs) -> dict:
     those that do not require gradients), ``argument_changed`` and ``argument_frozen`` (the
     names of ``model``'s parameters whose values changed, or that no longer require
     gradients)."""
+    import sys
+
+    function = answer(name, sys._getframe(1).f_globals)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    result = answer(name)(model, *args, **kwargs)
+    result = function(model, *args, **kwargs)
     mine = {p.data_ptr() for p in model.parameters()}
     params = dict(result.named_parameters()) if isinstance(result, nn.Module) else {}
     return {

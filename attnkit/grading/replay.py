@@ -27,14 +27,17 @@ solution (:func:`rehearse`, in a process of the grader's), as the judge will run
 records each call's result, and the arguments as the call left them (an answer that changes
 its input in place is seen). The judge then runs the real hidden tests; each call gets the
 kernel's result, provided the test passes the arguments the kernel was given (within a
-tolerance: a test may pass on the student's own earlier results). A cell whose hidden tests
-measure how the answer computes (a dispatch mode), or pass what cannot be sent as plain
-data, stays in the kernel, source and all; :func:`plan` says which and why.
+tolerance: a test may pass on the student's own earlier results). What a test passes that
+is not plain data is a probe of :mod:`.probes` (public code, sent by name); what it needs
+beyond a return value it asks a runner of :mod:`.probes` for (public functions that run the
+student's code and return plain data, recorded and replayed like the answers). A gradient a
+test takes through an answer comes from the Jacobians the kernel records
+(:func:`_jacobians`); the operations a test's dispatch mode watches, from :class:`Operations`.
+:func:`rehearse` says why a cell cannot be stubbed, if one cannot.
 
 The grader keeps a test's points only if both the kernel and the judge passed it. A test that
-needs more than returned values (a callable it passes in and inspects, a gradient through the
-student's code, a model it trains, an in-place change to an argument) is marked in its cell's
-metadata, ``{"attnkit": {"replay": "kernel", "why": "..."}}``, and keeps the kernel's verdict.
+needs what none of this gives can be marked in its cell's metadata, ``{"attnkit": {"replay":
+"kernel", "why": "..."}}``, and keeps the kernel's verdict (none of the course's is).
 
 This module is imported inside the student's kernel as well: what the kernel does with it is
 not trusted, only what :func:`judge` concludes.
