@@ -201,6 +201,15 @@ def _stubbed(tmp_path, answer, solution, test, setup="import torch"):
     return judge(replay, tmp_path, rehearsed=calls())["q1_hidden"]
 
 
+def _verdicts(tmp_path, test, right, wrong):
+    """The answer ``right`` passes the stubbed hidden ``test`` (rehearsed with it), and each
+    of ``wrong`` (``{label: (answer, the judge's verdict)}``) gets its verdict."""
+    assert _stubbed(tmp_path / "right", right, right, test) is None
+    for label, (answer, verdict) in wrong.items():
+        why = _stubbed(tmp_path / label, answer, right, test)
+        assert why == verdict, (label, why)
+
+
 def test_a_stubbed_test_sees_in_place_changes_chained_calls_and_errors(tmp_path):
     """What the stub records is enough for the tests: an answer that changes its input in
     place is seen (the judge's argument changes as the kernel's did), so is one that draws
@@ -289,17 +298,18 @@ def test_a_probe_tells_the_judge_what_it_saw_in_the_kernel(tmp_path):
         "assert all(p.grad is None for p in F.parameters()), 'gradients'\n"
     )
     right = "def twice(F, x):\n    return F(F(x)).detach()"
-    assert _stubbed(tmp_path / "right", right, right, test) is None
     thrice = "def twice(F, x):\n    F(x)\n    return F(F(x)).detach()"
-    why = _stubbed(tmp_path / "thrice", thrice, right, test)
-    assert why == "AssertionError: F called 3 times", why
     attached = "def twice(F, x):\n    return F(F(x))"
-    why = _stubbed(tmp_path / "attached", attached, right, test)
-    assert why == "AssertionError: detach the result", why
     backward = "def twice(F, x):\n    y = F(F(x))\n    y.sum().backward()\n    return y.detach()"
-    assert (
-        _stubbed(tmp_path / "backward", backward, right, test)
-        == "AssertionError: gradients"
+    _verdicts(
+        tmp_path,
+        test,
+        right,
+        {
+            "thrice": (thrice, "AssertionError: F called 3 times"),
+            "attached": (attached, "AssertionError: detach the result"),
+            "backward": (backward, "AssertionError: gradients"),
+        },
     )
 
 
@@ -319,22 +329,22 @@ def test_a_gradient_through_the_answer_reaches_the_judge(tmp_path):
         "torch.testing.assert_close(x.grad, z.sin() + z * z.cos(), msg='wrong gradient')\n"
     )
     right = "def f(x):\n    return x.sin() * x"
-    assert _stubbed(tmp_path / "right", right, right, test) is None
     cut = "def f(x):\n    return (x.sin() * x).detach()"
-    assert _stubbed(tmp_path / "cut", cut, right, test) == (
-        "AssertionError: keep y differentiable"
-    )
     half = "def f(x):\n    return x.detach().sin() * x"
-    assert (
-        _stubbed(tmp_path / "half", half, right, test)
-        == "AssertionError: wrong gradient"
-    )
     other = (
         "def f(x):\n    w = torch.ones(4, dtype=x.dtype, requires_grad=True)\n"
         "    return w * (x.sin() * x).detach()"
     )
-    why = _stubbed(tmp_path / "other", other, right, test)
-    assert why == "AssertionError: no gradient reaches x", why
+    _verdicts(
+        tmp_path,
+        test,
+        right,
+        {
+            "cut": (cut, "AssertionError: keep y differentiable"),
+            "half": (half, "AssertionError: wrong gradient"),
+            "other": (other, "AssertionError: no gradient reaches x"),
+        },
+    )
 
 
 def test_encoded_arguments_come_back_the_same():
