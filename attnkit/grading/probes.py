@@ -28,6 +28,8 @@ sees anything); a runner returns plain data and is named in :data:`RUNNERS`.
 
 from __future__ import annotations
 
+import sys
+
 import torch
 from torch import nn
 
@@ -326,12 +328,6 @@ class Zero(Probe, nn.Module):
         return {}
 
 
-def _tasks():
-    import attnkit.tasks  # (not at the top: the tasks import the library's models)
-
-    return attnkit.tasks
-
-
 def tiny_model(vocab_size, d_model, num_heads, *, seed, device="cpu", **settings):
     """:class:`attnkit.tasks.TinyAttentionModel` ``(vocab_size, d_model, num_heads,
     **settings)``, its weights drawn after ``torch.manual_seed(seed)`` (the global random
@@ -356,7 +352,7 @@ def _probe_classes() -> dict:
     library's task module is not imported with this one)."""
     if _CLASSES:
         return _CLASSES
-    tasks = _tasks()
+    import attnkit.tasks as tasks  # (not at the top: not every kernel needs it)
 
     class TinyModel(Probe, tasks.TinyAttentionModel):
         def __init__(self, vocab_size, d_model, num_heads, *, seed, device="cpu", **kw):
@@ -462,8 +458,6 @@ def model_report(name: str, model, *args, **kwargs) -> dict:
     those that do not require gradients), ``argument_changed`` and ``argument_frozen`` (the
     names of ``model``'s parameters whose values changed, or that no longer require
     gradients)."""
-    import sys
-
     function = answer(name, sys._getframe(1).f_globals)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     result = function(model, *args, **kwargs)

@@ -57,7 +57,12 @@ from collections import defaultdict, deque
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
-from torch.utils._pytree import tree_flatten, tree_leaves, tree_unflatten
+from torch.utils._pytree import (
+    tree_flatten,
+    tree_leaves,
+    tree_map_only,
+    tree_unflatten,
+)
 
 from attnkit.grading import probes
 from attnkit.grading.probes import Probe
@@ -175,7 +180,7 @@ def plan(nb) -> dict:
     unique = lambda names: sorted(set(names))  # noqa: E731
     return {
         "cells": cells,
-        "functions": unique(functions + sorted(runners)),
+        "functions": unique(functions + list(runners)),
         "runners": sorted(runners),
         "classes": unique(classes),
         # a name the instructor's cells also assign (a test's input) is never the student's
@@ -532,15 +537,9 @@ def _linearised(result, jacobians, args, kwargs):
     return tree_unflatten(flat, spec)
 
 
-def _has_probe(x, depth=0) -> bool:
+def _has_probe(args) -> bool:
     """Whether a call's arguments hold a probe (:mod:`.probes`)."""
-    if isinstance(x, Probe):
-        return True
-    if depth < 8 and type(x) in (list, tuple):
-        return any(_has_probe(y, depth + 1) for y in x)
-    if depth < 8 and type(x) is dict:
-        return any(_has_probe(y, depth + 1) for y in x.values())
-    return False
+    return any(isinstance(x, Probe) for x in tree_leaves(args))
 
 
 def _rng_states() -> list:
@@ -689,9 +688,8 @@ class Recorder:
 
     def enter(self, code_name: str, namespace: dict) -> None:
         """A new cell starts: an instructor cell is recorded, a student's cell is not."""
-        probes._NAMESPACE[:] = [
-            namespace
-        ]  # where a runner finds the student's functions
+        # where a runner finds the student's functions
+        probes._NAMESPACE[:] = [namespace]
         self.key = self.keys.get(code_name)
         if self.key is None:
             return
@@ -749,11 +747,11 @@ class Recorder:
         it watched}``; another call given a probe: ``{"after": ...}`` alone (what the probe
         saw); else None. (A call that returned may add ``"jacobians"``:
         :func:`_jacobians`.)"""
-        if not self.stubbed:  # outside a stub: only what a test's probes saw
-            if not _has_probe([args, kwargs]):
-                return None
-            return {"after": self._plain_or_why([list(args), dict(kwargs)], _as_left)}
+        if not self.stubbed and not _has_probe([args, kwargs]):
+            return None
         extra = {"after": self._plain_or_why([list(args), dict(kwargs)], _as_left)}
+        if not self.stubbed:  # outside a stub: only what a test's probes saw
+            return extra
         extra["rng"] = _rng_moved(rng) if rng is not None else []
         if ops is not None:
             extra["ops"] = [ops.count, ops.new, ops.any]
@@ -898,21 +896,17 @@ def _outcome(name, outcome):
     raise ReplayError(f"{name}'s result is not plain data ({why})")
 
 
-def _in_graph(value, depth=0):
+def _in_graph(value):
     """A recorded result whose tensors took part in autograd in the kernel, as they would be
     there: requiring gradients, not leaves (an in-place change to them is allowed)."""
-    if depth > 40:
-        return value
-    if isinstance(value, torch.Tensor):
-        if not value.requires_grad:
-            return value
+
+    def one(t):
+        if not t.requires_grad:
+            return t
         with torch.enable_grad():
-            return value.clone()
-    if isinstance(value, (list, tuple)) and type(value) in (list, tuple):
-        return type(value)(_in_graph(x, depth + 1) for x in value)
-    if isinstance(value, dict) and type(value) is dict:
-        return {k: _in_graph(v, depth + 1) for k, v in value.items()}
-    return value
+            return t.clone()
+
+    return tree_map_only(torch.Tensor, one, value)
 
 
 def load_record(folder) -> tuple[dict, dict, list[str]]:
@@ -984,14 +978,30 @@ def judge(
     calls, values, _ = load_record(folder)
     ns = {"__name__": "__main__"} if namespace is None else namespace
     verdicts = {}
-    runners = {name: getattr(probes, name) for name in replay.get("runners", [])}
-    try:
+    with _runners_restored(replay):  # each cell sets them to its replayers
         for cell in replay["cells"]:
             verdicts.update(_judge_cell(cell, replay, calls, values, ns, rehearsed))
-    finally:
-        for name, runner in runners.items():
-            setattr(probes, name, runner)
     return verdicts
+
+
+@contextlib.contextmanager
+def _runners_restored(replay: dict, wrap=None, namespace=None):
+    """The runners of :mod:`.probes` that ``replay`` names, each replaced by ``wrap(name,
+    runner)`` if given and finding the answers in ``namespace`` if given, and put back as
+    they were at the end."""
+    saved = {name: getattr(probes, name) for name in replay.get("runners", [])}
+    if namespace is not None:
+        probes._NAMESPACE.append(namespace)
+    try:
+        for name, runner in saved.items():
+            if wrap is not None:
+                setattr(probes, name, wrap(name, runner))
+        yield
+    finally:
+        for name, runner in saved.items():
+            setattr(probes, name, runner)
+        if namespace is not None:
+            probes._NAMESPACE.pop()
 
 
 def _judge_cell(cell, replay, calls, values, ns, rehearsed) -> dict:
@@ -1068,11 +1078,8 @@ def rehearse(nb, replay: dict) -> tuple[dict, dict]:
         called.__attnkit_rehearsed__ = fn
         return called
 
-    runners = {name: getattr(probes, name) for name in replay.get("runners", [])}
-    for name, runner in runners.items():  # what the tests import from probes
-        setattr(probes, name, wrap(name, runner))
-    probes._NAMESPACE.append(ns)  # where a runner finds the solution's functions
-    try:
+    # what the tests import from probes: rehearsed like the answers, with the solution's
+    with _runners_restored(replay, wrap, ns):
         for cell in replay["cells"]:
             key = cell["key"]
             index = int(key[1:])
@@ -1093,10 +1100,6 @@ def rehearse(nb, replay: dict) -> tuple[dict, dict]:
                 if key in stubs:
                     failed = f"{type(exc).__name__}: {exc}"
                     why[key] = f"the solution fails it: {failed}"[:300]
-    finally:
-        probes._NAMESPACE.pop()
-        for name, runner in runners.items():
-            setattr(probes, name, runner)
     return {k: v for k, v in calls.items() if k not in why}, why
 
 
