@@ -28,6 +28,7 @@ sees anything); a runner returns plain data and is named in :data:`RUNNERS`.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import torch
@@ -75,6 +76,15 @@ class Probe:
 
     def restore(self, observed: dict) -> None:
         """Set what :meth:`observed` returned (from the kernel, so checked, never trusted)."""
+
+
+@contextlib.contextmanager
+def _seeded(seed: int):
+    """Inside, torch's global (CPU) random numbers are drawn from ``seed``; after, the global
+    random state is as it was: a probe's weights depend on its seed alone."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        yield
 
 
 def build(name: str, spec: dict, observed: dict):
@@ -264,8 +274,7 @@ class SelfAttention(Probe, nn.Module):
         from attnkit import MultiHeadAttention
 
         self.E, self.heads, self.seed, self.device = E, heads, seed, str(device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with _seeded(seed):
             mha = MultiHeadAttention(E, heads, query_size=E, key_size=E, value_size=E)
         self.mha = mha.double().eval().to(self.device)
 
@@ -287,8 +296,7 @@ class FeedForward(Probe, nn.Module):
     def __init__(self, E: int, seed: int, device: str = "cpu"):
         super().__init__()
         self.E, self.seed, self.device = E, seed, str(device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with _seeded(seed):
             net = nn.Sequential(nn.Linear(E, 2 * E), nn.GELU(), nn.Linear(2 * E, E))
         self.net = net.double().to(self.device)
 
@@ -356,8 +364,7 @@ def _probe_classes() -> dict:
 
     class TinyModel(Probe, tasks.TinyAttentionModel):
         def __init__(self, vocab_size, d_model, num_heads, *, seed, device="cpu", **kw):
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
+            with _seeded(seed):
                 super().__init__(vocab_size, d_model, num_heads, **kw)
             self.to(device)
             self._spec = {
